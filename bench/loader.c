@@ -1,0 +1,388 @@
+/*
+ * loader.c: mcw-load, the benchmark and demo dataset tool. Fills a memcached with a
+ * named dataset generated from a seed (pipelined `ms ... q`, one thread per connection),
+ * or checks that a server holds every item of it (pipelined `mg`, byte-exact values and
+ * flags, TTL in range). Independent of mcwarm's code on purpose: it is the yardstick.
+ *
+ * Datasets (items scale with --scale):
+ *   small  2,000,000 items, keys 16-48 B, values 50-300 B, no TTL
+ *   mixed    500,000 items, values log-uniform 64 B - 64 KiB, half with TTLs of 1-7 days,
+ *                   random 32-bit flags (about 4.7 GB)
+ *   large     20,000 items of 256 KiB - 1 MiB (needs memcached -I 2m)
+ *   demo     300,000 items, values 20 B - 8 KiB, a third with TTLs of 1-30 days
+ * Item i of a dataset is a pure function of (dataset, seed, i).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define POOL_BYTES  (2u << 20)
+#define BATCH_ITEMS 200
+#define CONNS_MAX   16
+
+struct dataset {
+	const char *name;
+	uint64_t items;
+	uint32_t key_min, key_max;
+	uint32_t val_min, val_max;
+	bool log_uniform;
+	unsigned ttl_every; /* every n-th item has a TTL; 0 none */
+	uint32_t ttl_min, ttl_max;
+	bool random_flags;
+};
+
+static const struct dataset datasets[] = {
+	{ "small", 2000000, 16, 48, 50, 300, false, 0, 0, 0, true },
+	{ "mixed", 500000, 16, 64, 64, 65536, true, 2, 86400, 7 * 86400, true },
+	{ "large", 20000, 16, 32, 256 * 1024, 1024 * 1024, false, 0, 0, 0, true },
+	{ "demo", 300000, 12, 60, 20, 8192, true, 3, 86400, 30 * 86400, true },
+};
+
+struct opts {
+	const char *host;
+	const char *port;
+	const struct dataset *ds;
+	uint64_t items;
+	uint64_t seed;
+	unsigned conns;
+	bool check;
+	const char *prefix;
+};
+
+static struct opts o;
+static uint8_t pool[POOL_BYTES];
+
+static uint64_t mix(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+struct item {
+	char key[256];
+	uint32_t key_len;
+	const uint8_t *value; /* in the pool, first 8 bytes replaced: see value_of */
+	uint32_t value_len;
+	uint32_t flags;
+	uint32_t ttl;
+	uint64_t tag; /* written over the value's first 8 bytes */
+};
+
+static void item_of(uint64_t i, struct item *it)
+{
+	const struct dataset *d = o.ds;
+	uint64_t r = mix(o.seed * 1000003 + i);
+	uint32_t klen = d->key_min + (uint32_t)(r % (d->key_max - d->key_min + 1));
+	int n = snprintf(it->key, sizeof(it->key), "%s:%s:%llx:", o.prefix, d->name,
+			 (unsigned long long)i);
+	for (uint32_t k = (uint32_t)n; k < klen; k++)
+		it->key[k] = "abcdefghijklmnopqrstuvwxyz0123456789"[mix(r + k) % 36];
+	it->key_len = klen > (uint32_t)n ? klen : (uint32_t)n;
+	uint64_t r2 = mix(r);
+	if (d->log_uniform) {
+		double u = (double)(r2 >> 11) / 9007199254740992.0;
+		it->value_len =
+		    (uint32_t)exp(log(d->val_min) + u * (log(d->val_max) - log(d->val_min)));
+	} else {
+		it->value_len = d->val_min + (uint32_t)(r2 % (d->val_max - d->val_min + 1));
+	}
+	uint64_t r3 = mix(r2);
+	it->value = pool + r3 % (POOL_BYTES - it->value_len);
+	it->flags = d->random_flags ? (uint32_t)(r3 >> 32) : 0;
+	it->ttl = d->ttl_every && i % d->ttl_every == 0
+		      ? d->ttl_min + (uint32_t)(mix(r3) % (d->ttl_max - d->ttl_min + 1))
+		      : 0;
+	it->tag = i;
+}
+
+static int dial(void)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+	if (getaddrinfo(o.host, o.port, &hints, &res) != 0)
+		return -1;
+	int fd = socket(res->ai_family, SOCK_STREAM, 0);
+	if (fd < 0 || connect(fd, res->ai_addr, res->ai_addrlen) < 0) {
+		freeaddrinfo(res);
+		return -1;
+	}
+	freeaddrinfo(res);
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	return fd;
+}
+
+static int send_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+struct conn {
+	int fd;
+	char *out;
+	size_t out_len, out_cap;
+	char *in;
+	size_t in_len, in_cap;
+	uint64_t first, last; /* items [first, last) of this connection */
+	uint64_t bad;	      /* check mode: items missing or different */
+	uint64_t bytes;
+};
+
+static void out_put(struct conn *c, const void *p, size_t n)
+{
+	if (c->out_len + n > c->out_cap) {
+		c->out_cap = (c->out_len + n) * 2;
+		c->out = realloc(c->out, c->out_cap);
+	}
+	memcpy(c->out + c->out_len, p, n);
+	c->out_len += n;
+}
+
+/* Reads until buf holds n bytes from pos; false on EOF. */
+static bool in_need(struct conn *c, size_t pos, size_t n)
+{
+	while (c->in_len < pos + n) {
+		if (c->in_len == c->in_cap) {
+			c->in_cap *= 2;
+			c->in = realloc(c->in, c->in_cap);
+		}
+		ssize_t r = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, 0);
+		if (r <= 0)
+			return false;
+		c->in_len += (size_t)r;
+	}
+	return true;
+}
+
+/* Length of the line at pos including \r\n, reading as needed; 0 on EOF. */
+static size_t in_line(struct conn *c, size_t pos)
+{
+	for (size_t scan = pos;;) {
+		char *nl = memchr(c->in + scan, '\n', c->in_len - scan);
+		if (nl)
+			return (size_t)(nl - (c->in + pos)) + 1;
+		scan = c->in_len;
+		if (!in_need(c, pos, c->in_len - pos + 1))
+			return 0;
+	}
+}
+
+static void value_bytes(const struct item *it, uint8_t *dst)
+{
+	memcpy(dst, it->value, it->value_len);
+	if (it->value_len >= 8)
+		memcpy(dst, &it->tag, 8);
+}
+
+static int load_batch(struct conn *c, uint64_t from, uint64_t to)
+{
+	static __thread uint8_t *val;
+	if (!val)
+		val = malloc(o.ds->val_max + 8);
+	c->out_len = 0;
+	for (uint64_t i = from; i < to; i++) {
+		struct item it;
+		char hdr[400];
+		item_of(i, &it);
+		int n = snprintf(hdr, sizeof(hdr), "ms %.*s %u T%u F%u q\r\n", (int)it.key_len,
+				 it.key, it.value_len, it.ttl, it.flags);
+		out_put(c, hdr, (size_t)n);
+		value_bytes(&it, val);
+		out_put(c, val, it.value_len);
+		out_put(c, "\r\n", 2);
+		c->bytes += it.value_len;
+	}
+	out_put(c, "mn\r\n", 4);
+	if (send_all(c->fd, c->out, c->out_len) < 0)
+		return -1;
+	c->in_len = 0;
+	size_t len = in_line(c, 0);
+	if (len == 4 && memcmp(c->in, "MN\r\n", 4) == 0)
+		return 0;
+	fprintf(stderr, "mcw-load: set failed: %.*s", (int)len, c->in);
+	return -1;
+}
+
+static int check_batch(struct conn *c, uint64_t from, uint64_t to)
+{
+	static __thread uint8_t *val;
+	if (!val)
+		val = malloc(o.ds->val_max + 8);
+	c->out_len = 0;
+	for (uint64_t i = from; i < to; i++) {
+		struct item it;
+		char req[400];
+		item_of(i, &it);
+		int n = snprintf(req, sizeof(req), "mg %.*s v f t u O%llu\r\n", (int)it.key_len,
+				 it.key, (unsigned long long)i);
+		out_put(c, req, (size_t)n);
+	}
+	if (send_all(c->fd, c->out, c->out_len) < 0)
+		return -1;
+	c->in_len = 0;
+	size_t pos = 0;
+	for (uint64_t i = from; i < to; i++) {
+		struct item it;
+		item_of(i, &it);
+		size_t len = in_line(c, pos);
+		if (len == 0)
+			return -1;
+		unsigned long vlen, flags;
+		long ttl;
+		if (sscanf(c->in + pos, "VA %lu f%lu t%ld", &vlen, &flags, &ttl) != 3) {
+			c->bad++;
+			pos += len;
+			continue;
+		}
+		if (!in_need(c, pos + len, vlen + 2))
+			return -1;
+		value_bytes(&it, val);
+		bool ok = vlen == it.value_len && memcmp(c->in + pos + len, val, vlen) == 0 &&
+			  flags == it.flags &&
+			  (it.ttl == 0 ? ttl == -1 : (ttl > 0 && ttl <= (long)it.ttl));
+		c->bad += !ok;
+		c->bytes += vlen;
+		pos += len + vlen + 2;
+	}
+	return 0;
+}
+
+static void *conn_main(void *arg)
+{
+	struct conn *c = arg;
+	c->fd = dial();
+	c->in_cap = 1 << 20;
+	c->in = malloc(c->in_cap);
+	if (c->fd < 0) {
+		fprintf(stderr, "mcw-load: cannot connect to %s:%s\n", o.host, o.port);
+		c->bad = UINT64_MAX;
+		return NULL;
+	}
+	for (uint64_t i = c->first; i < c->last; i += BATCH_ITEMS) {
+		uint64_t to = i + BATCH_ITEMS < c->last ? i + BATCH_ITEMS : c->last;
+		if ((o.check ? check_batch(c, i, to) : load_batch(c, i, to)) < 0) {
+			fprintf(stderr, "mcw-load: connection failed\n");
+			c->bad = UINT64_MAX;
+			break;
+		}
+	}
+	close(c->fd);
+	free(c->in);
+	free(c->out);
+	return NULL;
+}
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: mcw-load --dest HOST:PORT --dataset small|mixed|large|demo\n"
+		"                [--scale F] [--seed N] [--conns N] [--prefix P] [--check]\n"
+		"Loads a dataset (pipelined ms) or, with --check, verifies that the server holds\n"
+		"every item byte for byte (exit 1 if not). Prints a JSON line.\n");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{ "dest", 1, 0, 'd' },	 { "dataset", 1, 0, 's' }, { "scale", 1, 0, 'x' },
+		{ "seed", 1, 0, 'e' },	 { "conns", 1, 0, 'c' },   { "check", 0, 0, 'k' },
+		{ "prefix", 1, 0, 'p' }, { "help", 0, 0, 'h' },	   { 0 },
+	};
+	double scale = 1;
+	char dest[300] = "";
+	o.seed = 1;
+	o.conns = 2;
+	o.prefix = "mcw";
+	int ch;
+	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+		switch (ch) {
+		case 'd':
+			snprintf(dest, sizeof(dest), "%s", optarg);
+			break;
+		case 's':
+			for (size_t i = 0; i < sizeof(datasets) / sizeof(datasets[0]); i++)
+				if (strcmp(optarg, datasets[i].name) == 0)
+					o.ds = &datasets[i];
+			break;
+		case 'x':
+			scale = atof(optarg);
+			break;
+		case 'e':
+			o.seed = strtoull(optarg, NULL, 10);
+			break;
+		case 'c':
+			o.conns = (unsigned)atoi(optarg);
+			break;
+		case 'k':
+			o.check = true;
+			break;
+		case 'p':
+			o.prefix = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 64;
+		}
+	}
+	char *colon = strrchr(dest, ':');
+	if (!o.ds || !colon || scale <= 0 || o.conns < 1 || o.conns > CONNS_MAX) {
+		usage(stderr);
+		return 64;
+	}
+	*colon = '\0';
+	o.host = dest;
+	o.port = colon + 1;
+	o.items = (uint64_t)((double)o.ds->items * scale);
+	for (size_t i = 0; i < POOL_BYTES; i += 8) {
+		uint64_t v = mix(o.seed ^ (i * 0x2545f4914f6cdd1dull));
+		memcpy(pool + i, &v, 8);
+	}
+	struct conn conns[CONNS_MAX] = { 0 };
+	pthread_t th[CONNS_MAX];
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (unsigned i = 0; i < o.conns; i++) {
+		conns[i].first = o.items * i / o.conns;
+		conns[i].last = o.items * (i + 1) / o.conns;
+		pthread_create(&th[i], NULL, conn_main, &conns[i]);
+	}
+	uint64_t bad = 0, bytes = 0;
+	for (unsigned i = 0; i < o.conns; i++) {
+		pthread_join(th[i], NULL);
+		bad = conns[i].bad == UINT64_MAX || bad == UINT64_MAX ? UINT64_MAX
+								      : bad + conns[i].bad;
+		bytes += conns[i].bytes;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	printf("{\"tool\":\"mcw-load\",\"mode\":\"%s\",\"dataset\":\"%s\",\"items\":%llu,"
+	       "\"value_bytes\":%llu,\"seconds\":%.3f,\"bad\":%lld}\n",
+	       o.check ? "check" : "load", o.ds->name, (unsigned long long)o.items,
+	       (unsigned long long)bytes, secs, bad == UINT64_MAX ? -1LL : (long long)bad);
+	return bad == 0 ? 0 : 1;
+}

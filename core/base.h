@@ -1,0 +1,73 @@
+/*
+ * base.h: what every core source needs: assertions that stay on in release, logging to
+ * stderr, clocks, and small helpers for sizes. No state beyond the log level.
+ */
+#ifndef MCW_BASE_H
+#define MCW_BASE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "mcwarm's on-disk structs are little-endian and are written from memory as is"
+#endif
+
+void mcw_assert_fail(const char *expr, const char *file, int line) __attribute__((noreturn));
+
+/* On in every build: argument checks at module boundaries, state transitions, ownership. */
+#define ASSERT(c) ((c) ? (void)0 : mcw_assert_fail(#c, __FILE__, __LINE__))
+/* Only in debug builds: checks inside per-byte or per-item loops. */
+#ifdef MCW_DEBUG
+#define ASSERT_HOT(c) ASSERT(c)
+#else
+#define ASSERT_HOT(c) ((void)0)
+#endif
+
+#define ARRAY_LEN(a)   (sizeof(a) / sizeof((a)[0]))
+#define ROUND_UP(x, a) ((((x) + (a)-1) / (a)) * (a))
+#define MIN(a, b)      ((a) < (b) ? (a) : (b))
+#define MAX(a, b)      ((a) > (b) ? (a) : (b))
+#define KIB	       ((size_t)1024)
+#define MIB	       ((size_t)1024 * 1024)
+#define GIB	       ((size_t)1024 * 1024 * 1024)
+#define NS_PER_SEC     1000000000LL
+#define likely(x)      __builtin_expect(!!(x), 1)
+#define unlikely(x)    __builtin_expect(!!(x), 0)
+
+enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
+
+/* Sets the level below which messages are dropped (default LOG_INFO). */
+void log_set_level(enum log_level level);
+void log_msg(enum log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_error(...) log_msg(LOG_ERROR, __VA_ARGS__)
+#define log_warn(...)  log_msg(LOG_WARN, __VA_ARGS__)
+#define log_info(...)  log_msg(LOG_INFO, __VA_ARGS__)
+#define log_debug(...) log_msg(LOG_DEBUG, __VA_ARGS__)
+
+/* Monotonic and wall clocks. */
+int64_t mono_ns(void);
+int64_t wall_ns(void);
+static inline int64_t wall_s(void)
+{
+	return wall_ns() / NS_PER_SEC;
+}
+
+/* "64M", "1.5G", "4096", "256K" (binary units) into bytes; false if malformed. */
+bool size_parse(const char *s, uint64_t *out);
+/* Formats bytes as "64.0 MiB" into buf. */
+const char *size_format(char *buf, size_t cap, uint64_t bytes);
+
+/* Process CPU seconds (user + system) and peak RSS in bytes, from getrusage. */
+double cpu_seconds(void);
+uint64_t peak_rss_bytes(void);
+
+/* Fills buf with n random bytes (getrandom); aborts if the kernel cannot. */
+void random_bytes(void *buf, size_t n);
+
+/* Lower-case hex of n bytes into out (2n+1 bytes). */
+void hex_encode(char *out, const uint8_t *in, size_t n);
+
+#endif

@@ -1,0 +1,62 @@
+/*
+ * commands.c: the command table of `mcwarm` and the help common to all commands.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "core.h"
+
+const char mcw_exit_codes_help[] =
+    "exit codes:\n"
+    "   0  success\n"
+    "   1  incomplete: the job is not finished yet (populate --once)\n"
+    "   2  verify: fewer items equal than --min-ratio asks\n"
+    "  64  usage: bad command line\n"
+    "  65  data: corrupt chunk files\n"
+    "  69  unavailable: a server is unreachable, unsuitable, or went away\n"
+    "  70  internal error (a bug: please report it)\n"
+    "  74  local I/O error: disk full, permissions, missing directory\n"
+    "  75  temporary: e.g. the source crawler stayed busy; run again later\n"
+    "  76  protocol: a server sent something malformed\n";
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *what;
+} commands[] = {
+	{ "dump", mcw_cmd_dump, "read every item of a live memcached into chunk files" },
+	{ "inspect", mcw_cmd_inspect, "decode and check chunk files" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: mcwarm COMMAND [options]   (mcwarm COMMAND --help for details)\n\n"
+		   "commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].what);
+	fprintf(f, "\n%s", mcw_exit_codes_help);
+}
+
+int mcw_main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return MCW_EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+	    strcmp(argv[1], "help") == 0) {
+		usage(stdout);
+		return MCW_EXIT_OK;
+	}
+	if (strcmp(argv[1], "--version") == 0) {
+		printf("mcwarm %s\n", MCW_VERSION);
+		return MCW_EXIT_OK;
+	}
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		if (strcmp(argv[1], commands[i].name) == 0)
+			return commands[i].fn(argc - 1, argv + 1);
+	}
+	fprintf(stderr, "mcwarm: unknown command '%s'\n\n", argv[1]);
+	usage(stderr);
+	return MCW_EXIT_USAGE;
+}

@@ -1,0 +1,618 @@
+/*
+ * dump.c: `mcwarm dump`, the orchestrator. Parses options, probes the source, plans and
+ * commits the memory budget, starts the key reader and the workers, shows progress,
+ * and on success publishes MANIFEST and DONE.
+ *
+ * Owns: the dump_ctx and the output directory. Does not touch data: the threads do.
+ * Order of a run:
+ *   options -> probe source -> check output dir -> plan budget -> connect -> threads
+ *   -> progress until every thread ended -> manifest + DONE (only if nothing failed)
+ *   -> summary (and JSON) -> exit code
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base.h"
+#include "cli.h"
+#include "dump_private.h"
+#include "json.h"
+#include "keyspool.h"
+#include "manifest.h"
+#include "mcw_limits.h"
+
+#define SPOOL_DIR ".mcwarm"
+
+static const char dump_usage[] =
+    "usage: mcwarm dump --source HOST:PORT --out DIR [options]\n"
+    "\n"
+    "Reads every item (key, value, client flags, remaining TTL) of a live memcached into\n"
+    "checksummed chunk files in DIR, inside a fixed memory budget. Keys come from\n"
+    "'lru_crawler metadump' on one dedicated connection, values from pipelined meta 'mg'\n"
+    "(no LRU bump on the source). The dump ends with DIR/MANIFEST and DIR/DONE.\n"
+    "\n"
+    "  -s, --source HOST:PORT   the memcached to dump (required)\n"
+    "  -o, --out DIR            output directory: new or empty (required)\n"
+    "  -m, --memory SIZE        memory budget for all buffers (default 64M)\n"
+    "  -t, --threads N          value workers, one io_uring each (default: online CPUs)\n"
+    "      --crawl hash|all     key walk: hash lists every item once (default); all walks\n"
+    "                           the LRUs, which the server reshuffles meanwhile: items\n"
+    "                           can be missed (and listed twice: deduplicated)\n"
+    "      --no-mgdump          do not try 'lru_crawler mgdump' (newer servers) first\n"
+    "      --min-ttl SECONDS    skip items with less TTL left than this (default 0)\n"
+    "      --writer stage|writev  how chunk files are written (default stage: copy into\n"
+    "                           aligned blocks, O_DIRECT; writev: no copy, page cache)\n"
+    "      --no-direct          never use O_DIRECT\n"
+    "      --chunk-size SIZE    start a new chunk file beyond this size (default 64M)\n"
+    "      --io-timeout SECONDS a server silent this long while answering is gone\n"
+    "                           (default 30)\n"
+    "      --keep-spool         keep the key chunks (DIR/.mcwarm) after a good dump\n"
+    "      --json               print a JSON summary on stdout at the end\n"
+    "  -q, --quiet              no budget table, no progress line\n"
+    "  -h, --help               this text\n";
+
+void dump_fail(struct dump_ctx *c, int exit_code, const char *fmt, ...)
+{
+	va_list ap;
+	pthread_mutex_lock(&c->mu);
+	if (!c->failed) {
+		c->failed = true;
+		c->exit_code = exit_code;
+		va_start(ap, fmt);
+		vsnprintf(c->error, sizeof(c->error), fmt, ap);
+		va_end(ap);
+	}
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+}
+
+bool dump_failed(struct dump_ctx *c)
+{
+	pthread_mutex_lock(&c->mu);
+	bool f = c->failed;
+	pthread_mutex_unlock(&c->mu);
+	return f;
+}
+
+/* ---- options ----------------------------------------------------------------------- */
+
+enum {
+	OPT_CRAWL = 256,
+	OPT_NO_MGDUMP,
+	OPT_MIN_TTL,
+	OPT_WRITER,
+	OPT_NO_DIRECT,
+	OPT_CHUNK,
+	OPT_IO_TIMEOUT,
+	OPT_KEEP_SPOOL,
+	OPT_JSON
+};
+
+static int parse_opts(int argc, char **argv, struct dump_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "source", required_argument, NULL, 's' },
+		{ "out", required_argument, NULL, 'o' },
+		{ "memory", required_argument, NULL, 'm' },
+		{ "threads", required_argument, NULL, 't' },
+		{ "crawl", required_argument, NULL, OPT_CRAWL },
+		{ "no-mgdump", no_argument, NULL, OPT_NO_MGDUMP },
+		{ "min-ttl", required_argument, NULL, OPT_MIN_TTL },
+		{ "writer", required_argument, NULL, OPT_WRITER },
+		{ "no-direct", no_argument, NULL, OPT_NO_DIRECT },
+		{ "chunk-size", required_argument, NULL, OPT_CHUNK },
+		{ "io-timeout", required_argument, NULL, OPT_IO_TIMEOUT },
+		{ "keep-spool", no_argument, NULL, OPT_KEEP_SPOOL },
+		{ "json", no_argument, NULL, OPT_JSON },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	uint64_t v;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	*o = (struct dump_opts){
+		.memory_bytes = MCW_MEMORY_DEFAULT_BYTES,
+		.threads = (unsigned)MIN(MAX(ncpu, 1L), (long)MCW_THREADS_MAX),
+		.crawl = KEYS_HASH,
+		.try_mgdump = true,
+		.write_mode = CHUNK_WRITE_STAGE,
+		.direct = true,
+		.chunk_bytes = MCW_CHUNK_BYTES_DEFAULT,
+		.io_timeout_ms = MCW_IO_TIMEOUT_MS,
+	};
+	bool have_source = false;
+	int c;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "s:o:m:t:qh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			if (hostport_parse(optarg, &o->source) < 0)
+				return cli_usage_error("dump", "--source: '%s' is not HOST:PORT",
+						       optarg);
+			have_source = true;
+			break;
+		case 'o':
+			o->out_dir = optarg;
+			break;
+		case 'm':
+			if (!cli_size("dump", "memory", optarg, 4 * MIB, &o->memory_bytes))
+				return MCW_EXIT_USAGE;
+			break;
+		case 't':
+			if (!cli_uint("dump", "threads", optarg, 1, MCW_THREADS_MAX, &v))
+				return MCW_EXIT_USAGE;
+			o->threads = (unsigned)v;
+			break;
+		case OPT_CRAWL:
+			if (strcmp(optarg, "hash") != 0 && strcmp(optarg, "all") != 0)
+				return cli_usage_error("dump", "--crawl: use hash or all");
+			o->crawl = strcmp(optarg, "all") == 0 ? KEYS_ALL : KEYS_HASH;
+			break;
+		case OPT_NO_MGDUMP:
+			o->try_mgdump = false;
+			break;
+		case OPT_MIN_TTL:
+			if (!cli_uint("dump", "min-ttl", optarg, 0, 10ull * 365 * 86400, &v))
+				return MCW_EXIT_USAGE;
+			o->min_ttl_s = (int64_t)v;
+			break;
+		case OPT_WRITER:
+			if (strcmp(optarg, "stage") != 0 && strcmp(optarg, "writev") != 0)
+				return cli_usage_error("dump", "--writer: use stage or writev");
+			o->write_mode =
+			    strcmp(optarg, "writev") == 0 ? CHUNK_WRITE_WRITEV : CHUNK_WRITE_STAGE;
+			break;
+		case OPT_NO_DIRECT:
+			o->direct = false;
+			break;
+		case OPT_CHUNK:
+			if (!cli_size("dump", "chunk-size", optarg, MCW_CHUNK_BYTES_MIN,
+				      &o->chunk_bytes))
+				return MCW_EXIT_USAGE;
+			break;
+		case OPT_IO_TIMEOUT:
+			if (!cli_uint("dump", "io-timeout", optarg, 1, 3600, &v))
+				return MCW_EXIT_USAGE;
+			o->io_timeout_ms = (int)v * 1000;
+			break;
+		case OPT_KEEP_SPOOL:
+			o->keep_spool = true;
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case 'q':
+			o->quiet = true;
+			break;
+		case 'h':
+			printf("%s\n%s", dump_usage, mcw_exit_codes_help);
+			return -1;
+		default:
+			return cli_usage_error("dump", "unknown option");
+		}
+	}
+	if (optind < argc)
+		return cli_usage_error("dump", "unexpected argument '%s'", argv[optind]);
+	if (!have_source)
+		return cli_usage_error("dump", "--source HOST:PORT is required");
+	if (o->out_dir == NULL)
+		return cli_usage_error("dump", "--out DIR is required");
+	return 0;
+}
+
+/* ---- memory plan ------------------------------------------------------------------- */
+
+int dump_plan_compute(uint64_t budget_bytes, unsigned threads, uint64_t item_size_max,
+		      enum chunk_write_mode mode, struct dump_plan *p, char *err, size_t cap)
+{
+	size_t reply_max = (size_t)item_size_max + MCW_REPLY_OVERHEAD_MAX;
+	size_t net_min = MCW_BATCHES_INFLIGHT * MCW_BATCH_REQ_BYTES + ROUND_UP(reply_max, 64 * KIB);
+	size_t keyin = ROUND_UP(MCW_KEYCHUNK_KEYS_MAX * sizeof(uint32_t), MCW_ALIGN_BYTES) +
+		       MCW_KEYCHUNK_BYTES;
+	size_t disk_min = keyin + chunk_writer_staging_min(mode, (uint32_t)item_size_max);
+	size_t buf_min = ROUND_UP(MAX(net_min, disk_min), 64 * KIB);
+	size_t kr = MCW_KEYCHUNK_BYTES + 2 * MCW_KEYCHUNK_BYTES;
+	size_t fixed = kr + MCW_DEDUPE_MIN_BYTES;
+	char s1[32], s2[32], s3[32];
+
+	memset(p, 0, sizeof(*p));
+	size_t per_buf = budget_bytes > fixed ? (size_t)(budget_bytes - fixed) / (2 * threads) : 0;
+	per_buf = MIN(per_buf, (size_t)MCW_WORKER_BUF_MAX_BYTES) / (64 * KIB) * (64 * KIB);
+	if (per_buf < buf_min) {
+		uint64_t need = fixed + 2ull * threads * buf_min;
+		snprintf(err, cap,
+			 "memory budget %s is too small for %u worker(s) with item_size_max %s: "
+			 "each worker needs 2 x %s; use --memory %lluM or more, or fewer --threads",
+			 size_format(s1, sizeof(s1), budget_bytes), threads,
+			 size_format(s2, sizeof(s2), item_size_max),
+			 size_format(s3, sizeof(s3), buf_min),
+			 (unsigned long long)((need + MIB - 1) / MIB));
+		return -ENOMEM;
+	}
+	p->worker_net_bytes = per_buf;
+	p->worker_disk_bytes = per_buf;
+	p->kr_recv_bytes = MCW_KEYCHUNK_BYTES;
+	p->dedupe_bytes = (size_t)budget_bytes - kr - 2 * threads * per_buf;
+	p->dedupe_bytes = p->dedupe_bytes / MCW_ALIGN_BYTES * MCW_ALIGN_BYTES;
+	p->total_bytes = kr + p->dedupe_bytes + 2 * threads * per_buf;
+	ASSERT(p->total_bytes <= budget_bytes);
+	return 0;
+}
+
+static int budget_setup(struct dump_ctx *c)
+{
+	struct dump_plan p;
+	char err[512];
+	static char owners[MCW_THREADS_MAX][24];
+	int ret = dump_plan_compute(c->o.memory_bytes, c->o.threads, c->src.item_size_max,
+				    c->o.write_mode, &p, err, sizeof(err));
+	if (ret < 0) {
+		log_error("%s", err);
+		return MCW_EXIT_USAGE;
+	}
+	ret = budget_map(&c->budget, c->o.memory_bytes);
+	if (ret < 0) {
+		log_error("cannot reserve the memory budget: %s", strerror(-ret));
+		return MCW_EXIT_SOFTWARE;
+	}
+	long ncpu = MAX(sysconf(_SC_NPROCESSORS_ONLN), 1L);
+	for (unsigned i = 0; i < c->o.threads; i++) {
+		struct dump_worker *w = &c->workers[i];
+		snprintf(owners[i], sizeof(owners[i]), "worker %u", i);
+		w->cpu = (int)(i % (unsigned)ncpu);
+		int node = budget_numa_node_of_cpu(w->cpu);
+		w->net_buf =
+		    budget_take(&c->budget, p.worker_net_bytes, owners[i], "network", node);
+		w->net_bytes = p.worker_net_bytes;
+		w->disk_buf = budget_take(&c->budget, p.worker_disk_bytes, owners[i], "disk", node);
+		w->disk_bytes = p.worker_disk_bytes;
+	}
+	c->kr_recv = budget_take(&c->budget, p.kr_recv_bytes, "key reader", "receive", -1);
+	c->kr_recv_bytes = p.kr_recv_bytes;
+	c->kr_stage[0] = budget_take(&c->budget, MCW_KEYCHUNK_BYTES, "key reader", "chunk A", -1);
+	c->kr_stage[1] = budget_take(&c->budget, MCW_KEYCHUNK_BYTES, "key reader", "chunk B", -1);
+	uint8_t *dd = budget_take(&c->budget, p.dedupe_bytes, "key reader", "dedupe", -1);
+	budget_commit(&c->budget);
+	dedupe_init(&c->dedupe, dd, p.dedupe_bytes);
+	if (!c->o.quiet) {
+		budget_print(&c->budget, stderr);
+		fprintf(stderr,
+			"  (dedupe table holds %llu keys; network: send slots + receive; "
+			"disk: key input + staging)\n",
+			(unsigned long long)dedupe_capacity(&c->dedupe));
+	}
+	return 0;
+}
+
+/* ---- source and output directory ---------------------------------------------------- */
+
+static int probe_source(struct dump_ctx *c)
+{
+	char err[512];
+	const char *addr = c->o.source.text;
+	int fd = net_connect(&c->o.source, MCW_CONNECT_TIMEOUT_MS, err, sizeof(err));
+	if (fd < 0) {
+		log_error("%s", err);
+		return MCW_EXIT_UNAVAILABLE;
+	}
+	net_set_recv_timeout(fd, c->o.io_timeout_ms);
+	if (server_probe(fd, addr, &c->src, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		close(fd);
+		return MCW_EXIT_UNAVAILABLE;
+	}
+	const char *why = NULL;
+	if (!c->src.meta_ok)
+		why = "is too old for meta commands (needs memcached 1.6 or newer)";
+	else if (!c->src.dump_enabled)
+		why = "refuses key dumps (started with -X): restart it without -X or warm from "
+		      "another replica";
+	else if (!c->src.lru_crawler)
+		why = "has its LRU crawler disabled: run 'lru_crawler enable' on it first";
+	if (why != NULL) {
+		log_error("%s (memcached %s) %s", addr, c->src.version, why);
+		close(fd);
+		return MCW_EXIT_UNAVAILABLE;
+	}
+	c->keys_fd = fd;
+	return 0;
+}
+
+static bool dir_is_empty(const char *path, char *first, size_t cap)
+{
+	DIR *d = opendir(path);
+	struct dirent *de;
+	bool empty = true;
+	while (d != NULL && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0 ||
+		    strcmp(de->d_name, "lost+found") == 0)
+			continue;
+		snprintf(first, cap, "%s", de->d_name);
+		empty = false;
+		break;
+	}
+	if (d != NULL)
+		closedir(d);
+	return empty;
+}
+
+static int prepare_out_dir(struct dump_ctx *c)
+{
+	const char *dir = c->o.out_dir;
+	char first[256];
+	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
+		log_error("cannot create the output directory %s: %s", dir, strerror(errno));
+		return MCW_EXIT_IO;
+	}
+	if (!dir_is_empty(dir, first, sizeof(first))) {
+		log_error("the output directory %s is not empty (it holds '%s'): dump into a new "
+			  "or empty directory so no earlier dump is mixed in",
+			  dir, first);
+		return MCW_EXIT_USAGE;
+	}
+	c->out_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	snprintf(c->spool_path, sizeof(c->spool_path), "%s/" SPOOL_DIR, dir);
+	if (c->out_fd < 0 || mkdirat(c->out_fd, SPOOL_DIR, 0755) < 0) {
+		log_error("cannot prepare %s: %s", c->spool_path, strerror(errno));
+		return MCW_EXIT_IO;
+	}
+	c->spool_fd = openat(c->out_fd, SPOOL_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	return c->spool_fd < 0 ? MCW_EXIT_IO : 0;
+}
+
+static void remove_spool(struct dump_ctx *c)
+{
+	char name[32];
+	for (uint32_t seq = 0; seq < c->chunks_ready; seq++) {
+		keychunk_name(name, seq);
+		unlinkat(c->spool_fd, name, 0);
+	}
+	if (unlinkat(c->out_fd, SPOOL_DIR, AT_REMOVEDIR) < 0)
+		log_warn("could not remove %s: %s", c->spool_path, strerror(errno));
+}
+
+/* ---- running ------------------------------------------------------------------------ */
+
+static void identity_init(struct dump_ctx *c)
+{
+	random_bytes(c->id.dump_id, sizeof(c->id.dump_id));
+	hex_encode(c->dump_id_hex, c->id.dump_id, sizeof(c->id.dump_id));
+	c->id.dump_started_unix_ns = wall_ns();
+	c->id.source_time_s = c->src.time_s;
+	c->id.source_started_s = c->src.time_s - c->src.uptime_s;
+	c->id.source_pid = c->src.pid;
+	snprintf(c->id.source_addr, sizeof(c->id.source_addr), "%.63s", c->o.source.text);
+	snprintf(c->id.source_version, sizeof(c->id.source_version), "%s", c->src.version);
+}
+
+static int start_threads(struct dump_ctx *c)
+{
+	char err[512];
+	for (unsigned i = 0; i < c->o.threads; i++) {
+		struct dump_worker *w = &c->workers[i];
+		w->id = i;
+		w->ctx = c;
+		w->fd = net_connect(&c->o.source, MCW_CONNECT_TIMEOUT_MS, err, sizeof(err));
+		if (w->fd < 0) {
+			log_error("%s", err);
+			return MCW_EXIT_UNAVAILABLE;
+		}
+	}
+	c->start_mono_ns = mono_ns();
+	c->threads_running = c->o.threads + 1;
+	c->nworkers = c->o.threads;
+	pthread_create(&c->keys_thread, NULL, keyreader_main, c);
+	for (unsigned i = 0; i < c->o.threads; i++)
+		pthread_create(&c->workers[i].thread, NULL, dump_worker_main, &c->workers[i]);
+	return 0;
+}
+
+static void show_progress(struct dump_ctx *c, struct progress *pg)
+{
+	double secs = (double)(mono_ns() - c->start_mono_ns) / 1e9;
+	uint64_t items = atomic_load(&c->st.items);
+	uint64_t fetched = atomic_load(&c->st.keys_fetched);
+	uint64_t queued = atomic_load(&c->st.keys_queued);
+	uint64_t bytes = atomic_load(&c->st.value_bytes);
+	double rate = secs > 0 ? (double)fetched / secs : 0;
+	uint64_t total = c->keys_done ? queued : MAX(queued, c->src.curr_items);
+	char eta[32] = "?";
+	if (rate > 0 && total > fetched)
+		snprintf(eta, sizeof(eta), "%.0fs", (double)(total - fetched) / rate);
+	else if (total <= fetched)
+		snprintf(eta, sizeof(eta), "0s");
+	progress_draw(
+	    pg, "dump: keys %llu%s, items %llu, %.1f MiB, %.0f items/s, %.1f MiB/s, ETA %s",
+	    (unsigned long long)queued, c->keys_done ? "" : "+", (unsigned long long)items,
+	    (double)bytes / (double)MIB, secs > 0 ? (double)items / secs : 0,
+	    secs > 0 ? (double)bytes / (double)MIB / secs : 0, eta);
+}
+
+static void wait_threads(struct dump_ctx *c)
+{
+	struct progress pg;
+	progress_init(&pg, c->o.quiet);
+	pthread_mutex_lock(&c->mu);
+	while (c->threads_running > 0) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += MCW_PROGRESS_INTERVAL_MS * 1000000L;
+		if (ts.tv_nsec >= NS_PER_SEC) {
+			ts.tv_sec++;
+			ts.tv_nsec -= NS_PER_SEC;
+		}
+		pthread_cond_timedwait(&c->cv, &c->mu, &ts);
+		pthread_mutex_unlock(&c->mu);
+		show_progress(c, &pg);
+		pthread_mutex_lock(&c->mu);
+	}
+	pthread_mutex_unlock(&c->mu);
+	progress_done(&pg);
+	pthread_join(c->keys_thread, NULL);
+	for (unsigned i = 0; i < c->nworkers; i++)
+		pthread_join(c->workers[i].thread, NULL);
+}
+
+static int publish(struct dump_ctx *c, struct manifest_info *mi)
+{
+	struct manifest_entry *entries = NULL;
+	char err[512];
+	long n = manifest_collect(c->out_fd, &entries, err, sizeof(err));
+	if (n < 0) {
+		log_error("%s", err);
+		return MCW_EXIT_IO;
+	}
+	memset(mi, 0, sizeof(*mi));
+	memcpy(mi->dump_id_hex, c->dump_id_hex, sizeof(mi->dump_id_hex));
+	snprintf(mi->source, sizeof(mi->source), "%s", c->o.source.text);
+	snprintf(mi->source_version, sizeof(mi->source_version), "%s", c->src.version);
+	mi->started_unix_ns = c->id.dump_started_unix_ns;
+	mi->finished_unix_ns = wall_ns();
+	int ret = manifest_publish(c->out_fd, mi, entries, (size_t)n, err, sizeof(err));
+	free(entries);
+	if (ret < 0) {
+		log_error("%s", err);
+		return MCW_EXIT_IO;
+	}
+	if (mi->records != atomic_load(&c->st.items)) {
+		log_error("the chunk files hold %llu records but %llu were written: the output "
+			  "directory changed during the dump",
+			  (unsigned long long)mi->records,
+			  (unsigned long long)atomic_load(&c->st.items));
+		return MCW_EXIT_SOFTWARE;
+	}
+	return 0;
+}
+
+static void summary(struct dump_ctx *c, int code, double secs)
+{
+	struct dump_stats *s = &c->st;
+	double cpu = cpu_seconds();
+	uint64_t items = atomic_load(&s->items), bytes = atomic_load(&s->value_bytes);
+	if (!c->o.quiet || code != 0) {
+		fprintf(stderr,
+			"mcwarm: dump %s: %llu items, %.1f MiB of values in %llu files, %.2f s "
+			"(%.0f items/s, %.1f MiB/s), %.2f CPU s, peak RSS %.1f MiB\n",
+			code == 0 ? "complete" : "FAILED", (unsigned long long)items,
+			(double)bytes / (double)MIB, (unsigned long long)atomic_load(&s->files),
+			secs, secs > 0 ? (double)items / secs : 0,
+			secs > 0 ? (double)bytes / (double)MIB / secs : 0, cpu,
+			(double)peak_rss_bytes() / (double)MIB);
+		fprintf(stderr,
+			"mcwarm: keys listed %llu, duplicates %llu, expired/min-ttl %llu, "
+			"unsendable %llu; fetched %llu, misses %llu, min-ttl at fetch %llu, "
+			"server errors %llu\n",
+			(unsigned long long)atomic_load(&s->keys_listed),
+			(unsigned long long)atomic_load(&s->keys_duplicate),
+			(unsigned long long)atomic_load(&s->keys_expired),
+			(unsigned long long)atomic_load(&s->keys_unsendable),
+			(unsigned long long)atomic_load(&s->keys_fetched),
+			(unsigned long long)atomic_load(&s->misses),
+			(unsigned long long)atomic_load(&s->ttl_filtered),
+			(unsigned long long)atomic_load(&s->server_errors));
+	}
+	if (!c->o.json)
+		return;
+	struct json j;
+	json_begin(&j, stdout);
+	json_str(&j, "command", "dump");
+	json_bool(&j, "ok", code == 0);
+	json_i64(&j, "exit_code", code);
+	if (code != 0)
+		json_str(&j, "error", c->error);
+	json_str(&j, "source", c->o.source.text);
+	json_str(&j, "source_version", c->src.version);
+	json_str(&j, "out", c->o.out_dir);
+	json_str(&j, "dump_id", c->dump_id_hex);
+	json_str(&j, "key_dump", c->key_dump_cmd ? c->key_dump_cmd : "");
+	json_str(&j, "writer", c->o.write_mode == CHUNK_WRITE_STAGE ? "stage" : "writev");
+	json_u64(&j, "threads", c->o.threads);
+	json_u64(&j, "memory_budget_bytes", c->o.memory_bytes);
+	json_u64(&j, "keys_listed", atomic_load(&s->keys_listed));
+	json_u64(&j, "keys_duplicate", atomic_load(&s->keys_duplicate));
+	json_u64(&j, "keys_unchecked", atomic_load(&s->keys_unchecked));
+	json_u64(&j, "keys_expired", atomic_load(&s->keys_expired));
+	json_u64(&j, "keys_unsendable", atomic_load(&s->keys_unsendable));
+	json_u64(&j, "keys_fetched", atomic_load(&s->keys_fetched));
+	json_u64(&j, "items", items);
+	json_u64(&j, "misses", atomic_load(&s->misses));
+	json_u64(&j, "ttl_filtered", atomic_load(&s->ttl_filtered));
+	json_u64(&j, "server_errors", atomic_load(&s->server_errors));
+	json_u64(&j, "busy_retries", atomic_load(&s->busy_retries));
+	json_u64(&j, "value_bytes", bytes);
+	json_u64(&j, "files", atomic_load(&s->files));
+	json_u64(&j, "file_bytes", atomic_load(&s->file_bytes));
+	json_f64(&j, "wall_seconds", secs);
+	json_f64(&j, "key_dump_seconds",
+		 c->keys_done_mono_ns > 0 ? (double)(c->keys_done_mono_ns - c->start_mono_ns) / 1e9
+					  : 0);
+	json_f64(&j, "cpu_seconds", cpu);
+	json_u64(&j, "peak_rss_bytes", peak_rss_bytes());
+	json_end(&j);
+}
+
+static int dump_run(struct dump_ctx *c)
+{
+	int code = probe_source(c);
+	if (code == 0)
+		code = prepare_out_dir(c);
+	if (code == 0)
+		code = budget_setup(c);
+	if (code != 0)
+		return code;
+	identity_init(c);
+	if (!c->o.quiet)
+		log_info("dumping %s (memcached %s, %llu items, item_size_max %llu) into %s, "
+			 "dump id %s",
+			 c->o.source.text, c->src.version, (unsigned long long)c->src.curr_items,
+			 (unsigned long long)c->src.item_size_max, c->o.out_dir, c->dump_id_hex);
+	code = start_threads(c);
+	if (code != 0)
+		return code;
+	wait_threads(c);
+	if (c->failed) {
+		log_error("%s", c->error);
+		log_error("finished chunk files are kept in %s; the dump is not complete (no DONE)",
+			  c->o.out_dir);
+		return c->exit_code;
+	}
+	struct manifest_info mi;
+	code = publish(c, &mi);
+	if (code == 0 && !c->o.keep_spool)
+		remove_spool(c);
+	return code;
+}
+
+int mcw_cmd_dump(int argc, char **argv)
+{
+	static struct dump_ctx ctx; /* large; one per process */
+	struct dump_ctx *c = &ctx;
+	memset(c, 0, sizeof(*c));
+	int code = parse_opts(argc, argv, &c->o);
+	if (code != 0)
+		return code < 0 ? MCW_EXIT_OK : code;
+	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->cv, NULL);
+	c->keys_fd = c->out_fd = c->spool_fd = -1;
+	for (unsigned i = 0; i < MCW_THREADS_MAX; i++)
+		c->workers[i].fd = -1;
+	int64_t t0 = mono_ns();
+	code = dump_run(c);
+	double secs = (double)(mono_ns() - t0) / 1e9;
+	if (code == 0 || c->start_mono_ns != 0)
+		summary(c, code, secs);
+	if (c->out_fd >= 0)
+		close(c->out_fd);
+	if (c->spool_fd >= 0)
+		close(c->spool_fd);
+	if (c->keys_fd >= 0)
+		close(c->keys_fd);
+	budget_unmap(&c->budget);
+	return code;
+}

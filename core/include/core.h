@@ -1,0 +1,32 @@
+/*
+ * core.h: the public face of mcwarm's engine: the commands and their exit codes.
+ * Everything else in core/ is private to it (tests include the private headers on
+ * purpose; nothing else may).
+ */
+#ifndef MCW_CORE_H
+#define MCW_CORE_H
+
+/* Exit codes, by class of failure (sysexits.h values, so scripts can tell them apart). */
+enum mcw_exit {
+	MCW_EXIT_OK = 0,
+	MCW_EXIT_INCOMPLETE = 1,   /* ran fine but the job is not finished (populate --once) */
+	MCW_EXIT_MISMATCH = 2,	   /* verify: warm ratio below --min-ratio */
+	MCW_EXIT_USAGE = 64,	   /* bad command line */
+	MCW_EXIT_DATA = 65,	   /* corrupt input (chunk files) */
+	MCW_EXIT_UNAVAILABLE = 69, /* server unreachable, unsuitable, or gone mid-run */
+	MCW_EXIT_SOFTWARE = 70,	   /* internal error (a bug: please report it) */
+	MCW_EXIT_IO = 74,	   /* local I/O error: disk full, permissions, ... */
+	MCW_EXIT_TEMPFAIL = 75,	   /* try again later: crawler busy past the retry limit */
+	MCW_EXIT_PROTOCOL = 76,	   /* the server broke the protocol */
+};
+
+/* The text that --help prints for exit codes. */
+extern const char mcw_exit_codes_help[];
+
+int mcw_cmd_dump(int argc, char **argv);
+int mcw_cmd_inspect(int argc, char **argv);
+
+/* `mcwarm COMMAND ...` */
+int mcw_main(int argc, char **argv);
+
+#endif

@@ -1,0 +1,425 @@
+/*
+ * keyreader.c: the key reader thread. It owns the dedicated key-dump connection, drains
+ * `lru_crawler metadump` (or mgdump) at full speed, filters and dedupes keys and spools
+ * them into key chunks on disk for the workers.
+ *
+ * Why it must never stall: memcached 1.6.18 holds a hash bucket lock while it writes a
+ * hash-walk dump to a slow client, and a stalled dump client freezes a server worker
+ * thread. So this thread does nothing but parse, filter and hand chunks to the kernel:
+ * chunk writes go through its own io_uring with two staging buffers, and it only waits
+ * for the disk when both are still in flight (the disk slower than the key stream).
+ *
+ *   send command --BUSY (before any key)--> backoff, resend (MCW_BUSY_RETRIES_MAX)
+ *        |--ERROR to mgdump--> metadump instead
+ *        v
+ *   lines --> key --> filter --> dedupe --> chunk --(full)--> write --> publish
+ *        \--> END: publish the last chunk, keys_done    EOF or timeout: failure
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base.h"
+#include "dump_private.h"
+#include "keyspool.h"
+#include "mcw_limits.h"
+
+struct kr_slot {
+	bool inflight;
+	bool written;
+	uint32_t seq;
+	int fd;
+	size_t bytes;
+};
+
+struct kr {
+	struct dump_ctx *c;
+	struct ur_ring *ring;
+	struct keychunk_builder b;
+	unsigned cur; /* staging buffer being filled */
+	struct kr_slot slots[2];
+	uint32_t next_seq;
+	bool items_seen;
+	bool using_mgdump;
+	unsigned unsendable_logged;
+};
+
+static void publish_ready(struct kr *k)
+{
+	struct dump_ctx *c = k->c;
+	for (;;) {
+		struct kr_slot *s = NULL;
+		for (unsigned i = 0; i < 2; i++) {
+			if (k->slots[i].written && k->slots[i].seq == c->chunks_ready)
+				s = &k->slots[i];
+		}
+		if (s == NULL)
+			return;
+		s->written = false;
+		pthread_mutex_lock(&c->mu);
+		c->chunks_ready++;
+		pthread_cond_broadcast(&c->cv);
+		pthread_mutex_unlock(&c->mu);
+	}
+}
+
+/* Reaps chunk write completions; waits for at least one if wait is set. */
+static int reap(struct kr *k, bool wait)
+{
+	struct ur_cqe cqes[4];
+	int ret = ur_submit_wait(k->ring, wait ? 1 : 0, MCW_IO_TIMEOUT_MS);
+	if (ret < 0 && ret != -ETIME)
+		return ret;
+	if (ret == -ETIME && wait)
+		return -ETIMEDOUT;
+	unsigned n = ur_reap(k->ring, cqes, ARRAY_LEN(cqes));
+	for (unsigned i = 0; i < n; i++) {
+		struct kr_slot *s = &k->slots[cqes[i].user_data];
+		ASSERT(s->inflight);
+		s->inflight = false;
+		close(s->fd);
+		if (cqes[i].res < 0 || (size_t)cqes[i].res != s->bytes)
+			return cqes[i].res < 0 ? cqes[i].res : -EIO;
+		s->written = true;
+	}
+	publish_ready(k);
+	return 0;
+}
+
+static int open_chunk_file(struct kr *k, uint32_t seq)
+{
+	char name[32];
+	keychunk_name(name, seq);
+	int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+	int fd = openat(k->c->spool_fd, name, flags | O_DIRECT, 0644);
+	if (fd < 0 && errno == EINVAL)
+		fd = openat(k->c->spool_fd, name, flags, 0644);
+	return fd < 0 ? -errno : fd;
+}
+
+/* Hands the chunk being built to the kernel and starts the next one in the other buffer. */
+static int flush_chunk(struct kr *k)
+{
+	struct dump_ctx *c = k->c;
+	if (k->b.count == 0)
+		return 0;
+	struct kr_slot *s = &k->slots[k->cur];
+	ASSERT(!s->inflight && !s->written);
+	s->seq = k->next_seq++;
+	s->bytes = keychunk_finish(&k->b, c->id.dump_id, s->seq);
+	s->fd = open_chunk_file(k, s->seq);
+	if (s->fd < 0)
+		return s->fd;
+	int ret =
+	    ur_prep_write_fixed(k->ring, s->fd, c->kr_stage[k->cur], s->bytes, 0, k->cur, k->cur);
+	if (ret < 0) {
+		close(s->fd);
+		return ret;
+	}
+	s->inflight = true;
+	k->cur ^= 1;
+	while (k->slots[k->cur].inflight || k->slots[k->cur].written) {
+		ret = reap(k, true);
+		if (ret < 0)
+			return ret;
+	}
+	ret = reap(k, false); /* submits the write just queued */
+	keychunk_builder_reset(&k->b, c->kr_stage[k->cur], MCW_KEYCHUNK_BYTES);
+	return ret;
+}
+
+static void log_unsendable(struct kr *k, const struct mcp_dump_item *it)
+{
+	char enc[3 * MCP_KEY_MAX + 1];
+	if (k->unsendable_logged++ >= 5)
+		return;
+	size_t n = mcp_pct_encode(enc, sizeof(enc) - 1, it->key, it->key_len);
+	enc[n] = '\0';
+	log_warn("key %s (%zu bytes) cannot be fetched with a meta request (binary keys must "
+		 "be at most %d bytes); skipped",
+		 enc, it->key_len, MCP_KEY_B64_RAW_MAX);
+}
+
+static int handle_key(struct kr *k, const struct mcp_dump_item *it)
+{
+	struct dump_ctx *c = k->c;
+	atomic_fetch_add(&c->st.keys_listed, 1);
+	k->items_seen = true;
+	if (it->exp > 0) {
+		int64_t left = it->exp - server_now_s(&c->src);
+		if (left <= 0 || left < c->o.min_ttl_s) {
+			atomic_fetch_add(&c->st.keys_expired, 1);
+			return 0;
+		}
+	}
+	if (!mcp_key_is_sendable(it->key, it->key_len)) {
+		atomic_fetch_add(&c->st.keys_unsendable, 1);
+		log_unsendable(k, it);
+		return 0;
+	}
+	switch (dedupe_check(&c->dedupe, it->cas, it->key, it->key_len)) {
+	case DEDUPE_DUPLICATE:
+		atomic_fetch_add(&c->st.keys_duplicate, 1);
+		return 0;
+	case DEDUPE_UNCHECKED:
+		atomic_fetch_add(&c->st.keys_unchecked, 1);
+		break;
+	case DEDUPE_NEW:
+		break;
+	}
+	uint8_t flags = it->key_b64 ? KEYCHUNK_F_B64 : 0;
+	if (!keychunk_add(&k->b, it->key, it->key_len, flags)) {
+		int ret = flush_chunk(k);
+		if (ret < 0)
+			return ret;
+		ASSERT(keychunk_add(&k->b, it->key, it->key_len, flags));
+	}
+	atomic_fetch_add(&c->st.keys_queued, 1);
+	return 0;
+}
+
+static const char *dump_command(const struct kr *k)
+{
+	bool all = k->c->o.crawl == KEYS_ALL;
+	if (k->using_mgdump)
+		return all ? "lru_crawler mgdump all\r\n" : "lru_crawler mgdump hash\r\n";
+	return all ? "lru_crawler metadump all\r\n" : "lru_crawler metadump hash\r\n";
+}
+
+/* Sleeps a jittered, growing delay; false if the dump failed meanwhile. */
+static bool busy_backoff(struct dump_ctx *c, unsigned attempt)
+{
+	uint64_t base = MCW_BUSY_BACKOFF_MIN_MS << MIN(attempt, 10u);
+	base = MIN(base, (uint64_t)MCW_BUSY_BACKOFF_MAX_MS);
+	uint32_t r;
+	random_bytes(&r, sizeof(r));
+	uint64_t delay_ms = base / 2 + r % (base + 1); /* 0.5x to 1.5x */
+	for (uint64_t slept = 0; slept < delay_ms; slept += 50) {
+		if (dump_failed(c))
+			return false;
+		struct timespec ts = { 0, 50 * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	return true;
+}
+
+enum line_verdict { LINE_GO_ON, LINE_END, LINE_RESTART, LINE_FAIL };
+
+static enum line_verdict handle_reply_line(struct kr *k, const struct mcp_dump_item *it,
+					   unsigned *busy_attempts)
+{
+	struct dump_ctx *c = k->c;
+	const char *addr = c->o.source.text;
+	if (it->kind == MCP_DUMP_BUSY && !k->items_seen) {
+		if (++*busy_attempts > MCW_BUSY_RETRIES_MAX) {
+			dump_fail(c, MCW_EXIT_TEMPFAIL,
+				  "the crawler of %s stayed busy through %d retries (another "
+				  "dump or crawl is running there): run again when it is done",
+				  addr, MCW_BUSY_RETRIES_MAX);
+			return LINE_FAIL;
+		}
+		atomic_fetch_add(&c->st.busy_retries, 1);
+		log_info("crawler busy on %s (%.*s: another dump or crawl runs): retry %u of %d",
+			 addr, (int)it->msg_len, it->msg, *busy_attempts, MCW_BUSY_RETRIES_MAX);
+		return busy_backoff(c, *busy_attempts) ? LINE_RESTART : LINE_FAIL;
+	}
+	if (it->kind == MCP_DUMP_ERROR && k->using_mgdump && !k->items_seen &&
+	    it->msg_len == 5) { /* plain ERROR: this server has no mgdump */
+		k->using_mgdump = false;
+		return LINE_RESTART;
+	}
+	if (it->kind == MCP_DUMP_ERROR && memmem(it->msg, it->msg_len, "not allowed", 11)) {
+		dump_fail(c, MCW_EXIT_UNAVAILABLE,
+			  "%s refuses key dumps (%.*s): memcached was started with -X; restart "
+			  "it without -X or warm from another replica",
+			  addr, (int)it->msg_len, it->msg);
+	} else if (it->kind == MCP_DUMP_ERROR && memmem(it->msg, it->msg_len, "disabled", 8)) {
+		dump_fail(c, MCW_EXIT_UNAVAILABLE,
+			  "the LRU crawler of %s is disabled (%.*s): enable it with "
+			  "'lru_crawler enable' on that server and run again",
+			  addr, (int)it->msg_len, it->msg);
+	} else {
+		dump_fail(c, MCW_EXIT_PROTOCOL, "key dump from %s ended with an error: %.*s", addr,
+			  (int)it->msg_len, it->msg);
+	}
+	return LINE_FAIL;
+}
+
+/* Parses every complete line in buf; returns how many bytes were consumed. */
+static size_t parse_lines(struct kr *k, const char *buf, size_t len, enum line_verdict *v,
+			  unsigned *busy_attempts)
+{
+	size_t pos = 0;
+	struct mcp_dump_item it;
+	*v = LINE_GO_ON;
+	while (pos < len) {
+		size_t used;
+		enum mcp_status st = mcp_dump_line_parse(buf + pos, len - pos, &used, &it);
+		if (st == MCP_NEED_MORE)
+			break;
+		if (st != MCP_OK) {
+			dump_fail(k->c, MCW_EXIT_PROTOCOL,
+				  "malformed key dump line from %s (%s): \"%.80s\"",
+				  k->c->o.source.text, mcp_status_name(st), buf + pos);
+			*v = LINE_FAIL;
+			return pos;
+		}
+		pos += used;
+		if (it.kind == MCP_DUMP_ITEM) {
+			int ret = handle_key(k, &it);
+			if (ret < 0) {
+				dump_fail(k->c, MCW_EXIT_IO, "cannot write key chunk to %s: %s",
+					  k->c->spool_path, strerror(-ret));
+				*v = LINE_FAIL;
+				return pos;
+			}
+		} else if (it.kind == MCP_DUMP_END) {
+			*v = LINE_END;
+			return pos;
+		} else if (it.kind != MCP_DUMP_SKIP) {
+			*v = handle_reply_line(k, &it, busy_attempts);
+			return pos;
+		}
+	}
+	return pos;
+}
+
+/*
+ * Why ask before dumping: on memcached <= 1.6.18 a dump request that arrives while another
+ * client's dump runs blocks the server worker thread that received it until that dump
+ * ends; if the other dump's connection lives on that same thread, the server deadlocks.
+ * So the key reader never sends a dump request while stats says the crawler is running.
+ */
+static bool crawler_idle(struct kr *k, unsigned *busy_attempts)
+{
+	struct dump_ctx *c = k->c;
+	char buf[16 * 1024];
+	for (;;) {
+		ssize_t n =
+		    net_exchange(c->keys_fd, "stats\r\n", buf, sizeof(buf), mcp_stats_is_complete);
+		const char *v;
+		size_t vl;
+		if (n < 0) {
+			dump_fail(c, MCW_EXIT_UNAVAILABLE, "stats from %s failed: %s",
+				  c->o.source.text, strerror((int)-n));
+			return false;
+		}
+		if (!mcp_stats_find(buf, (size_t)n, "lru_crawler_running", &v, &vl) || vl != 1 ||
+		    v[0] != '1')
+			return true;
+		struct mcp_dump_item busy = { .kind = MCP_DUMP_BUSY,
+					      .msg = "lru_crawler_running 1",
+					      .msg_len = 21 };
+		if (handle_reply_line(k, &busy, busy_attempts) != LINE_RESTART)
+			return false;
+	}
+}
+
+/* Sends the dump command once the crawler is free; false if the dump failed. */
+static bool start_dump(struct kr *k, unsigned *busy_attempts)
+{
+	if (!crawler_idle(k, busy_attempts))
+		return false;
+	int ret = net_send_all(k->c->keys_fd, dump_command(k), strlen(dump_command(k)));
+	if (ret < 0) {
+		dump_fail(k->c, MCW_EXIT_UNAVAILABLE, "cannot send the key dump request to %s: %s",
+			  k->c->o.source.text, strerror(-ret));
+		return false;
+	}
+	return true;
+}
+
+static int drain(struct kr *k)
+{
+	struct dump_ctx *c = k->c;
+	char *buf = (char *)c->kr_recv;
+	size_t len = 0;
+	unsigned busy_attempts = 0;
+	int ret = start_dump(k, &busy_attempts) ? 0 : -EIO;
+	while (ret == 0 && !dump_failed(c)) {
+		ssize_t n = net_recv(c->keys_fd, buf + len, c->kr_recv_bytes - len);
+		if (n <= 0) {
+			dump_fail(c, MCW_EXIT_UNAVAILABLE,
+				  "key dump from %s stopped before END: %s (the key list is "
+				  "incomplete; run again)",
+				  c->o.source.text,
+				  n == 0 ? "the server closed the connection" : strerror((int)-n));
+			return -EPIPE;
+		}
+		len += (size_t)n;
+		enum line_verdict v;
+		size_t used = parse_lines(k, buf, len, &v, &busy_attempts);
+		memmove(buf, buf + used, len - used);
+		len -= used;
+		if (v == LINE_END)
+			return 0;
+		if (v == LINE_FAIL)
+			return -EIO;
+		if (v == LINE_RESTART) {
+			len = 0;
+			ret = start_dump(k, &busy_attempts) ? 0 : -EIO;
+		} else if (len == c->kr_recv_bytes) {
+			dump_fail(c, MCW_EXIT_PROTOCOL,
+				  "key dump line from %s longer than %zu bytes", c->o.source.text,
+				  c->kr_recv_bytes);
+			return -EIO;
+		}
+		ret = ret == 0 ? reap(k, false) : ret;
+	}
+	if (ret < 0 && !dump_failed(c))
+		dump_fail(c, MCW_EXIT_IO, "key dump: %s", strerror(-ret));
+	return -EIO;
+}
+
+void *keyreader_main(void *arg)
+{
+	struct kr k = { .c = arg, .using_mgdump = ((struct dump_ctx *)arg)->o.try_mgdump };
+	struct dump_ctx *c = k.c;
+	struct ur_ring_opts ro = { .sq_entries = 8, .iowq_workers_max = 1 };
+	int ret = ur_ring_create(&ro, &k.ring);
+	if (ret < 0) {
+		dump_fail(c, MCW_EXIT_SOFTWARE, "cannot create an io_uring for the key reader: %s",
+			  strerror(-ret));
+		goto out;
+	}
+	struct iovec iov[2] = { { c->kr_stage[0], MCW_KEYCHUNK_BYTES },
+				{ c->kr_stage[1], MCW_KEYCHUNK_BYTES } };
+	ret = ur_buffers_register(k.ring, iov, 2);
+	if (ret < 0) {
+		dump_fail(c, MCW_EXIT_SOFTWARE, "cannot register key reader buffers: %s",
+			  strerror(-ret));
+		goto out;
+	}
+	keychunk_builder_reset(&k.b, c->kr_stage[0], MCW_KEYCHUNK_BYTES);
+	if (drain(&k) == 0) {
+		ret = flush_chunk(&k);
+		while (ret == 0 && (k.slots[0].inflight || k.slots[1].inflight))
+			ret = reap(&k, true);
+		if (ret < 0) {
+			dump_fail(c, MCW_EXIT_IO, "cannot write key chunk to %s: %s", c->spool_path,
+				  strerror(-ret));
+		}
+	}
+	c->key_dump_cmd = k.using_mgdump
+			      ? (c->o.crawl == KEYS_ALL ? "mgdump all" : "mgdump hash")
+			      : (c->o.crawl == KEYS_ALL ? "metadump all" : "metadump hash");
+out:
+	/* closing the socket ends a dump the server may still be sending */
+	close(c->keys_fd);
+	c->keys_fd = -1;
+	for (unsigned i = 0; i < 2; i++) {
+		if (k.slots[i].inflight)
+			(void)reap(&k, true);
+	}
+	ur_ring_destroy(k.ring);
+	pthread_mutex_lock(&c->mu);
+	c->keys_done = true;
+	c->keys_done_mono_ns = mono_ns();
+	c->threads_running--;
+	pthread_cond_broadcast(&c->cv);
+	pthread_mutex_unlock(&c->mu);
+	return NULL;
+}

@@ -1,0 +1,46 @@
+/*
+ * manifest.h: the end of a dump. MANIFEST lists every chunk file with its counts; DONE
+ * says the manifest is complete. Both are text (for operators), end with a crc32c line
+ * over every byte before it, and are written to a temporary name, synced and renamed,
+ * MANIFEST strictly before DONE (docs/format.md).
+ */
+#ifndef MCW_MANIFEST_H
+#define MCW_MANIFEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "chunk_format.h"
+
+#define MANIFEST_NAME "MANIFEST"
+#define DONE_NAME     "DONE"
+
+struct manifest_entry {
+	char name[CHUNK_NAME_MAX];
+	uint32_t job, part, crc;
+	uint64_t records, file_bytes, value_bytes;
+};
+
+struct manifest_info {
+	char dump_id_hex[33];
+	char source[300];
+	char source_version[32];
+	int64_t started_unix_ns, finished_unix_ns;
+	uint64_t files, records, value_bytes;
+	uint32_t crc; /* of the manifest text, as DONE records it */
+};
+
+/* Finds every final chunk file in dir_fd and checks its footer against its name.
+ * Allocates *out (free it); returns the count or -errno with err set. */
+long manifest_collect(int dir_fd, struct manifest_entry **out, char *err, size_t err_cap);
+
+/* Writes MANIFEST then DONE atomically. info's totals are filled in from entries. */
+int manifest_publish(int dir_fd, struct manifest_info *info, const struct manifest_entry *e,
+		     size_t n, char *err, size_t err_cap);
+
+/* Reads DONE and MANIFEST and checks both checksums and that they agree. Returns the
+ * entry count (entries allocated into *out), -ENOENT if DONE is absent, or -EBADMSG. */
+long manifest_load(int dir_fd, struct manifest_info *info, struct manifest_entry **out, char *err,
+		   size_t err_cap);
+
+#endif

@@ -1,0 +1,65 @@
+/*
+ * mcw_limits.h: every limit and default of mcwarm in one place, with the relations
+ * between them checked at compile time. Units are in the names.
+ */
+#ifndef MCW_LIMITS_H
+#define MCW_LIMITS_H
+
+#include <assert.h>
+
+#include "base.h"
+#include "mcproto.h"
+
+/* Memory. */
+#define MCW_MEMORY_DEFAULT_BYTES  (64 * MIB)
+#define MCW_MEMORY_OVERHEAD_BYTES (16 * MIB) /* promised bound on RSS beyond the budget */
+#define MCW_WORKER_BUF_MAX_BYTES  (8 * MIB)  /* more per buffer does not go faster */
+#define MCW_DEDUPE_MIN_BYTES	  (1 * MIB)
+#define MCW_THREADS_MAX		  64
+
+/* Chunk files (docs/format.md). */
+#define MCW_ALIGN_BYTES		   4096
+#define MCW_HEADER_BYTES	   4096
+#define MCW_FOOTER_BYTES	   4096
+#define MCW_BLOCK_BYTES		   (256 * KIB)
+#define MCW_BLOCK_HEADER_BYTES	   32
+#define MCW_RECORD_HEADER_BYTES	   20
+#define MCW_WRITE_UNIT_BLOCKS	   4 /* blocks per O_DIRECT write: 1 MiB */
+#define MCW_CHUNK_BYTES_DEFAULT	   (64 * MIB)
+#define MCW_CHUNK_BYTES_MIN	   (1 * MIB)
+#define MCW_SPAN_THRESHOLD_DIVISOR 8 /* records above payload/8 may span blocks */
+#define MCW_PARTS_PER_JOB_MAX	   999
+
+/* Key chunks (the dumper's key spool). */
+#define MCW_KEYCHUNK_BYTES    (1 * MIB)
+#define MCW_KEYCHUNK_KEYS_MAX 16384
+#define MCW_KEY_RECORD_HEADER 4 /* u16 length, u8 flags, u8 reserved */
+
+/* Pipelining against memcached. */
+#define MCW_BATCH_KEYS	       256 /* mg requests per batch, closed by mn */
+#define MCW_BATCHES_INFLIGHT   4   /* batches sent and not yet answered, per connection */
+#define MCW_BATCH_REQ_BYTES    (MCW_BATCH_KEYS * MCP_REQ_MAX + 8)
+#define MCW_REPLY_OVERHEAD_MAX (MCP_META_LINE_MAX + 2)
+#define MCW_RING_ENTRIES       64
+#define MCW_IOWQ_WORKERS_MAX   2
+
+/* Waits and retries. */
+#define MCW_CONNECT_TIMEOUT_MS	 5000
+#define MCW_IO_TIMEOUT_MS	 30000 /* no byte from a server for this long: it is gone */
+#define MCW_BUSY_RETRIES_MAX	 40
+#define MCW_BUSY_BACKOFF_MIN_MS	 100
+#define MCW_BUSY_BACKOFF_MAX_MS	 5000
+#define MCW_PROGRESS_INTERVAL_MS 500
+
+static_assert(MCW_BLOCK_BYTES % MCW_ALIGN_BYTES == 0, "blocks are O_DIRECT aligned");
+static_assert(MCW_HEADER_BYTES % MCW_ALIGN_BYTES == 0, "header is O_DIRECT aligned");
+static_assert(MCW_RECORD_HEADER_BYTES + MCP_KEY_MAX <
+		  (MCW_BLOCK_BYTES - MCW_BLOCK_HEADER_BYTES) / MCW_SPAN_THRESHOLD_DIVISOR,
+	      "a record header and key always fit in one block");
+static_assert(MCW_KEYCHUNK_KEYS_MAX * (MCW_KEY_RECORD_HEADER + 1) < MCW_KEYCHUNK_BYTES,
+	      "key count, not bytes, can end a key chunk of short keys");
+static_assert(MCW_KEYCHUNK_BYTES % MCW_ALIGN_BYTES == 0, "key chunks are O_DIRECT aligned");
+static_assert(MCW_BATCH_KEYS * MCW_BATCHES_INFLIGHT <= MCW_KEYCHUNK_KEYS_MAX * 4,
+	      "opaques stay small");
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * server.c: the start-up probe of a memcached server. Blocking exchanges on an idle
+ * connection, each bounded by the socket's receive timeout.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "base.h"
+#include "mcproto.h"
+#include "net.h"
+#include "server.h"
+
+static bool line_complete(const char *buf, size_t len, size_t *reply_len)
+{
+	const char *nl = memchr(buf, '\n', len);
+	if (nl == NULL)
+		return false;
+	*reply_len = (size_t)(nl - buf) + 1;
+	return true;
+}
+
+static bool stat_u64(const char *buf, size_t len, const char *name, uint64_t *out)
+{
+	const char *v;
+	size_t vl;
+	return mcp_stats_find(buf, len, name, &v, &vl) && mcp_parse_u64(v, vl, out);
+}
+
+static bool stat_is(const char *buf, size_t len, const char *name, const char *want)
+{
+	const char *v;
+	size_t vl;
+	return mcp_stats_find(buf, len, name, &v, &vl) && vl == strlen(want) &&
+	       memcmp(v, want, vl) == 0;
+}
+
+static int exchange_failed(ssize_t n, const char *what, const char *addr, char *err, size_t cap)
+{
+	snprintf(err, cap, "%s from %s failed: %s", what, addr,
+		 n == -ETIMEDOUT ? "no answer within the timeout (server overloaded or stuck?)"
+		 : n == -EPIPE	 ? "the server closed the connection"
+				 : strerror((int)-n));
+	return n == -ETIMEDOUT ? -ETIMEDOUT : -EPROTO;
+}
+
+static int read_stats(int fd, const char *addr, struct server_info *out, char *buf, size_t cap,
+		      char *err, size_t err_cap)
+{
+	ssize_t n = net_exchange(fd, "stats\r\n", buf, cap, mcp_stats_is_complete);
+	if (n < 0)
+		return exchange_failed(n, "stats", addr, err, err_cap);
+	uint64_t t = 0, up = 0, pid = 0, threads = 0;
+	if (!stat_u64(buf, (size_t)n, "time", &t) || !stat_u64(buf, (size_t)n, "uptime", &up)) {
+		snprintf(err, err_cap, "%s answered stats without time/uptime: is it memcached?",
+			 addr);
+		return -EPROTO;
+	}
+	out->probe_mono_ns = mono_ns();
+	out->time_s = (int64_t)t;
+	out->uptime_s = (int64_t)up;
+	stat_u64(buf, (size_t)n, "pid", &pid);
+	stat_u64(buf, (size_t)n, "threads", &threads);
+	out->pid = (uint32_t)pid;
+	out->threads = (uint32_t)threads;
+	stat_u64(buf, (size_t)n, "curr_items", &out->curr_items);
+	stat_u64(buf, (size_t)n, "bytes", &out->bytes);
+	stat_u64(buf, (size_t)n, "limit_maxbytes", &out->limit_maxbytes);
+	return 0;
+}
+
+int server_probe(int fd, const char *addr, struct server_info *out, char *err, size_t err_cap)
+{
+	char buf[32 * 1024];
+	memset(out, 0, sizeof(*out));
+
+	ssize_t n = net_exchange(fd, "version\r\n", buf, sizeof(buf), line_complete);
+	if (n < 0)
+		return exchange_failed(n, "version", addr, err, err_cap);
+	if (n < 10 || memcmp(buf, "VERSION ", 8) != 0) {
+		snprintf(err, err_cap, "%s does not answer like memcached (version: %.40s)", addr,
+			 buf);
+		return -EPROTO;
+	}
+	snprintf(out->version, sizeof(out->version), "%.*s", (int)(n - 10), buf + 8);
+
+	int ret = read_stats(fd, addr, out, buf, sizeof(buf), err, err_cap);
+	if (ret < 0)
+		return ret;
+	n = net_exchange(fd, "stats settings\r\n", buf, sizeof(buf), mcp_stats_is_complete);
+	if (n < 0)
+		return exchange_failed(n, "stats settings", addr, err, err_cap);
+	if (!stat_u64(buf, (size_t)n, "item_size_max", &out->item_size_max)) {
+		snprintf(err, err_cap, "%s: stats settings has no item_size_max", addr);
+		return -EPROTO;
+	}
+	out->lru_crawler = stat_is(buf, (size_t)n, "lru_crawler", "yes");
+	out->dump_enabled = !stat_is(buf, (size_t)n, "dump_enabled", "no");
+	out->cas_enabled = !stat_is(buf, (size_t)n, "cas_enabled", "no");
+
+	n = net_exchange(fd, "mn\r\n", buf, sizeof(buf), line_complete);
+	if (n < 0)
+		return exchange_failed(n, "mn", addr, err, err_cap);
+	out->meta_ok = n == 4 && memcmp(buf, "MN\r\n", 4) == 0;
+	return 0;
+}
+
+int64_t server_now_s(const struct server_info *si)
+{
+	return si->time_s + (mono_ns() - si->probe_mono_ns) / NS_PER_SEC;
+}

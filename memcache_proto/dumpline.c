@@ -1,0 +1,129 @@
+/*
+ * dumpline.c: one line of a key dump (lru_crawler metadump or mgdump) at a time.
+ *
+ * metadump: "key=<pct key> exp=<abs|-1> la=.. cas=.. fetch=.. cls=.. size=..\n", then
+ * "END\r\n". mgdump: "mg <key>[ b]\r\n", then "EN\r\n". Lines end in "\n" or "\r\n"; a
+ * leading "OK" is skipped; unknown name=value tokens are ignored so newer servers (which
+ * append flags=) parse too. Single-line replies (BUSY, ERROR, CLIENT_ERROR, BADCLASS,
+ * NOTSTARTED) are reported as such, never as keys.
+ */
+#include "proto_private.h"
+
+static enum mcp_status parse_metadump_item(const char *s, size_t n, struct mcp_dump_item *out)
+{
+	size_t pos = 0;
+	const char *tok;
+	size_t tok_len;
+	bool have_key = false;
+
+	out->kind = MCP_DUMP_ITEM;
+	out->exp = 0;
+	out->cas = 0;
+	out->key_b64 = false;
+	while (mcp_next_token(s, n, &pos, &tok, &tok_len)) {
+		const char *eq = memchr(tok, '=', tok_len);
+		if (eq == NULL)
+			return MCP_ERR_SYNTAX;
+		size_t name_len = (size_t)(eq - tok);
+		const char *val = eq + 1;
+		size_t val_len = tok_len - name_len - 1;
+		if (name_len == 3 && memcmp(tok, "key", 3) == 0) {
+			if (val_len > 3 * MCP_KEY_MAX)
+				return MCP_ERR_TOO_LONG;
+			long k = mcp_pct_decode(out->key, sizeof(out->key), val, val_len);
+			if (k < 0)
+				return val_len > MCP_KEY_MAX ? MCP_ERR_TOO_LONG : MCP_ERR_SYNTAX;
+			if (k == 0)
+				return MCP_ERR_SYNTAX;
+			out->key_len = (size_t)k;
+			have_key = true;
+		} else if (name_len == 3 && memcmp(tok, "exp", 3) == 0) {
+			if (!mcp_parse_i64(val, val_len, &out->exp) || out->exp < -1)
+				return MCP_ERR_RANGE;
+		} else if (name_len == 3 && memcmp(tok, "cas", 3) == 0) {
+			if (!mcp_parse_u64(val, val_len, &out->cas))
+				return MCP_ERR_RANGE;
+		}
+		/* la, fetch, cls, size, flags and anything newer: not needed. */
+	}
+	return have_key ? MCP_OK : MCP_ERR_SYNTAX;
+}
+
+static enum mcp_status parse_mgdump_item(const char *s, size_t n, struct mcp_dump_item *out)
+{
+	size_t pos = 2; /* after "mg" */
+	const char *key, *flag;
+	size_t key_len, flag_len;
+
+	out->kind = MCP_DUMP_ITEM;
+	out->exp = 0;
+	out->cas = 0;
+	out->key_b64 = false;
+	if (!mcp_next_token(s, n, &pos, &key, &key_len))
+		return MCP_ERR_SYNTAX;
+	if (key_len > MCP_KEY_MAX)
+		return MCP_ERR_TOO_LONG;
+	while (mcp_next_token(s, n, &pos, &flag, &flag_len)) {
+		if (flag_len == 1 && flag[0] == 'b')
+			out->key_b64 = true;
+		else
+			return MCP_ERR_SYNTAX;
+	}
+	if (out->key_b64) {
+		long k = mcp_b64_decode(out->key, sizeof(out->key), key, key_len);
+		if (k <= 0)
+			return MCP_ERR_SYNTAX;
+		out->key_len = (size_t)k;
+	} else {
+		memcpy(out->key, key, key_len);
+		out->key_len = key_len;
+	}
+	return MCP_OK;
+}
+
+static bool line_is(const char *s, size_t n, const char *word)
+{
+	size_t w = strlen(word);
+	return n == w && memcmp(s, word, w) == 0;
+}
+
+enum mcp_status mcp_dump_line_parse(const char *buf, size_t len, size_t *consumed,
+				    struct mcp_dump_item *out)
+{
+	size_t text_len, line_len;
+	size_t scan = len < MCP_DUMP_LINE_MAX ? len : MCP_DUMP_LINE_MAX;
+
+	MCP_ASSERT(buf != NULL || len == 0);
+	if (!mcp_line_find(buf, scan, &text_len, &line_len))
+		return len >= MCP_DUMP_LINE_MAX ? MCP_ERR_TOO_LONG : MCP_NEED_MORE;
+	*consumed = line_len;
+	out->msg = buf;
+	out->msg_len = text_len;
+	out->key_len = 0;
+
+	if (mcp_starts_with(buf, text_len, "key="))
+		return parse_metadump_item(buf, text_len, out);
+	if (mcp_starts_with(buf, text_len, "mg "))
+		return parse_mgdump_item(buf, text_len, out);
+	if (line_is(buf, text_len, "END") || line_is(buf, text_len, "EN")) {
+		out->kind = MCP_DUMP_END;
+		return MCP_OK;
+	}
+	if (line_is(buf, text_len, "OK")) {
+		out->kind = MCP_DUMP_SKIP;
+		return MCP_OK;
+	}
+	if (mcp_starts_with(buf, text_len, "BUSY")) {
+		out->kind = MCP_DUMP_BUSY;
+		return MCP_OK;
+	}
+	if (mcp_starts_with(buf, text_len, "ERROR") ||
+	    mcp_starts_with(buf, text_len, "CLIENT_ERROR") ||
+	    mcp_starts_with(buf, text_len, "SERVER_ERROR") ||
+	    mcp_starts_with(buf, text_len, "BADCLASS") ||
+	    mcp_starts_with(buf, text_len, "NOTSTARTED")) {
+		out->kind = MCP_DUMP_ERROR;
+		return MCP_OK;
+	}
+	return MCP_ERR_SYNTAX;
+}

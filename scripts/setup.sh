@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs everything mcwarm needs to build, test, run its demo and its benchmarks on
+# Debian 12. Idempotent: packages already present are not reinstalled. Needs root (or sudo).
+set -euo pipefail
+
+PACKAGES=(
+	build-essential cmake pkg-config git clang
+	liburing-dev libisal-dev libnuma-dev libmimalloc-dev libcmocka-dev
+	memcached libmemcached-tools netcat-openbsd fio
+	python3 procps util-linux e2fsprogs time
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing+=("$p")
+	fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "setup: all ${#PACKAGES[@]} packages already installed"
+	exit 0
+fi
+
+SUDO=()
+if [ "$(id -u)" -ne 0 ]; then
+	if command -v sudo >/dev/null; then
+		SUDO=(sudo)
+	else
+		echo "setup: need root to install: ${missing[*]} (run as root or install sudo)" >&2
+		exit 1
+	fi
+fi
+
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine: installs what is missing, then
+# builds and runs every test (unit and integration, against real memcached servers) in
+# three configurations: Release (gcc), ASan+UBSan (gcc, debug assertions on) and
+# Release (clang). Exits non-zero on the first failing configuration.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+./scripts/setup.sh
+
+jobs=$(nproc)
+run_config() {
+	local name=$1
+	shift
+	echo "== ${name}: configure and build"
+	cmake -S . -B "build/${name}" "$@" >/dev/null
+	cmake --build "build/${name}" -j"${jobs}"
+	echo "== ${name}: tests"
+	(cd "build/${name}" && ctest --output-on-failure --timeout 1200)
+}
+
+run_config release -DCMAKE_BUILD_TYPE=Release
+run_config asan -DCMAKE_BUILD_TYPE=Debug -DMCW_SANITIZE=ON
+run_config clang -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang
+echo "== all configurations passed"
