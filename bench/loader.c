@@ -4,13 +4,12 @@
  * or checks that a server holds every item of it (pipelined `mg`, byte-exact values and
  * flags, TTL in range). Independent of mcwarm's code on purpose: it is the yardstick.
  *
- * Datasets (items scale with --scale):
+ * Datasets (dataset.c; items scale with --scale):
  *   small  2,000,000 items, keys 16-48 B, values 50-300 B, no TTL
  *   mixed    500,000 items, values log-uniform 64 B - 64 KiB, half with TTLs of 1-7 days,
  *                   random 32-bit flags (about 4.7 GB)
  *   large     20,000 items of 256 KiB - 1 MiB (needs memcached -I 2m)
  *   demo     300,000 items, values 20 B - 8 KiB, a third with TTLs of 1-30 days
- * Item i of a dataset is a pure function of (dataset, seed, i).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -28,86 +27,20 @@
 #include <time.h>
 #include <unistd.h>
 
-#define POOL_BYTES  (2u << 20)
+#include "dataset.h"
+
 #define BATCH_ITEMS 200
 #define CONNS_MAX   16
-
-struct dataset {
-	const char *name;
-	uint64_t items;
-	uint32_t key_min, key_max;
-	uint32_t val_min, val_max;
-	bool log_uniform;
-	unsigned ttl_every; /* every n-th item has a TTL; 0 none */
-	uint32_t ttl_min, ttl_max;
-	bool random_flags;
-};
-
-static const struct dataset datasets[] = {
-	{ "small", 2000000, 16, 48, 50, 300, false, 0, 0, 0, true },
-	{ "mixed", 500000, 16, 64, 64, 65536, true, 2, 86400, 7 * 86400, true },
-	{ "large", 20000, 16, 32, 256 * 1024, 1024 * 1024, false, 0, 0, 0, true },
-	{ "demo", 300000, 12, 60, 20, 8192, true, 3, 86400, 30 * 86400, true },
-};
 
 struct opts {
 	const char *host;
 	const char *port;
 	const struct dataset *ds;
 	uint64_t items;
-	uint64_t seed;
-	unsigned conns;
 	bool check;
-	const char *prefix;
 };
 
 static struct opts o;
-static uint8_t pool[POOL_BYTES];
-
-static uint64_t mix(uint64_t x)
-{
-	x += 0x9e3779b97f4a7c15ull;
-	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-	return x ^ (x >> 31);
-}
-
-struct item {
-	char key[256];
-	uint32_t key_len;
-	const uint8_t *value; /* in the pool, first 8 bytes replaced: see value_of */
-	uint32_t value_len;
-	uint32_t flags;
-	uint32_t ttl;
-	uint64_t tag; /* written over the value's first 8 bytes */
-};
-
-static void item_of(uint64_t i, struct item *it)
-{
-	const struct dataset *d = o.ds;
-	uint64_t r = mix(o.seed * 1000003 + i);
-	uint32_t klen = d->key_min + (uint32_t)(r % (d->key_max - d->key_min + 1));
-	int n = snprintf(it->key, sizeof(it->key), "%s:%s:%llx:", o.prefix, d->name,
-			 (unsigned long long)i);
-	for (uint32_t k = (uint32_t)n; k < klen; k++)
-		it->key[k] = "abcdefghijklmnopqrstuvwxyz0123456789"[mix(r + k) % 36];
-	it->key_len = klen > (uint32_t)n ? klen : (uint32_t)n;
-	uint64_t r2 = mix(r);
-	if (d->log_uniform) {
-		double u = (double)(r2 >> 11) / 9007199254740992.0;
-		it->value_len =
-		    (uint32_t)exp(log(d->val_min) + u * (log(d->val_max) - log(d->val_min)));
-	} else {
-		it->value_len = d->val_min + (uint32_t)(r2 % (d->val_max - d->val_min + 1));
-	}
-	uint64_t r3 = mix(r2);
-	it->value = pool + r3 % (POOL_BYTES - it->value_len);
-	it->flags = d->random_flags ? (uint32_t)(r3 >> 32) : 0;
-	it->ttl = d->ttl_every && i % d->ttl_every == 0
-		      ? d->ttl_min + (uint32_t)(mix(r3) % (d->ttl_max - d->ttl_min + 1))
-		      : 0;
-	it->tag = i;
-}
 
 static int dial(void)
 {
@@ -189,13 +122,6 @@ static size_t in_line(struct conn *c, size_t pos)
 	}
 }
 
-static void value_bytes(const struct item *it, uint8_t *dst)
-{
-	memcpy(dst, it->value, it->value_len);
-	if (it->value_len >= 8)
-		memcpy(dst, &it->tag, 8);
-}
-
 static int load_batch(struct conn *c, uint64_t from, uint64_t to)
 {
 	static __thread uint8_t *val;
@@ -209,7 +135,7 @@ static int load_batch(struct conn *c, uint64_t from, uint64_t to)
 		int n = snprintf(hdr, sizeof(hdr), "ms %.*s %u T%u F%u q\r\n", (int)it.key_len,
 				 it.key, it.value_len, it.ttl, it.flags);
 		out_put(c, hdr, (size_t)n);
-		value_bytes(&it, val);
+		item_value(&it, val);
 		out_put(c, val, it.value_len);
 		out_put(c, "\r\n", 2);
 		c->bytes += it.value_len;
@@ -258,7 +184,7 @@ static int check_batch(struct conn *c, uint64_t from, uint64_t to)
 		}
 		if (!in_need(c, pos + len, vlen + 2))
 			return -1;
-		value_bytes(&it, val);
+		item_value(&it, val);
 		bool ok = vlen == it.value_len && memcmp(c->in + pos + len, val, vlen) == 0 &&
 			  flags == it.flags &&
 			  (it.ttl == 0 ? ttl == -1 : (ttl > 0 && ttl <= (long)it.ttl));
@@ -312,9 +238,9 @@ int main(int argc, char **argv)
 	};
 	double scale = 1;
 	char dest[300] = "";
-	o.seed = 1;
-	o.conns = 2;
-	o.prefix = "mcw";
+	uint64_t seed = 1;
+	unsigned conns = 2;
+	const char *prefix = "mcw";
 	int ch;
 	while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
 		switch (ch) {
@@ -322,24 +248,22 @@ int main(int argc, char **argv)
 			snprintf(dest, sizeof(dest), "%s", optarg);
 			break;
 		case 's':
-			for (size_t i = 0; i < sizeof(datasets) / sizeof(datasets[0]); i++)
-				if (strcmp(optarg, datasets[i].name) == 0)
-					o.ds = &datasets[i];
+			o.ds = dataset_find(optarg);
 			break;
 		case 'x':
 			scale = atof(optarg);
 			break;
 		case 'e':
-			o.seed = strtoull(optarg, NULL, 10);
+			seed = strtoull(optarg, NULL, 10);
 			break;
 		case 'c':
-			o.conns = (unsigned)atoi(optarg);
+			conns = (unsigned)atoi(optarg);
 			break;
 		case 'k':
 			o.check = true;
 			break;
 		case 'p':
-			o.prefix = optarg;
+			prefix = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -350,7 +274,7 @@ int main(int argc, char **argv)
 		}
 	}
 	char *colon = strrchr(dest, ':');
-	if (!o.ds || !colon || scale <= 0 || o.conns < 1 || o.conns > CONNS_MAX) {
+	if (!o.ds || !colon || scale <= 0 || conns < 1 || conns > CONNS_MAX) {
 		usage(stderr);
 		return 64;
 	}
@@ -358,25 +282,21 @@ int main(int argc, char **argv)
 	o.host = dest;
 	o.port = colon + 1;
 	o.items = (uint64_t)((double)o.ds->items * scale);
-	for (size_t i = 0; i < POOL_BYTES; i += 8) {
-		uint64_t v = mix(o.seed ^ (i * 0x2545f4914f6cdd1dull));
-		memcpy(pool + i, &v, 8);
-	}
-	struct conn conns[CONNS_MAX] = { 0 };
+	dataset_init(o.ds, seed, prefix);
+	struct conn cs[CONNS_MAX] = { 0 };
 	pthread_t th[CONNS_MAX];
 	struct timespec t0, t1;
 	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (unsigned i = 0; i < o.conns; i++) {
-		conns[i].first = o.items * i / o.conns;
-		conns[i].last = o.items * (i + 1) / o.conns;
-		pthread_create(&th[i], NULL, conn_main, &conns[i]);
+	for (unsigned i = 0; i < conns; i++) {
+		cs[i].first = o.items * i / conns;
+		cs[i].last = o.items * (i + 1) / conns;
+		pthread_create(&th[i], NULL, conn_main, &cs[i]);
 	}
 	uint64_t bad = 0, bytes = 0;
-	for (unsigned i = 0; i < o.conns; i++) {
+	for (unsigned i = 0; i < conns; i++) {
 		pthread_join(th[i], NULL);
-		bad = conns[i].bad == UINT64_MAX || bad == UINT64_MAX ? UINT64_MAX
-								      : bad + conns[i].bad;
-		bytes += conns[i].bytes;
+		bad = cs[i].bad == UINT64_MAX || bad == UINT64_MAX ? UINT64_MAX : bad + cs[i].bad;
+		bytes += cs[i].bytes;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &t1);
 	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;

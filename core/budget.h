@@ -36,7 +36,7 @@ int budget_map(struct budget *b, size_t bytes);
 void *budget_take(struct budget *b, size_t bytes, const char *owner, const char *name,
 		  int numa_node);
 
-/* Binds and pre-faults every region taken so far. */
+/* Binds and pre-faults every region taken so far. Regions are zero when committed. */
 void budget_commit(struct budget *b);
 
 /* Prints the regions, one line per owner. */

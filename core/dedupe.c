@@ -1,6 +1,7 @@
 /*
  * dedupe.c: open addressing with linear probing over 64-bit identities; 0 marks an empty
- * slot. Load is kept at or below 3/4 so probes stay short.
+ * slot. Load is kept at or below 3/4 so probes stay short. Every check is a cache miss
+ * into a table of tens of MiB, so callers prefetch a few items ahead (keyreader.c).
  */
 #include <string.h>
 
@@ -33,14 +34,10 @@ uint64_t hash64(const uint8_t *p, size_t n)
 
 void dedupe_init(struct dedupe *d, void *mem, size_t bytes)
 {
-	uint64_t n = 1;
-	while (n * 2 * sizeof(uint64_t) <= bytes)
-		n *= 2;
 	memset(d, 0, sizeof(*d));
 	d->slots = mem;
-	d->mask = n - 1;
-	d->used_max = n / 4 * 3;
-	memset(d->slots, 0, n * sizeof(uint64_t));
+	d->nslots = bytes / sizeof(uint64_t);
+	d->used_max = d->nslots / 4 * 3;
 }
 
 uint64_t dedupe_capacity(const struct dedupe *d)
@@ -48,13 +45,28 @@ uint64_t dedupe_capacity(const struct dedupe *d)
 	return d->used_max;
 }
 
-enum dedupe_result dedupe_check(struct dedupe *d, uint64_t cas, const uint8_t *key, size_t key_len)
+uint64_t dedupe_id(uint64_t cas, const uint8_t *key, size_t key_len)
 {
 	/* cas and key hashes live in separate halves of the identity space */
 	uint64_t id = cas != 0 ? cas & ~(1ull << 63) : hash64(key, key_len) | (1ull << 63);
-	if (id == 0)
-		id = 1;
-	for (uint64_t i = mix64(id) & d->mask;; i = (i + 1) & d->mask) {
+	return id == 0 ? 1 : id;
+}
+
+/* Any table size, no power of two needed: the high half of a 64x64 product. */
+static uint64_t home_slot(const struct dedupe *d, uint64_t id)
+{
+	return (uint64_t)(((unsigned __int128)mix64(id) * d->nslots) >> 64);
+}
+
+void dedupe_prefetch(const struct dedupe *d, uint64_t id)
+{
+	__builtin_prefetch(&d->slots[home_slot(d, id)], 1);
+}
+
+enum dedupe_result dedupe_check(struct dedupe *d, uint64_t id)
+{
+	ASSERT_HOT(id != 0);
+	for (uint64_t i = home_slot(d, id);; i = i + 1 == d->nslots ? 0 : i + 1) {
 		if (d->slots[i] == id)
 			return DEDUPE_DUPLICATE;
 		if (d->slots[i] == 0) {

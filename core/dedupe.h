@@ -14,7 +14,7 @@
 
 struct dedupe {
 	uint64_t *slots;
-	uint64_t mask;
+	uint64_t nslots;
 	uint64_t used;
 	uint64_t used_max;  /* load factor limit */
 	uint64_t unchecked; /* items kept without a check because the table was full */
@@ -22,9 +22,15 @@ struct dedupe {
 
 enum dedupe_result { DEDUPE_NEW, DEDUPE_DUPLICATE, DEDUPE_UNCHECKED };
 
-/* Uses mem (bytes rounded down to a power-of-two number of slots). */
+/* Uses mem (bytes / 8 slots), which must be zeroed (fresh budget memory is). */
 void dedupe_init(struct dedupe *d, void *mem, size_t bytes);
-enum dedupe_result dedupe_check(struct dedupe *d, uint64_t cas, const uint8_t *key, size_t key_len);
+
+/* An item's identity: its CAS, or a hash of its key when the server gave no CAS. */
+uint64_t dedupe_id(uint64_t cas, const uint8_t *key, size_t key_len);
+/* Starts loading the slot of id into the cache; call a few items ahead of the check. */
+void dedupe_prefetch(const struct dedupe *d, uint64_t id);
+enum dedupe_result dedupe_check(struct dedupe *d, uint64_t id);
+
 /* Keys the table can hold before it stops checking. */
 uint64_t dedupe_capacity(const struct dedupe *d);
 

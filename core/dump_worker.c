@@ -183,7 +183,7 @@ static int on_value(struct wjob *j, const struct mcp_meta_reply *rep)
 		return -EPROTO;
 	}
 	uint16_t klen;
-	uint8_t kflags;
+	uint8_t kflags; /* not needed here: the reply's b flag says how the source stores it */
 	const uint8_t *key = key_at(j, (uint32_t)rep->opaque, &klen, &kflags);
 	if (!key_echo_matches(rep, key, klen)) {
 		job_fail(j, MCW_EXIT_PROTOCOL, "a reply names another key than the one asked for");
@@ -198,7 +198,7 @@ static int on_value(struct wjob *j, const struct mcp_meta_reply *rep)
 	struct chunk_rec rec = {
 		.key = key,
 		.key_len = klen,
-		.flags = (rep->key_b64 || (kflags & KEYCHUNK_F_B64)) ? CHUNK_REC_F_BINARY_KEY : 0,
+		.flags = rep->key_b64 ? CHUNK_REC_F_BINARY_KEY : 0, /* as the source stores it */
 		.client_flags = rep->client_flags,
 		.expires_at_ms = rep->ttl < 0 ? 0 : j->now_ms + rep->ttl * 1000,
 		.value = (const uint8_t *)rep->value,
@@ -429,6 +429,9 @@ static int64_t take_job(struct dump_ctx *c, bool wait)
 static int worker_setup(struct dump_worker *w, struct wjob *j)
 {
 	struct dump_ctx *c = w->ctx;
+	char name[16];
+	snprintf(name, sizeof(name), "mcw-worker-%u", w->id);
+	pthread_setname_np(pthread_self(), name);
 	cpu_set_t set;
 	CPU_ZERO(&set);
 	CPU_SET(w->cpu, &set);

@@ -143,42 +143,74 @@ static void log_unsendable(struct kr *k, const struct mcp_dump_item *it)
 		 enc, it->key_len, MCP_KEY_B64_RAW_MAX);
 }
 
-static int handle_key(struct kr *k, const struct mcp_dump_item *it)
+/* Keys parsed but not yet checked for duplicates: their table slots are being prefetched
+ * meanwhile, so the checks that follow do not each wait for memory. */
+#define KR_BATCH 32
+
+struct kr_pending {
+	struct mcp_dump_item it[KR_BATCH];
+	uint64_t id[KR_BATCH];
+	bool b64[KR_BATCH];
+	unsigned n;
+};
+
+/* Filters a freshly parsed key; true if it goes on to the duplicate check. */
+static bool key_admit(struct kr *k, struct kr_pending *p)
 {
 	struct dump_ctx *c = k->c;
-	atomic_fetch_add(&c->st.keys_listed, 1);
+	const struct mcp_dump_item *it = &p->it[p->n];
+	atomic_fetch_add_explicit(&c->st.keys_listed, 1, memory_order_relaxed);
 	k->items_seen = true;
 	if (it->exp > 0) {
 		int64_t left = it->exp - server_now_s(&c->src);
 		if (left <= 0 || left < c->o.min_ttl_s) {
-			atomic_fetch_add(&c->st.keys_expired, 1);
-			return 0;
+			atomic_fetch_add_explicit(&c->st.keys_expired, 1, memory_order_relaxed);
+			return false;
 		}
 	}
-	if (!mcp_key_is_sendable(it->key, it->key_len)) {
+	bool b64 = it->key_needs_b64;
+	if (it->key_len > (b64 ? (size_t)MCP_KEY_B64_RAW_MAX : (size_t)MCP_KEY_MAX)) {
 		atomic_fetch_add(&c->st.keys_unsendable, 1);
 		log_unsendable(k, it);
-		return 0;
+		return false;
 	}
-	switch (dedupe_check(&c->dedupe, it->cas, it->key, it->key_len)) {
-	case DEDUPE_DUPLICATE:
-		atomic_fetch_add(&c->st.keys_duplicate, 1);
-		return 0;
-	case DEDUPE_UNCHECKED:
-		atomic_fetch_add(&c->st.keys_unchecked, 1);
-		break;
-	case DEDUPE_NEW:
-		break;
+	p->b64[p->n] = b64;
+	p->id[p->n] = dedupe_id(it->cas, it->key, it->key_len);
+	dedupe_prefetch(&c->dedupe, p->id[p->n]);
+	return true;
+}
+
+/* Dedupes the pending keys in order and adds the new ones to the key chunk. */
+static int pending_flush(struct kr *k, struct kr_pending *p)
+{
+	struct dump_ctx *c = k->c;
+	uint64_t dup = 0, unchecked = 0, queued = 0;
+	int ret = 0;
+	for (unsigned i = 0; i < p->n && ret == 0; i++) {
+		const struct mcp_dump_item *it = &p->it[i];
+		switch (dedupe_check(&c->dedupe, p->id[i])) {
+		case DEDUPE_DUPLICATE:
+			dup++;
+			continue;
+		case DEDUPE_UNCHECKED:
+			unchecked++;
+			break;
+		case DEDUPE_NEW:
+			break;
+		}
+		uint8_t flags = p->b64[i] ? KEYCHUNK_F_B64 : 0;
+		if (!keychunk_add(&k->b, it->key, it->key_len, flags)) {
+			ret = flush_chunk(k);
+			if (ret == 0)
+				ASSERT(keychunk_add(&k->b, it->key, it->key_len, flags));
+		}
+		queued++;
 	}
-	uint8_t flags = it->key_b64 ? KEYCHUNK_F_B64 : 0;
-	if (!keychunk_add(&k->b, it->key, it->key_len, flags)) {
-		int ret = flush_chunk(k);
-		if (ret < 0)
-			return ret;
-		ASSERT(keychunk_add(&k->b, it->key, it->key_len, flags));
-	}
-	atomic_fetch_add(&c->st.keys_queued, 1);
-	return 0;
+	p->n = 0;
+	atomic_fetch_add_explicit(&c->st.keys_duplicate, dup, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->st.keys_unchecked, unchecked, memory_order_relaxed);
+	atomic_fetch_add_explicit(&c->st.keys_queued, queued, memory_order_relaxed);
+	return ret;
 }
 
 static const char *dump_command(const struct kr *k)
@@ -248,16 +280,28 @@ static enum line_verdict handle_reply_line(struct kr *k, const struct mcp_dump_i
 	return LINE_FAIL;
 }
 
+static bool key_chunk_failed(struct kr *k, int ret, enum line_verdict *v)
+{
+	if (ret == 0)
+		return false;
+	dump_fail(k->c, MCW_EXIT_IO, "cannot write key chunk to %s: %s", k->c->spool_path,
+		  strerror(-ret));
+	*v = LINE_FAIL;
+	return true;
+}
+
 /* Parses every complete line in buf; returns how many bytes were consumed. */
 static size_t parse_lines(struct kr *k, const char *buf, size_t len, enum line_verdict *v,
 			  unsigned *busy_attempts)
 {
+	static __thread struct kr_pending p; /* 10 KiB: off the stack */
 	size_t pos = 0;
-	struct mcp_dump_item it;
 	*v = LINE_GO_ON;
+	p.n = 0;
 	while (pos < len) {
 		size_t used;
-		enum mcp_status st = mcp_dump_line_parse(buf + pos, len - pos, &used, &it);
+		struct mcp_dump_item *it = &p.it[p.n];
+		enum mcp_status st = mcp_dump_line_parse(buf + pos, len - pos, &used, it);
 		if (st == MCP_NEED_MORE)
 			break;
 		if (st != MCP_OK) {
@@ -268,22 +312,24 @@ static size_t parse_lines(struct kr *k, const char *buf, size_t len, enum line_v
 			return pos;
 		}
 		pos += used;
-		if (it.kind == MCP_DUMP_ITEM) {
-			int ret = handle_key(k, &it);
-			if (ret < 0) {
-				dump_fail(k->c, MCW_EXIT_IO, "cannot write key chunk to %s: %s",
-					  k->c->spool_path, strerror(-ret));
-				*v = LINE_FAIL;
+		if (it->kind == MCP_DUMP_ITEM) {
+			if (key_admit(k, &p) && ++p.n == KR_BATCH &&
+			    key_chunk_failed(k, pending_flush(k, &p), v))
 				return pos;
-			}
-		} else if (it.kind == MCP_DUMP_END) {
+			continue;
+		}
+		if (key_chunk_failed(k, pending_flush(k, &p), v))
+			return pos;
+		if (it->kind == MCP_DUMP_END) {
 			*v = LINE_END;
 			return pos;
-		} else if (it.kind != MCP_DUMP_SKIP) {
-			*v = handle_reply_line(k, &it, busy_attempts);
+		}
+		if (it->kind != MCP_DUMP_SKIP) {
+			*v = handle_reply_line(k, it, busy_attempts);
 			return pos;
 		}
 	}
+	key_chunk_failed(k, pending_flush(k, &p), v);
 	return pos;
 }
 
@@ -378,6 +424,7 @@ void *keyreader_main(void *arg)
 {
 	struct kr k = { .c = arg, .using_mgdump = ((struct dump_ctx *)arg)->o.try_mgdump };
 	struct dump_ctx *c = k.c;
+	pthread_setname_np(pthread_self(), "mcw-keys");
 	struct ur_ring_opts ro = { .sq_entries = 8, .iowq_workers_max = 1 };
 	int ret = ur_ring_create(&ro, &k.ring);
 	if (ret < 0) {

@@ -14,7 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define KEYCHUNK_F_B64 0x1u /* the source listed the key as binary (mgdump b) */
+#define KEYCHUNK_F_B64 0x1u /* the key must travel base64-encoded (meta b) */
 
 struct keychunk_header {
 	char magic[8];

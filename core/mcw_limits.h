@@ -36,7 +36,7 @@
 #define MCW_KEY_RECORD_HEADER 4 /* u16 length, u8 flags, u8 reserved */
 
 /* Pipelining against memcached. */
-#define MCW_BATCH_KEYS	       256 /* mg requests per batch, closed by mn */
+#define MCW_BATCH_KEYS	       512 /* mg requests per batch, closed by mn */
 #define MCW_BATCHES_INFLIGHT   4   /* batches sent and not yet answered, per connection */
 #define MCW_BATCH_REQ_BYTES    (MCW_BATCH_KEYS * MCP_REQ_MAX + 8)
 #define MCW_REPLY_OVERHEAD_MAX (MCP_META_LINE_MAX + 2)

@@ -178,14 +178,16 @@ size_t mcp_pct_encode(char *out, size_t cap, const uint8_t *in, size_t in_len)
 
 bool mcp_parse_u64(const char *s, size_t n, uint64_t *out)
 {
+	/* Up to 19 digits cannot overflow; only a 20-digit number needs the comparison
+	 * (no division per digit: this runs several times per item). */
 	if (n == 0 || n > 20)
+		return false;
+	if (n == 20 && memcmp(s, "18446744073709551615", 20) > 0)
 		return false;
 	uint64_t v = 0;
 	for (size_t i = 0; i < n; i++) {
-		if (s[i] < '0' || s[i] > '9')
-			return false;
-		uint64_t d = (uint64_t)(s[i] - '0');
-		if (v > (UINT64_MAX - d) / 10)
+		unsigned d = (unsigned)(unsigned char)s[i] - '0';
+		if (d > 9)
 			return false;
 		v = v * 10 + d;
 	}

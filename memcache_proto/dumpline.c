@@ -9,42 +9,81 @@
  */
 #include "proto_private.h"
 
+static int hex_digit(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c = (char)(c | 0x20);
+	return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Decodes a metadump key. A decoded byte needs base64 only if it came from an escape,
+ * because metadump escapes everything outside [A-Za-z0-9._~-]: so the check is free. */
+static enum mcp_status decode_key(const char *val, size_t val_len, struct mcp_dump_item *out)
+{
+	size_t o = 0;
+	bool needs_b64 = false;
+	if (val_len == 0)
+		return MCP_ERR_SYNTAX;
+	if (val_len > 3 * MCP_KEY_MAX)
+		return MCP_ERR_TOO_LONG;
+	for (size_t i = 0; i < val_len; i++) {
+		if (o == MCP_KEY_MAX)
+			return MCP_ERR_TOO_LONG;
+		if (val[i] != '%') {
+			out->key[o++] = (uint8_t)val[i];
+			continue;
+		}
+		int hi = i + 2 < val_len ? hex_digit(val[i + 1]) : -1;
+		int lo = i + 2 < val_len ? hex_digit(val[i + 2]) : -1;
+		if (hi < 0 || lo < 0)
+			return MCP_ERR_SYNTAX;
+		uint8_t b = (uint8_t)(hi << 4 | lo);
+		needs_b64 |= b <= 0x20 || b == 0x7f;
+		out->key[o++] = b;
+		i += 2;
+	}
+	out->key_len = o;
+	out->key_needs_b64 = needs_b64;
+	return MCP_OK;
+}
+
 static enum mcp_status parse_metadump_item(const char *s, size_t n, struct mcp_dump_item *out)
 {
 	size_t pos = 0;
 	const char *tok;
 	size_t tok_len;
-	bool have_key = false;
+	bool have_key = false, have_exp = false, have_cas = false;
 
 	out->kind = MCP_DUMP_ITEM;
 	out->exp = 0;
 	out->cas = 0;
 	out->key_b64 = false;
-	while (mcp_next_token(s, n, &pos, &tok, &tok_len)) {
+	/* Stop once key, exp and cas are known: the rest (la, fetch, cls, size, and whatever
+	 * newer servers add) is not needed, and skipping it halves the work per line. */
+	while (!(have_key && have_exp && have_cas) && mcp_next_token(s, n, &pos, &tok, &tok_len)) {
 		const char *eq = memchr(tok, '=', tok_len);
 		if (eq == NULL)
 			return MCP_ERR_SYNTAX;
 		size_t name_len = (size_t)(eq - tok);
 		const char *val = eq + 1;
 		size_t val_len = tok_len - name_len - 1;
-		if (name_len == 3 && memcmp(tok, "key", 3) == 0) {
-			if (val_len > 3 * MCP_KEY_MAX)
-				return MCP_ERR_TOO_LONG;
-			long k = mcp_pct_decode(out->key, sizeof(out->key), val, val_len);
-			if (k < 0)
-				return val_len > MCP_KEY_MAX ? MCP_ERR_TOO_LONG : MCP_ERR_SYNTAX;
-			if (k == 0)
-				return MCP_ERR_SYNTAX;
-			out->key_len = (size_t)k;
+		if (name_len != 3)
+			continue;
+		if (memcmp(tok, "key", 3) == 0) {
+			enum mcp_status st = decode_key(val, val_len, out);
+			if (st != MCP_OK)
+				return st;
 			have_key = true;
-		} else if (name_len == 3 && memcmp(tok, "exp", 3) == 0) {
+		} else if (memcmp(tok, "exp", 3) == 0) {
 			if (!mcp_parse_i64(val, val_len, &out->exp) || out->exp < -1)
 				return MCP_ERR_RANGE;
-		} else if (name_len == 3 && memcmp(tok, "cas", 3) == 0) {
+			have_exp = true;
+		} else if (memcmp(tok, "cas", 3) == 0) {
 			if (!mcp_parse_u64(val, val_len, &out->cas))
 				return MCP_ERR_RANGE;
+			have_cas = true;
 		}
-		/* la, fetch, cls, size, flags and anything newer: not needed. */
 	}
 	return have_key ? MCP_OK : MCP_ERR_SYNTAX;
 }
@@ -78,6 +117,7 @@ static enum mcp_status parse_mgdump_item(const char *s, size_t n, struct mcp_dum
 		memcpy(out->key, key, key_len);
 		out->key_len = key_len;
 	}
+	out->key_needs_b64 = out->key_b64 || mcp_key_needs_b64(out->key, out->key_len);
 	return MCP_OK;
 }
 

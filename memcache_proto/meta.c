@@ -83,6 +83,11 @@ static enum mcp_status classify(const char *s, size_t n, struct mcp_meta_reply *
 		{ "EX", MCP_RC_EX }, { "NF", MCP_RC_NF }, { "MN", MCP_RC_MN },
 	};
 	*has_len = false;
+	if (n >= 2 && s[0] == 'V' && s[1] == 'A' && (n == 2 || s[2] == ' ')) { /* nearly all */
+		out->code = MCP_RC_VA;
+		*has_len = true;
+		return MCP_OK;
+	}
 	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++) {
 		if (code_is(s, n, codes[i].code)) {
 			out->code = codes[i].rc;
@@ -107,7 +112,10 @@ enum mcp_status mcp_meta_reply_parse(const char *buf, size_t len, size_t value_l
 	bool has_len;
 
 	MCP_ASSERT(out != NULL && (buf != NULL || len == 0));
-	memset(out, 0, sizeof(*out));
+	out->has_client_flags = out->has_ttl = out->has_cas = out->has_opaque = false;
+	out->has_key = out->key_b64 = false;
+	out->value_len = out->total_len = 0;
+	out->value = NULL;
 	nl = memchr(buf, '\n', scan);
 	if (nl == NULL)
 		return len >= MCP_META_LINE_MAX ? MCP_ERR_TOO_LONG : MCP_NEED_MORE;

@@ -1,8 +1,9 @@
 /*
  * request.c: encoders for the requests mcwarm sends (mg, ms). Keys that cannot travel
- * as plain tokens are base64-encoded with the b flag; keys that cannot be sent at all
+ * as plain tokens go base64-encoded with the b flag; keys that cannot be sent at all
  * (empty, too long) are refused here, because a server faced with an over-long ms key
  * answers CLIENT_ERROR without swallowing the value and the connection desyncs.
+ * No snprintf: these run once per item.
  */
 #include "proto_private.h"
 
@@ -16,60 +17,72 @@ static bool put(char *out, size_t cap, size_t *o, const char *s, size_t n)
 	return true;
 }
 
-static bool put_key(char *out, size_t cap, size_t *o, const uint8_t *key, size_t key_len, bool b64)
+/* Decimal digits of v, appended; false if they do not fit. */
+static bool put_u64(char *out, size_t cap, size_t *o, uint64_t v)
 {
-	if (!b64)
-		return put(out, cap, o, (const char *)key, key_len);
-	size_t n = mcp_b64_encode(out + *o, cap - *o, key, key_len);
-	if (n == 0)
+	char tmp[20];
+	size_t n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	if (*o + n > cap)
 		return false;
+	for (size_t i = 0; i < n; i++)
+		out[*o + i] = tmp[n - 1 - i];
 	*o += n;
 	return true;
 }
 
-/* "<cmd> <key>" with the key validated and, where it must be, base64-encoded. */
-static bool put_command_key(char *out, size_t cap, size_t *o, const char *cmd, const uint8_t *key,
-			    size_t key_len, bool force_b64, bool *b64)
+static bool put_i64(char *out, size_t cap, size_t *o, int64_t v)
 {
-	*b64 = force_b64 || mcp_key_needs_b64(key, key_len);
-	if (key_len == 0 || key_len > (*b64 ? (size_t)MCP_KEY_B64_RAW_MAX : (size_t)MCP_KEY_MAX))
+	if (v < 0 && !put(out, cap, o, "-", 1))
 		return false;
-	return put(out, cap, o, cmd, strlen(cmd)) && put_key(out, cap, o, key, key_len, *b64);
+	return put_u64(out, cap, o, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
 }
 
-size_t mcp_mg_encode(char *out, size_t cap, const uint8_t *key, size_t key_len, bool force_b64,
+/* "<cmd> <key>" with the key's length validated and, if b64, base64-encoded. The caller
+ * decided b64 (at least mcp_key_needs_b64): scanning every key twice costs measurably. */
+static bool put_command_key(char *out, size_t cap, size_t *o, const char *cmd, const uint8_t *key,
+			    size_t key_len, bool b64)
+{
+#ifdef MCW_DEBUG
+	MCP_ASSERT(b64 || !mcp_key_needs_b64(key, key_len));
+#endif
+	if (key_len == 0 || key_len > (b64 ? (size_t)MCP_KEY_B64_RAW_MAX : (size_t)MCP_KEY_MAX))
+		return false;
+	if (!put(out, cap, o, cmd, strlen(cmd)))
+		return false;
+	if (!b64)
+		return put(out, cap, o, (const char *)key, key_len);
+	size_t n = mcp_b64_encode(out + *o, cap - *o, key, key_len);
+	*o += n;
+	return n > 0;
+}
+
+size_t mcp_mg_encode(char *out, size_t cap, const uint8_t *key, size_t key_len, bool b64,
 		     const char *flags, uint64_t opaque)
 {
-	bool b64;
 	size_t o = 0;
-	char tail[48];
-
-	if (!put_command_key(out, cap, &o, "mg ", key, key_len, force_b64, &b64))
-		return 0;
-	if (b64 && !put(out, cap, &o, " b", 2))
-		return 0;
-	if (!put(out, cap, &o, " ", 1) || !put(out, cap, &o, flags, strlen(flags)))
-		return 0;
-	int t = snprintf(tail, sizeof(tail), " O%llu\r\n", (unsigned long long)opaque);
-	if (!put(out, cap, &o, tail, (size_t)t))
-		return 0;
-	return o;
+	if (put_command_key(out, cap, &o, "mg ", key, key_len, b64) &&
+	    (!b64 || put(out, cap, &o, " b", 2)) && put(out, cap, &o, " ", 1) &&
+	    put(out, cap, &o, flags, strlen(flags)) && put(out, cap, &o, " O", 2) &&
+	    put_u64(out, cap, &o, opaque) && put(out, cap, &o, "\r\n", 2))
+		return o;
+	return 0;
 }
 
-size_t mcp_ms_encode(char *out, size_t cap, const uint8_t *key, size_t key_len, bool force_b64,
+size_t mcp_ms_encode(char *out, size_t cap, const uint8_t *key, size_t key_len, bool b64,
 		     size_t value_len, int64_t ttl, uint32_t client_flags, enum mcp_ms_mode mode,
 		     uint64_t opaque)
 {
-	bool b64;
 	size_t o = 0;
-	char tail[128];
-
-	if (!put_command_key(out, cap, &o, "ms ", key, key_len, force_b64, &b64))
-		return 0;
-	int t = snprintf(tail, sizeof(tail), " %zu%s T%lld F%u %s q O%llu\r\n", value_len,
-			 b64 ? " b" : "", (long long)ttl, client_flags,
-			 mode == MCP_MS_ADD ? "ME" : "MS", (unsigned long long)opaque);
-	if (!put(out, cap, &o, tail, (size_t)t))
-		return 0;
-	return o;
+	if (put_command_key(out, cap, &o, "ms ", key, key_len, b64) && put(out, cap, &o, " ", 1) &&
+	    put_u64(out, cap, &o, value_len) && (!b64 || put(out, cap, &o, " b", 2)) &&
+	    put(out, cap, &o, " T", 2) && put_i64(out, cap, &o, ttl) &&
+	    put(out, cap, &o, " F", 2) && put_u64(out, cap, &o, client_flags) &&
+	    put(out, cap, &o, mode == MCP_MS_ADD ? " ME q O" : " MS q O", 7) &&
+	    put_u64(out, cap, &o, opaque) && put(out, cap, &o, "\r\n", 2))
+		return o;
+	return 0;
 }

@@ -20,11 +20,33 @@ enum mcw_exit {
 	MCW_EXIT_PROTOCOL = 76,	   /* the server broke the protocol */
 };
 
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
 /* The text that --help prints for exit codes. */
 extern const char mcw_exit_codes_help[];
 
 int mcw_cmd_dump(int argc, char **argv);
 int mcw_cmd_inspect(int argc, char **argv);
+
+/* One record of a chunk file, value assembled (for tools; the data path streams pieces). */
+struct mcw_record {
+	const uint8_t *key;
+	uint16_t key_len;
+	bool binary_key;
+	uint32_t client_flags;
+	int64_t expires_at_ms; /* mover unix milliseconds, 0 = never */
+	const uint8_t *value;
+	uint32_t value_len;
+};
+
+/* Reads a chunk file and calls fn for every record of every intact block (fn returns 0 to
+ * go on). Returns 0 when the whole file is intact, -EBADMSG when anything is damaged or
+ * missing (err says what, first problem only; good records were still delivered), or
+ * -errno. */
+int mcw_chunk_file_scan(const char *path, int (*fn)(void *arg, const struct mcw_record *r),
+			void *arg, char *err, size_t err_cap);
 
 /* `mcwarm COMMAND ...` */
 int mcw_main(int argc, char **argv);

@@ -72,10 +72,11 @@ struct mcp_dump_item {
 	enum mcp_dump_kind kind;
 	uint8_t key[MCP_KEY_MAX]; /* decoded key bytes */
 	size_t key_len;
-	bool key_b64;	 /* mgdump said the item has a binary key (b) */
-	int64_t exp;	 /* absolute expiry on the server's clock; -1 never; 0 unknown */
-	uint64_t cas;	 /* 0 when the line does not carry it (mgdump) */
-	const char *msg; /* error/busy line (points into the input, no terminator) */
+	bool key_b64;	    /* mgdump said the item has a binary key (b) */
+	bool key_needs_b64; /* the key must travel base64 (mcp_key_needs_b64), known free */
+	int64_t exp;	    /* absolute expiry on the server's clock; -1 never; 0 unknown */
+	uint64_t cas;	    /* 0 when the line does not carry it (mgdump) */
+	const char *msg;    /* error/busy line (points into the input, no terminator) */
 	size_t msg_len;
 };
 
@@ -119,19 +120,21 @@ struct mcp_meta_reply {
 	size_t msg_len;
 };
 
-/* Parses one meta reply from buf[0..len). value_len_max bounds the value a VA may
- * announce (MCP_ERR_TOO_LONG above it). On MCP_OK the whole reply (total_len bytes) is in
- * the buffer. On MCP_NEED_MORE with out->code == MCP_RC_VA the status line was complete
- * and out->total_len says how many bytes the whole reply needs; otherwise total_len is 0. */
+/* Parses one meta reply from buf[0..len). Only the fields that apply are set: value for
+ * VA, a flag's value when its has_* is true, msg for the error codes. value_len_max bounds the
+ * value a VA may announce (MCP_ERR_TOO_LONG above it). On MCP_OK the whole reply (total_len bytes)
+ * is in the buffer. On MCP_NEED_MORE with out->code == MCP_RC_VA the status line was complete and
+ * out->total_len says how many bytes the whole reply needs; otherwise total_len is 0. */
 enum mcp_status mcp_meta_reply_parse(const char *buf, size_t len, size_t value_len_max,
 				     struct mcp_meta_reply *out);
 
 /* ---- Requests ----------------------------------------------------------------------- */
 
-/* "mg <key> [b ]<flags> O<opaque>\r\n": flags is a space-separated list such as
- * "k f t v u q". Binary keys are base64-encoded with b. Returns bytes written, 0 if the key
- * is not sendable or cap (>= MCP_REQ_MAX always suffices) is too small. */
-size_t mcp_mg_encode(char *out, size_t cap, const uint8_t *key, size_t key_len, bool force_b64,
+/* "mg <key>[ b] <flags> O<opaque>\r\n": flags is a space-separated list such as
+ * "k f t v u q". b64: send the key base64-encoded with b; the caller decides, and must say
+ * true at least when mcp_key_needs_b64 does (debug builds check). Returns bytes written,
+ * 0 if the key is too long or empty or cap (>= MCP_REQ_MAX always suffices) too small. */
+size_t mcp_mg_encode(char *out, size_t cap, const uint8_t *key, size_t key_len, bool b64,
 		     const char *flags, uint64_t opaque);
 
 enum mcp_ms_mode {
@@ -139,9 +142,9 @@ enum mcp_ms_mode {
 	MCP_MS_SET, /* MS: overwrite */
 };
 
-/* "ms <key> <len> [b ]T<ttl> F<flags> M<mode> q O<opaque>\r\n" (the value and its \r\n
- * follow, sent by the caller). ttl is the exptime to send (0 = never). */
-size_t mcp_ms_encode(char *out, size_t cap, const uint8_t *key, size_t key_len, bool force_b64,
+/* "ms <key> <len>[ b] T<ttl> F<flags> M<mode> q O<opaque>\r\n" (the value and its \r\n
+ * follow, sent by the caller). ttl is the exptime to send (0 = never). b64 as for mg. */
+size_t mcp_ms_encode(char *out, size_t cap, const uint8_t *key, size_t key_len, bool b64,
 		     size_t value_len, int64_t ttl, uint32_t client_flags, enum mcp_ms_mode mode,
 		     uint64_t opaque);
 

@@ -17,25 +17,27 @@
 static void test_cas_and_keys(void **state)
 {
 	(void)state;
-	size_t bytes = 1 << 20;
-	void *mem = malloc(bytes);
+	size_t bytes = (1 << 20) + 24; /* not a power of two: any size works */
+	void *mem = calloc(1, bytes);
 	struct dedupe d;
 	dedupe_init(&d, mem, bytes);
 	uint64_t cap = dedupe_capacity(&d);
-	assert_true(cap >= 90000);
+	assert_int_equal(cap, ((1 << 20) + 24) / 8 / 4 * 3);
 	for (uint64_t cas = 1; cas <= 50000; cas++)
-		assert_int_equal(dedupe_check(&d, cas, (const uint8_t *)"k", 1), DEDUPE_NEW);
+		assert_int_equal(dedupe_check(&d, dedupe_id(cas, (const uint8_t *)"k", 1)),
+				 DEDUPE_NEW);
 	for (uint64_t cas = 1; cas <= 50000; cas++)
-		assert_int_equal(dedupe_check(&d, cas, (const uint8_t *)"other", 5),
+		assert_int_equal(dedupe_check(&d, dedupe_id(cas, (const uint8_t *)"other", 5)),
 				 DEDUPE_DUPLICATE);
 	/* no CAS: the key decides; the same key with a new CAS is a new item version */
-	assert_int_equal(dedupe_check(&d, 0, (const uint8_t *)"alpha", 5), DEDUPE_NEW);
-	assert_int_equal(dedupe_check(&d, 0, (const uint8_t *)"alpha", 5), DEDUPE_DUPLICATE);
-	assert_int_equal(dedupe_check(&d, 0, (const uint8_t *)"alphb", 5), DEDUPE_NEW);
+	assert_int_equal(dedupe_check(&d, dedupe_id(0, (const uint8_t *)"alpha", 5)), DEDUPE_NEW);
+	assert_int_equal(dedupe_check(&d, dedupe_id(0, (const uint8_t *)"alpha", 5)),
+			 DEDUPE_DUPLICATE);
+	assert_int_equal(dedupe_check(&d, dedupe_id(0, (const uint8_t *)"alphb", 5)), DEDUPE_NEW);
 	/* fill up: items past capacity are kept unchecked, never reported as duplicates */
 	uint64_t unchecked = 0;
 	for (uint64_t cas = 100000; cas < 100000 + cap; cas++) {
-		enum dedupe_result r = dedupe_check(&d, cas, (const uint8_t *)"x", 1);
+		enum dedupe_result r = dedupe_check(&d, dedupe_id(cas, (const uint8_t *)"x", 1));
 		assert_int_not_equal(r, DEDUPE_DUPLICATE);
 		unchecked += r == DEDUPE_UNCHECKED;
 	}

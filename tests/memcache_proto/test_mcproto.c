@@ -314,13 +314,14 @@ static void test_keys_and_encoders(void **state)
 	assert_true(mcp_key_needs_b64(key, 1));
 	assert_true(mcp_key_is_sendable(key, 186));
 	assert_false(mcp_key_is_sendable(key, 187));
-	assert_int_equal(mcp_mg_encode(out, sizeof(out), key, 187, false, "v", 1), 0);
+	assert_int_equal(mcp_mg_encode(out, sizeof(out), key, 187, true, "v", 1), 0);
+	assert_int_equal(mcp_mg_encode(out, sizeof(out), key, 186, true, "v", 1), 260);
 
 	size_t n =
 	    mcp_mg_encode(out, sizeof(out), (const uint8_t *)"user:1", 6, false, "k f t v u q", 42);
 	assert_int_equal(n, strlen("mg user:1 k f t v u q O42\r\n"));
 	assert_memory_equal(out, "mg user:1 k f t v u q O42\r\n", n);
-	n = mcp_mg_encode(out, sizeof(out), (const uint8_t *)"\x00\x01 sp\n", 6, false, "v", 7);
+	n = mcp_mg_encode(out, sizeof(out), (const uint8_t *)"\x00\x01 sp\n", 6, true, "v", 7);
 	assert_memory_equal(out, "mg AAEgc3AK b v O7\r\n", n);
 	n = mcp_ms_encode(out, sizeof(out), (const uint8_t *)"d1", 2, false, 5, 295, 17, MCP_MS_ADD,
 			  1);
