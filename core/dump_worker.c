@@ -1,22 +1,14 @@
 /*
  * dump_worker.c: a value worker. One thread, pinned, with its own io_uring, its own
- * connection to the source, and its two budget buffers:
+ * connection to the source (an mgpipe) and its two budget buffers:
  *
- *   net  = [ send slot 0 | ... | send slot D-1 | receive area ]
+ *   net  = [ send slot 0 | ... | send slot D-1 | receive area ]   (lent to the mgpipe)
  *   disk = [ key offsets | key chunk input | writer staging ]
  *
- * A job is one key chunk. Keys go out as pipelined `mg <key> k f t v u q O<i>` batches
- * closed by `mn`, up to MCW_BATCHES_INFLIGHT batches in flight and one send in flight
- * at a time. Replies are parsed in place in the receive area; each hit is handed to the
- * chunk writer; misses are silent and counted per batch at its MN.
- *
- * Invariants:
- *  1. The receive area is only compacted while no recv is in flight (the kernel writes
- *     at a fixed address) and, in writev mode, while the writer holds no references.
- *  2. Replies arrive in request order: a VA's opaque must lie in the oldest unanswered
- *     batch and grow; anything else means the stream is out of sync and the job fails.
- *  3. A reply is consumed only after the writer accepted its record (-EAGAIN leaves it
- *     in place and parsing resumes after a write completes).
+ * A job is one key chunk: the pipe fetches its values with pipelined mg (mgpipe.c), every
+ * value becomes a record for the chunk writer, misses are counted by the pipe. A reply is
+ * consumed only once the writer accepted its record; when the writer is full the reply
+ * stays where it is and is taken again after a write completes (j->blocked).
  */
 #include <errno.h>
 #include <sched.h>
@@ -27,42 +19,15 @@
 #include "dump_private.h"
 #include "keyspool.h"
 #include "mcw_limits.h"
-
-#define W_UD_RECV	    (1ull << 60)
-#define W_UD_SEND(slot)	    ((2ull << 60) | (slot))
-#define W_UD_KIND(ud)	    ((ud) >> 60)
-#define W_MG_FLAGS	    "k f t v u q"
-#define W_ERRORS_LOGGED_MAX 5
-
-struct batch {
-	bool sent;     /* its send completed */
-	bool answered; /* its MN arrived */
-	uint32_t first_key, nkeys, hits;
-	size_t req_len;
-};
+#include "mgpipe.h"
 
 struct wjob {
 	struct dump_worker *w;
 	struct dump_ctx *c;
-	/* keys of the job */
+	struct mgpipe pipe;
 	struct keychunk_view kv;
 	uint32_t *key_off;
-	uint32_t nkeys, next_key;
-	/* batches: monotonic counters, slot = counter % D */
-	struct batch b[MCW_BATCHES_INFLIGHT];
-	uint8_t *send_slots;
-	size_t slot_bytes;
-	uint64_t b_alloc, b_sent, b_answered;
-	bool send_busy;
-	uint32_t expect_key;
-	/* receive area: bytes [rd, wr) are unparsed */
-	uint8_t *rbuf;
-	size_t rcap, rd, wr;
-	bool recv_posted;
-	size_t need;  /* bytes the reply at rd needs, once parse saw its start */
-	bool blocked; /* the writer had no room for the reply at rd */
-	int64_t now_ms;
-	unsigned errors_logged;
+	bool blocked; /* the writer had no room for the reply at the front */
 };
 
 static void job_fail(struct wjob *j, int code, const char *what)
@@ -70,228 +35,64 @@ static void job_fail(struct wjob *j, int code, const char *what)
 	dump_fail(j->c, code, "worker %u, key chunk %u: %s", j->w->id, j->kv.seq, what);
 }
 
-/* ---- sending ----------------------------------------------------------------------- */
-
-static const uint8_t *key_at(const struct wjob *j, uint32_t i, uint16_t *len, uint8_t *flags)
-{
-	const uint8_t *p = j->kv.payload + j->key_off[i];
-	memcpy(len, p, 2);
-	*flags = p[2];
-	return p + MCW_KEY_RECORD_HEADER;
-}
-
-static void fill_batches(struct wjob *j)
-{
-	while (j->next_key < j->nkeys && j->b_alloc - j->b_answered < MCW_BATCHES_INFLIGHT) {
-		unsigned slot = (unsigned)(j->b_alloc % MCW_BATCHES_INFLIGHT);
-		struct batch *b = &j->b[slot];
-		if (j->b_alloc >= MCW_BATCHES_INFLIGHT && !b->sent)
-			return; /* its previous use is answered but the send CQE is not reaped */
-		char *out = (char *)j->send_slots + slot * j->slot_bytes;
-		size_t len = 0;
-		b->first_key = j->next_key;
-		b->nkeys = 0;
-		b->hits = 0;
-		while (j->next_key < j->nkeys && b->nkeys < MCW_BATCH_KEYS) {
-			uint16_t klen;
-			uint8_t kflags;
-			const uint8_t *key = key_at(j, j->next_key, &klen, &kflags);
-			size_t n = mcp_mg_encode(out + len, j->slot_bytes - len - 4, key, klen,
-						 kflags & KEYCHUNK_F_B64, W_MG_FLAGS, j->next_key);
-			ASSERT(n > 0); /* the key reader only spools sendable keys */
-			len += n;
-			j->next_key++;
-			b->nkeys++;
-		}
-		memcpy(out + len, "mn\r\n", 4);
-		b->req_len = len + 4;
-		b->sent = b->answered = false;
-		j->b_alloc++;
-	}
-}
-
-static void kick_send(struct wjob *j)
-{
-	if (j->send_busy || j->b_sent == j->b_alloc)
-		return;
-	unsigned slot = (unsigned)(j->b_sent % MCW_BATCHES_INFLIGHT);
-	int ret = ur_prep_send(j->w->ring, j->w->fd, j->send_slots + slot * j->slot_bytes,
-			       j->b[slot].req_len, W_UD_SEND(slot));
-	if (ret < 0) {
-		job_fail(j, MCW_EXIT_SOFTWARE, "cannot queue a send");
-		return;
-	}
-	j->send_busy = true;
-	j->b_sent++;
-}
-
-/* ---- receiving and parsing ------------------------------------------------------------ */
-
-static void post_recv(struct wjob *j)
-{
-	if (j->recv_posted)
-		return;
-	bool writev_refs = chunk_writer_holds_refs(&j->w->cw);
-	/* invariant 1: compact only with no recv in flight and nothing referenced */
-	if (j->rd == j->wr && !writev_refs) {
-		j->rd = j->wr = 0;
-	} else if (j->rd > 0 && (j->rcap - j->wr < j->rcap / 4 || j->rcap - j->rd < j->need)) {
-		if (writev_refs) {
-			chunk_writer_flush(&j->w->cw);
-		} else {
-			memmove(j->rbuf, j->rbuf + j->rd, j->wr - j->rd);
-			j->wr -= j->rd;
-			j->rd = 0;
-		}
-	}
-	if (j->wr == j->rcap)
-		return; /* full: parsing or the writer must make room first */
-	int ret = ur_prep_recv(j->w->ring, j->w->fd, j->rbuf + j->wr, j->rcap - j->wr, W_UD_RECV);
-	if (ret < 0) {
-		job_fail(j, MCW_EXIT_SOFTWARE, "cannot queue a receive");
-		return;
-	}
-	j->recv_posted = true;
-}
-
-static bool key_echo_matches(const struct mcp_meta_reply *rep, const uint8_t *key, uint16_t len)
-{
-	if (!rep->has_key)
-		return true;
-	if (!rep->key_b64)
-		return rep->key_len == len && memcmp(rep->key, key, len) == 0;
-	uint8_t raw[MCP_KEY_MAX];
-	long n = mcp_b64_decode(raw, sizeof(raw), rep->key, rep->key_len);
-	return n == (long)len && memcmp(raw, key, len) == 0;
-}
-
 /* 0: consumed; -EAGAIN: the writer is full, keep the reply; other: failed. */
-static int on_value(struct wjob *j, const struct mcp_meta_reply *rep)
+static int on_value(struct wjob *j, const struct mcp_meta_reply *rep, uint32_t index)
 {
-	struct batch *b = &j->b[j->b_answered % MCW_BATCHES_INFLIGHT];
-	if (j->b_answered == j->b_sent || !rep->has_opaque || rep->opaque < j->expect_key ||
-	    rep->opaque >= b->first_key + b->nkeys || !rep->has_client_flags || !rep->has_ttl) {
-		char msg[300];
-		snprintf(msg, sizeof(msg),
-			 "value reply out of order or without the flags asked for (the "
-			 "connection is out of sync): reply for key #%lld, expected #%u to #%u, "
-			 "batches sent %llu answered %llu: \"%.60s\"",
-			 rep->has_opaque ? (long long)rep->opaque : -1LL, j->expect_key,
-			 b->first_key + b->nkeys - 1, (unsigned long long)j->b_sent,
-			 (unsigned long long)j->b_answered, (const char *)j->rbuf + j->rd);
-		job_fail(j, MCW_EXIT_PROTOCOL, msg);
-		return -EPROTO;
-	}
 	uint16_t klen;
-	uint8_t kflags; /* not needed here: the reply's b flag says how the source stores it */
-	const uint8_t *key = key_at(j, (uint32_t)rep->opaque, &klen, &kflags);
-	if (!key_echo_matches(rep, key, klen)) {
-		job_fail(j, MCW_EXIT_PROTOCOL, "a reply names another key than the one asked for");
-		return -EPROTO;
-	}
+	uint8_t kflags;
+	const uint8_t *key = mgpipe_key(&j->pipe, index, &klen, &kflags);
 	if (rep->ttl >= 0 && rep->ttl < j->c->o.min_ttl_s) {
 		atomic_fetch_add_explicit(&j->c->st.ttl_filtered, 1, memory_order_relaxed);
-		b->hits++; /* present, deliberately not kept: not a miss */
-		j->expect_key = (uint32_t)rep->opaque + 1;
-		return 0;
+		return 0; /* present, deliberately not kept: not a miss */
 	}
 	struct chunk_rec rec = {
 		.key = key,
 		.key_len = klen,
 		.flags = rep->key_b64 ? CHUNK_REC_F_BINARY_KEY : 0, /* as the source stores it */
 		.client_flags = rep->client_flags,
-		.expires_at_ms = rep->ttl < 0 ? 0 : j->now_ms + rep->ttl * 1000,
+		.expires_at_ms = rep->ttl < 0 ? 0 : j->pipe.recv_ms + rep->ttl * 1000,
 		.value = (const uint8_t *)rep->value,
 		.value_len = (uint32_t)rep->value_len,
 	};
 	int ret = chunk_writer_add(&j->w->cw, &rec);
 	if (ret == -EAGAIN)
-		return ret; /* invariant 3: nothing about this reply is recorded yet */
+		return ret; /* nothing about this reply is recorded yet */
 	if (ret < 0) {
 		dump_fail(j->c, MCW_EXIT_IO, "%s", j->w->cw.error_msg);
 		return ret;
 	}
-	j->expect_key = (uint32_t)rep->opaque + 1;
-	b->hits++;
 	atomic_fetch_add_explicit(&j->c->st.items, 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&j->c->st.value_bytes, rep->value_len, memory_order_relaxed);
 	return 0;
 }
 
-static void on_batch_end(struct wjob *j)
+/* Hands every complete reply to the writer until one does not fit. */
+static void take_replies(struct wjob *j)
 {
-	struct batch *b = &j->b[j->b_answered % MCW_BATCHES_INFLIGHT];
-	b->answered = true;
-	j->b_answered++;
-	j->expect_key = j->b_answered < j->b_alloc
-			    ? j->b[j->b_answered % MCW_BATCHES_INFLIGHT].first_key
-			    : j->next_key;
-	atomic_fetch_add_explicit(&j->c->st.keys_fetched, b->nkeys, memory_order_relaxed);
-	atomic_fetch_add_explicit(&j->c->st.misses, b->nkeys - b->hits, memory_order_relaxed);
-}
-
-static void log_server_error(struct wjob *j, const struct mcp_meta_reply *rep)
-{
-	atomic_fetch_add(&j->c->st.server_errors, 1);
-	if (j->errors_logged++ < W_ERRORS_LOGGED_MAX)
-		log_warn("source %s answered an mg with: %.*s", j->c->o.source.text,
-			 (int)rep->msg_len, rep->msg);
-}
-
-static void parse(struct wjob *j)
-{
-	size_t value_max = j->c->src.item_size_max;
-	while (!j->blocked && j->rd < j->wr) {
-		struct mcp_meta_reply rep;
-		const char *p = (const char *)j->rbuf + j->rd;
-		enum mcp_status st = mcp_meta_reply_parse(p, j->wr - j->rd, value_max, &rep);
-		if (st == MCP_NEED_MORE) {
-			j->need = rep.total_len > 0 ? rep.total_len : MCP_META_LINE_MAX;
-			ASSERT(j->need <= j->rcap); /* the plan sized rcap for the largest reply */
+	struct mcp_meta_reply rep;
+	uint32_t index;
+	enum mgpipe_next n;
+	while (!j->blocked && (n = mgpipe_next(&j->pipe, &rep, &index)) == MGPIPE_VALUE) {
+		int ret = on_value(j, &rep, index);
+		if (ret == -EAGAIN)
+			j->blocked = true;
+		else if (ret < 0)
 			return;
-		}
-		j->need = 0;
-		if (st != MCP_OK) {
-			char msg[200];
-			snprintf(msg, sizeof(msg),
-				 "malformed reply from the source (%s): \"%.60s\"",
-				 mcp_status_name(st), p);
-			job_fail(j, MCW_EXIT_PROTOCOL, msg);
-			return;
-		}
-		switch (rep.code) {
-		case MCP_RC_VA: {
-			int ret = on_value(j, &rep);
-			if (ret == -EAGAIN) {
-				j->blocked = true;
-				return;
-			}
-			if (ret < 0)
-				return;
-			break;
-		}
-		case MCP_RC_MN:
-			if (j->b_answered == j->b_sent) {
-				job_fail(j, MCW_EXIT_PROTOCOL, "MN without a batch in flight");
-				return;
-			}
-			on_batch_end(j);
-			break;
-		case MCP_RC_EN: /* a miss the q flag did not hide: still a miss */
-			break;
-		case MCP_RC_CLIENT_ERROR:
-		case MCP_RC_SERVER_ERROR:
-			log_server_error(j, &rep);
-			break;
-		default:
-			job_fail(j, MCW_EXIT_PROTOCOL, "unexpected reply code to mg");
-			return;
-		}
-		j->rd += rep.total_len;
+		else
+			mgpipe_consume(&j->pipe, &rep);
 	}
+	if (j->pipe.exit_code)
+		job_fail(j, j->pipe.exit_code, j->pipe.error);
 }
 
-/* ---- the job loop ---------------------------------------------------------------------- */
+static void flush_counts(struct wjob *j)
+{
+	struct mgpipe *p = &j->pipe;
+	atomic_fetch_add_explicit(&j->c->st.keys_fetched, p->fetched, memory_order_relaxed);
+	atomic_fetch_add_explicit(&j->c->st.misses, p->misses, memory_order_relaxed);
+	atomic_fetch_add_explicit(&j->c->st.server_errors, p->server_errors, memory_order_relaxed);
+	p->fetched = p->misses = p->server_errors = p->values = 0;
+}
 
 static void on_cqe(struct wjob *j, const struct ur_cqe *cqe)
 {
@@ -301,30 +102,10 @@ static void on_cqe(struct wjob *j, const struct ur_cqe *cqe)
 		j->blocked = false;
 		return;
 	}
-	if (W_UD_KIND(cqe->user_data) == W_UD_KIND(W_UD_RECV)) {
-		j->recv_posted = false;
-		if (cqe->res <= 0) {
-			char msg[160];
-			snprintf(msg, sizeof(msg), "connection to the source lost: %s",
-				 cqe->res == 0 ? "closed by the server" : strerror(-cqe->res));
-			job_fail(j, MCW_EXIT_UNAVAILABLE, msg);
-			return;
-		}
-		j->wr += (size_t)cqe->res;
-		j->now_ms = wall_ns() / 1000000;
-		return;
-	}
-	unsigned slot = (unsigned)(cqe->user_data & 0xff);
-	ASSERT(slot < MCW_BATCHES_INFLIGHT && j->send_busy);
-	j->send_busy = false;
-	if (cqe->res < 0 || (size_t)cqe->res != j->b[slot].req_len) {
-		char msg[160];
-		snprintf(msg, sizeof(msg), "sending to the source failed: %s",
-			 cqe->res < 0 ? strerror(-cqe->res) : "short send");
-		job_fail(j, MCW_EXIT_UNAVAILABLE, msg);
-		return;
-	}
-	j->b[slot].sent = true;
+	ASSERT(mgpipe_owns(&j->pipe, cqe->user_data));
+	mgpipe_on_cqe(&j->pipe, cqe);
+	if (j->pipe.exit_code)
+		job_fail(j, j->pipe.exit_code, j->pipe.error);
 }
 
 /* Waits for and handles completions. false when the dump has failed. */
@@ -370,33 +151,26 @@ static bool load_keys(struct wjob *j, uint32_t seq)
 	uint8_t flags;
 	for (uint32_t at = 0; keychunk_next(&j->kv, &pos, &key, &klen, &flags); at = pos)
 		j->key_off[n++] = at;
-	j->nkeys = n;
+	mgpipe_job(&j->pipe, &j->kv, j->key_off, n);
 	return true;
 }
 
 static void run_job(struct wjob *j, uint32_t seq)
 {
-	if (!load_keys(j, seq))
-		return;
-	j->next_key = 0;
-	j->b_alloc = j->b_sent = j->b_answered = 0;
-	j->expect_key = 0;
-	memset(j->b, 0, sizeof(j->b));
-	if (chunk_writer_begin(&j->w->cw, seq) < 0)
+	if (!load_keys(j, seq) || chunk_writer_begin(&j->w->cw, seq) < 0)
 		return;
 	for (;;) {
-		/* parse first: an MN frees a batch slot that fill_batches can use right away */
-		parse(j);
+		/* replies first: an MN frees a batch slot that mgpipe_kick can use right away */
+		take_replies(j);
 		if (dump_failed(j->c))
 			return;
-		fill_batches(j);
-		kick_send(j);
-		post_recv(j);
-		if (j->next_key == j->nkeys && j->b_answered == j->b_alloc && !j->send_busy)
+		mgpipe_kick(&j->pipe);
+		if (mgpipe_done(&j->pipe) && !j->pipe.send_busy)
 			break;
-		if (!pump(j, j->b_answered < j->b_sent))
+		if (!pump(j, mgpipe_awaiting(&j->pipe)))
 			return;
 	}
+	flush_counts(j);
 	if (chunk_writer_end(&j->w->cw) < 0)
 		dump_fail(j->c, MCW_EXIT_IO, "%s", j->w->cw.error_msg);
 	atomic_fetch_add(&j->c->st.jobs_done, 1);
@@ -424,6 +198,16 @@ static int64_t take_job(struct dump_ctx *c, bool wait)
 		job = -2; /* none yet, more to come */
 	pthread_mutex_unlock(&c->mu);
 	return job;
+}
+
+/* writev mode: the receive area is referenced until the writer's writes complete. */
+static bool recv_reusable(void *arg)
+{
+	struct chunk_writer *cw = arg;
+	if (!chunk_writer_holds_refs(cw))
+		return true;
+	chunk_writer_flush(cw);
+	return false;
 }
 
 static int worker_setup(struct dump_worker *w, struct wjob *j)
@@ -469,10 +253,21 @@ static int worker_setup(struct dump_worker *w, struct wjob *j)
 	memset(j, 0, sizeof(*j));
 	j->w = w;
 	j->c = c;
-	j->slot_bytes = MCW_BATCH_REQ_BYTES;
-	j->send_slots = w->net_buf;
-	j->rbuf = w->net_buf + MCW_BATCHES_INFLIGHT * MCW_BATCH_REQ_BYTES;
-	j->rcap = w->net_bytes - MCW_BATCHES_INFLIGHT * MCW_BATCH_REQ_BYTES;
+	struct mgpipe_opts po = {
+		.ring = w->ring,
+		.fd = w->fd,
+		.id = 0,
+		.what = "the source",
+		.send_area = w->net_buf,
+		.send_bytes = MCW_BATCHES_INFLIGHT * MCW_BATCH_REQ_BYTES,
+		.recv_area = w->net_buf + MCW_BATCHES_INFLIGHT * MCW_BATCH_REQ_BYTES,
+		.recv_bytes = w->net_bytes - MCW_BATCHES_INFLIGHT * MCW_BATCH_REQ_BYTES,
+		.quiet = true,
+		.value_max = c->src.item_size_max,
+		.recv_reusable = recv_reusable,
+		.arg = &w->cw,
+	};
+	mgpipe_init(&j->pipe, &po);
 	return 0;
 }
 

@@ -1,0 +1,312 @@
+/*
+ * mgpipe.c: pipelined `mg` over one connection (see mgpipe.h).
+ *
+ * Keys go out as batches of `mg <key> k f t v u [q] O<index>` closed by `mn`, up to
+ * MCW_BATCHES_INFLIGHT batches in flight and one send in flight at a time. Replies are
+ * parsed in place in the receive area.
+ *
+ * Invariants:
+ *  1. The receive area is only compacted while no recv is in flight (the kernel writes
+ *     at a fixed address) and while the owner says consumed bytes may be reused.
+ *  2. Replies arrive in request order: a VA (or EN) names a key of the oldest unanswered
+ *     batch, later than the previous one (exactly the next one without q). Anything else
+ *     means the stream is out of sync and the pipe fails.
+ *  3. Nothing about a reply is recorded before the owner consumes it.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <string.h>
+
+#include "base.h"
+#include "core.h"
+#include "mgpipe.h"
+
+#define UD_RECV		   1ull
+#define UD_SEND		   2ull
+#define UD(kind, id, slot) ((kind) << 60 | (uint64_t)(id) << 56 | (slot))
+#define UD_KIND(ud)	   ((ud) >> 60)
+#define UD_ID(ud)	   ((unsigned)(((ud) >> 56) & 0xf))
+#define ERRORS_LOGGED_MAX  5
+
+static void fail(struct mgpipe *p, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void fail(struct mgpipe *p, int code, const char *fmt, ...)
+{
+	if (p->exit_code != 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(p->error, sizeof(p->error), fmt, ap);
+	va_end(ap);
+	p->exit_code = code;
+}
+
+void mgpipe_init(struct mgpipe *p, const struct mgpipe_opts *o)
+{
+	ASSERT(o->id < 16);
+	ASSERT(o->send_bytes >= MCW_BATCHES_INFLIGHT * MCW_BATCH_REQ_BYTES);
+	ASSERT(o->recv_bytes >= o->value_max + MCW_REPLY_OVERHEAD_MAX);
+	memset(p, 0, sizeof(*p));
+	p->o = *o;
+	p->rbuf = o->recv_area;
+	p->rcap = o->recv_bytes;
+}
+
+void mgpipe_job(struct mgpipe *p, const struct keychunk_view *kv, const uint32_t *key_off,
+		uint32_t nkeys)
+{
+	ASSERT(mgpipe_done(p) && !p->send_busy);
+	p->kv = *kv;
+	p->key_off = key_off;
+	p->nkeys = nkeys;
+	p->next_key = 0;
+	p->b_alloc = p->b_sent = p->b_answered = 0;
+	p->expect_key = 0;
+	memset(p->b, 0, sizeof(p->b));
+}
+
+const uint8_t *mgpipe_key(const struct mgpipe *p, uint32_t index, uint16_t *len, uint8_t *flags)
+{
+	const uint8_t *k = p->kv.payload + p->key_off[index];
+	memcpy(len, k, 2);
+	*flags = k[2];
+	return k + MCW_KEY_RECORD_HEADER;
+}
+
+bool mgpipe_done(const struct mgpipe *p)
+{
+	return p->next_key == p->nkeys && p->b_answered == p->b_alloc;
+}
+
+bool mgpipe_awaiting(const struct mgpipe *p)
+{
+	return p->b_answered < p->b_sent;
+}
+
+/* ---- sending ----------------------------------------------------------------------- */
+
+static void fill_batches(struct mgpipe *p)
+{
+	const char *flags = p->o.quiet ? "k f t v u q" : "k f t v u";
+	while (p->next_key < p->nkeys && p->b_alloc - p->b_answered < MCW_BATCHES_INFLIGHT) {
+		unsigned slot = (unsigned)(p->b_alloc % MCW_BATCHES_INFLIGHT);
+		struct mgpipe_batch *b = &p->b[slot];
+		if (p->b_alloc >= MCW_BATCHES_INFLIGHT && !b->sent)
+			return; /* answered, but its send completion is not reaped yet */
+		char *out = (char *)p->o.send_area + slot * MCW_BATCH_REQ_BYTES;
+		size_t len = 0;
+		b->first_key = p->next_key;
+		b->nkeys = b->values = 0;
+		while (p->next_key < p->nkeys && b->nkeys < MCW_BATCH_KEYS) {
+			uint16_t klen;
+			uint8_t kflags;
+			const uint8_t *key = mgpipe_key(p, p->next_key, &klen, &kflags);
+			size_t n = mcp_mg_encode(out + len, MCW_BATCH_REQ_BYTES - len - 4, key,
+						 klen, kflags & KEYCHUNK_F_B64, flags, p->next_key);
+			ASSERT(n > 0); /* the key reader only spools sendable keys */
+			len += n;
+			p->next_key++;
+			b->nkeys++;
+		}
+		memcpy(out + len, "mn\r\n", 4);
+		b->req_len = len + 4;
+		b->sent = b->answered = false;
+		p->b_alloc++;
+	}
+}
+
+static void kick_send(struct mgpipe *p)
+{
+	if (p->send_busy || p->b_sent == p->b_alloc)
+		return;
+	unsigned slot = (unsigned)(p->b_sent % MCW_BATCHES_INFLIGHT);
+	int ret = ur_prep_send(p->o.ring, p->o.fd, p->o.send_area + slot * MCW_BATCH_REQ_BYTES,
+			       p->b[slot].req_len, UD(UD_SEND, p->o.id, slot));
+	if (ret < 0) {
+		fail(p, MCW_EXIT_SOFTWARE, "cannot queue a send: %s", strerror(-ret));
+		return;
+	}
+	p->send_busy = true;
+	p->b_sent++;
+}
+
+/* ---- receiving ---------------------------------------------------------------------- */
+
+static void post_recv(struct mgpipe *p)
+{
+	if (p->recv_posted || p->exit_code)
+		return;
+	bool reusable = p->o.recv_reusable == NULL || p->o.recv_reusable(p->o.arg);
+	/* invariant 1: compact only with no recv in flight and nothing referenced */
+	if (p->rd == p->wr && reusable) {
+		p->rd = p->wr = 0;
+	} else if (p->rd > 0 && (p->rcap - p->wr < p->rcap / 4 || p->rcap - p->rd < p->need) &&
+		   reusable) {
+		memmove(p->rbuf, p->rbuf + p->rd, p->wr - p->rd);
+		p->wr -= p->rd;
+		p->rd = 0;
+	}
+	if (p->wr == p->rcap)
+		return; /* full: the owner must consume or release first */
+	int ret = ur_prep_recv(p->o.ring, p->o.fd, p->rbuf + p->wr, p->rcap - p->wr,
+			       UD(UD_RECV, p->o.id, 0));
+	if (ret < 0) {
+		fail(p, MCW_EXIT_SOFTWARE, "cannot queue a receive: %s", strerror(-ret));
+		return;
+	}
+	p->recv_posted = true;
+}
+
+void mgpipe_kick(struct mgpipe *p)
+{
+	fill_batches(p);
+	kick_send(p);
+	post_recv(p);
+}
+
+bool mgpipe_owns(const struct mgpipe *p, uint64_t ud)
+{
+	return (UD_KIND(ud) == UD_RECV || UD_KIND(ud) == UD_SEND) && UD_ID(ud) == p->o.id;
+}
+
+void mgpipe_on_cqe(struct mgpipe *p, const struct ur_cqe *cqe)
+{
+	if (UD_KIND(cqe->user_data) == UD_RECV) {
+		p->recv_posted = false;
+		if (cqe->res <= 0) {
+			fail(p, MCW_EXIT_UNAVAILABLE, "connection to %s lost: %s", p->o.what,
+			     cqe->res == 0 ? "closed by the server" : strerror(-cqe->res));
+			return;
+		}
+		p->wr += (size_t)cqe->res;
+		p->recv_ms = wall_ns() / 1000000;
+		return;
+	}
+	unsigned slot = (unsigned)(cqe->user_data & 0xff);
+	ASSERT(slot < MCW_BATCHES_INFLIGHT && p->send_busy);
+	p->send_busy = false;
+	if (cqe->res < 0 || (size_t)cqe->res != p->b[slot].req_len) {
+		fail(p, MCW_EXIT_UNAVAILABLE, "sending to %s failed: %s", p->o.what,
+		     cqe->res < 0 ? strerror(-cqe->res) : "short send");
+		return;
+	}
+	p->b[slot].sent = true;
+}
+
+/* ---- replies ------------------------------------------------------------------------ */
+
+static struct mgpipe_batch *oldest(struct mgpipe *p)
+{
+	return &p->b[p->b_answered % MCW_BATCHES_INFLIGHT];
+}
+
+static void batch_end(struct mgpipe *p)
+{
+	struct mgpipe_batch *b = oldest(p);
+	b->answered = true;
+	p->b_answered++;
+	p->expect_key = p->b_answered < p->b_alloc ? oldest(p)->first_key : p->next_key;
+	p->fetched += b->nkeys;
+	if (p->o.quiet)
+		p->misses += b->nkeys - b->values;
+}
+
+/* Checks a VA/EN against invariant 2 and the key it names. */
+static bool reply_in_order(struct mgpipe *p, const struct mcp_meta_reply *rep, uint32_t *index)
+{
+	struct mgpipe_batch *b = oldest(p);
+	bool ok = p->b_answered < p->b_sent && rep->has_opaque && rep->opaque >= p->expect_key &&
+		  rep->opaque < (uint64_t)b->first_key + b->nkeys &&
+		  (p->o.quiet || rep->opaque == p->expect_key);
+	if (ok && rep->code == MCP_RC_VA)
+		ok = rep->has_client_flags && rep->has_ttl;
+	if (!ok) {
+		fail(p, MCW_EXIT_PROTOCOL,
+		     "reply from %s out of order or without the flags asked for (the connection is "
+		     "out of sync): reply for key #%lld, expected #%u to #%u, batches sent %llu "
+		     "answered %llu: \"%.60s\"",
+		     p->o.what, rep->has_opaque ? (long long)rep->opaque : -1LL, p->expect_key,
+		     b->first_key + b->nkeys - 1, (unsigned long long)p->b_sent,
+		     (unsigned long long)p->b_answered, (const char *)p->rbuf + p->rd);
+		return false;
+	}
+	uint16_t klen;
+	uint8_t kflags;
+	const uint8_t *key = mgpipe_key(p, (uint32_t)rep->opaque, &klen, &kflags);
+	bool same = !rep->has_key;
+	if (rep->has_key && !rep->key_b64) {
+		same = rep->key_len == klen && memcmp(rep->key, key, klen) == 0;
+	} else if (rep->has_key) {
+		uint8_t raw[MCP_KEY_MAX];
+		long n = mcp_b64_decode(raw, sizeof(raw), rep->key, rep->key_len);
+		same = n == (long)klen && memcmp(raw, key, klen) == 0;
+	}
+	if (!same) {
+		fail(p, MCW_EXIT_PROTOCOL,
+		     "a reply from %s names another key than the one asked for", p->o.what);
+		return false;
+	}
+	*index = (uint32_t)rep->opaque;
+	return true;
+}
+
+enum mgpipe_next mgpipe_next(struct mgpipe *p, struct mcp_meta_reply *rep, uint32_t *index)
+{
+	while (p->exit_code == 0 && p->rd < p->wr) {
+		const char *at = (const char *)p->rbuf + p->rd;
+		enum mcp_status st = mcp_meta_reply_parse(at, p->wr - p->rd, p->o.value_max, rep);
+		if (st == MCP_NEED_MORE) {
+			p->need = rep->total_len > 0 ? rep->total_len : MCP_META_LINE_MAX;
+			ASSERT(p->need <= p->rcap); /* the plan sized rcap for the largest reply */
+			return MGPIPE_NONE;
+		}
+		p->need = 0;
+		if (st != MCP_OK) {
+			fail(p, MCW_EXIT_PROTOCOL, "malformed reply from %s (%s): \"%.60s\"",
+			     p->o.what, mcp_status_name(st), at);
+			break;
+		}
+		switch (rep->code) {
+		case MCP_RC_VA:
+			return reply_in_order(p, rep, index) ? MGPIPE_VALUE : MGPIPE_FAILED;
+		case MCP_RC_EN:
+			if (!p->o.quiet)
+				return reply_in_order(p, rep, index) ? MGPIPE_MISS : MGPIPE_FAILED;
+			break; /* a miss q did not hide: still a miss, counted at MN */
+		case MCP_RC_MN:
+			if (p->b_answered == p->b_sent) {
+				fail(p, MCW_EXIT_PROTOCOL, "MN from %s without a batch in flight",
+				     p->o.what);
+				return MGPIPE_FAILED;
+			}
+			batch_end(p);
+			break;
+		case MCP_RC_CLIENT_ERROR:
+		case MCP_RC_SERVER_ERROR:
+			if (p->server_errors++ < ERRORS_LOGGED_MAX)
+				log_warn("%s answered an mg with: %.*s", p->o.what,
+					 (int)rep->msg_len, rep->msg);
+			break;
+		default:
+			fail(p, MCW_EXIT_PROTOCOL, "unexpected reply to mg from %s: \"%.40s\"",
+			     p->o.what, at);
+			return MGPIPE_FAILED;
+		}
+		p->rd += rep->total_len;
+	}
+	return p->exit_code ? MGPIPE_FAILED : MGPIPE_NONE;
+}
+
+void mgpipe_consume(struct mgpipe *p, const struct mcp_meta_reply *rep)
+{
+	ASSERT(rep->code == MCP_RC_VA || rep->code == MCP_RC_EN);
+	ASSERT(p->rd + rep->total_len <= p->wr);
+	p->expect_key = (uint32_t)rep->opaque + 1;
+	if (rep->code == MCP_RC_VA) {
+		oldest(p)->values++;
+		p->values++;
+	} else {
+		p->misses++;
+	}
+	p->rd += rep->total_len;
+}
