@@ -119,11 +119,20 @@ double cpu_seconds(void)
 	       (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
 }
 
+/* VmHWM, not getrusage: Linux carries ru_maxrss across exec, so a process started by a
+ * large parent would report the parent's size. */
 uint64_t peak_rss_bytes(void)
 {
-	struct rusage ru;
-	getrusage(RUSAGE_SELF, &ru);
-	return (uint64_t)ru.ru_maxrss * 1024;
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	unsigned long long kib = 0;
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL) {
+		if (sscanf(line, "VmHWM: %llu kB", &kib) == 1)
+			break;
+	}
+	if (f != NULL)
+		fclose(f);
+	return (uint64_t)kib * 1024;
 }
 
 void random_bytes(void *buf, size_t n)

@@ -125,65 +125,82 @@ static bool block_structure_ok(const struct chunk_block_view *b, const struct ch
 	return pos == payload && !continues;
 }
 
-struct chunk_walk_result chunk_block_walk(const struct chunk_block_view *b, struct chunk_span *span,
-					  chunk_piece_fn fn, void *arg)
+enum chunk_status chunk_cursor_open(struct chunk_cursor *c, const struct chunk_block_view *b,
+				    struct chunk_span *span, uint32_t *orphan_bytes)
 {
-	struct chunk_walk_result res = { .status = CHUNK_OK };
-	const struct chunk_block_header *h = &b->h;
-	uint32_t payload = h->payload_bytes;
-	uint32_t pos = 0;
-
+	*orphan_bytes = 0;
 	if (!block_structure_ok(b, span)) {
 		memset(span, 0, sizeof(*span));
-		res.status = CHUNK_ERR_FIELD;
-		return res;
+		return CHUNK_ERR_FIELD;
 	}
-	if (span->active) {
-		struct chunk_piece p = {
+	c->b = b;
+	c->span = span;
+	c->next_record = 0;
+	c->cont_pending = span->active;
+	c->pos = b->h.cont_bytes;
+	if (!span->active)
+		*orphan_bytes = b->h.cont_bytes;
+	return CHUNK_OK;
+}
+
+bool chunk_cursor_next(struct chunk_cursor *c, struct chunk_piece *p)
+{
+	const struct chunk_block_header *h = &c->b->h;
+	struct chunk_span *span = c->span;
+	if (c->cont_pending) {
+		c->cont_pending = false;
+		*p = (struct chunk_piece){
 			.first = false,
 			.hdr = span->hdr,
 			.key = span->key,
-			.value = b->payload,
+			.value = c->b->payload,
 			.value_len = h->cont_bytes,
 			.value_offset = span->value_offset,
 		};
 		span->value_left -= h->cont_bytes;
 		span->value_offset += h->cont_bytes;
-		p.last = span->value_left == 0;
-		if (p.last) {
+		p->last = span->value_left == 0;
+		if (p->last)
 			span->active = false;
-			res.records_ended++;
-		}
-		pos = h->cont_bytes;
-		if ((res.stopped = fn(arg, &p)) != 0)
-			return res;
-		if (!p.last)
-			return res;
-	} else if (h->cont_bytes > 0) {
-		res.orphan_bytes = h->cont_bytes;
-		pos = h->cont_bytes;
+		else
+			c->next_record = h->record_count; /* a middle block: nothing else */
+		return true;
 	}
-	for (uint32_t i = 0; i < h->record_count; i++) {
-		struct chunk_piece p = { .first = true };
-		memcpy(&p.hdr, b->payload + pos, sizeof(p.hdr));
-		p.key = b->payload + pos + sizeof(p.hdr);
-		p.value = p.key + p.hdr.key_len;
-		uint32_t in_block = payload - (pos + (uint32_t)sizeof(p.hdr) + p.hdr.key_len);
-		p.value_len = MIN(p.hdr.value_len, in_block);
-		p.last = p.value_len == p.hdr.value_len;
-		res.records_begun++;
-		if (p.last) {
-			res.records_ended++;
-		} else {
-			span->active = true;
-			span->hdr = p.hdr;
-			memcpy(span->key, p.key, p.hdr.key_len);
-			span->value_left = p.hdr.value_len - p.value_len;
-			span->value_offset = p.value_len;
-		}
-		pos += (uint32_t)sizeof(p.hdr) + p.hdr.key_len + p.value_len;
+	if (c->next_record == h->record_count)
+		return false;
+	c->next_record++;
+	*p = (struct chunk_piece){ .first = true };
+	memcpy(&p->hdr, c->b->payload + c->pos, sizeof(p->hdr));
+	p->key = c->b->payload + c->pos + sizeof(p->hdr);
+	p->value = p->key + p->hdr.key_len;
+	uint32_t in_block = h->payload_bytes - (c->pos + (uint32_t)sizeof(p->hdr) + p->hdr.key_len);
+	p->value_len = MIN(p->hdr.value_len, in_block);
+	p->last = p->value_len == p->hdr.value_len;
+	if (!p->last) {
+		span->active = true;
+		span->hdr = p->hdr;
+		memcpy(span->key, p->key, p->hdr.key_len);
+		span->value_left = p->hdr.value_len - p->value_len;
+		span->value_offset = p->value_len;
+	}
+	c->pos += (uint32_t)sizeof(p->hdr) + p->hdr.key_len + p->value_len;
+	return true;
+}
+
+struct chunk_walk_result chunk_block_walk(const struct chunk_block_view *b, struct chunk_span *span,
+					  chunk_piece_fn fn, void *arg)
+{
+	struct chunk_walk_result res = { .status = CHUNK_OK };
+	struct chunk_cursor c;
+	struct chunk_piece p;
+	res.status = chunk_cursor_open(&c, b, span, &res.orphan_bytes);
+	if (res.status != CHUNK_OK)
+		return res;
+	while (chunk_cursor_next(&c, &p)) {
+		res.records_begun += p.first;
+		res.records_ended += p.last;
 		if ((res.stopped = fn(arg, &p)) != 0)
-			return res;
+			break;
 	}
 	return res;
 }

@@ -64,6 +64,21 @@ struct chunk_span {
 	uint8_t key[MCP_KEY_MAX];
 };
 
+/* A resumable walk over one block's pieces: open validates the block against the span
+ * (nothing is emitted from a block that fails), next yields one piece at a time. */
+struct chunk_cursor {
+	const struct chunk_block_view *b;
+	struct chunk_span *span;
+	uint32_t pos;	      /* payload offset of the next record */
+	uint32_t next_record; /* records of this block emitted so far */
+	bool cont_pending;    /* the continuation of span is still to be emitted */
+};
+
+enum chunk_status chunk_cursor_open(struct chunk_cursor *c, const struct chunk_block_view *b,
+				    struct chunk_span *span, uint32_t *orphan_bytes);
+/* false when the block has no more pieces. */
+bool chunk_cursor_next(struct chunk_cursor *c, struct chunk_piece *p);
+
 /* Returns 0 to go on, anything else to stop the walk (returned as is). */
 typedef int (*chunk_piece_fn)(void *arg, const struct chunk_piece *p);
 

@@ -10,6 +10,7 @@
 #include "base.h"
 #include "cli.h"
 #include "core.h"
+#include "mcw_limits.h"
 
 int cli_usage_error(const char *cmd, const char *fmt, ...)
 {
@@ -50,6 +51,48 @@ bool cli_uint(const char *cmd, const char *opt, const char *val, uint64_t min, u
 	}
 	*out = v;
 	return true;
+}
+
+void cli_common_defaults(struct cli_common *co)
+{
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	*co = (struct cli_common){
+		.memory_bytes = MCW_MEMORY_DEFAULT_BYTES,
+		.threads = (unsigned)MIN(MAX(ncpu, 1L), (long)MCW_THREADS_MAX),
+		.io_timeout_ms = MCW_IO_TIMEOUT_MS,
+	};
+}
+
+int cli_common_option(const char *cmd, int ch, const char *arg, uint64_t memory_min,
+		      struct cli_common *co)
+{
+	uint64_t v;
+	switch (ch) {
+	case 'm':
+		return cli_size(cmd, "memory", arg, memory_min, &co->memory_bytes) ? 0
+										   : MCW_EXIT_USAGE;
+	case 't':
+		if (!cli_uint(cmd, "threads", arg, 1, MCW_THREADS_MAX, &v))
+			return MCW_EXIT_USAGE;
+		co->threads = (unsigned)v;
+		return 0;
+	case CLI_OPT_IO_TIMEOUT:
+		if (!cli_uint(cmd, "io-timeout", arg, 1, 3600, &v))
+			return MCW_EXIT_USAGE;
+		co->io_timeout_ms = (int)v * 1000;
+		return 0;
+	case CLI_OPT_JSON:
+		co->json = true;
+		return 0;
+	case 'q':
+		co->quiet = true;
+		return 0;
+	case 'h':
+		co->help = true;
+		return 0;
+	default:
+		return cli_usage_error(cmd, "unknown option");
+	}
 }
 
 void progress_init(struct progress *p, bool quiet)

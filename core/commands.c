@@ -25,6 +25,8 @@ static const struct {
 	const char *what;
 } commands[] = {
 	{ "dump", mcw_cmd_dump, "read every item of a live memcached into chunk files" },
+	{ "populate", mcw_cmd_populate, "write the items of chunk files into a live memcached" },
+	{ "verify", mcw_cmd_verify, "compare a source and a destination item by item" },
 	{ "inspect", mcw_cmd_inspect, "decode and check chunk files" },
 };
 

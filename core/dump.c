@@ -57,29 +57,6 @@ static const char dump_usage[] =
     "  -q, --quiet              no budget table, no progress line\n"
     "  -h, --help               this text\n";
 
-void dump_fail(struct dump_ctx *c, int exit_code, const char *fmt, ...)
-{
-	va_list ap;
-	pthread_mutex_lock(&c->mu);
-	if (!c->failed) {
-		c->failed = true;
-		c->exit_code = exit_code;
-		va_start(ap, fmt);
-		vsnprintf(c->error, sizeof(c->error), fmt, ap);
-		va_end(ap);
-	}
-	pthread_cond_broadcast(&c->cv);
-	pthread_mutex_unlock(&c->mu);
-}
-
-bool dump_failed(struct dump_ctx *c)
-{
-	pthread_mutex_lock(&c->mu);
-	bool f = c->failed;
-	pthread_mutex_unlock(&c->mu);
-	return f;
-}
-
 /* ---- options ----------------------------------------------------------------------- */
 
 enum {
@@ -89,117 +66,99 @@ enum {
 	OPT_WRITER,
 	OPT_NO_DIRECT,
 	OPT_CHUNK,
-	OPT_IO_TIMEOUT,
-	OPT_KEEP_SPOOL,
-	OPT_JSON
+	OPT_KEEP_SPOOL
 };
+
+int crawl_option(const char *cmd, const char *arg, enum key_dump_kind *out)
+{
+	if (strcmp(arg, "hash") != 0 && strcmp(arg, "all") != 0)
+		return cli_usage_error(cmd, "--crawl: use hash or all");
+	*out = strcmp(arg, "all") == 0 ? KEYS_ALL : KEYS_HASH;
+	return 0;
+}
+
+/* Options of dump only; the common ones go to cli_common_option. 0, or an exit code. */
+static int dump_option(int ch, const char *arg, struct dump_opts *o)
+{
+	uint64_t v;
+	switch (ch) {
+	case 's':
+		if (hostport_parse(arg, &o->source) < 0)
+			return cli_usage_error("dump", "--source: '%s' is not HOST:PORT", arg);
+		return 0;
+	case 'o':
+		o->out_dir = arg;
+		return 0;
+	case OPT_CRAWL:
+		return crawl_option("dump", arg, &o->crawl);
+	case OPT_NO_MGDUMP:
+		o->try_mgdump = false;
+		return 0;
+	case OPT_MIN_TTL:
+		if (!cli_uint("dump", "min-ttl", arg, 0, 10ull * 365 * 86400, &v))
+			return MCW_EXIT_USAGE;
+		o->min_ttl_s = (int64_t)v;
+		return 0;
+	case OPT_WRITER:
+		if (strcmp(arg, "stage") != 0 && strcmp(arg, "writev") != 0)
+			return cli_usage_error("dump", "--writer: use stage or writev");
+		o->write_mode = strcmp(arg, "writev") == 0 ? CHUNK_WRITE_WRITEV : CHUNK_WRITE_STAGE;
+		return 0;
+	case OPT_NO_DIRECT:
+		o->direct = false;
+		return 0;
+	case OPT_CHUNK:
+		if (!cli_size("dump", "chunk-size", arg, MCW_CHUNK_BYTES_MIN, &o->chunk_bytes))
+			return MCW_EXIT_USAGE;
+		if (o->chunk_bytes > MCW_CHUNK_BYTES_MAX)
+			return cli_usage_error("dump", "--chunk-size: at most 1G");
+		return 0;
+	case OPT_KEEP_SPOOL:
+		o->keep_spool = true;
+		return 0;
+	default:
+		return cli_common_option("dump", ch, arg, 4 * MIB, &o->co);
+	}
+}
 
 static int parse_opts(int argc, char **argv, struct dump_opts *o)
 {
 	static const struct option longopts[] = {
 		{ "source", required_argument, NULL, 's' },
 		{ "out", required_argument, NULL, 'o' },
-		{ "memory", required_argument, NULL, 'm' },
-		{ "threads", required_argument, NULL, 't' },
 		{ "crawl", required_argument, NULL, OPT_CRAWL },
 		{ "no-mgdump", no_argument, NULL, OPT_NO_MGDUMP },
 		{ "min-ttl", required_argument, NULL, OPT_MIN_TTL },
 		{ "writer", required_argument, NULL, OPT_WRITER },
 		{ "no-direct", no_argument, NULL, OPT_NO_DIRECT },
 		{ "chunk-size", required_argument, NULL, OPT_CHUNK },
-		{ "io-timeout", required_argument, NULL, OPT_IO_TIMEOUT },
 		{ "keep-spool", no_argument, NULL, OPT_KEEP_SPOOL },
-		{ "json", no_argument, NULL, OPT_JSON },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
+		CLI_COMMON_LONGOPTS,
 		{ 0 },
 	};
-	uint64_t v;
-	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
 	*o = (struct dump_opts){
-		.memory_bytes = MCW_MEMORY_DEFAULT_BYTES,
-		.threads = (unsigned)MIN(MAX(ncpu, 1L), (long)MCW_THREADS_MAX),
+		.kind = RUN_DUMP,
 		.crawl = KEYS_HASH,
 		.try_mgdump = true,
 		.write_mode = CHUNK_WRITE_STAGE,
 		.direct = true,
 		.chunk_bytes = MCW_CHUNK_BYTES_DEFAULT,
-		.io_timeout_ms = MCW_IO_TIMEOUT_MS,
 	};
-	bool have_source = false;
-	int c;
+	cli_common_defaults(&o->co);
+	int ch;
 	optind = 1;
-	while ((c = getopt_long(argc, argv, "s:o:m:t:qh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 's':
-			if (hostport_parse(optarg, &o->source) < 0)
-				return cli_usage_error("dump", "--source: '%s' is not HOST:PORT",
-						       optarg);
-			have_source = true;
-			break;
-		case 'o':
-			o->out_dir = optarg;
-			break;
-		case 'm':
-			if (!cli_size("dump", "memory", optarg, 4 * MIB, &o->memory_bytes))
-				return MCW_EXIT_USAGE;
-			break;
-		case 't':
-			if (!cli_uint("dump", "threads", optarg, 1, MCW_THREADS_MAX, &v))
-				return MCW_EXIT_USAGE;
-			o->threads = (unsigned)v;
-			break;
-		case OPT_CRAWL:
-			if (strcmp(optarg, "hash") != 0 && strcmp(optarg, "all") != 0)
-				return cli_usage_error("dump", "--crawl: use hash or all");
-			o->crawl = strcmp(optarg, "all") == 0 ? KEYS_ALL : KEYS_HASH;
-			break;
-		case OPT_NO_MGDUMP:
-			o->try_mgdump = false;
-			break;
-		case OPT_MIN_TTL:
-			if (!cli_uint("dump", "min-ttl", optarg, 0, 10ull * 365 * 86400, &v))
-				return MCW_EXIT_USAGE;
-			o->min_ttl_s = (int64_t)v;
-			break;
-		case OPT_WRITER:
-			if (strcmp(optarg, "stage") != 0 && strcmp(optarg, "writev") != 0)
-				return cli_usage_error("dump", "--writer: use stage or writev");
-			o->write_mode =
-			    strcmp(optarg, "writev") == 0 ? CHUNK_WRITE_WRITEV : CHUNK_WRITE_STAGE;
-			break;
-		case OPT_NO_DIRECT:
-			o->direct = false;
-			break;
-		case OPT_CHUNK:
-			if (!cli_size("dump", "chunk-size", optarg, MCW_CHUNK_BYTES_MIN,
-				      &o->chunk_bytes))
-				return MCW_EXIT_USAGE;
-			break;
-		case OPT_IO_TIMEOUT:
-			if (!cli_uint("dump", "io-timeout", optarg, 1, 3600, &v))
-				return MCW_EXIT_USAGE;
-			o->io_timeout_ms = (int)v * 1000;
-			break;
-		case OPT_KEEP_SPOOL:
-			o->keep_spool = true;
-			break;
-		case OPT_JSON:
-			o->json = true;
-			break;
-		case 'q':
-			o->quiet = true;
-			break;
-		case 'h':
-			printf("%s\n%s", dump_usage, mcw_exit_codes_help);
-			return -1;
-		default:
-			return cli_usage_error("dump", "unknown option");
-		}
+	while ((ch = getopt_long(argc, argv, "s:o:" CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+		int ret = dump_option(ch, optarg, o);
+		if (ret != 0)
+			return ret;
+	}
+	if (o->co.help) {
+		printf("%s\n%s", dump_usage, mcw_exit_codes_help);
+		return -1;
 	}
 	if (optind < argc)
 		return cli_usage_error("dump", "unexpected argument '%s'", argv[optind]);
-	if (!have_source)
+	if (o->source.port == 0)
 		return cli_usage_error("dump", "--source HOST:PORT is required");
 	if (o->out_dir == NULL)
 		return cli_usage_error("dump", "--out DIR is required");
@@ -208,14 +167,20 @@ static int parse_opts(int argc, char **argv, struct dump_opts *o)
 
 /* ---- memory plan ------------------------------------------------------------------- */
 
-int dump_plan_compute(uint64_t budget_bytes, unsigned threads, uint64_t item_size_max,
-		      enum chunk_write_mode mode, struct dump_plan *p, char *err, size_t cap)
+int dump_plan_compute(enum run_kind kind, uint64_t budget_bytes, unsigned threads,
+		      uint64_t item_size_max, enum chunk_write_mode mode, struct dump_plan *p,
+		      char *err, size_t cap)
 {
 	size_t reply_max = (size_t)item_size_max + MCW_REPLY_OVERHEAD_MAX;
-	size_t net_min = MCW_BATCHES_INFLIGHT * MCW_BATCH_REQ_BYTES + ROUND_UP(reply_max, 64 * KIB);
+	size_t pipe_min =
+	    MCW_BATCHES_INFLIGHT * MCW_BATCH_REQ_BYTES + ROUND_UP(reply_max, 64 * KIB);
+	size_t net_min = pipe_min;
 	size_t keyin = ROUND_UP(MCW_KEYCHUNK_KEYS_MAX * sizeof(uint32_t), MCW_ALIGN_BYTES) +
 		       MCW_KEYCHUNK_BYTES;
-	size_t disk_min = keyin + chunk_writer_staging_min(mode, (uint32_t)item_size_max);
+	/* dump: key input + writer staging; verify: key input + the destination's pipe */
+	size_t disk_min =
+	    keyin +
+	    (kind == RUN_DUMP ? chunk_writer_staging_min(mode, (uint32_t)item_size_max) : pipe_min);
 	size_t buf_min = ROUND_UP(MAX(net_min, disk_min), 64 * KIB);
 	size_t kr = MCW_KEYCHUNK_BYTES + 2 * MCW_KEYCHUNK_BYTES;
 	size_t fixed = kr + MCW_DEDUPE_MIN_BYTES;
@@ -250,19 +215,20 @@ static int budget_setup(struct dump_ctx *c)
 	struct dump_plan p;
 	char err[512];
 	static char owners[MCW_THREADS_MAX][24];
-	int ret = dump_plan_compute(c->o.memory_bytes, c->o.threads, c->src.item_size_max,
+	uint64_t item_max = MAX(c->src.item_size_max, c->dst.item_size_max);
+	int ret = dump_plan_compute(c->o.kind, c->o.co.memory_bytes, c->o.co.threads, item_max,
 				    c->o.write_mode, &p, err, sizeof(err));
 	if (ret < 0) {
 		log_error("%s", err);
 		return MCW_EXIT_USAGE;
 	}
-	ret = budget_map(&c->budget, c->o.memory_bytes);
+	ret = budget_map(&c->budget, c->o.co.memory_bytes);
 	if (ret < 0) {
 		log_error("cannot reserve the memory budget: %s", strerror(-ret));
 		return MCW_EXIT_SOFTWARE;
 	}
 	long ncpu = MAX(sysconf(_SC_NPROCESSORS_ONLN), 1L);
-	for (unsigned i = 0; i < c->o.threads; i++) {
+	for (unsigned i = 0; i < c->o.co.threads; i++) {
 		struct dump_worker *w = &c->workers[i];
 		snprintf(owners[i], sizeof(owners[i]), "worker %u", i);
 		w->cpu = (int)(i % (unsigned)ncpu);
@@ -280,47 +246,69 @@ static int budget_setup(struct dump_ctx *c)
 	uint8_t *dd = budget_take(&c->budget, p.dedupe_bytes, "key reader", "dedupe", -1);
 	budget_commit(&c->budget);
 	dedupe_init(&c->dedupe, dd, p.dedupe_bytes);
-	if (!c->o.quiet) {
+	if (!c->o.co.quiet) {
 		budget_print(&c->budget, stderr);
 		fprintf(stderr,
 			"  (dedupe table holds %llu keys; network: send slots + receive; "
-			"disk: key input + staging)\n",
-			(unsigned long long)dedupe_capacity(&c->dedupe));
+			"disk: key input + %s)\n",
+			(unsigned long long)dedupe_capacity(&c->dedupe),
+			c->o.kind == RUN_DUMP ? "staging"
+					      : "the destination's send slots + receive");
 	}
 	return 0;
 }
 
 /* ---- source and output directory ---------------------------------------------------- */
 
-static int probe_source(struct dump_ctx *c)
+/* Connects and probes a server; dumps: also the crawler and dump settings. Returns the
+ * connection or a negative exit code. */
+static int probe_server(struct dump_ctx *c, const struct hostport *hp, struct server_info *si,
+			bool needs_dumps)
 {
 	char err[512];
-	const char *addr = c->o.source.text;
-	int fd = net_connect(&c->o.source, MCW_CONNECT_TIMEOUT_MS, err, sizeof(err));
+	int fd = net_connect(hp, MCW_CONNECT_TIMEOUT_MS, err, sizeof(err));
 	if (fd < 0) {
 		log_error("%s", err);
-		return MCW_EXIT_UNAVAILABLE;
+		return -MCW_EXIT_UNAVAILABLE;
 	}
-	net_set_recv_timeout(fd, c->o.io_timeout_ms);
-	if (server_probe(fd, addr, &c->src, err, sizeof(err)) < 0) {
+	net_set_recv_timeout(fd, c->o.co.io_timeout_ms);
+	if (server_probe(fd, hp->text, si, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		close(fd);
-		return MCW_EXIT_UNAVAILABLE;
+		return -MCW_EXIT_UNAVAILABLE;
 	}
 	const char *why = NULL;
-	if (!c->src.meta_ok)
+	if (!si->meta_ok)
 		why = "is too old for meta commands (needs memcached 1.6 or newer)";
-	else if (!c->src.dump_enabled)
+	else if (needs_dumps && !si->dump_enabled)
 		why = "refuses key dumps (started with -X): restart it without -X or warm from "
 		      "another replica";
-	else if (!c->src.lru_crawler)
+	else if (needs_dumps && !si->lru_crawler)
 		why = "has its LRU crawler disabled: run 'lru_crawler enable' on it first";
 	if (why != NULL) {
-		log_error("%s (memcached %s) %s", addr, c->src.version, why);
+		log_error("%s (memcached %s) %s", hp->text, si->version, why);
 		close(fd);
-		return MCW_EXIT_UNAVAILABLE;
+		return -MCW_EXIT_UNAVAILABLE;
 	}
+	return fd;
+}
+
+static int probe_servers(struct dump_ctx *c)
+{
+	int fd = probe_server(c, &c->o.source, &c->src, true);
+	if (fd < 0)
+		return -fd;
 	c->keys_fd = fd;
+	if (c->o.kind == RUN_VERIFY) {
+		fd = probe_server(c, &c->o.dest, &c->dst, false);
+		if (fd < 0)
+			return -fd;
+		close(fd); /* the workers open their own */
+		if (c->o.sample > 0 && c->src.curr_items > c->o.sample) {
+			double p = (double)c->o.sample / (double)c->src.curr_items;
+			c->sample_threshold = (uint64_t)(p * 18446744073709551615.0);
+		}
+	}
 	return 0;
 }
 
@@ -342,10 +330,29 @@ static bool dir_is_empty(const char *path, char *first, size_t cap)
 	return empty;
 }
 
+/* verify: the key spool lives in a fresh directory under the work directory. */
+static int prepare_work_dir(struct dump_ctx *c)
+{
+	static char dir[PATH_MAX];
+	snprintf(dir, sizeof(dir), "%s/mcwarm-verify-XXXXXX", c->o.out_dir);
+	if (mkdtemp(dir) == NULL) {
+		log_error("cannot create a work directory under %s: %s (set --work)", c->o.out_dir,
+			  strerror(errno));
+		return MCW_EXIT_IO;
+	}
+	c->o.out_dir = dir;
+	return 0;
+}
+
 static int prepare_out_dir(struct dump_ctx *c)
 {
-	const char *dir = c->o.out_dir;
 	char first[256];
+	if (c->o.kind == RUN_VERIFY) {
+		int ret = prepare_work_dir(c);
+		if (ret != 0)
+			return ret;
+	}
+	const char *dir = c->o.out_dir;
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
 		log_error("cannot create the output directory %s: %s", dir, strerror(errno));
 		return MCW_EXIT_IO;
@@ -357,7 +364,11 @@ static int prepare_out_dir(struct dump_ctx *c)
 		return MCW_EXIT_USAGE;
 	}
 	c->out_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	snprintf(c->spool_path, sizeof(c->spool_path), "%s/" SPOOL_DIR, dir);
+	if (strlen(dir) + sizeof("/" SPOOL_DIR) > sizeof(c->spool_path)) {
+		log_error("the output directory's path is too long: %s", dir);
+		return MCW_EXIT_USAGE;
+	}
+	snprintf(c->spool_path, sizeof(c->spool_path), "%.4000s/" SPOOL_DIR, dir);
 	if (c->out_fd < 0 || mkdirat(c->out_fd, SPOOL_DIR, 0755) < 0) {
 		log_error("cannot prepare %s: %s", c->spool_path, strerror(errno));
 		return MCW_EXIT_IO;
@@ -375,6 +386,8 @@ static void remove_spool(struct dump_ctx *c)
 	}
 	if (unlinkat(c->out_fd, SPOOL_DIR, AT_REMOVEDIR) < 0)
 		log_warn("could not remove %s: %s", c->spool_path, strerror(errno));
+	if (c->o.kind == RUN_VERIFY && rmdir(c->o.out_dir) < 0)
+		log_warn("could not remove %s: %s", c->o.out_dir, strerror(errno));
 }
 
 /* ---- running ------------------------------------------------------------------------ */
@@ -394,22 +407,26 @@ static void identity_init(struct dump_ctx *c)
 static int start_threads(struct dump_ctx *c)
 {
 	char err[512];
-	for (unsigned i = 0; i < c->o.threads; i++) {
+	for (unsigned i = 0; i < c->o.co.threads; i++) {
 		struct dump_worker *w = &c->workers[i];
 		w->id = i;
 		w->ctx = c;
 		w->fd = net_connect(&c->o.source, MCW_CONNECT_TIMEOUT_MS, err, sizeof(err));
-		if (w->fd < 0) {
+		if (w->fd >= 0 && c->o.kind == RUN_VERIFY)
+			w->dst_fd =
+			    net_connect(&c->o.dest, MCW_CONNECT_TIMEOUT_MS, err, sizeof(err));
+		if (w->fd < 0 || (c->o.kind == RUN_VERIFY && w->dst_fd < 0)) {
 			log_error("%s", err);
 			return MCW_EXIT_UNAVAILABLE;
 		}
 	}
 	c->start_mono_ns = mono_ns();
-	c->threads_running = c->o.threads + 1;
-	c->nworkers = c->o.threads;
+	c->run.threads_running = c->o.co.threads + 1;
+	c->nworkers = c->o.co.threads;
 	pthread_create(&c->keys_thread, NULL, keyreader_main, c);
-	for (unsigned i = 0; i < c->o.threads; i++)
-		pthread_create(&c->workers[i].thread, NULL, dump_worker_main, &c->workers[i]);
+	void *(*fn)(void *) = c->o.kind == RUN_DUMP ? dump_worker_main : verify_worker_main;
+	for (unsigned i = 0; i < c->o.co.threads; i++)
+		pthread_create(&c->workers[i].thread, NULL, fn, &c->workers[i]);
 	return 0;
 }
 
@@ -437,22 +454,15 @@ static void show_progress(struct dump_ctx *c, struct progress *pg)
 static void wait_threads(struct dump_ctx *c)
 {
 	struct progress pg;
-	progress_init(&pg, c->o.quiet);
-	pthread_mutex_lock(&c->mu);
-	while (c->threads_running > 0) {
-		struct timespec ts;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += MCW_PROGRESS_INTERVAL_MS * 1000000L;
-		if (ts.tv_nsec >= NS_PER_SEC) {
-			ts.tv_sec++;
-			ts.tv_nsec -= NS_PER_SEC;
-		}
-		pthread_cond_timedwait(&c->cv, &c->mu, &ts);
-		pthread_mutex_unlock(&c->mu);
+	progress_init(&pg, c->o.co.quiet);
+	pthread_mutex_lock(&c->run.mu);
+	while (c->run.threads_running > 0) {
+		run_wait_ms(&c->run, MCW_PROGRESS_INTERVAL_MS);
+		pthread_mutex_unlock(&c->run.mu);
 		show_progress(c, &pg);
-		pthread_mutex_lock(&c->mu);
+		pthread_mutex_lock(&c->run.mu);
 	}
-	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->run.mu);
 	progress_done(&pg);
 	pthread_join(c->keys_thread, NULL);
 	for (unsigned i = 0; i < c->nworkers; i++)
@@ -495,7 +505,7 @@ static void summary(struct dump_ctx *c, int code, double secs)
 	struct dump_stats *s = &c->st;
 	double cpu = cpu_seconds();
 	uint64_t items = atomic_load(&s->items), bytes = atomic_load(&s->value_bytes);
-	if (!c->o.quiet || code != 0) {
+	if (!c->o.co.quiet || code != 0) {
 		fprintf(stderr,
 			"mcwarm: dump %s: %llu items, %.1f MiB of values in %llu files, %.2f s "
 			"(%.0f items/s, %.1f MiB/s), %.2f CPU s, peak RSS %.1f MiB\n",
@@ -517,7 +527,7 @@ static void summary(struct dump_ctx *c, int code, double secs)
 			(unsigned long long)atomic_load(&s->ttl_filtered),
 			(unsigned long long)atomic_load(&s->server_errors));
 	}
-	if (!c->o.json)
+	if (!c->o.co.json)
 		return;
 	struct json j;
 	json_begin(&j, stdout);
@@ -525,15 +535,15 @@ static void summary(struct dump_ctx *c, int code, double secs)
 	json_bool(&j, "ok", code == 0);
 	json_i64(&j, "exit_code", code);
 	if (code != 0)
-		json_str(&j, "error", c->error);
+		json_str(&j, "error", c->run.error);
 	json_str(&j, "source", c->o.source.text);
 	json_str(&j, "source_version", c->src.version);
 	json_str(&j, "out", c->o.out_dir);
 	json_str(&j, "dump_id", c->dump_id_hex);
 	json_str(&j, "key_dump", c->key_dump_cmd ? c->key_dump_cmd : "");
 	json_str(&j, "writer", c->o.write_mode == CHUNK_WRITE_STAGE ? "stage" : "writev");
-	json_u64(&j, "threads", c->o.threads);
-	json_u64(&j, "memory_budget_bytes", c->o.memory_bytes);
+	json_u64(&j, "threads", c->o.co.threads);
+	json_u64(&j, "memory_budget_bytes", c->o.co.memory_bytes);
 	json_u64(&j, "keys_listed", atomic_load(&s->keys_listed));
 	json_u64(&j, "keys_duplicate", atomic_load(&s->keys_duplicate));
 	json_u64(&j, "keys_unchecked", atomic_load(&s->keys_unchecked));
@@ -557,9 +567,9 @@ static void summary(struct dump_ctx *c, int code, double secs)
 	json_end(&j);
 }
 
-static int dump_run(struct dump_ctx *c)
+int engine_run(struct dump_ctx *c)
 {
-	int code = probe_source(c);
+	int code = probe_servers(c);
 	if (code == 0)
 		code = prepare_out_dir(c);
 	if (code == 0)
@@ -567,21 +577,54 @@ static int dump_run(struct dump_ctx *c)
 	if (code != 0)
 		return code;
 	identity_init(c);
-	if (!c->o.quiet)
-		log_info("dumping %s (memcached %s, %llu items, item_size_max %llu) into %s, "
-			 "dump id %s",
-			 c->o.source.text, c->src.version, (unsigned long long)c->src.curr_items,
-			 (unsigned long long)c->src.item_size_max, c->o.out_dir, c->dump_id_hex);
+	if (!c->o.co.quiet)
+		log_info("%s %s (memcached %s, %llu items, item_size_max %llu)%s%s",
+			 c->o.kind == RUN_DUMP ? "dumping" : "verifying", c->o.source.text,
+			 c->src.version, (unsigned long long)c->src.curr_items,
+			 (unsigned long long)c->src.item_size_max,
+			 c->o.kind == RUN_DUMP ? " into " : " against ",
+			 c->o.kind == RUN_DUMP ? c->o.out_dir : c->o.dest.text);
 	code = start_threads(c);
 	if (code != 0)
 		return code;
 	wait_threads(c);
-	if (c->failed) {
-		log_error("%s", c->error);
-		log_error("finished chunk files are kept in %s; the dump is not complete (no DONE)",
-			  c->o.out_dir);
-		return c->exit_code;
+	if (c->run.failed) {
+		log_error("%s", c->run.error);
+		if (c->o.kind == RUN_DUMP)
+			log_error("finished chunk files are kept in %s; the dump is not complete "
+				  "(no DONE)",
+				  c->o.out_dir);
+		return c->run.exit_code;
 	}
+	return 0;
+}
+
+void engine_init(struct dump_ctx *c)
+{
+	run_init(&c->run);
+	c->keys_fd = c->out_fd = c->spool_fd = -1;
+	for (unsigned i = 0; i < MCW_THREADS_MAX; i++)
+		c->workers[i].fd = c->workers[i].dst_fd = -1;
+}
+
+void engine_release(struct dump_ctx *c)
+{
+	if (c->o.kind == RUN_VERIFY && c->spool_fd >= 0)
+		remove_spool(c);
+	if (c->out_fd >= 0)
+		close(c->out_fd);
+	if (c->spool_fd >= 0)
+		close(c->spool_fd);
+	if (c->keys_fd >= 0)
+		close(c->keys_fd);
+	budget_unmap(&c->budget);
+}
+
+static int dump_run(struct dump_ctx *c)
+{
+	int code = engine_run(c);
+	if (code != 0)
+		return code;
 	struct manifest_info mi;
 	code = publish(c, &mi);
 	if (code == 0 && !c->o.keep_spool)
@@ -597,22 +640,12 @@ int mcw_cmd_dump(int argc, char **argv)
 	int code = parse_opts(argc, argv, &c->o);
 	if (code != 0)
 		return code < 0 ? MCW_EXIT_OK : code;
-	pthread_mutex_init(&c->mu, NULL);
-	pthread_cond_init(&c->cv, NULL);
-	c->keys_fd = c->out_fd = c->spool_fd = -1;
-	for (unsigned i = 0; i < MCW_THREADS_MAX; i++)
-		c->workers[i].fd = -1;
+	engine_init(c);
 	int64_t t0 = mono_ns();
 	code = dump_run(c);
 	double secs = (double)(mono_ns() - t0) / 1e9;
 	if (code == 0 || c->start_mono_ns != 0)
 		summary(c, code, secs);
-	if (c->out_fd >= 0)
-		close(c->out_fd);
-	if (c->spool_fd >= 0)
-		close(c->spool_fd);
-	if (c->keys_fd >= 0)
-		close(c->keys_fd);
-	budget_unmap(&c->budget);
+	engine_release(c);
 	return code;
 }

@@ -16,27 +16,40 @@
 
 #include "budget.h"
 #include "chunk_writer.h"
+#include "cli.h"
 #include "core.h"
 #include "dedupe.h"
+#include "keyspool.h"
 #include "net.h"
+#include "run.h"
 #include "server.h"
 
 enum key_dump_kind { KEYS_HASH, KEYS_ALL };
 
+/* The engine runs two kinds of job over the same key listing. */
+enum run_kind {
+	RUN_DUMP,   /* values into chunk files */
+	RUN_VERIFY, /* values of the source compared with the destination's */
+};
+
+#define VERIFY_MISMATCHES_MAX 100
+
 struct dump_opts {
+	struct cli_common co; /* memory, threads, io-timeout, json, quiet */
+	enum run_kind kind;
 	struct hostport source;
+	struct hostport dest;	 /* verify */
+	uint64_t sample;	 /* verify: about this many keys (0: all) */
+	int64_t ttl_slack_s;	 /* verify */
+	double min_ratio;	 /* verify */
+	unsigned mismatches_max; /* verify: listed in the report */
 	const char *out_dir;
-	uint64_t memory_bytes;
-	unsigned threads;
 	enum key_dump_kind crawl;
 	bool try_mgdump;
 	int64_t min_ttl_s;
 	enum chunk_write_mode write_mode;
 	bool direct;
 	uint64_t chunk_bytes;
-	int io_timeout_ms;
-	bool json;
-	bool quiet;
 	bool keep_spool;
 };
 
@@ -57,6 +70,20 @@ struct dump_stats {
 	atomic_uint_fast64_t server_errors; /* CLIENT_ERROR/SERVER_ERROR to an mg */
 	atomic_uint_fast64_t busy_retries;
 	atomic_uint_fast64_t jobs_done;
+	/* verify outcomes */
+	atomic_uint_fast64_t v_equal;
+	atomic_uint_fast64_t v_missing;
+	atomic_uint_fast64_t v_value;
+	atomic_uint_fast64_t v_flags;
+	atomic_uint_fast64_t v_ttl;
+	atomic_uint_fast64_t v_expired; /* gone from the source since the listing */
+	atomic_uint_fast64_t keys_unsampled;
+};
+
+struct verify_mismatch {
+	char key[3 * MCP_KEY_MAX + 1]; /* percent-encoded */
+	const char *outcome;
+	char detail[128];
 };
 
 struct dump_worker {
@@ -64,7 +91,8 @@ struct dump_worker {
 	int cpu;
 	struct dump_ctx *ctx;
 	pthread_t thread;
-	int fd; /* connection to the source */
+	int fd;	    /* connection to the source */
+	int dst_fd; /* verify: connection to the destination */
 	struct ur_ring *ring;
 	struct chunk_writer cw;
 	uint8_t *net_buf; /* send slots, then the receive area */
@@ -76,6 +104,10 @@ struct dump_worker {
 struct dump_ctx {
 	struct dump_opts o;
 	struct server_info src;
+	struct server_info dst;	   /* verify */
+	uint64_t sample_threshold; /* verify: keys whose hash64 is below it are checked */
+	struct verify_mismatch mismatches[VERIFY_MISMATCHES_MAX];
+	unsigned nmismatches; /* under mu */
 	struct chunk_identity id;
 	char dump_id_hex[33];
 	int out_fd;
@@ -95,30 +127,42 @@ struct dump_ctx {
 	struct dump_worker workers[MCW_THREADS_MAX];
 	unsigned nworkers;
 
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
+	struct run_state run;  /* mutex, condition, first failure, threads running */
 	uint32_t chunks_ready; /* key chunks [0, chunks_ready) are on disk */
 	uint32_t next_job;     /* next key chunk to hand to a worker */
 	bool keys_done;	       /* the key dump ended and its last chunk is published */
-	bool failed;
-	int exit_code;
-	char error[1024];
-	unsigned threads_running;
 
 	struct dump_stats st;
 	int64_t start_mono_ns;
 	int64_t keys_done_mono_ns;
 };
 
-/* Records the first failure (later ones are dropped), sets the exit code and wakes every
- * thread so it can stop. */
-void dump_fail(struct dump_ctx *c, int exit_code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-bool dump_failed(struct dump_ctx *c);
+/* --crawl hash|all, for dump and verify: 0 or the usage exit code. */
+int crawl_option(const char *cmd, const char *arg, enum key_dump_kind *out);
+
+/* Loads key chunk seq into the worker's key input (key offsets first): the pipes then
+ * name keys by index. false if the dump failed (reported). */
+bool engine_load_keys(struct dump_ctx *c, struct dump_worker *w, uint32_t seq,
+		      struct keychunk_view *kv, uint32_t **key_off, uint32_t *nkeys);
+
+/* The first failure wins and wakes every thread (run.h). */
+#define dump_fail(c, ...) run_fail(&(c)->run, __VA_ARGS__)
+#define dump_failed(c)	  run_failed(&(c)->run)
+
+/* Next key chunk for a worker, or -1 when none is left (or the run failed); with wait,
+ * sleeps until one is published. Without wait, -2 means none yet but more to come. */
+int64_t engine_take_job(struct dump_ctx *c, bool wait);
 
 /* Thread bodies. */
 void *keyreader_main(void *arg);
 void *dump_worker_main(void *arg);
+void *verify_worker_main(void *arg);
+
+/* The engine shared by dump and verify: probes, plans the budget, spools keys, runs the
+ * threads, shows progress. Returns an exit code; results stay in the context. */
+int engine_run(struct dump_ctx *c);
+void engine_init(struct dump_ctx *c);
+void engine_release(struct dump_ctx *c);
 
 /* Budget split for `threads` workers (dump.c); exposed for tests. */
 struct dump_plan {
@@ -128,7 +172,8 @@ struct dump_plan {
 	size_t dedupe_bytes;
 	size_t total_bytes;
 };
-int dump_plan_compute(uint64_t budget_bytes, unsigned threads, uint64_t item_size_max,
-		      enum chunk_write_mode mode, struct dump_plan *out, char *err, size_t cap);
+int dump_plan_compute(enum run_kind kind, uint64_t budget_bytes, unsigned threads,
+		      uint64_t item_size_max, enum chunk_write_mode mode, struct dump_plan *out,
+		      char *err, size_t cap);
 
 #endif

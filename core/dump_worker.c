@@ -112,12 +112,12 @@ static void on_cqe(struct wjob *j, const struct ur_cqe *cqe)
 static bool pump(struct wjob *j, bool expecting_server)
 {
 	struct ur_cqe cqes[MCW_RING_ENTRIES];
-	int ret = ur_submit_wait(j->w->ring, 1, j->c->o.io_timeout_ms);
+	int ret = ur_submit_wait(j->w->ring, 1, j->c->o.co.io_timeout_ms);
 	if (ret == -ETIME) {
 		if (expecting_server) {
 			char msg[160];
 			snprintf(msg, sizeof(msg), "no reply from the source for %d s",
-				 j->c->o.io_timeout_ms / 1000);
+				 j->c->o.co.io_timeout_ms / 1000);
 			job_fail(j, MCW_EXIT_UNAVAILABLE, msg);
 			return false;
 		}
@@ -133,24 +133,32 @@ static bool pump(struct wjob *j, bool expecting_server)
 	return !dump_failed(j->c);
 }
 
-static bool load_keys(struct wjob *j, uint32_t seq)
+bool engine_load_keys(struct dump_ctx *c, struct dump_worker *w, uint32_t seq,
+		      struct keychunk_view *kv, uint32_t **key_off, uint32_t *nkeys)
 {
-	struct dump_worker *w = j->w;
 	size_t off_bytes = ROUND_UP(MCW_KEYCHUNK_KEYS_MAX * sizeof(uint32_t), MCW_ALIGN_BYTES);
 	char err[256];
-	j->key_off = (uint32_t *)w->disk_buf;
-	int ret = keychunk_load(j->c->spool_fd, seq, j->c->id.dump_id, w->disk_buf + off_bytes,
-				MCW_KEYCHUNK_BYTES, &j->kv, err, sizeof(err));
-	if (ret < 0) {
-		dump_fail(j->c, MCW_EXIT_IO, "%s", err);
+	*key_off = (uint32_t *)w->disk_buf;
+	if (keychunk_load(c->spool_fd, seq, c->id.dump_id, w->disk_buf + off_bytes,
+			  MCW_KEYCHUNK_BYTES, kv, err, sizeof(err)) < 0) {
+		dump_fail(c, MCW_EXIT_IO, "%s", err);
 		return false;
 	}
 	uint32_t pos = 0, n = 0;
 	const uint8_t *key;
 	uint16_t klen;
 	uint8_t flags;
-	for (uint32_t at = 0; keychunk_next(&j->kv, &pos, &key, &klen, &flags); at = pos)
-		j->key_off[n++] = at;
+	for (uint32_t at = 0; keychunk_next(kv, &pos, &key, &klen, &flags); at = pos)
+		(*key_off)[n++] = at;
+	*nkeys = n;
+	return true;
+}
+
+static bool load_keys(struct wjob *j, uint32_t seq)
+{
+	uint32_t n;
+	if (!engine_load_keys(j->c, j->w, seq, &j->kv, &j->key_off, &n))
+		return false;
 	mgpipe_job(&j->pipe, &j->kv, j->key_off, n);
 	return true;
 }
@@ -185,18 +193,17 @@ static void on_file_done(void *arg, const struct chunk_file_done *d)
 	atomic_fetch_add(&c->st.file_bytes, d->file_bytes);
 }
 
-/* Next key chunk, or -1 when there is none left (or the dump failed). */
-static int64_t take_job(struct dump_ctx *c, bool wait)
+int64_t engine_take_job(struct dump_ctx *c, bool wait)
 {
 	int64_t job = -1;
-	pthread_mutex_lock(&c->mu);
-	while (wait && !c->failed && c->next_job >= c->chunks_ready && !c->keys_done)
-		pthread_cond_wait(&c->cv, &c->mu);
-	if (!c->failed && c->next_job < c->chunks_ready)
+	pthread_mutex_lock(&c->run.mu);
+	while (wait && !c->run.failed && c->next_job >= c->chunks_ready && !c->keys_done)
+		pthread_cond_wait(&c->run.cv, &c->run.mu);
+	if (!c->run.failed && c->next_job < c->chunks_ready)
 		job = c->next_job++;
-	else if (!wait && !c->failed && !c->keys_done)
+	else if (!wait && !c->run.failed && !c->keys_done)
 		job = -2; /* none yet, more to come */
-	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->run.mu);
 	return job;
 }
 
@@ -215,15 +222,7 @@ static int worker_setup(struct dump_worker *w, struct wjob *j)
 	struct dump_ctx *c = w->ctx;
 	char name[16];
 	snprintf(name, sizeof(name), "mcw-worker-%u", w->id);
-	pthread_setname_np(pthread_self(), name);
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(w->cpu, &set);
-	(void)pthread_setaffinity_np(pthread_self(), sizeof(set), &set); /* best effort */
-
-	struct ur_ring_opts ro = { .sq_entries = MCW_RING_ENTRIES,
-				   .iowq_workers_max = MCW_IOWQ_WORKERS_MAX };
-	int ret = ur_ring_create(&ro, &w->ring);
+	int ret = run_thread_setup(name, w->cpu, &w->ring);
 	if (ret < 0)
 		return ret;
 	size_t off_bytes = ROUND_UP(MCW_KEYCHUNK_KEYS_MAX * sizeof(uint32_t), MCW_ALIGN_BYTES);
@@ -283,12 +282,12 @@ void *dump_worker_main(void *arg)
 		goto out;
 	}
 	for (;;) {
-		int64_t job = take_job(c, false);
+		int64_t job = engine_take_job(c, false);
 		if (job == -2) {
 			/* nothing to fetch yet: finish background file work, then sleep */
 			while (!chunk_writer_idle(&w->cw) && pump(&j, false))
 				;
-			job = take_job(c, true);
+			job = engine_take_job(c, true);
 		}
 		if (job < 0)
 			break;
@@ -304,9 +303,6 @@ out:
 	w->ring = NULL;
 	close(w->fd);
 	w->fd = -1;
-	pthread_mutex_lock(&c->mu);
-	c->threads_running--;
-	pthread_cond_broadcast(&c->cv);
-	pthread_mutex_unlock(&c->mu);
+	run_thread_done(&c->run);
 	return NULL;
 }

@@ -59,10 +59,10 @@ static void publish_ready(struct kr *k)
 		if (s == NULL)
 			return;
 		s->written = false;
-		pthread_mutex_lock(&c->mu);
+		pthread_mutex_lock(&c->run.mu);
 		c->chunks_ready++;
-		pthread_cond_broadcast(&c->cv);
-		pthread_mutex_unlock(&c->mu);
+		pthread_cond_broadcast(&c->run.cv);
+		pthread_mutex_unlock(&c->run.mu);
 	}
 }
 
@@ -167,6 +167,10 @@ static bool key_admit(struct kr *k, struct kr_pending *p)
 			atomic_fetch_add_explicit(&c->st.keys_expired, 1, memory_order_relaxed);
 			return false;
 		}
+	}
+	if (c->sample_threshold != 0 && hash64(it->key, it->key_len) >= c->sample_threshold) {
+		atomic_fetch_add_explicit(&c->st.keys_unsampled, 1, memory_order_relaxed);
+		return false; /* verify --sample: the same keys every time */
 	}
 	bool b64 = it->key_needs_b64;
 	if (it->key_len > (b64 ? (size_t)MCP_KEY_B64_RAW_MAX : (size_t)MCP_KEY_MAX)) {
@@ -462,11 +466,10 @@ out:
 			(void)reap(&k, true);
 	}
 	ur_ring_destroy(k.ring);
-	pthread_mutex_lock(&c->mu);
+	pthread_mutex_lock(&c->run.mu);
 	c->keys_done = true;
 	c->keys_done_mono_ns = mono_ns();
-	c->threads_running--;
-	pthread_cond_broadcast(&c->cv);
-	pthread_mutex_unlock(&c->mu);
+	pthread_mutex_unlock(&c->run.mu);
+	run_thread_done(&c->run);
 	return NULL;
 }

@@ -158,8 +158,8 @@ int manifest_publish(int dir_fd, struct manifest_info *info, const struct manife
 	for (size_t i = 0; i < n; i++)
 		text_add(&t, "chunk %s %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", e[i].name,
 			 e[i].records, e[i].file_bytes, e[i].value_bytes);
-	text_add(&t, "crc32c %08x\n", mcw_crc32c(0, t.buf, t.len));
-	info->crc = mcw_crc32c(0, t.buf, t.len);
+	info->crc = mcw_crc32c(0, t.buf, t.len); /* of the body, as the crc32c line says */
+	text_add(&t, "crc32c %08x\n", info->crc);
 	int ret = write_atomic(dir_fd, MANIFEST_NAME, t.buf, t.len);
 	if (ret == 0) {
 		t.len = 0;

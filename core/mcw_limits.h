@@ -27,7 +27,8 @@
 #define MCW_WRITE_UNIT_BLOCKS	   4 /* blocks per O_DIRECT write: 1 MiB */
 #define MCW_CHUNK_BYTES_DEFAULT	   (64 * MIB)
 #define MCW_CHUNK_BYTES_MIN	   (1 * MIB)
-#define MCW_SPAN_THRESHOLD_DIVISOR 8 /* records above payload/8 may span blocks */
+#define MCW_CHUNK_BYTES_MAX	   (1 * GIB) /* 4096 blocks: the populator tracks blocks per file */
+#define MCW_SPAN_THRESHOLD_DIVISOR 8	     /* records above payload/8 may span blocks */
 #define MCW_PARTS_PER_JOB_MAX	   999
 
 /* Key chunks (the dumper's key spool). */

@@ -29,6 +29,8 @@ extern const char mcw_exit_codes_help[];
 
 int mcw_cmd_dump(int argc, char **argv);
 int mcw_cmd_inspect(int argc, char **argv);
+int mcw_cmd_populate(int argc, char **argv);
+int mcw_cmd_verify(int argc, char **argv);
 
 /* One record of a chunk file, value assembled (for tools; the data path streams pieces). */
 struct mcw_record {

@@ -1,0 +1,668 @@
+/*
+ * populate.c: `mcwarm populate`, the orchestrator. Probes the destination, opens the
+ * journal, plans the memory budget, starts the workers, and runs passes over the dump
+ * directory until the dump's MANIFEST is fully applied (--follow) or once (--once).
+ *
+ * A pass: list the directory; queue every final chunk file the journal does not mark
+ * done (in job/part order; a damaged file again only if it changed since); wait until
+ * the workers have finished them; then check DONE and MANIFEST against the journal.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base.h"
+#include "chunk_reader.h"
+#include "cli.h"
+#include "json.h"
+#include "manifest.h"
+#include "mcw_limits.h"
+#include "populate_private.h"
+
+static const char populate_usage[] =
+    "usage: mcwarm populate --dest HOST:PORT --from DIR --state DIR [--once|--follow] "
+    "[options]\n"
+    "\n"
+    "Writes the items of a dump's chunk files into a live memcached with pipelined meta\n"
+    "'ms', in add mode by default (a key that live traffic already wrote is kept: counted\n"
+    "as already present). Every block's checksum is verified before anything in it is\n"
+    "sent; damaged blocks are reported and skipped, every good block is applied. The\n"
+    "remaining TTL is computed when an item is sent; items that expired in transit are\n"
+    "skipped. What was applied is kept in STATE/journal, so a pass never applies a file\n"
+    "twice and a killed populate continues where it stopped.\n"
+    "\n"
+    "  -d, --dest HOST:PORT     the memcached to fill (required)\n"
+    "  -f, --from DIR           the dump directory (may be a read-only mount) (required)\n"
+    "  -s, --state DIR          where the journal lives, outside DIR (required)\n"
+    "      --once               one pass over what is there (default)\n"
+    "      --follow             pass again until the dump's MANIFEST is fully applied\n"
+    "      --idle-timeout SECONDS  --follow gives up after this long without a new file\n"
+    "                           (default 600)\n"
+    "      --mode add|set       add (default): never overwrite; set: overwrite\n"
+    "      --min-ttl SECONDS    skip items with less TTL left when sent (default 1)\n"
+    "  -m, --memory SIZE        memory budget (default 64M)\n"
+    "  -t, --threads N          workers, one connection each (default: online CPUs)\n"
+    "      --io-timeout SECONDS a destination silent this long is reconnected (default 30)\n"
+    "      --reconnect-timeout SECONDS  give up reconnecting after this long (default 60)\n"
+    "      --no-direct          never use O_DIRECT reads\n"
+    "      --json               print a JSON summary on stdout at the end\n"
+    "  -q, --quiet              no budget table, no progress line\n"
+    "  -h, --help               this text\n"
+    "\n"
+    "--once exits 0 when DONE and MANIFEST were seen and every listed file is applied,\n"
+    "1 when the dump is not (yet) fully applied, 65 when only damaged files are missing.\n";
+
+/* ---- options ----------------------------------------------------------------------- */
+
+enum { OPT_ONCE = 256, OPT_FOLLOW, OPT_IDLE, OPT_MODE, OPT_MIN_TTL, OPT_RECONNECT, OPT_NO_DIRECT };
+
+/* Options of populate only; the common ones go to cli_common_option. 0, or an exit code. */
+static int pop_option(int ch, const char *arg, struct pop_opts *o)
+{
+	uint64_t v;
+	switch (ch) {
+	case 'd':
+		if (hostport_parse(arg, &o->dest) < 0)
+			return cli_usage_error("populate", "--dest: '%s' is not HOST:PORT", arg);
+		return 0;
+	case 'f':
+		o->from_dir = arg;
+		return 0;
+	case 's':
+		o->state_dir = arg;
+		return 0;
+	case OPT_ONCE:
+	case OPT_FOLLOW:
+		o->follow = ch == OPT_FOLLOW;
+		return 0;
+	case OPT_IDLE:
+		if (!cli_uint("populate", "idle-timeout", arg, 1, 7 * 86400, &v))
+			return MCW_EXIT_USAGE;
+		o->idle_timeout_s = (int)v;
+		return 0;
+	case OPT_MODE:
+		if (strcmp(arg, "add") != 0 && strcmp(arg, "set") != 0)
+			return cli_usage_error("populate", "--mode: use add or set");
+		o->mode = strcmp(arg, "set") == 0 ? MCP_MS_SET : MCP_MS_ADD;
+		return 0;
+	case OPT_MIN_TTL:
+		if (!cli_uint("populate", "min-ttl", arg, 1, 10ull * 365 * 86400, &v))
+			return MCW_EXIT_USAGE;
+		o->min_ttl_s = (int64_t)v;
+		return 0;
+	case OPT_RECONNECT:
+		if (!cli_uint("populate", "reconnect-timeout", arg, 1, 86400, &v))
+			return MCW_EXIT_USAGE;
+		o->reconnect_timeout_ms = (int)v * 1000;
+		return 0;
+	case OPT_NO_DIRECT:
+		o->direct = false;
+		return 0;
+	default:
+		return cli_common_option("populate", ch, arg, 8 * MIB, &o->co);
+	}
+}
+
+static int parse_opts(int argc, char **argv, struct pop_opts *o)
+{
+	static const struct option longopts[] = {
+		{ "dest", required_argument, NULL, 'd' },
+		{ "from", required_argument, NULL, 'f' },
+		{ "state", required_argument, NULL, 's' },
+		{ "once", no_argument, NULL, OPT_ONCE },
+		{ "follow", no_argument, NULL, OPT_FOLLOW },
+		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
+		{ "mode", required_argument, NULL, OPT_MODE },
+		{ "min-ttl", required_argument, NULL, OPT_MIN_TTL },
+		{ "reconnect-timeout", required_argument, NULL, OPT_RECONNECT },
+		{ "no-direct", no_argument, NULL, OPT_NO_DIRECT },
+		CLI_COMMON_LONGOPTS,
+		{ 0 },
+	};
+	*o = (struct pop_opts){
+		.mode = MCP_MS_ADD,
+		.min_ttl_s = 1,
+		.reconnect_timeout_ms = 60000,
+		.idle_timeout_s = 600,
+		.direct = true,
+	};
+	cli_common_defaults(&o->co);
+	int ch;
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "d:f:s:" CLI_COMMON_SHORTOPTS, longopts, NULL)) !=
+	       -1) {
+		int ret = pop_option(ch, optarg, o);
+		if (ret != 0)
+			return ret;
+	}
+	if (o->co.help) {
+		printf("%s\n%s", populate_usage, mcw_exit_codes_help);
+		return -1;
+	}
+	if (optind < argc)
+		return cli_usage_error("populate", "unexpected argument '%s'", argv[optind]);
+	if (o->dest.port == 0)
+		return cli_usage_error("populate", "--dest HOST:PORT is required");
+	if (o->from_dir == NULL || o->state_dir == NULL)
+		return cli_usage_error("populate", "--from DIR and --state DIR are required");
+	return 0;
+}
+
+/* ---- set-up -------------------------------------------------------------------------- */
+
+static int probe_dest(struct pop_ctx *c, int *fd_out)
+{
+	char err[512];
+	int fd = net_connect(&c->o.dest, MCW_CONNECT_TIMEOUT_MS, err, sizeof(err));
+	if (fd < 0) {
+		log_error("%s", err);
+		return MCW_EXIT_UNAVAILABLE;
+	}
+	net_set_recv_timeout(fd, c->o.co.io_timeout_ms);
+	if (server_probe(fd, c->o.dest.text, &c->dst, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		close(fd);
+		return MCW_EXIT_UNAVAILABLE;
+	}
+	if (!c->dst.meta_ok) {
+		log_error("%s (memcached %s) is too old for meta commands (needs 1.6 or newer)",
+			  c->o.dest.text, c->dst.version);
+		close(fd);
+		return MCW_EXIT_UNAVAILABLE;
+	}
+	*fd_out = fd;
+	return 0;
+}
+
+static int budget_setup(struct pop_ctx *c)
+{
+	static char owners[64][24];
+	size_t block = MCW_BLOCK_BYTES;
+	size_t read_min = ROUND_UP(c->dst.item_size_max + 512, block) + 3 * block;
+	size_t send = ROUND_UP(pop_send_area_bytes(), MCW_ALIGN_BYTES);
+	size_t fixed = ROUND_UP(journal_memory_bytes(), MCW_ALIGN_BYTES) +
+		       ROUND_UP(POP_QUEUE_MAX * sizeof(struct pop_task), MCW_ALIGN_BYTES) +
+		       c->o.co.threads * (send + POP_RECV_BYTES);
+	size_t per = c->o.co.memory_bytes > fixed
+			 ? (c->o.co.memory_bytes - fixed) / (2 * c->o.co.threads)
+			 : 0;
+	per = MIN(per, (size_t)MCW_WORKER_BUF_MAX_BYTES) / block * block;
+	char s1[32], s2[32];
+	if (per < MAX(read_min, 4 * block)) {
+		uint64_t need = fixed + 2ull * c->o.co.threads * MAX(read_min, 4 * block);
+		log_error("memory budget %s is too small for %u worker(s) with the destination's "
+			  "item_size_max %s: use --memory %lluM or more, or fewer --threads",
+			  size_format(s1, sizeof(s1), c->o.co.memory_bytes), c->o.co.threads,
+			  size_format(s2, sizeof(s2), c->dst.item_size_max),
+			  (unsigned long long)((need + MIB - 1) / MIB));
+		return MCW_EXIT_USAGE;
+	}
+	int ret = budget_map(&c->budget, c->o.co.memory_bytes);
+	if (ret < 0) {
+		log_error("cannot reserve the memory budget: %s", strerror(-ret));
+		return MCW_EXIT_SOFTWARE;
+	}
+	long ncpu = MAX(sysconf(_SC_NPROCESSORS_ONLN), 1L);
+	for (unsigned i = 0; i < c->o.co.threads; i++) {
+		struct pop_worker *w = &c->workers[i];
+		snprintf(owners[i], sizeof(owners[i]), "worker %u", i);
+		w->cpu = (int)(i % (unsigned)ncpu);
+		int node = budget_numa_node_of_cpu(w->cpu);
+		w->read_buf[0] = budget_take(&c->budget, per, owners[i], "read A", node);
+		w->read_buf[1] = budget_take(&c->budget, per, owners[i], "read B", node);
+		w->read_bytes = per;
+		w->send_area = budget_take(&c->budget, send, owners[i], "send", node);
+		w->send_bytes = send;
+		w->recv_area = budget_take(&c->budget, POP_RECV_BYTES, owners[i], "receive", node);
+	}
+	void *jm = budget_take(&c->budget, journal_memory_bytes(), "journal", "entries", -1);
+	c->queue = budget_take(&c->budget, POP_QUEUE_MAX * sizeof(struct pop_task), "journal",
+			       "pass queue", -1);
+	budget_commit(&c->budget);
+	if (!c->o.co.quiet)
+		budget_print(&c->budget, stderr);
+	char err[512];
+	if (journal_open(&c->journal, c->o.state_dir, jm, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return MCW_EXIT_IO;
+	}
+	return 0;
+}
+
+/* The dump this directory holds: from DONE, else from the first chunk file's header. */
+static bool find_dump_id(struct pop_ctx *c)
+{
+	struct manifest_info mi;
+	struct manifest_entry *e = NULL;
+	char err[256];
+	if (manifest_load(c->from_fd, &mi, &e, err, sizeof(err)) >= 0) {
+		free(e);
+		snprintf(c->dump_id_hex, sizeof(c->dump_id_hex), "%s", mi.dump_id_hex);
+	} else {
+		DIR *d = fdopendir(dup(c->from_fd));
+		struct dirent *de;
+		uint32_t job, part, crc;
+		bool found = false;
+		while (d && !found && (de = readdir(d)) != NULL) {
+			if (!chunk_name_parse(de->d_name, &job, &part, &crc))
+				continue;
+			int fd = openat(c->from_fd, de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+			struct chunk_header h;
+			uint8_t page[MCW_HEADER_BYTES];
+			ssize_t n = fd >= 0 ? pread(fd, page, sizeof(page), 0) : -1;
+			if (fd >= 0)
+				close(fd);
+			if (chunk_header_check(page, n < 0 ? 0 : (size_t)n, &h) == CHUNK_OK) {
+				hex_encode(c->dump_id_hex, h.f.dump_id, 16);
+				found = true;
+			}
+		}
+		if (d)
+			closedir(d);
+		if (!found)
+			return false;
+	}
+	for (int i = 0; i < 16; i++) {
+		unsigned v;
+		sscanf(c->dump_id_hex + 2 * i, "%2x", &v);
+		c->dump_id[i] = (uint8_t)v;
+	}
+	c->dump_id_known = true;
+	return true;
+}
+
+/* ---- passes -------------------------------------------------------------------------- */
+
+/* Damaged files seen this run, so an unchanged one is not read again every pass. */
+struct seen {
+	uint32_t job, part;
+	uint64_t size, ino;
+	int64_t mtime_ns;
+};
+static struct seen seen[JOURNAL_PARTIALS_MAX];
+static unsigned nseen;
+
+static bool unchanged_since_seen(const struct pop_task *t, const struct stat *sb, bool record)
+{
+	int64_t mt = (int64_t)sb->st_mtim.tv_sec * NS_PER_SEC + sb->st_mtim.tv_nsec;
+	for (unsigned i = 0; i < nseen; i++) {
+		if (seen[i].job != t->job || seen[i].part != t->part)
+			continue;
+		bool same = seen[i].size == (uint64_t)sb->st_size && seen[i].ino == sb->st_ino &&
+			    seen[i].mtime_ns == mt;
+		if (record)
+			seen[i] =
+			    (struct seen){ t->job, t->part, (uint64_t)sb->st_size, sb->st_ino, mt };
+		return same;
+	}
+	if (record && nseen < JOURNAL_PARTIALS_MAX)
+		seen[nseen++] =
+		    (struct seen){ t->job, t->part, (uint64_t)sb->st_size, sb->st_ino, mt };
+	return false;
+}
+
+static int cmp_task(const void *a, const void *b)
+{
+	const struct pop_task *x = a, *y = b;
+	if (x->job != y->job)
+		return x->job < y->job ? -1 : 1;
+	return x->part < y->part ? -1 : x->part > y->part;
+}
+
+/* Lists the directory and queues what is left to apply. Returns the count. */
+static uint32_t list_pass(struct pop_ctx *c)
+{
+	DIR *d = fdopendir(dup(c->from_fd));
+	struct dirent *de;
+	uint32_t n = 0;
+	if (d == NULL)
+		return 0;
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL && n < POP_QUEUE_MAX) {
+		struct pop_task t;
+		if (!chunk_name_parse(de->d_name, &t.job, &t.part, &t.crc))
+			continue;
+		const struct journal_entry *e = journal_find(&c->journal, t.job, t.part);
+		if (e != NULL && e->state == JOURNAL_DONE && e->crc == t.crc)
+			continue;
+		struct stat sb;
+		if (e != NULL && e->crc == t.crc &&
+		    fstatat(c->from_fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+		    unchanged_since_seen(&t, &sb, false))
+			continue; /* damaged, and not repaired since the last look */
+		if (fstatat(c->from_fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
+			unchanged_since_seen(&t, &sb, true);
+		c->queue[n++] = t;
+	}
+	closedir(d);
+	qsort(c->queue, n, sizeof(c->queue[0]), cmp_task);
+	return n;
+}
+
+static void show_progress(struct pop_ctx *c, struct progress *pg)
+{
+	double secs = (double)(mono_ns() - c->start_mono_ns) / 1e9;
+	uint64_t sent = atomic_load(&c->st.records_sent);
+	uint64_t bytes = atomic_load(&c->st.value_bytes);
+	progress_draw(pg,
+		      "populate: files %llu done, %u queued; items %llu (%.0f/s), %.1f MiB "
+		      "(%.1f MiB/s), present %llu, expired %llu",
+		      (unsigned long long)atomic_load(&c->st.files_done), c->qlen - c->qnext,
+		      (unsigned long long)sent, secs > 0 ? (double)sent / secs : 0,
+		      (double)bytes / (double)MIB,
+		      secs > 0 ? (double)bytes / (double)MIB / secs : 0,
+		      (unsigned long long)atomic_load(&c->st.already_present),
+		      (unsigned long long)atomic_load(&c->st.expired));
+}
+
+/* Runs one pass to its end. */
+static void run_pass(struct pop_ctx *c, struct progress *pg)
+{
+	uint32_t n = list_pass(c);
+	pthread_mutex_lock(&c->run.mu);
+	c->qlen = n;
+	c->qnext = 0;
+	pthread_cond_broadcast(&c->run.cv);
+	while (!c->run.failed && (c->qnext < c->qlen || c->busy > 0)) {
+		run_wait_ms(&c->run, MCW_PROGRESS_INTERVAL_MS);
+		pthread_mutex_unlock(&c->run.mu);
+		show_progress(c, pg);
+		pthread_mutex_lock(&c->run.mu);
+	}
+	c->qlen = c->qnext = 0;
+	pthread_mutex_unlock(&c->run.mu);
+}
+
+/* Ties the journal to the destination process; a new one means start over. */
+static int note_instance(struct pop_ctx *c)
+{
+	pthread_mutex_lock(&c->run.mu);
+	int ret = journal_instance(&c->journal, c->dst.time_s - c->dst.uptime_s, c->dst.pid);
+	c->dest_restarted = false;
+	pthread_mutex_unlock(&c->run.mu);
+	if (ret > 0)
+		log_warn("%s is a new memcached process (restarted since the journal was written): "
+			 "it holds none of the items applied before; applying everything again",
+			 c->o.dest.text);
+	else if (ret < 0)
+		log_error("cannot update the journal %s: %s", c->journal.path, strerror(-ret));
+	return ret;
+}
+
+enum completion { NOT_DONE, DONE_ALL, DONE_BUT_DAMAGED };
+
+/* Is every file of the dump's MANIFEST applied? */
+static enum completion completion(struct pop_ctx *c, uint64_t *listed, uint64_t *applied)
+{
+	struct manifest_info mi;
+	struct manifest_entry *e = NULL;
+	char err[512];
+	long n = manifest_load(c->from_fd, &mi, &e, err, sizeof(err));
+	*listed = *applied = 0;
+	if (n < 0) {
+		if (n != -ENOENT)
+			log_warn("%s: %s", c->o.from_dir, err);
+		return NOT_DONE;
+	}
+	if (strcmp(mi.dump_id_hex, c->dump_id_hex) != 0) {
+		pop_fail(c, MCW_EXIT_DATA, "%s/DONE is for dump %s, the chunk files for dump %s",
+			 c->o.from_dir, mi.dump_id_hex, c->dump_id_hex);
+		free(e);
+		return NOT_DONE;
+	}
+	bool damaged = false, missing = false;
+	*listed = (uint64_t)n;
+	for (long i = 0; i < n; i++) {
+		const struct journal_entry *j = journal_find(&c->journal, e[i].job, e[i].part);
+		if (j != NULL && j->crc == e[i].crc && j->state == JOURNAL_DONE)
+			(*applied)++;
+		else if (j != NULL && j->crc == e[i].crc)
+			damaged = true;
+		else
+			missing = true;
+	}
+	free(e);
+	return missing ? NOT_DONE : damaged ? DONE_BUT_DAMAGED : DONE_ALL;
+}
+
+static int run_passes(struct pop_ctx *c, uint64_t *listed, uint64_t *applied)
+{
+	struct progress pg;
+	progress_init(&pg, c->o.co.quiet);
+	int64_t idle_since = mono_ns();
+	uint64_t last_progress = 0;
+	enum completion done = NOT_DONE;
+	unsigned restarts = 0;
+	for (;;) {
+		run_pass(c, &pg);
+		if (c->run.failed)
+			break;
+		if (c->dest_restarted) { /* everything applied before is gone: pass again */
+			if (note_instance(c) < 0 || ++restarts > POP_DEST_RESTARTS_MAX) {
+				pop_fail(c, MCW_EXIT_UNAVAILABLE,
+					 "the destination restarted %u times during the run",
+					 restarts);
+				break;
+			}
+			continue;
+		}
+		done = completion(c, listed, applied);
+		if (done == DONE_ALL || !c->o.follow)
+			break;
+		if (c->progress != last_progress) {
+			last_progress = c->progress;
+			idle_since = mono_ns();
+		}
+		if (mono_ns() - idle_since > (int64_t)c->o.idle_timeout_s * NS_PER_SEC) {
+			progress_done(&pg);
+			log_error("no new chunk file for %d s and the dump is not complete: giving "
+				  "up (--idle-timeout)",
+				  c->o.idle_timeout_s);
+			return done == DONE_BUT_DAMAGED ? MCW_EXIT_DATA : MCW_EXIT_TEMPFAIL;
+		}
+		struct timespec ts = { 0, POP_INTERVAL_MS * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	progress_done(&pg);
+	if (c->run.failed)
+		return c->run.exit_code;
+	if (done == DONE_ALL)
+		return MCW_EXIT_OK;
+	return done == DONE_BUT_DAMAGED ? MCW_EXIT_DATA : MCW_EXIT_INCOMPLETE;
+}
+
+/* ---- summary ------------------------------------------------------------------------- */
+
+static void summary(struct pop_ctx *c, int code, double secs, uint64_t listed, uint64_t applied)
+{
+	struct pop_stats *s = &c->st;
+	uint64_t sent = atomic_load(&s->records_sent), bytes = atomic_load(&s->value_bytes);
+	const char *verdict = code == 0			    ? "complete"
+			      : code == MCW_EXIT_INCOMPLETE ? "incomplete"
+							    : "FAILED";
+	if (!c->o.co.quiet || code != 0) {
+		fprintf(stderr,
+			"mcwarm: populate %s: manifest files applied %llu of %llu; %llu items sent "
+			"(%llu already present), %.1f MiB, %.2f s (%.0f items/s), %.2f CPU s, peak "
+			"RSS %.1f MiB\n",
+			verdict, (unsigned long long)applied, (unsigned long long)listed,
+			(unsigned long long)sent,
+			(unsigned long long)atomic_load(&s->already_present),
+			(double)bytes / (double)MIB, secs, secs > 0 ? (double)sent / secs : 0,
+			cpu_seconds(), (double)peak_rss_bytes() / (double)MIB);
+		fprintf(
+		    stderr,
+		    "mcwarm: skipped: expired in transit %llu, too large for the destination %llu, "
+		    "lost in damaged blocks %llu; damaged blocks %llu, missing blocks %llu, "
+		    "unusable files %llu; server errors %llu; reconnects %llu\n",
+		    (unsigned long long)atomic_load(&s->expired),
+		    (unsigned long long)atomic_load(&s->too_large),
+		    (unsigned long long)atomic_load(&s->records_lost),
+		    (unsigned long long)atomic_load(&s->blocks_bad),
+		    (unsigned long long)atomic_load(&s->blocks_missing),
+		    (unsigned long long)atomic_load(&s->files_skipped),
+		    (unsigned long long)atomic_load(&s->server_errors),
+		    (unsigned long long)atomic_load(&s->reconnects));
+	}
+	if (!c->o.co.json)
+		return;
+	struct json j;
+	json_begin(&j, stdout);
+	json_str(&j, "command", "populate");
+	json_bool(&j, "ok", code == 0);
+	json_i64(&j, "exit_code", code);
+	if (c->run.failed)
+		json_str(&j, "error", c->run.error);
+	json_str(&j, "dest", c->o.dest.text);
+	json_str(&j, "from", c->o.from_dir);
+	json_str(&j, "dump_id", c->dump_id_hex);
+	json_str(&j, "mode", c->o.mode == MCP_MS_ADD ? "add" : "set");
+	json_u64(&j, "manifest_files", listed);
+	json_u64(&j, "manifest_files_applied", applied);
+	json_u64(&j, "files_done", atomic_load(&s->files_done));
+	json_u64(&j, "files_partial", atomic_load(&s->files_partial));
+	json_u64(&j, "files_skipped", atomic_load(&s->files_skipped));
+	json_u64(&j, "blocks_bad", atomic_load(&s->blocks_bad));
+	json_u64(&j, "blocks_missing", atomic_load(&s->blocks_missing));
+	json_u64(&j, "records_lost", atomic_load(&s->records_lost));
+	json_u64(&j, "items_sent", sent);
+	json_u64(&j, "already_present", atomic_load(&s->already_present));
+	json_u64(&j, "expired", atomic_load(&s->expired));
+	json_u64(&j, "too_large", atomic_load(&s->too_large));
+	json_u64(&j, "server_errors", atomic_load(&s->server_errors));
+	json_u64(&j, "reconnects", atomic_load(&s->reconnects));
+	json_u64(&j, "value_bytes", bytes);
+	json_f64(&j, "wall_seconds", secs);
+	json_f64(&j, "cpu_seconds", cpu_seconds());
+	json_u64(&j, "peak_rss_bytes", peak_rss_bytes());
+	json_end(&j);
+}
+
+/* ---- the command -------------------------------------------------------------------- */
+
+static int start_workers(struct pop_ctx *c, int first_fd)
+{
+	char err[512];
+	for (unsigned i = 0; i < c->o.co.threads; i++) {
+		struct pop_worker *w = &c->workers[i];
+		w->id = i;
+		w->ctx = c;
+		w->fd = i == 0 ? first_fd
+			       : net_connect(&c->o.dest, MCW_CONNECT_TIMEOUT_MS, err, sizeof(err));
+		if (w->fd < 0) {
+			log_error("%s", err);
+			return MCW_EXIT_UNAVAILABLE;
+		}
+	}
+	c->nworkers = c->o.co.threads;
+	c->run.threads_running = c->o.co.threads;
+	for (unsigned i = 0; i < c->o.co.threads; i++)
+		pthread_create(&c->workers[i].thread, NULL, pop_worker_main, &c->workers[i]);
+	return 0;
+}
+
+static void stop_workers(struct pop_ctx *c)
+{
+	pthread_mutex_lock(&c->run.mu);
+	c->stop = true;
+	pthread_cond_broadcast(&c->run.cv);
+	pthread_mutex_unlock(&c->run.mu);
+	for (unsigned i = 0; i < c->nworkers; i++)
+		pthread_join(c->workers[i].thread, NULL);
+}
+
+/* Waits (--follow) for the first chunk file to tell which dump this is. */
+static int await_dump(struct pop_ctx *c)
+{
+	int64_t start = mono_ns();
+	while (!find_dump_id(c)) {
+		if (!c->o.follow) {
+			log_info("%s holds no chunk file yet: nothing to apply", c->o.from_dir);
+			return MCW_EXIT_INCOMPLETE;
+		}
+		if (mono_ns() - start > (int64_t)c->o.idle_timeout_s * NS_PER_SEC) {
+			log_error("no chunk file appeared in %s for %d s (--idle-timeout)",
+				  c->o.from_dir, c->o.idle_timeout_s);
+			return MCW_EXIT_TEMPFAIL;
+		}
+		struct timespec ts = { 0, POP_INTERVAL_MS * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+	char err[512];
+	int ret = journal_bind(&c->journal, c->dump_id_hex, c->o.dest.text, err, sizeof(err));
+	if (ret < 0) {
+		log_error("%s", ret == -EXDEV ? err : strerror(-ret));
+		return ret == -EXDEV ? MCW_EXIT_USAGE : MCW_EXIT_IO;
+	}
+	return note_instance(c) < 0 ? MCW_EXIT_IO : 0;
+}
+
+static int populate_run(struct pop_ctx *c, uint64_t *listed, uint64_t *applied)
+{
+	int fd = -1;
+	int code = probe_dest(c, &fd);
+	if (code != 0)
+		return code;
+	c->from_fd = open(c->o.from_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (c->from_fd < 0) {
+		log_error("cannot open the dump directory %s: %s", c->o.from_dir, strerror(errno));
+		close(fd);
+		return MCW_EXIT_IO;
+	}
+	code = budget_setup(c);
+	if (code == 0)
+		code = await_dump(c);
+	if (code != 0) {
+		close(fd);
+		return code;
+	}
+	if (!c->o.co.quiet)
+		log_info("populating %s (memcached %s, item_size_max %llu) from %s, dump %s, %s "
+			 "mode",
+			 c->o.dest.text, c->dst.version, (unsigned long long)c->dst.item_size_max,
+			 c->o.from_dir, c->dump_id_hex, c->o.mode == MCP_MS_ADD ? "add" : "set");
+	c->start_mono_ns = mono_ns();
+	code = start_workers(c, fd);
+	if (code == 0)
+		code = run_passes(c, listed, applied);
+	stop_workers(c);
+	if (c->run.failed) {
+		log_error("%s", c->run.error);
+		code = c->run.exit_code;
+	}
+	if (code == 0 && atomic_load(&c->st.server_errors) > 0) {
+		log_error("%llu item(s) could not be stored by the destination (see the warnings "
+			  "above): the warm-up is incomplete",
+			  (unsigned long long)atomic_load(&c->st.server_errors));
+		code = MCW_EXIT_INCOMPLETE;
+	}
+	return code;
+}
+
+int mcw_cmd_populate(int argc, char **argv)
+{
+	static struct pop_ctx ctx;
+	struct pop_ctx *c = &ctx;
+	memset(c, 0, sizeof(*c));
+	int code = parse_opts(argc, argv, &c->o);
+	if (code != 0)
+		return code < 0 ? MCW_EXIT_OK : code;
+	run_init(&c->run);
+	c->from_fd = -1;
+	c->journal.fd = -1;
+	uint64_t listed = 0, applied = 0;
+	int64_t t0 = mono_ns();
+	code = populate_run(c, &listed, &applied);
+	summary(c, code, (double)(mono_ns() - t0) / 1e9, listed, applied);
+	journal_close(&c->journal);
+	if (c->from_fd >= 0)
+		close(c->from_fd);
+	budget_unmap(&c->budget);
+	return code;
+}

@@ -1,0 +1,126 @@
+/*
+ * populate_private.h: state shared by `mcwarm populate`'s orchestrator (populate.c) and
+ * its workers (populate_worker.c).
+ *
+ * The orchestrator runs passes: it lists the dump directory, queues the chunk files the
+ * journal does not mark done (in job/part order), and waits until the workers have taken
+ * and finished them all. Workers persist across passes; each owns an io_uring, a
+ * connection to the destination and two read buffers.
+ */
+#ifndef MCW_POPULATE_PRIVATE_H
+#define MCW_POPULATE_PRIVATE_H
+
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "budget.h"
+#include "cli.h"
+#include "core.h"
+#include "journal.h"
+#include "mcproto.h"
+#include "net.h"
+#include "run.h"
+#include "server.h"
+#include "uring.h"
+
+#define POP_QUEUE_MAX	      65536 /* chunk files queued in one pass */
+#define POP_BATCH_RECORDS     512   /* ms requests per batch, closed by mn */
+#define POP_BATCHES_INFLIGHT  4
+#define POP_BATCH_PIECES      2048 /* value pieces of one batch */
+#define POP_BATCH_HDR_BYTES   (POP_BATCH_RECORDS * MCP_REQ_MAX)
+#define POP_RECV_BYTES	      (64 * 1024)
+#define POP_RECONNECT_MIN_MS  100
+#define POP_RECONNECT_MAX_MS  5000
+#define POP_INTERVAL_MS	      500 /* between --follow passes */
+#define POP_DEST_RESTARTS_MAX 10  /* destination restarts survived in one run */
+
+struct pop_opts {
+	struct cli_common co; /* memory, threads, io-timeout, json, quiet */
+	struct hostport dest;
+	const char *from_dir;
+	const char *state_dir;
+	bool follow;
+	enum mcp_ms_mode mode;
+	int64_t min_ttl_s;
+	int reconnect_timeout_ms;
+	int idle_timeout_s;
+	bool direct;
+};
+
+struct pop_stats {
+	atomic_uint_fast64_t files_done;
+	atomic_uint_fast64_t files_partial;   /* applied except damaged or missing blocks */
+	atomic_uint_fast64_t blocks_bad;      /* checksum or structure */
+	atomic_uint_fast64_t blocks_missing;  /* cut off (truncated file) */
+	atomic_uint_fast64_t records_lost;    /* in or across damaged blocks */
+	atomic_uint_fast64_t records_sent;    /* ms sent and answered */
+	atomic_uint_fast64_t already_present; /* NS: live data won (add mode) */
+	atomic_uint_fast64_t expired;	      /* expired before it could be sent */
+	atomic_uint_fast64_t too_large;	      /* over the destination's item size */
+	atomic_uint_fast64_t server_errors;   /* SERVER_ERROR answers: not stored */
+	atomic_uint_fast64_t reconnects;
+	atomic_uint_fast64_t value_bytes;
+	atomic_uint_fast64_t files_skipped; /* unusable: another dump, not a regular file */
+};
+
+struct pop_task {
+	uint32_t job, part, crc;
+};
+
+struct pop_worker {
+	unsigned id;
+	int cpu;
+	struct pop_ctx *ctx;
+	pthread_t thread;
+	int fd;
+	uint8_t *read_buf[2];
+	size_t read_bytes;
+	uint8_t *send_area; /* batches: records, pieces, headers, iovecs */
+	size_t send_bytes;
+	uint8_t *recv_area;
+};
+
+struct pop_ctx {
+	struct pop_opts o;
+	struct server_info dst; /* refreshed by workers on reconnect (under run.mu) */
+	int from_fd;
+	struct journal journal; /* appended by workers under run.mu */
+	struct budget budget;
+	char dump_id_hex[33];
+	uint8_t dump_id[16];
+	bool dump_id_known;
+
+	struct pop_worker workers[64];
+	unsigned nworkers;
+
+	struct run_state run; /* mutex, condition, first failure, threads running */
+	struct pop_task *queue;
+	uint32_t qlen, qnext;
+	uint32_t busy; /* workers inside a file */
+	bool stop;
+	uint64_t progress;   /* bumped whenever a file finishes: --follow's idle clock */
+	bool dest_restarted; /* a worker reconnected to a new destination process */
+
+	struct pop_stats st;
+	int64_t start_mono_ns;
+};
+
+#define pop_fail(c, ...) run_fail(&(c)->run, __VA_ARGS__)
+#define pop_failed(c)	 run_failed(&(c)->run)
+void *pop_worker_main(void *arg);
+/* Bytes of one worker's send area (its batches). */
+size_t pop_send_area_bytes(void);
+
+/* The largest value the destination stores for this key and flags (memcached 1.6's item
+ * layout: 48-byte header, key + 1, 4 bytes of flags when non-zero, 8 of CAS when on, and
+ * the value + 2). Exposed for tests. */
+uint64_t pop_value_max(uint64_t item_size_max, bool cas_enabled, size_t key_len,
+		       uint32_t client_flags);
+
+/* The exptime to send for a record at now_ms (mover clock): 0 never; -1 expired (skip);
+ * relative seconds up to 30 days; beyond, absolute on the destination's clock. Rounds
+ * down: a lifetime is never extended. Exposed for tests. */
+int64_t pop_exptime(int64_t expires_at_ms, int64_t now_ms, int64_t min_ttl_s, int64_t dest_now_s);
+
+#endif
