@@ -4,7 +4,7 @@
  *
  *   mcwarm-journal 1 dump=<32 hex> dest=<host:port> c=<8 hex>
  *   instance started=<unix s> pid=<n> c=<8 hex>
- *   done job=<j> part=<p> crc=<8 hex> records=<n> c=<8 hex>
+ *   done job=<j> part=<p> crc=<8 hex> records=<n> t=<unix ms> c=<8 hex>
  *   partial job=<j> part=<p> crc=<8 hex> blocks=<n> applied=<hex bitmap> c=<8 hex>
  *
  * An instance line names the destination process the entries after it were written to;
@@ -78,6 +78,8 @@ int journal_done(struct journal *j, uint32_t job, uint32_t part, uint32_t crc, u
 int journal_partial(struct journal *j, uint32_t job, uint32_t part, uint32_t crc, uint32_t blocks,
 		    const uint8_t *applied);
 
+/* Makes every line appended so far durable (end of a pass, exit). */
+int journal_sync(struct journal *j);
 void journal_close(struct journal *j);
 
 static inline bool bitmap_get(const uint8_t *b, uint32_t i)

@@ -364,6 +364,8 @@ static void show_progress(struct pop_ctx *c, struct progress *pg)
 /* Runs one pass to its end. */
 static void run_pass(struct pop_ctx *c, struct progress *pg)
 {
+	/* before the listing: a file listed after DONE appeared is one the dump finished */
+	c->dump_finished = faccessat(c->from_fd, "DONE", F_OK, 0) == 0;
 	uint32_t n = list_pass(c);
 	pthread_mutex_lock(&c->run.mu);
 	c->qlen = n;
@@ -376,7 +378,11 @@ static void run_pass(struct pop_ctx *c, struct progress *pg)
 		pthread_mutex_lock(&c->run.mu);
 	}
 	c->qlen = c->qnext = 0;
+	int ret = n > 0 ? journal_sync(&c->journal) : 0;
 	pthread_mutex_unlock(&c->run.mu);
+	if (ret < 0)
+		pop_fail(c, MCW_EXIT_IO, "cannot sync the journal %s: %s", c->journal.path,
+			 strerror(-ret));
 }
 
 /* Ties the journal to the destination process; a new one means start over. */
@@ -500,13 +506,15 @@ static void summary(struct pop_ctx *c, int code, double secs, uint64_t listed, u
 		    stderr,
 		    "mcwarm: skipped: expired in transit %llu, too large for the destination %llu, "
 		    "lost in damaged blocks %llu; damaged blocks %llu, missing blocks %llu, "
-		    "unusable files %llu; server errors %llu; reconnects %llu\n",
+		    "unusable files %llu, not whole yet %llu; server errors %llu; reconnects "
+		    "%llu\n",
 		    (unsigned long long)atomic_load(&s->expired),
 		    (unsigned long long)atomic_load(&s->too_large),
 		    (unsigned long long)atomic_load(&s->records_lost),
 		    (unsigned long long)atomic_load(&s->blocks_bad),
 		    (unsigned long long)atomic_load(&s->blocks_missing),
 		    (unsigned long long)atomic_load(&s->files_skipped),
+		    (unsigned long long)atomic_load(&s->files_not_whole),
 		    (unsigned long long)atomic_load(&s->server_errors),
 		    (unsigned long long)atomic_load(&s->reconnects));
 	}
@@ -528,6 +536,7 @@ static void summary(struct pop_ctx *c, int code, double secs, uint64_t listed, u
 	json_u64(&j, "files_done", atomic_load(&s->files_done));
 	json_u64(&j, "files_partial", atomic_load(&s->files_partial));
 	json_u64(&j, "files_skipped", atomic_load(&s->files_skipped));
+	json_u64(&j, "files_not_whole", atomic_load(&s->files_not_whole));
 	json_u64(&j, "blocks_bad", atomic_load(&s->blocks_bad));
 	json_u64(&j, "blocks_missing", atomic_load(&s->blocks_missing));
 	json_u64(&j, "records_lost", atomic_load(&s->records_lost));

@@ -62,6 +62,7 @@ struct pop_stats {
 	atomic_uint_fast64_t reconnects;
 	atomic_uint_fast64_t value_bytes;
 	atomic_uint_fast64_t files_skipped; /* unusable: another dump, not a regular file */
+	atomic_uint_fast64_t files_not_whole; /* no valid footer before DONE: next pass */
 };
 
 struct pop_task {
@@ -90,6 +91,7 @@ struct pop_ctx {
 	char dump_id_hex[33];
 	uint8_t dump_id[16];
 	bool dump_id_known;
+	bool dump_finished; /* DONE was there when this pass began */
 
 	struct pop_worker workers[64];
 	unsigned nworkers;

@@ -11,6 +11,11 @@
  *
  *   window: FREE --read--> READING --cqe--> READY --cursor--> PROCESSED --acks--> FREE
  *   batch:  open --full/stall/file end--> closed --encode+sendmsg--> sent --MN--> free
+ *   file:   FREE --open--> READING --last window walked--> FINISHING --acks--> journal
+ *
+ * Two file slots: the next file is read and sent while the previous one's last batches
+ * are still being answered, so the pipeline does not drain at file boundaries; window
+ * numbers count on across files, so the two read buffers simply alternate.
  *
  * Invariants:
  *  1. A record goes into a batch only when all its pieces are in checked blocks.
@@ -71,16 +76,22 @@ struct pbatch {
 
 struct rbuf {
 	enum buf_state state;
-	uint32_t window;
+	uint64_t window;     /* global window number (windows count on across files) */
+	unsigned file;	     /* slot of the file it holds a window of */
 	size_t len;	     /* bytes read */
 	uint64_t last_batch; /* highest batch number pointing into it (if has_ref) */
 	bool has_ref;
 	bool pend_hold; /* a pending record points into it */
 };
 
+enum file_state { FILE_FREE, FILE_READING, FILE_FINISHING };
+
 struct pfile {
-	bool active;
+	enum file_state state;
 	int fd;
+	uint64_t first_window; /* global number of its window 0 */
+	bool has_batches;
+	uint64_t last_batch; /* its last batch, once has_batches */
 	uint32_t job, part, crc;
 	bool complete; /* valid footer and name */
 	uint32_t block_bytes, nblocks, nwindows, window_blocks;
@@ -109,18 +120,21 @@ struct pw {
 	uint8_t *rbuf;
 	size_t rd, wr;
 	bool recv_posted;
-	/* the file and its windows */
-	struct pfile f;
+	/* files: one being read and sent (rf), one finishing (waiting for answers) */
+	struct pfile files[2];
+	int rf;		  /* slot being read, or -1 */
+	struct pfile *pf; /* the file of the window being processed */
+	uint8_t *page;	  /* 4096 aligned bytes for header and footer reads */
 	struct rbuf bufs[2];
-	uint32_t read_window, proc_window;
+	uint64_t read_window, proc_window;
 	bool in_window, cursor_open;
-	uint32_t blk;
+	uint32_t blk; /* block of pf being processed */
 	struct chunk_block_view view;
 	struct chunk_cursor cur;
 	struct chunk_span span;
 	struct {
 		bool active, skip, ready;
-		uint32_t window0;
+		uint64_t window0;
 		struct prec rec;
 		struct iovec pieces[PEND_PIECES_MAX];
 		uint32_t npieces;
@@ -369,23 +383,26 @@ static void buf_try_release(struct pw *p, struct rbuf *rb)
 
 static void schedule_reads(struct pw *p)
 {
-	struct pfile *f = &p->f;
-	while (f->active && p->read_window < f->nwindows) {
-		struct rbuf *rb = &p->bufs[p->read_window % 2];
+	if (p->rf < 0)
+		return;
+	struct pfile *f = &p->files[p->rf];
+	while (p->read_window < f->first_window + f->nwindows) {
+		unsigned which = (unsigned)(p->read_window % 2);
+		struct rbuf *rb = &p->bufs[which];
 		buf_try_release(p, rb);
 		if (rb->state != BUF_FREE)
 			return;
-		uint64_t off =
-		    MCW_HEADER_BYTES + (uint64_t)p->read_window * f->window_blocks * f->block_bytes;
+		uint64_t fw = p->read_window - f->first_window;
+		uint64_t off = MCW_HEADER_BYTES + fw * f->window_blocks * f->block_bytes;
 		uint64_t len =
 		    MIN((uint64_t)f->window_blocks * f->block_bytes, f->blocks_end - off);
 		len = ROUND_UP(len, MCW_ALIGN_BYTES); /* a truncated file ends unaligned */
-		uint8_t *dst = p->w->read_buf[p->read_window % 2];
-		if (ur_prep_read_fixed(p->ring, f->fd, dst, len, off, p->read_window % 2,
-				       UD(UD_READ, p->gen, p->read_window % 2)) < 0)
+		if (ur_prep_read_fixed(p->ring, f->fd, p->w->read_buf[which], len, off, which,
+				       UD(UD_READ, p->gen, which)) < 0)
 			return;
 		rb->state = BUF_READING;
 		rb->window = p->read_window++;
+		rb->file = (unsigned)p->rf;
 		rb->has_ref = rb->pend_hold = false;
 	}
 }
@@ -395,8 +412,8 @@ static void on_read(struct pw *p, unsigned which, int res)
 	struct rbuf *rb = &p->bufs[which];
 	ASSERT(rb->state == BUF_READING);
 	if (res < 0) {
-		pop_fail(p->c, MCW_EXIT_IO, "cannot read %s/%s: %s", p->c->o.from_dir, p->f.name,
-			 strerror(-res));
+		pop_fail(p->c, MCW_EXIT_IO, "cannot read %s/%s: %s", p->c->o.from_dir,
+			 p->files[rb->file].name, strerror(-res));
 		return;
 	}
 	rb->len = (size_t)res; /* short at the end of a truncated file: blocks missing */
@@ -435,11 +452,11 @@ static void take_piece(struct pw *p, const struct chunk_piece *pc)
 		p->pend.window0 = p->proc_window;
 		p->pend.rec.hdr = pc->hdr;
 		p->pend.rec.key = pc->key;
-		bool applied = p->f.applied_before && bitmap_get(p->f.applied_before, p->blk);
+		bool applied = p->pf->applied_before && bitmap_get(p->pf->applied_before, p->blk);
 		uint64_t vmax = pop_value_max(c->dst.item_size_max, c->dst.cas_enabled,
 					      pc->hdr.key_len, pc->hdr.client_flags);
 		uint64_t window =
-		    (uint64_t)(p->f.window_blocks - 2) * CHUNK_PAYLOAD_MAX(p->f.block_bytes);
+		    (uint64_t)(p->pf->window_blocks - 2) * CHUNK_PAYLOAD_MAX(p->pf->block_bytes);
 		p->pend.skip = applied || pc->hdr.value_len > MIN(vmax, window);
 		if (!applied && p->pend.skip)
 			atomic_fetch_add_explicit(&c->st.too_large, 1, memory_order_relaxed);
@@ -476,10 +493,12 @@ static bool place_pending(struct pw *p)
 	r->npieces = p->pend.npieces;
 	memcpy(&b->pieces[b->npieces], p->pend.pieces, p->pend.npieces * sizeof(struct iovec));
 	b->npieces += p->pend.npieces;
-	p->f.records++;
+	p->pf->records++;
+	p->pf->has_batches = true;
+	p->pf->last_batch = n;
 	atomic_fetch_add_explicit(&p->c->st.value_bytes, r->hdr.value_len, memory_order_relaxed);
 	/* invariant 2: both windows the record touches now wait for this batch */
-	for (uint32_t w = p->pend.window0; w <= p->proc_window; w++) {
+	for (uint64_t w = p->pend.window0; w <= p->proc_window; w++) {
 		struct rbuf *rb = &p->bufs[w % 2];
 		rb->has_ref = true;
 		rb->last_batch = n;
@@ -491,8 +510,9 @@ static bool place_pending(struct pw *p)
 /* Opens the cursor on block p->blk; false if the block is unusable (reported, skipped). */
 static bool block_open(struct pw *p, const struct rbuf *rb, const uint8_t *data)
 {
-	struct pfile *f = &p->f;
-	uint64_t off = (uint64_t)(p->blk - rb->window * f->window_blocks) * f->block_bytes;
+	struct pfile *f = p->pf;
+	uint64_t fw = rb->window - f->first_window;
+	uint64_t off = (p->blk - fw * f->window_blocks) * (uint64_t)f->block_bytes;
 	size_t avail = rb->len > off ? (size_t)MIN((uint64_t)f->block_bytes, rb->len - off) : 0;
 	uint64_t file_off = MCW_HEADER_BYTES + (uint64_t)p->blk * f->block_bytes;
 	enum chunk_status st =
@@ -523,29 +543,33 @@ static bool block_open(struct pw *p, const struct rbuf *rb, const uint8_t *data)
 }
 
 /* Walks ready windows in order until they are done or no batch has room. */
+/* Walks ready windows in order until they are done or no batch has room. */
 static void process(struct pw *p)
 {
-	struct pfile *f = &p->f;
-	while (f->active && !pop_failed(p->c)) {
+	while (!pop_failed(p->c)) {
 		if (p->pend.ready && !place_pending(p))
 			return;
+		struct rbuf *rb = &p->bufs[p->proc_window % 2];
 		if (!p->in_window) {
-			if (p->proc_window == f->nwindows)
-				return;
-			struct rbuf *rb = &p->bufs[p->proc_window % 2];
-			if (rb->state != BUF_READY || rb->window != p->proc_window)
-				return;
+			if (p->proc_window == p->read_window || rb->state != BUF_READY ||
+			    rb->window != p->proc_window)
+				return; /* the next window is not read yet */
 			p->in_window = true;
-			p->blk = p->proc_window * f->window_blocks;
+			p->pf = &p->files[rb->file];
+			p->blk = (uint32_t)((p->proc_window - p->pf->first_window) *
+					    p->pf->window_blocks);
 			p->cursor_open = false;
 		}
-		struct rbuf *rb = &p->bufs[p->proc_window % 2];
-		uint32_t end = MIN(f->nblocks, (p->proc_window + 1) * f->window_blocks);
+		struct pfile *f = p->pf;
+		uint64_t fw = p->proc_window - f->first_window;
+		uint32_t end = (uint32_t)MIN((uint64_t)f->nblocks, (fw + 1) * f->window_blocks);
 		if (p->blk == end) { /* the window is done */
 			rb->state = BUF_PROCESSED;
-			rb->pend_hold = p->pend.active;
 			p->in_window = false;
 			p->proc_window++;
+			if (p->proc_window == f->first_window + f->nwindows)
+				pend_drop(p); /* a record cut off at the end of the file */
+			rb->pend_hold = p->pend.active;
 			buf_try_release(p, rb);
 			continue;
 		}
@@ -684,11 +708,11 @@ static bool pump(struct pw *p)
 
 /* ---- files --------------------------------------------------------------------------- */
 
-/* Opens and checks a chunk file. false: skipped (reported) or failed. */
-static bool file_open(struct pw *p, const struct pop_task *t)
+/* Opens and checks a chunk file into slot. false: skipped (reported) or failed. */
+static bool file_open(struct pw *p, int slot, const struct pop_task *t)
 {
 	struct pop_ctx *c = p->c;
-	struct pfile *f = &p->f;
+	struct pfile *f = &p->files[slot];
 	struct stat sb;
 	memset(f, 0, sizeof(*f));
 	f->job = t->job;
@@ -700,20 +724,25 @@ static bool file_open(struct pw *p, const struct pop_task *t)
 	if (f->fd < 0 && errno == EINVAL)
 		f->fd = openat(c->from_fd, f->name, flags);
 	if (f->fd < 0 || fstat(f->fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		if (errno != ENOENT) { /* a file that vanished is looked for again next pass */
+		int e = f->fd < 0 || errno != 0 ? errno : EINVAL;
+		if (e == EBADMSG || e == EUCLEAN || e == EIO)
+			/* EBADMSG is ext4's metadata checksum error */
+			log_warn("%s/%s: %s: a read-only view of a volume that is being written "
+				 "can show metadata mid-update; skipped, looked at again next pass",
+				 c->o.from_dir, f->name, strerror(e));
+		else if (e != ENOENT) /* a file that vanished is looked for again next pass */
 			log_warn("%s/%s: %s; skipped", c->o.from_dir, f->name,
-				 f->fd < 0 ? strerror(errno) : "not a regular file (refused)");
+				 f->fd < 0 ? strerror(e) : "not a regular file (refused)");
+		if (e != ENOENT)
 			atomic_fetch_add(&c->st.files_skipped, 1);
-		}
 		if (f->fd >= 0)
 			close(f->fd);
 		return false;
 	}
-	uint8_t *page = p->w->read_buf[0]; /* both buffers are free between files */
 	struct chunk_header h;
 	struct chunk_footer ft;
-	ssize_t n = pread(f->fd, page, MCW_HEADER_BYTES, 0);
-	enum chunk_status st = chunk_header_check(page, n < 0 ? 0 : (size_t)n, &h);
+	ssize_t n = pread(f->fd, p->page, MCW_HEADER_BYTES, 0);
+	enum chunk_status st = chunk_header_check(p->page, n < 0 ? 0 : (size_t)n, &h);
 	if (st != CHUNK_OK || memcmp(h.f.dump_id, c->dump_id, 16) != 0 ||
 	    h.f.block_bytes > p->w->read_bytes / 4) {
 		log_warn("%s/%s: %s; skipped", c->o.from_dir, f->name,
@@ -726,11 +755,18 @@ static bool file_open(struct pw *p, const struct pop_task *t)
 	}
 	uint64_t size = (uint64_t)sb.st_size;
 	n = size >= 2 * MCW_ALIGN_BYTES
-		? pread(f->fd, page, MCW_FOOTER_BYTES, (off_t)(size - MCW_FOOTER_BYTES))
+		? pread(f->fd, p->page, MCW_FOOTER_BYTES, (off_t)(size - MCW_FOOTER_BYTES))
 		: 0;
-	bool footer = chunk_footer_check(page, n < 0 ? 0 : (size_t)n, &ft) == CHUNK_OK &&
+	bool footer = chunk_footer_check(p->page, n < 0 ? 0 : (size_t)n, &ft) == CHUNK_OK &&
 		      ft.f.file_bytes == size && memcmp(ft.f.dump_id, h.f.dump_id, 16) == 0;
 	f->complete = footer && ft.f.file_crc == t->crc;
+	if (!f->complete && !c->dump_finished) {
+		/* still being written, or not yet wholly visible to a read-only mount: a
+		 * file is applied only once it is whole (or once DONE says it never will be) */
+		atomic_fetch_add(&c->st.files_not_whole, 1);
+		close(f->fd);
+		return false;
+	}
 	f->block_bytes = h.f.block_bytes;
 	f->window_blocks = (uint32_t)(p->w->read_bytes / f->block_bytes);
 	f->blocks_end = footer ? size - MCW_FOOTER_BYTES : size;
@@ -747,8 +783,8 @@ static bool file_open(struct pw *p, const struct pop_task *t)
 	f->nblocks = (uint32_t)nblocks;
 	f->nwindows = (f->nblocks + f->window_blocks - 1) / f->window_blocks;
 	if (!f->complete)
-		log_warn("%s/%s: %s: applying its good blocks now, the rest when the file is "
-			 "whole",
+		log_warn("%s/%s: %s: the dump is finished, so it stays damaged: applying its "
+			 "good blocks",
 			 c->o.from_dir, f->name,
 			 footer ? "the name's checksum does not match the footer's"
 				: "no valid footer (truncated, or damaged)");
@@ -756,19 +792,16 @@ static bool file_open(struct pw *p, const struct pop_task *t)
 	const struct journal_entry *e = journal_find(&c->journal, f->job, f->part);
 	f->applied_before = e ? journal_applied(&c->journal, e) : NULL;
 	pthread_mutex_unlock(&c->run.mu);
-	p->read_window = p->proc_window = 0;
-	p->in_window = p->cursor_open = false;
+	f->first_window = p->read_window;
+	f->state = FILE_READING;
 	memset(&p->span, 0, sizeof(p->span));
-	p->pend.active = p->pend.ready = false;
-	f->active = true;
 	return true;
 }
 
 /* Records the file in the journal: done if every block is applied and it is whole. */
-static void file_finish(struct pw *p)
+static void file_finish(struct pw *p, struct pfile *f)
 {
 	struct pop_ctx *c = p->c;
-	struct pfile *f = &p->f;
 	bool all = f->complete;
 	for (uint32_t i = 0; i < f->nblocks; i++) {
 		if (f->applied_before && bitmap_get(f->applied_before, i))
@@ -789,42 +822,13 @@ static void file_finish(struct pw *p)
 			 "completes it once the file is repaired",
 			 c->o.from_dir, f->name, f->bad, f->missing);
 	close(f->fd);
-	f->active = false;
+	f->state = FILE_FREE;
 }
 
-static bool windows_done(const struct pw *p)
-{
-	return p->proc_window == p->f.nwindows && !p->in_window;
-}
-
-static void apply_file(struct pw *p, const struct pop_task *t)
-{
-	if (!file_open(p, t))
-		return;
-	for (;;) {
-		process(p);
-		if (windows_done(p) && p->pend.active && !p->pend.ready)
-			pend_drop(p); /* cut off at the end of the file */
-		if (windows_done(p) || !p->pend.ready)
-			batch_close(p); /* nothing more to add now: send what there is */
-		schedule_reads(p);
-		kick_send(p);
-		post_recv(p);
-		if (windows_done(p) && !p->pend.ready && p->b_answered == p->b_alloc &&
-		    !p->has_open)
-			break;
-		if (!pump(p) || !reconnect_if_lost(p))
-			return;
-	}
-	file_finish(p);
-}
-
-/* ---- thread -------------------------------------------------------------------------- */
-
-static bool take_task(struct pop_ctx *c, struct pop_task *t)
+static bool take_task(struct pop_ctx *c, struct pop_task *t, bool wait)
 {
 	pthread_mutex_lock(&c->run.mu);
-	while (!c->stop && !c->run.failed && c->qnext == c->qlen)
+	while (wait && !c->stop && !c->run.failed && c->qnext == c->qlen)
 		pthread_cond_wait(&c->run.cv, &c->run.mu);
 	bool got = !c->stop && !c->run.failed && c->qnext < c->qlen;
 	if (got) {
@@ -843,6 +847,83 @@ static void task_done(struct pop_ctx *c)
 	pthread_mutex_unlock(&c->run.mu);
 }
 
+/* The file being read is read and walked to its end: it finishes in the background. */
+static void end_of_reading(struct pw *p)
+{
+	if (p->rf < 0)
+		return;
+	struct pfile *f = &p->files[p->rf];
+	if (p->proc_window < f->first_window + f->nwindows || p->in_window || p->pend.ready)
+		return;
+	batch_close(p); /* the next file's records start a new batch */
+	f->state = FILE_FINISHING;
+	p->rf = -1;
+}
+
+/* Journals every finishing file whose batches are all answered. */
+static void finish_files(struct pw *p)
+{
+	for (unsigned i = 0; i < 2; i++) {
+		struct pfile *f = &p->files[i];
+		if (f->state == FILE_FINISHING &&
+		    (!f->has_batches || p->b_answered > f->last_batch)) {
+			file_finish(p, f);
+			task_done(p->c);
+		}
+	}
+}
+
+static int free_slot(const struct pw *p)
+{
+	for (int i = 0; i < 2; i++)
+		if (p->files[i].state == FILE_FREE)
+			return i;
+	return -1;
+}
+
+static bool idle(const struct pw *p)
+{
+	return free_slot(p) >= 0 && p->files[0].state == FILE_FREE &&
+	       p->files[1].state == FILE_FREE && p->b_answered == p->b_alloc && !p->has_open;
+}
+
+/* Files overlap: the next one is read and sent while the last batches of the previous
+ * one are still being answered, so the pipeline never drains between files. */
+static void worker_loop(struct pw *p)
+{
+	struct pop_ctx *c = p->c;
+	while (!pop_failed(c)) {
+		int slot = free_slot(p);
+		if (p->rf < 0 && slot >= 0) {
+			struct pop_task t;
+			bool wait = idle(p);
+			if (take_task(c, &t, wait)) {
+				if (file_open(p, slot, &t))
+					p->rf = slot;
+				else
+					task_done(c);
+				continue;
+			}
+			if (wait)
+				return; /* stopped */
+		}
+		process(p);
+		end_of_reading(p);
+		finish_files(p);
+		if (!p->pend.ready)
+			batch_close(p); /* nothing more to add now: send what there is */
+		schedule_reads(p);
+		kick_send(p);
+		post_recv(p);
+		if (idle(p))
+			continue;
+		if (!pump(p) || !reconnect_if_lost(p))
+			return;
+	}
+}
+
+/* ---- thread -------------------------------------------------------------------------- */
+
 static int worker_setup(struct pw *p, struct pop_worker *w)
 {
 	char name[16];
@@ -860,8 +941,10 @@ static int worker_setup(struct pw *p, struct pop_worker *w)
 	ret = ur_buffers_register(p->ring, iov, 2);
 	if (ret < 0)
 		return ret;
-	/* carve the send area into batches */
-	uint8_t *m = w->send_area;
+	/* carve the send area: the header/footer page, then the batches */
+	p->page = w->send_area;
+	p->rf = -1;
+	uint8_t *m = w->send_area + MCW_ALIGN_BYTES;
 	for (unsigned i = 0; i < POP_BATCHES_INFLIGHT; i++) {
 		struct pbatch *b = &p->b[i];
 		b->recs = (struct prec *)m;
@@ -879,10 +962,12 @@ static int worker_setup(struct pw *p, struct pop_worker *w)
 
 size_t pop_send_area_bytes(void)
 {
-	return POP_BATCHES_INFLIGHT *
-	       (POP_BATCH_RECORDS * sizeof(struct prec) + POP_BATCH_PIECES * sizeof(struct iovec) +
-		(2 * POP_BATCH_RECORDS + POP_BATCH_PIECES + 1) * sizeof(struct iovec) +
-		POP_BATCH_HDR_BYTES);
+	return MCW_ALIGN_BYTES + /* the header/footer page */
+	       POP_BATCHES_INFLIGHT *
+		   (POP_BATCH_RECORDS * sizeof(struct prec) +
+		    POP_BATCH_PIECES * sizeof(struct iovec) +
+		    (2 * POP_BATCH_RECORDS + POP_BATCH_PIECES + 1) * sizeof(struct iovec) +
+		    POP_BATCH_HDR_BYTES);
 }
 
 void *pop_worker_main(void *arg)
@@ -890,17 +975,17 @@ void *pop_worker_main(void *arg)
 	struct pop_worker *w = arg;
 	struct pop_ctx *c = w->ctx;
 	static __thread struct pw p;
-	struct pop_task t;
 	int ret = worker_setup(&p, w);
 	if (ret < 0)
 		pop_fail(c, MCW_EXIT_SOFTWARE, "worker %u cannot start: %s", w->id, strerror(-ret));
-	while (ret == 0 && take_task(c, &t)) {
-		apply_file(&p, &t);
-		if (p.f.active) { /* failed midway */
-			close(p.f.fd);
-			p.f.active = false;
+	else
+		worker_loop(&p);
+	for (unsigned i = 0; i < 2; i++) { /* stopped by a failure midway */
+		if (p.files[i].state != FILE_FREE) {
+			close(p.files[i].fd);
+			p.files[i].state = FILE_FREE;
+			task_done(c);
 		}
-		task_done(c);
 	}
 	if (p.fd >= 0)
 		close(p.fd);

@@ -165,6 +165,34 @@ class DamageTest(PopulateTestCase):
         self.assertEqual(self.verify(src, dst, "--min-ratio", "1")["equal"], 40000)
 
 
+class NotWholeTest(PopulateTestCase):
+    def test_file_without_footer_is_not_applied_before_done(self):
+        src, dst = self.server(), self.server()
+        src.client().set_many([(b"w%06d" % i, b"v" * 700, 0, 0) for i in range(20000)])
+        full = self.dump(src, "--chunk-size", "4M")
+        names = [os.path.basename(f) for f in chunk_files(full)]
+        live = self.tmp.sub("live")
+        os.makedirs(live)
+        # the first file, its final name but only half of it there (a torn read-only view)
+        with open(os.path.join(full, names[0]), "rb") as f:
+            data = f.read()
+        with open(os.path.join(live, names[0]), "wb") as f:
+            f.write(data[:len(data) // 2])
+        state = self.tmp.sub("state")
+        summary, err = self.populate(dst, live, state, check=1)
+        self.assertEqual(summary["items_sent"], 0, "applied a file that is not whole")
+        self.assertEqual(summary["files_not_whole"], 1)
+        self.assertEqual(dst.client().stats()["curr_items"], "0")
+        # whole now, and the rest of the dump: everything is applied, once
+        for name in names + ["MANIFEST", "DONE"]:
+            shutil.copy(os.path.join(full, name), os.path.join(live, name))
+        summary, _ = self.populate(dst, live, state)
+        self.assertTrue(summary["ok"])
+        self.assertEqual(summary["files_not_whole"], 0)
+        self.assertEqual(summary["already_present"], 0)
+        self.assertEqual(self.verify(src, dst, "--min-ratio", "1")["equal"], 20000)
+
+
 class FollowTest(PopulateTestCase):
     def test_follow_applies_files_as_they_appear_and_stops_at_the_manifest(self):
         src, dst = self.server(), self.server()
