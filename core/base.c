@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "base.h"
+#include "core.h"
 
 static enum log_level log_level_max = LOG_INFO;
 
@@ -57,6 +58,11 @@ int64_t wall_ns(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (int64_t)ts.tv_sec * NS_PER_SEC + ts.tv_nsec;
+}
+
+bool mcw_size_parse(const char *s, uint64_t *out)
+{
+	return size_parse(s, out);
 }
 
 bool size_parse(const char *s, uint64_t *out)

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-uint32_t mcw_crc32c(uint32_t crc, const void *buf, size_t len);
+#include "core.h" /* mcw_crc32c is public */
 
 /* crc32c of A followed by B, from crc(A), crc(B) and the length of B: lets a block's
  * checksum and the file's whole checksum come from one pass over the bytes. */

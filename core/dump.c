@@ -53,6 +53,9 @@ static const char dump_usage[] =
     "      --io-timeout SECONDS a server silent this long while answering is gone\n"
     "                           (default 30)\n"
     "      --keep-spool         keep the key chunks (DIR/.mcwarm) after a good dump\n"
+    "      --syncfs-interval SECONDS  syncfs DIR's filesystem this often, so a reader on\n"
+    "                           another host (EBS multi-attach, read-only) sees finished\n"
+    "                           chunk files at its next remount (default 0: off)\n"
     "      --json               print a JSON summary on stdout at the end\n"
     "  -q, --quiet              no budget table, no progress line\n"
     "  -h, --help               this text\n";
@@ -66,7 +69,8 @@ enum {
 	OPT_WRITER,
 	OPT_NO_DIRECT,
 	OPT_CHUNK,
-	OPT_KEEP_SPOOL
+	OPT_KEEP_SPOOL,
+	OPT_SYNCFS
 };
 
 int crawl_option(const char *cmd, const char *arg, enum key_dump_kind *out)
@@ -116,6 +120,11 @@ static int dump_option(int ch, const char *arg, struct dump_opts *o)
 	case OPT_KEEP_SPOOL:
 		o->keep_spool = true;
 		return 0;
+	case OPT_SYNCFS:
+		if (!cli_uint("dump", "syncfs-interval", arg, 0, 3600, &v))
+			return MCW_EXIT_USAGE;
+		o->syncfs_interval_s = (unsigned)v;
+		return 0;
 	default:
 		return cli_common_option("dump", ch, arg, 4 * MIB, &o->co);
 	}
@@ -133,6 +142,7 @@ static int parse_opts(int argc, char **argv, struct dump_opts *o)
 		{ "no-direct", no_argument, NULL, OPT_NO_DIRECT },
 		{ "chunk-size", required_argument, NULL, OPT_CHUNK },
 		{ "keep-spool", no_argument, NULL, OPT_KEEP_SPOOL },
+		{ "syncfs-interval", required_argument, NULL, OPT_SYNCFS },
 		CLI_COMMON_LONGOPTS,
 		{ 0 },
 	};
@@ -454,12 +464,19 @@ static void show_progress(struct dump_ctx *c, struct progress *pg)
 static void wait_threads(struct dump_ctx *c)
 {
 	struct progress pg;
+	int64_t next_sync = mono_ns() + (int64_t)c->o.syncfs_interval_s * 1000000000LL;
 	progress_init(&pg, c->o.co.quiet);
 	pthread_mutex_lock(&c->run.mu);
 	while (c->run.threads_running > 0) {
 		run_wait_ms(&c->run, MCW_PROGRESS_INTERVAL_MS);
 		pthread_mutex_unlock(&c->run.mu);
 		show_progress(c, &pg);
+		if (c->o.syncfs_interval_s > 0 && c->out_fd >= 0 && mono_ns() >= next_sync) {
+			/* finished chunk files reach the disk for a reader on another host */
+			if (syncfs(c->out_fd) < 0)
+				log_warn("syncfs %s: %s", c->o.out_dir, strerror(errno));
+			next_sync = mono_ns() + (int64_t)c->o.syncfs_interval_s * 1000000000LL;
+		}
 		pthread_mutex_lock(&c->run.mu);
 	}
 	pthread_mutex_unlock(&c->run.mu);
@@ -629,6 +646,8 @@ static int dump_run(struct dump_ctx *c)
 	code = publish(c, &mi);
 	if (code == 0 && !c->o.keep_spool)
 		remove_spool(c);
+	if (code == 0 && c->o.syncfs_interval_s > 0 && syncfs(c->out_fd) < 0)
+		log_warn("syncfs %s: %s", c->o.out_dir, strerror(errno));
 	return code;
 }
 

@@ -51,6 +51,7 @@ struct dump_opts {
 	bool direct;
 	uint64_t chunk_bytes;
 	bool keep_spool;
+	unsigned syncfs_interval_s; /* 0: never */
 };
 
 struct dump_stats {

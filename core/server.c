@@ -4,8 +4,11 @@
  */
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base.h"
+#include "core.h"
+#include "mcw_limits.h"
 #include "mcproto.h"
 #include "net.h"
 #include "server.h"
@@ -107,4 +110,23 @@ int server_probe(int fd, const char *addr, struct server_info *out, char *err, s
 int64_t server_now_s(const struct server_info *si)
 {
 	return si->time_s + (mono_ns() - si->probe_mono_ns) / NS_PER_SEC;
+}
+
+int mcw_server_usage(const char *hostport, uint64_t *items, uint64_t *bytes, char *err,
+		     size_t cap)
+{
+	struct hostport hp;
+	struct server_info si;
+	if (hostport_parse(hostport, &hp) < 0)
+		return snprintf(err, cap, "'%s' is not HOST:PORT", hostport), -EINVAL;
+	int fd = net_connect(&hp, MCW_IO_TIMEOUT_MS, err, cap);
+	if (fd < 0)
+		return fd;
+	int ret = server_probe(fd, hp.text, &si, err, cap);
+	close(fd);
+	if (ret == 0) {
+		*items = si.curr_items;
+		*bytes = si.bytes;
+	}
+	return ret;
 }
