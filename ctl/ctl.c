@@ -1,0 +1,571 @@
+/*
+ * ctl.c: `mcwarm-ctl COMMAND [options]`: the plan from options (or a plan file of the same
+ * options), and the commands. Every command but `warm` and `status` is one idempotent
+ * step; `warm` runs them all (warm.c).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "ctl.h"
+#include "ctl_private.h"
+
+#define DEFAULT_WORK	   "/var/tmp/mcwarm-ctl"
+#define DEFAULT_CYCLE_MS   200
+#define DEFAULT_MEMORY	   (64ull << 20)
+#define VOLUME_MIN_BYTES   (512ull << 20) /* ext4 and xfs need room for their own metadata */
+#define VOLUME_SLACK_BYTES (256ull << 20)
+#define PLAN_LINE_MAX	   1024
+#define PLAN_OPTIONS_MAX   64
+
+static const char usage_text[] =
+    "usage: mcwarm-ctl COMMAND [options]\n"
+    "\n"
+    "Sequences a warm-up: a volume the dumper writes (mounted read-write) and the populator\n"
+    "reads (mounted read-only without journal recovery, remounted to see new files).\n"
+    "Every step is idempotent and recorded in WORK/ctl.state, so a killed controller run\n"
+    "again with the same plan continues where it stopped.\n"
+    "\n"
+    "commands:\n"
+    "  warm      the whole warm-up: create, attach, mkfs, mount, dump, populate passes in\n"
+    "            remount cycles until the dump's MANIFEST is applied, verify, teardown\n"
+    "  create    create the volume (loop: a preallocated image; ec2: an io2 volume with\n"
+    "            multi-attach; dir: the directory)\n"
+    "  attach    attach it read-write and/or read-only (--side)\n"
+    "  mkfs      make the filesystem on the read-write attachment, unless there is one\n"
+    "  mount     mount WORK/rw read-write and/or WORK/ro read-only, noload (--side)\n"
+    "  cycle     syncfs the writer, remount the reader: it sees what was written so far\n"
+    "  umount    unmount (--side)\n"
+    "  detach    unmount and detach (--side)\n"
+    "  destroy   unmount, detach, and delete the volume\n"
+    "  status    the warm-up's phase, counts, rate, lag, error (--json for tools)\n"
+    "\n"
+    "plan:\n"
+    "  -s, --source HOST:PORT   the memcached to dump (warm)\n"
+    "  -d, --dest HOST:PORT     the memcached to warm (warm)\n"
+    "  -w, --work DIR           state, logs, mountpoints WORK/rw and WORK/ro, and the loop\n"
+    "                           image (default " DEFAULT_WORK ")\n"
+    "  -b, --backend loop|dir|ec2  the volume (default loop)\n"
+    "      --volume PATH        loop: the image file (default WORK/volume.img); dir: the\n"
+    "                           directory (default WORK/volume)\n"
+    "      --size SIZE          the volume's size (default: what the source holds x 1.25\n"
+    "                           + 256M, at least 512M)\n"
+    "      --fs ext4|xfs        filesystem (default ext4)\n"
+    "  -m, --memory SIZE        memory budget of dump and of populate (default 64M)\n"
+    "  -t, --threads N          their worker threads (default: online CPUs)\n"
+    "      --cycle-ms N         pause between populate passes during the dump (default 200)\n"
+    "      --min-ratio R        verify: fraction of items that must be equal (default 0.99)\n"
+    "      --keep               keep the volume (and so the dump) after a good warm-up\n"
+    "      --mcwarm PATH        the mcwarm binary (default: $MCWARM, else next to\n"
+    "                           mcwarm-ctl, else on PATH)\n"
+    "  ec2:\n"
+    "      --region REGION      the AWS region (default: the aws CLI's)\n"
+    "      --zone ZONE          the volume's availability zone (create)\n"
+    "      --instance-rw ID     the source host's instance (the dumper's side)\n"
+    "      --instance-ro ID     the populator's instance\n"
+    "      --volume-id VOL      use this volume instead of creating one\n"
+    "      --iops N             io2 IOPS (default 3000)\n"
+    "      --tag NAME           names the volume (tag mcwarm=NAME) so create finds it again\n"
+    "                           (default: mcwarm-<crc of the plan>)\n"
+    "      --attach-timeout S   give up waiting for a volume or attachment state after S\n"
+    "                           seconds (default 300)\n"
+    "other:\n"
+    "      --side rw|ro|both    which attachment attach, mount, umount, detach act on\n"
+    "                           (default both): on EC2 each host runs its own side\n"
+    "      --plan FILE          read options from FILE: 'option = value' lines (the long\n"
+    "                           option names, without --; '#' starts a comment); options on\n"
+    "                           the command line win\n"
+    "      --json               warm: a JSON report on stdout; status: JSON status\n"
+    "  -h, --help               this text\n"
+    "\n"
+    "exit codes: those of mcwarm (mcwarm --help); warm returns the failing step's.\n";
+
+enum {
+	OPT_VOLUME = 256,
+	OPT_SIZE,
+	OPT_FS,
+	OPT_CYCLE_MS,
+	OPT_MIN_RATIO,
+	OPT_KEEP,
+	OPT_MCWARM,
+	OPT_REGION,
+	OPT_ZONE,
+	OPT_INSTANCE_RW,
+	OPT_INSTANCE_RO,
+	OPT_VOLUME_ID,
+	OPT_IOPS,
+	OPT_TAG,
+	OPT_ATTACH_TIMEOUT,
+	OPT_SIDE,
+	OPT_PLAN,
+	OPT_JSON,
+};
+
+static const struct option longopts[] = {
+	{ "source", required_argument, NULL, 's' },
+	{ "dest", required_argument, NULL, 'd' },
+	{ "work", required_argument, NULL, 'w' },
+	{ "backend", required_argument, NULL, 'b' },
+	{ "volume", required_argument, NULL, OPT_VOLUME },
+	{ "size", required_argument, NULL, OPT_SIZE },
+	{ "fs", required_argument, NULL, OPT_FS },
+	{ "memory", required_argument, NULL, 'm' },
+	{ "threads", required_argument, NULL, 't' },
+	{ "cycle-ms", required_argument, NULL, OPT_CYCLE_MS },
+	{ "min-ratio", required_argument, NULL, OPT_MIN_RATIO },
+	{ "keep", no_argument, NULL, OPT_KEEP },
+	{ "mcwarm", required_argument, NULL, OPT_MCWARM },
+	{ "region", required_argument, NULL, OPT_REGION },
+	{ "zone", required_argument, NULL, OPT_ZONE },
+	{ "instance-rw", required_argument, NULL, OPT_INSTANCE_RW },
+	{ "instance-ro", required_argument, NULL, OPT_INSTANCE_RO },
+	{ "volume-id", required_argument, NULL, OPT_VOLUME_ID },
+	{ "iops", required_argument, NULL, OPT_IOPS },
+	{ "tag", required_argument, NULL, OPT_TAG },
+	{ "attach-timeout", required_argument, NULL, OPT_ATTACH_TIMEOUT },
+	{ "side", required_argument, NULL, OPT_SIDE },
+	{ "plan", required_argument, NULL, OPT_PLAN },
+	{ "json", no_argument, NULL, OPT_JSON },
+	{ "help", no_argument, NULL, 'h' },
+	{ 0 },
+};
+
+struct ctl_opts {
+	struct ctl_plan plan;
+	enum ctl_side side;
+	bool json, help;
+	bool size_given;
+	const char *plan_file;
+};
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "mcwarm-ctl: %s (see mcwarm-ctl --help)\n", msg);
+	return MCW_EXIT_USAGE;
+}
+
+static int copy(char *dst, size_t cap, const char *opt, const char *val)
+{
+	if (strlen(val) >= cap)
+		return usage_error("--%s: '%s' is longer than %zu characters", opt, val, cap - 1);
+	memcpy(dst, val, strlen(val) + 1);
+	return 0;
+}
+
+static int uint_opt(const char *opt, const char *val, unsigned long max, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(val, &end, 10);
+	if (errno || end == val || *end || v > max)
+		return usage_error("--%s: '%s' is not a whole number up to %lu", opt, val, max);
+	*out = (unsigned)v;
+	return 0;
+}
+
+static int option(int ch, const char *arg, struct ctl_opts *o)
+{
+	struct ctl_plan *p = &o->plan;
+	struct ebs_volume *v = &p->vol;
+	switch (ch) {
+	case 's':
+		return copy(p->source, sizeof(p->source), "source", arg);
+	case 'd':
+		return copy(p->dest, sizeof(p->dest), "dest", arg);
+	case 'w':
+		return copy(p->work, sizeof(p->work), "work", arg);
+	case 'b':
+		if (ebs_kind_parse(arg, &v->kind) < 0)
+			return usage_error("--backend: use loop, dir or ec2, not '%s'", arg);
+		return 0;
+	case OPT_VOLUME:
+		return copy(v->path, sizeof(v->path), "volume", arg);
+	case OPT_SIZE:
+		if (!mcw_size_parse(arg, &v->size_bytes) || v->size_bytes < VOLUME_MIN_BYTES)
+			return usage_error("--size: '%s' is not a size of at least 512M", arg);
+		o->size_given = true;
+		return 0;
+	case OPT_FS:
+		if (strcmp(arg, "ext4") != 0 && strcmp(arg, "xfs") != 0)
+			return usage_error("--fs: use ext4 or xfs, not '%s'", arg);
+		return copy(v->fs, sizeof(v->fs), "fs", arg);
+	case 'm':
+		if (!mcw_size_parse(arg, &p->memory_bytes) || p->memory_bytes < (4ull << 20))
+			return usage_error("--memory: '%s' is not a size of at least 4M", arg);
+		return 0;
+	case 't':
+		return uint_opt("threads", arg, 256, &p->threads);
+	case OPT_CYCLE_MS:
+		return uint_opt("cycle-ms", arg, 3600000, &p->cycle_ms);
+	case OPT_MIN_RATIO: {
+		char *end;
+		p->min_ratio = strtod(arg, &end);
+		if (end == arg || *end || p->min_ratio < 0 || p->min_ratio > 1)
+			return usage_error("--min-ratio: '%s' is not a number from 0 to 1", arg);
+		return 0;
+	}
+	case OPT_KEEP:
+		p->keep = true;
+		return 0;
+	case OPT_MCWARM:
+		return copy(p->mcwarm, sizeof(p->mcwarm), "mcwarm", arg);
+	case OPT_REGION:
+		return copy(v->region, sizeof(v->region), "region", arg);
+	case OPT_ZONE:
+		return copy(v->zone, sizeof(v->zone), "zone", arg);
+	case OPT_INSTANCE_RW:
+		return copy(v->instance_rw, sizeof(v->instance_rw), "instance-rw", arg);
+	case OPT_INSTANCE_RO:
+		return copy(v->instance_ro, sizeof(v->instance_ro), "instance-ro", arg);
+	case OPT_VOLUME_ID:
+		if (strncmp(arg, "vol-", 4) != 0)
+			return usage_error("--volume-id: '%s' is not an EBS volume id (vol-...)", arg);
+		return copy(v->volume_id, sizeof(v->volume_id), "volume-id", arg);
+	case OPT_IOPS:
+		return uint_opt("iops", arg, 256000, &v->iops);
+	case OPT_TAG:
+		return copy(v->tag, sizeof(v->tag), "tag", arg);
+	case OPT_ATTACH_TIMEOUT:
+		return uint_opt("attach-timeout", arg, 86400, &v->wait_s);
+	case OPT_SIDE:
+		if (strcmp(arg, "rw") == 0)
+			o->side = SIDE_RW;
+		else if (strcmp(arg, "ro") == 0)
+			o->side = SIDE_RO;
+		else if (strcmp(arg, "both") == 0)
+			o->side = SIDE_BOTH;
+		else
+			return usage_error("--side: use rw, ro or both, not '%s'", arg);
+		return 0;
+	case OPT_PLAN:
+		o->plan_file = arg;
+		return 0;
+	case OPT_JSON:
+		o->json = true;
+		return 0;
+	case 'h':
+		o->help = true;
+		return 0;
+	default:
+		return usage_error("unknown option");
+	}
+}
+
+static char *trim(char *s)
+{
+	while (*s == ' ' || *s == '\t')
+		s++;
+	size_t n = strlen(s);
+	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' ||
+			 s[n - 1] == '\r'))
+		s[--n] = '\0';
+	return s;
+}
+
+/* A plan file: "option = value" lines, applied before the command line's options. */
+static int read_plan(const char *path, struct ctl_opts *o)
+{
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return usage_error("--plan: cannot open %s: %s", path, strerror(errno));
+	char line[PLAN_LINE_MAX];
+	int code = 0;
+	for (unsigned lineno = 1; code == 0 && fgets(line, sizeof(line), f); lineno++) {
+		char *hash = strchr(line, '#');
+		if (hash)
+			*hash = '\0';
+		char *key = trim(line);
+		if (*key == '\0')
+			continue;
+		char *eq = strchr(key, '=');
+		char *val = eq ? trim(eq + 1) : (char *)"";
+		if (eq)
+			*eq = '\0';
+		key = trim(key);
+		const struct option *lo = longopts;
+		while (lo->name && strcmp(lo->name, key) != 0)
+			lo++;
+		if (lo->name == NULL || lo->val == OPT_PLAN)
+			code = usage_error("%s:%u: unknown option '%s'", path, lineno, key);
+		else if ((lo->has_arg == required_argument) != (eq != NULL && *val))
+			code = usage_error("%s:%u: '%s' %s", path, lineno, key,
+					   lo->has_arg ? "needs '= value'" : "takes no value");
+		else
+			code = option(lo->val, val, o);
+	}
+	fclose(f);
+	return code;
+}
+
+/* mcwarm: --mcwarm, $MCWARM, next to this binary (installed), ../core (build tree), PATH. */
+static void find_mcwarm(struct ctl_plan *p)
+{
+	if (p->mcwarm[0])
+		return;
+	const char *env = getenv("MCWARM");
+	if (env && *env) {
+		snprintf(p->mcwarm, sizeof(p->mcwarm), "%s", env);
+		return;
+	}
+	char self[PATH_MAX];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+	if (n > 0) {
+		self[n] = '\0';
+		char *dir = dirname(self);
+		const char *cands[] = { "%s/mcwarm", "%s/../core/mcwarm" };
+		for (size_t i = 0; i < 2; i++) {
+			char path[PATH_MAX + 32];
+			snprintf(path, sizeof(path), cands[i], dir);
+			char real[PATH_MAX];
+			if (access(path, X_OK) == 0 && realpath(path, real) &&
+			    strlen(real) < sizeof(p->mcwarm)) {
+				memcpy(p->mcwarm, real, strlen(real) + 1);
+				return;
+			}
+		}
+	}
+	const char *path = getenv("PATH");
+	char buf[4096];
+	snprintf(buf, sizeof(buf), "%s", path ? path : "/usr/local/bin:/usr/bin:/bin");
+	for (char *save = NULL, *d = strtok_r(buf, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+		char cand[PATH_MAX + 16];
+		snprintf(cand, sizeof(cand), "%s/mcwarm", d);
+		if (access(cand, X_OK) == 0 && strlen(cand) < sizeof(p->mcwarm)) {
+			memcpy(p->mcwarm, cand, strlen(cand) + 1);
+			return;
+		}
+	}
+}
+
+/* Sizes the volume from what the source holds: its item bytes x 1.25 + slack. */
+static int size_from_source(struct ctl_plan *p)
+{
+	uint64_t items, bytes;
+	char err[512];
+	if (mcw_server_usage(p->source, &items, &bytes, err, sizeof(err)) < 0) {
+		fprintf(stderr, "mcwarm-ctl: cannot size the volume from the source: %s (or give "
+				"--size)\n",
+			err);
+		return MCW_EXIT_UNAVAILABLE;
+	}
+	uint64_t size = bytes + bytes / 4 + VOLUME_SLACK_BYTES;
+	size = (size + (64ull << 20) - 1) & ~((64ull << 20) - 1);
+	p->vol.size_bytes = size < VOLUME_MIN_BYTES ? VOLUME_MIN_BYTES : size;
+	return 0;
+}
+
+static int parse(int argc, char **argv, struct ctl_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	struct ctl_plan *p = &o->plan;
+	p->vol.kind = EBS_LOOP;
+	p->memory_bytes = DEFAULT_MEMORY;
+	p->cycle_ms = DEFAULT_CYCLE_MS;
+	p->min_ratio = 0.99;
+	/* the plan file first, so the command line wins */
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strncmp(a, "--plan=", 7) == 0 || (strcmp(a, "--plan") == 0 && i + 1 < argc)) {
+			int code = read_plan(a[6] == '=' ? a + 7 : argv[i + 1], o);
+			if (code != 0)
+				return code;
+		}
+	}
+	int ch;
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":s:d:w:b:m:t:h", longopts, NULL)) != -1) {
+		if (ch == OPT_PLAN)
+			continue;
+		if (ch == '?')
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		if (ch == ':')
+			return usage_error("option '%s' needs a value", argv[optind - 1]);
+		int code = option(ch, optarg, o);
+		if (code != 0)
+			return code;
+	}
+	if (o->help)
+		return 0;
+	if (p->work[0] == '\0')
+		snprintf(p->work, sizeof(p->work), "%s", DEFAULT_WORK);
+	char real[PATH_MAX];
+	if (ebs_mkdirs(p->work) < 0 || realpath(p->work, real) == NULL)
+		return usage_error("--work: cannot create %s: %s", p->work, strerror(errno));
+	if (copy(p->work, sizeof(p->work), "work", real) != 0)
+		return MCW_EXIT_USAGE;
+	if (p->vol.path[0] == '\0') {
+		if (p->vol.kind == EBS_LOOP)
+			ctl_path(p->vol.path, sizeof(p->vol.path), p, "volume.img");
+		else if (p->vol.kind == EBS_DIR)
+			ctl_path(p->vol.path, sizeof(p->vol.path), p, "volume");
+	}
+	if (p->vol.fs[0] == '\0')
+		snprintf(p->vol.fs, sizeof(p->vol.fs), "ext4");
+	if (p->vol.kind == EBS_EC2 && p->vol.tag[0] == '\0') {
+		char key[700];
+		int n = snprintf(key, sizeof(key), "%s|%s|%s", p->source, p->dest, p->work);
+		snprintf(p->vol.tag, sizeof(p->vol.tag), "mcwarm-%08x",
+			 mcw_crc32c(0, key, (size_t)n));
+	}
+	find_mcwarm(p);
+	return 0;
+}
+
+/* Loads the state of this work directory, or starts one; refuses another plan's. */
+static int load_state(const struct ctl_plan *p, struct ctl_state *s)
+{
+	char err[512];
+	int ret = ctl_state_load(p->work, s, err, sizeof(err));
+	if (ret == -EBADMSG) {
+		fprintf(stderr, "mcwarm-ctl: %s\n", err);
+		return MCW_EXIT_DATA;
+	}
+	if (ret < 0) {
+		memset(s, 0, sizeof(*s));
+		s->dump_exit = s->verify_exit = -1;
+		s->plan_crc = ctl_plan_crc(p);
+		return 0;
+	}
+	if (s->plan_crc != ctl_plan_crc(p)) {
+		fprintf(stderr, "mcwarm-ctl: %s/ctl.state belongs to another plan (other servers "
+				"or volume): give the same options, or use another --work directory\n",
+			p->work);
+		return MCW_EXIT_USAGE;
+	}
+	return 0;
+}
+
+static void print_volume(const struct ctl_plan *p, const struct ctl_state *s)
+{
+	struct ebs_volume v = p->vol;
+	struct ebs_status st;
+	char err[512] = "";
+	if (v.volume_id[0] == '\0')
+		snprintf(v.volume_id, sizeof(v.volume_id), "%s", s->volume_id);
+	char rw[CTL_PATH_MAX + 8], ro[CTL_PATH_MAX + 8];
+	ctl_path(rw, sizeof(rw), p, "rw");
+	ctl_path(ro, sizeof(ro), p, "ro");
+	if (ebs_describe(&v, &st, err, sizeof(err)) < 0) {
+		printf("volume: %s %s: %s\n", ebs_kind_name(v.kind), v.volume_id[0] ? v.volume_id : v.path,
+		       err);
+		return;
+	}
+	printf("volume: %s %s: %s; read-write %s%s; read-only %s%s\n", ebs_kind_name(v.kind),
+	       v.volume_id[0] ? v.volume_id : v.path, st.exists ? st.state : "missing",
+	       s->rw_device[0] ? s->rw_device : "detached",
+	       ebs_is_mounted(rw) ? " (mounted)" : "", s->ro_device[0] ? s->ro_device : "detached",
+	       ebs_is_mounted(ro) ? " (mounted)" : "");
+}
+
+int ctl_main(int argc, char **argv)
+{
+	if (argc < 2 || argv[1][0] == '-') {
+		bool help = argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0);
+		fputs(usage_text, help ? stdout : stderr);
+		return help ? MCW_EXIT_OK : MCW_EXIT_USAGE;
+	}
+	const char *cmd = argv[1];
+	static const char *const commands[] = { "warm",	 "create", "attach",  "mkfs",
+						"mount", "cycle",  "umount",  "detach",
+						"destroy", "status", NULL };
+	size_t ci = 0;
+	while (commands[ci] && strcmp(commands[ci], cmd) != 0)
+		ci++;
+	if (commands[ci] == NULL)
+		return usage_error("unknown command '%s'", cmd);
+	struct ctl_opts o;
+	int code = parse(argc - 1, argv + 1, &o);
+	if (code != 0)
+		return code;
+	if (o.help) {
+		fputs(usage_text, stdout);
+		return MCW_EXIT_OK;
+	}
+	struct ctl_plan *p = &o.plan;
+	if (strcmp(cmd, "warm") == 0) {
+		if (p->source[0] == '\0' || p->dest[0] == '\0')
+			return usage_error("warm needs --source and --dest");
+		if (strcmp(p->source, p->dest) == 0)
+			return usage_error("--source and --dest are the same server");
+		if (p->mcwarm[0] == '\0' || access(p->mcwarm, X_OK) != 0)
+			return usage_error("cannot find the mcwarm binary%s%s: give --mcwarm PATH",
+					   p->mcwarm[0] ? " at " : "", p->mcwarm);
+	}
+	if (strcmp(cmd, "status") == 0) {
+		/* status reads whatever warm-up the work directory records; the volume's
+		 * state only with that warm-up's plan (it says where the volume is) */
+		code = ctl_status(p, o.json);
+		struct ctl_state s;
+		char err[512];
+		if (code == 0 && !o.json && ctl_state_load(p->work, &s, err, sizeof(err)) == 0) {
+			if (s.plan_crc == ctl_plan_crc(p))
+				print_volume(p, &s);
+			else
+				printf("volume: give the warm-up's plan options (or --plan) to see it\n");
+		}
+		return code;
+	}
+	struct ctl_state s;
+	code = load_state(p, &s);
+	if (code != 0)
+		return code;
+	/* the size: the option, what an earlier step recorded, or the source's stats */
+	if (!o.size_given && s.volume_bytes > 0)
+		p->vol.size_bytes = s.volume_bytes;
+	if (p->vol.size_bytes == 0 && p->vol.kind != EBS_DIR && p->source[0] &&
+	    (strcmp(cmd, "warm") == 0 || strcmp(cmd, "create") == 0)) {
+		code = size_from_source(p);
+		if (code != 0)
+			return code;
+	}
+	if (strcmp(cmd, "warm") == 0)
+		return ctl_warm(p, o.json);
+
+	char err[1024] = "";
+	if (strcmp(cmd, "create") == 0)
+		code = ctl_step_create(p, &s, err, sizeof(err));
+	else if (strcmp(cmd, "attach") == 0)
+		code = ctl_step_attach(p, &s, o.side, err, sizeof(err));
+	else if (strcmp(cmd, "mkfs") == 0)
+		code = ctl_step_mkfs(p, &s, err, sizeof(err));
+	else if (strcmp(cmd, "mount") == 0)
+		code = ctl_step_mount(p, &s, o.side, err, sizeof(err));
+	else if (strcmp(cmd, "cycle") == 0)
+		code = ctl_step_cycle(p, &s, err, sizeof(err));
+	else if (strcmp(cmd, "umount") == 0)
+		code = ctl_step_umount(p, &s, o.side, err, sizeof(err));
+	else if (strcmp(cmd, "detach") == 0)
+		code = ctl_step_detach(p, &s, o.side, err, sizeof(err));
+	else
+		code = ctl_step_destroy(p, &s, err, sizeof(err));
+	if (code != 0) {
+		fprintf(stderr, "mcwarm-ctl %s: %s\n", cmd, err);
+		return code;
+	}
+	if (ctl_state_save(p->work, &s) < 0) {
+		fprintf(stderr, "mcwarm-ctl %s: cannot write %s/ctl.state: %s\n", cmd, p->work,
+			strerror(errno));
+		return MCW_EXIT_IO;
+	}
+	if (o.json)
+		printf("{\"command\":\"%s\",\"ok\":true,\"volume_id\":\"%s\",\"rw_device\":\"%s\","
+		       "\"ro_device\":\"%s\"}\n",
+		       cmd, s.volume_id, s.rw_device, s.ro_device);
+	else
+		print_volume(p, &s);
+	return 0;
+}

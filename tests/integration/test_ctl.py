@@ -1,0 +1,512 @@
+"""`mcwarm-ctl`: volumes on real loop devices, whole warm-ups between real memcached
+servers, controllers killed at every phase, and the ec2 backend against a fake `aws`.
+
+Loop devices and mounts need root and /dev/loop-control: without them these tests are
+skipped, saying why.
+"""
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import unittest
+
+from mcwtest import (MCWARM, ServerTestCase, chunk_files, inspect_records, last_json,
+                     run_mcwarm)
+
+CTL = os.environ.get("MCWARM_CTL", "")
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def loop_skip_reason():
+    if not CTL or not os.path.exists(CTL):
+        return "MCWARM_CTL is not set to the mcwarm-ctl binary (run through ctest)"
+    if os.geteuid() != 0:
+        return "loop devices and mounts need root"
+    if not os.path.exists("/dev/loop-control"):
+        return "no /dev/loop-control (the loop module is not loaded)"
+    if not shutil.which("mkfs.ext4"):
+        return "mkfs.ext4 is not installed (e2fsprogs)"
+    return None
+
+
+def loops_on(image):
+    """Loop devices whose backing file is image."""
+    real = os.path.realpath(image)
+    found = []
+    for bf in glob.glob("/sys/block/loop*/loop/backing_file"):
+        with open(bf) as f:
+            if f.read().strip() == real:
+                found.append(bf.split("/")[3])
+    return found
+
+
+def mounts_under(path):
+    real = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return [line.split()[4] for line in f if line.split()[4].startswith(real + "/")]
+
+
+def mcwarm_processes(work):
+    """mcwarm processes still working in the work directory."""
+    found = []
+    for d in glob.glob("/proc/[0-9]*"):
+        try:
+            with open(d + "/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"/mcwarm") and any(work.encode() in a for a in argv):
+            found.append(int(d[6:]))
+    return found
+
+
+def journal_done_times(state_dir):
+    """(unix ms) of every file the populator finished, from its journal."""
+    times = []
+    with open(os.path.join(state_dir, "journal")) as f:
+        for line in f:
+            if line.startswith("done "):
+                fields = dict(w.split("=", 1) for w in line.split()[1:])
+                times.append(int(fields["t"]))
+    return times
+
+
+class CtlTestCase(ServerTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        reason = loop_skip_reason()
+        if reason:
+            raise unittest.SkipTest(reason)
+
+    def setUp(self):
+        super().setUp()
+        self.leftovers = []
+
+    def tearDown(self):
+        for work in self.leftovers:  # never leave a mount or a loop device behind
+            for m in sorted(mounts_under(work), reverse=True):
+                subprocess.run(["umount", "-l", m])
+            for img in glob.glob(os.path.join(work, "*.img")):
+                for dev in loops_on(img):
+                    subprocess.run(["losetup", "-d", "/dev/" + dev])
+        super().tearDown()
+
+    def ctl(self, *args, check=0, env=None, timeout=600):
+        p = subprocess.run([CTL] + [str(a) for a in args], capture_output=True, text=True,
+                           timeout=timeout, env=env, errors="replace")
+        if check is not None and p.returncode != check:
+            raise AssertionError("mcwarm-ctl %s exited %d (wanted %d)\nstdout:\n%s\n"
+                                 "stderr:\n%s" % (" ".join(map(str, args)), p.returncode, check,
+                                                  p.stdout[-4000:], p.stderr[-4000:]))
+        return p
+
+    def work(self, name="work"):
+        w = self.tmp.sub(name)
+        self.leftovers.append(w)
+        return w
+
+    def fill(self, server, n, size=1000, prefix=b"k"):
+        # (key, value, ttl, flags): half never expire, half in an hour
+        items = [(prefix + b"%07d" % i, (b"%07d" % i) * (size // 7), 3600 * (i % 2), i % 1000)
+                 for i in range(n)]
+        server.client().set_many(items)
+        return items
+
+    def assert_sample_equal(self, dst, items, step=97):
+        c = dst.client()
+        for key, value, _, flags in items[::step]:
+            got = c.get(key)
+            self.assertIsNotNone(got, "%r missing in the destination" % key)
+            self.assertEqual((got[0], got[1]), (value, flags), "item %r" % key)
+
+    def assert_clean(self, work):
+        self.assertEqual(mounts_under(work), [], "mounts left behind")
+        for img in glob.glob(os.path.join(work, "*.img")):
+            self.assertEqual(loops_on(img), [], "loop devices left behind")
+        self.assertEqual(mcwarm_processes(work), [], "mcwarm processes left behind")
+
+
+class CliTest(ServerTestCase):
+    """What needs no root: usage errors, plan files, and a whole warm-up on the dir
+    backend."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if not CTL or not os.path.exists(CTL):
+            raise unittest.SkipTest("MCWARM_CTL is not set to the mcwarm-ctl binary")
+
+    def ctl(self, *args, check=0):
+        p = subprocess.run([CTL] + [str(a) for a in args], capture_output=True, text=True,
+                           timeout=600)
+        self.assertEqual(p.returncode, check, p.stderr)
+        return p
+
+    def test_usage_errors_are_clear(self):
+        self.assertIn("usage: mcwarm-ctl COMMAND", self.ctl(check=64).stderr)
+        helptext = self.ctl("--help").stdout
+        for cmd in ("warm", "create", "attach", "mkfs", "mount", "cycle", "umount", "detach",
+                    "destroy", "status"):
+            self.assertIn("\n  %s " % cmd, helptext)
+        self.assertIn("unknown command 'wram'", self.ctl("wram", check=64).stderr)
+        work = self.tmp.sub("w")
+        self.assertIn("warm needs --source and --dest",
+                      self.ctl("warm", "--work", work, check=64).stderr)
+        self.assertIn("unknown option '--sauce'",
+                      self.ctl("warm", "--sauce", "x", "--work", work, check=64).stderr)
+        self.assertIn("--backend: use loop, dir or ec2",
+                      self.ctl("create", "--backend", "nfs", "--work", work, check=64).stderr)
+        self.assertIn("--size", self.ctl("create", "--size", "12Q", "--work", work,
+                                         check=64).stderr)
+        self.assertIn("no warm-up recorded", self.ctl("status", "--work", work,
+                                                      check=64).stderr)
+        plan = self.tmp.sub("bad.plan")
+        with open(plan, "w") as f:
+            f.write("# a comment\nbackend = dir\nflavour = vanilla\n")
+        self.assertIn("bad.plan:3: unknown option 'flavour'",
+                      self.ctl("status", "--plan", plan, check=64).stderr)
+
+    def test_warm_on_a_directory_from_a_plan_file(self):
+        src, dst = self.server(), self.server()
+        items = [(b"p%06d" % i, b"x" * (i % 3000), 0, i) for i in range(30000)]
+        src.client().set_many(items)
+        work = self.tmp.sub("w")
+        plan = self.tmp.sub("warm.plan")
+        with open(plan, "w") as f:
+            f.write("source = %s\ndest = %s   # the new node\nbackend = dir\nwork = %s\n"
+                    "memory = 32M\nmin-ratio = 1\n" % (src.addr, dst.addr, work))
+        p = self.ctl("warm", "--plan", plan, "--json")
+        report = last_json(p.stdout)
+        self.assertTrue(report["ok"])
+        self.assertEqual(report["backend"], "dir")
+        self.assertEqual(report["items_sent"], 30000)
+        self.assertEqual(report["verify_ratio"], 1.0)
+        c = dst.client()
+        for key, value, _, flags in items[::101]:
+            self.assertEqual(c.get(key)[:2], (value, flags))
+        # the directory is the operator's: kept, with the dump in it
+        self.assertTrue(os.path.exists(os.path.join(work, "volume", "dump-1", "DONE")))
+        p = self.ctl("status", "--plan", plan)
+        self.assertIn("phase done", p.stdout)
+        self.assertIn("volume: dir", p.stdout)
+        # options on the command line win over the plan file
+        p = self.ctl("warm", "--plan", plan, "--dest", "127.0.0.1:1", check=64)
+        self.assertIn("another plan", p.stderr)
+        # status needs only the work directory
+        p = self.ctl("status", "--work", work, "--json")
+        self.assertEqual(json.loads(p.stdout)["items_sent"], 30000)
+
+
+class LoopWarmTest(CtlTestCase):
+    def test_warm_overlaps_dump_and_populate_and_verifies_100_percent(self):
+        src, dst = self.server(memory_mb=1024), self.server(memory_mb=1024)
+        items = self.fill(src, 250000)
+        work = self.work()
+        p = self.ctl("warm", "--source", src.addr, "--dest", dst.addr, "--work", work,
+                     "--min-ratio", "1", "--cycle-ms", "20", "--threads", "1", "--json")
+        report = last_json(p.stdout)
+        self.assertTrue(report["ok"], p.stderr)
+        self.assertEqual(report["phase"], "done")
+        self.assertEqual(report["backend"], "loop")
+        self.assertEqual(report["verify_ratio"], 1.0)
+        self.assertEqual(report["items_sent"], len(items))
+        self.assertEqual(report["already_present"], 0)
+        self.assertIn("warm complete", p.stderr)
+        self.assert_sample_equal(dst, items)
+        # overlap, from the populator's own journal: files were applied while the dump ran
+        # (its JSON summary is written as it exits)
+        n = report["dump_attempt"]
+        dump_end_ms = os.stat(os.path.join(work, "dump-%d.json" % n)).st_mtime * 1000
+        done = journal_done_times(os.path.join(work, "pop-%d" % n))
+        during = [t for t in done if t < dump_end_ms]
+        self.assertGreater(len(during), 0, "no file was applied before the dump ended")
+        self.assertGreater(report["overlap_seconds"], 0)
+        # torn down: the image it created is gone, nothing mounted or attached
+        self.assertFalse(os.path.exists(os.path.join(work, "volume.img")))
+        self.assert_clean(work)
+        # status reads the finished warm-up
+        st = json.loads(self.ctl("status", "--source", src.addr, "--dest", dst.addr,
+                                 "--work", work, "--json").stdout)
+        self.assertEqual(st["phase"], "done")
+        self.assertEqual(st["items_sent"], len(items))
+
+    def test_failure_tears_down_and_says_so(self):
+        src = self.server()
+        self.fill(src, 1000)
+        dead = self.server()
+        dead_addr = dead.addr
+        dead.stop()
+        work = self.work()
+        p = self.ctl("warm", "--source", src.addr, "--dest", dead_addr, "--work", work,
+                     "--json", check=None)
+        self.assertNotEqual(p.returncode, 0)
+        report = last_json(p.stdout)
+        self.assertFalse(report["ok"])
+        self.assertEqual(report["phase"], "failed")
+        self.assertIn("populate failed", p.stderr)
+        self.assertIn("cleaned up", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(work, "volume.img")))
+        self.assert_clean(work)
+        st = json.loads(self.ctl("status", "--source", src.addr, "--dest", dead_addr,
+                                 "--work", work, "--json").stdout)
+        self.assertEqual(st["phase"], "failed")
+        self.assertIn("populate failed", st["error"])
+
+
+class ReaderTest(CtlTestCase):
+    def test_reader_never_applies_a_file_it_saw_half_written(self):
+        src, dst = self.server(), self.server()
+        self.fill(src, 30000, size=700)
+        full = self.tmp.sub("full")
+        run_mcwarm("dump", "--source", src.addr, "--out", full, "--chunk-size", "4M", "-q",
+                   check=0)
+        files = chunk_files(full)
+        self.assertGreaterEqual(len(files), 3)
+        per_file = [len(inspect_records([f])) for f in files]
+        work = self.work()
+        plan = ["--work", work, "--size", "512M"]
+        for step in (["create"], ["attach"], ["mkfs"], ["mount"]):
+            self.ctl(*(step + plan))
+        live = os.path.join(work, "rw", "d")
+        os.makedirs(live)
+        state = self.tmp.sub("state")
+        whole = 0  # records in files written completely so far
+        for f, records in zip(files, per_file):
+            data = open(f, "rb").read()
+            target = os.path.join(live, os.path.basename(f))
+            quarter = len(data) // 4
+            for piece in range(4):  # slowly, under its final name, remounting in between
+                with open(target, "ab") as out:
+                    out.write(data[piece * quarter: len(data) if piece == 3 else
+                                   (piece + 1) * quarter])
+                self.ctl("cycle", *plan)
+                pop = run_mcwarm("populate", "--dest", dst.addr, "--from",
+                                 os.path.join(work, "ro", "d"), "--state", state, "--once",
+                                 "--json", "-q", check=1)
+                summary = last_json(pop.stdout)
+                held = int(dst.client().stats()["curr_items"])
+                if piece < 3:
+                    self.assertEqual(held, whole, "applied part of a half-written file")
+                    self.assertGreaterEqual(summary["files_not_whole"], 1)
+                else:
+                    whole += records
+                    self.assertEqual(held, whole, "a whole file was not applied")
+        for name in ("MANIFEST", "DONE"):
+            shutil.copy(os.path.join(full, name), os.path.join(live, name))
+        self.ctl("cycle", *plan)
+        pop = run_mcwarm("populate", "--dest", dst.addr, "--from", os.path.join(work, "ro", "d"),
+                         "--state", state, "--once", "--json", "-q", check=0)
+        self.assertEqual(last_json(pop.stdout)["already_present"], 0)
+        verify = last_json(run_mcwarm("verify", "--source", src.addr, "--dest", dst.addr,
+                                      "--min-ratio", "1", "--json", "-q", check=0).stdout)
+        self.assertEqual(verify["equal"], 30000)
+        self.ctl("destroy", *plan)
+        self.assertFalse(os.path.exists(os.path.join(work, "volume.img")))
+        self.assert_clean(work)
+
+    def test_steps_are_idempotent(self):
+        work = self.work()
+        plan = ["--work", work, "--size", "512M"]
+        for step in ("create", "attach", "mkfs", "mount", "cycle"):
+            self.ctl(step, *plan)
+            self.ctl(step, *plan)  # again: nothing changes, no error
+        img = os.path.join(work, "volume.img")
+        self.assertEqual(len(loops_on(img)), 2)
+        self.assertEqual(sorted(mounts_under(work)),
+                         [os.path.join(os.path.realpath(work), s) for s in ("ro", "rw")])
+        with open(os.path.join(work, "rw", "probe"), "w") as f:
+            f.write("x")
+        self.ctl("cycle", *plan)
+        self.assertTrue(os.path.exists(os.path.join(work, "ro", "probe")),
+                        "the reader does not see a synced file after a cycle")
+        st = self.ctl("status", *plan).stdout
+        self.assertIn("read-write /dev/loop", st)
+        self.assertIn("(mounted)", st)
+        for step in ("umount", "umount", "detach", "detach", "destroy", "destroy"):
+            self.ctl(step, *plan)
+        self.assertFalse(os.path.exists(img))
+        self.assert_clean(work)
+
+    def test_read_only_side_cannot_write_and_mkfs_needs_attach(self):
+        work = self.work()
+        plan = ["--work", work, "--size", "512M"]
+        self.ctl("create", *plan)
+        p = self.ctl("mkfs", *plan, check=64)
+        self.assertIn("attach --side rw first", p.stderr)
+        self.ctl("attach", *plan)
+        self.ctl("mkfs", *plan)
+        self.ctl("mount", *plan)
+        with self.assertRaises(OSError):
+            open(os.path.join(work, "ro", "x"), "w")
+        p = self.ctl("warm", *plan, "--source", "127.0.0.1:1", "--dest", "127.0.0.1:2",
+                     check=64)
+        self.assertIn("another plan", p.stderr)
+        self.ctl("destroy", *plan)
+        self.assert_clean(work)
+
+
+class CrashTest(CtlTestCase):
+    """The controller killed (SIGKILL) at each point of a warm-up, then run again."""
+
+    POINTS = ("volume", "dumping", "pass", "populated", "verified", "teardown")
+
+    def test_killed_at_each_phase_then_run_again_completes(self):
+        src = self.server(memory_mb=512)
+        items = self.fill(src, 60000)
+        for point in self.POINTS:
+            with self.subTest(point=point):
+                dst = self.server(memory_mb=512)
+                work = self.work("work-" + point)
+                plan = ["--source", src.addr, "--dest", dst.addr, "--work", work,
+                        "--min-ratio", "1", "--cycle-ms", "50", "--json"]
+                env = dict(os.environ, MCW_CTL_CRASH_AT=point)
+                p = self.ctl("warm", *plan, env=env, check=None)
+                self.assertEqual(p.returncode, -9, "not killed at %s:\n%s" % (point, p.stderr))
+                again = self.ctl("warm", *plan)
+                report = last_json(again.stdout)
+                self.assertTrue(report["ok"], again.stderr)
+                self.assertIn("continuing the warm-up", again.stderr)
+                self.assertEqual(report["verify_ratio"], 1.0)
+                self.assertEqual(report["phase"], "done")
+                self.assert_sample_equal(dst, items)
+                self.assertFalse(os.path.exists(os.path.join(work, "volume.img")))
+                self.assert_clean(work)
+
+    def test_killed_from_outside_mid_dump_then_run_again_completes(self):
+        src, dst = self.server(memory_mb=1024), self.server(memory_mb=1024)
+        items = self.fill(src, 200000)
+        work = self.work()
+        plan = ["--source", src.addr, "--dest", dst.addr, "--work", work, "--min-ratio", "1",
+                "--threads", "1", "--json"]
+        proc = subprocess.Popen([CTL, "warm"] + plan, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        deadline = time.time() + 60
+        state = os.path.join(work, "ctl.state")
+        while time.time() < deadline:
+            if os.path.exists(state) and "phase=dumping" in open(state).read():
+                break
+            time.sleep(0.005)
+        proc.kill()
+        proc.communicate()
+        again = self.ctl("warm", *plan)
+        report = last_json(again.stdout)
+        self.assertTrue(report["ok"], again.stderr)
+        self.assertEqual(report["verify_ratio"], 1.0)
+        self.assert_sample_equal(dst, items)
+        self.assert_clean(work)
+
+
+class Ec2Test(CtlTestCase):
+    """The ec2 backend through a fake `aws` that keeps real loop devices behind each
+    attachment, so the whole warm-up runs on one machine."""
+
+    def setUp(self):
+        super().setUp()
+        self.fake = self.tmp.sub("aws")
+        os.makedirs(os.path.join(self.fake, "bin"))
+        with open(os.path.join(self.fake, "bin", "aws"), "w") as f:
+            f.write("#!/bin/sh\nexec %s %s \"$@\"\n" % (sys.executable,
+                                                      os.path.join(HERE, "fake_aws.py")))
+        os.chmod(os.path.join(self.fake, "bin", "aws"), 0o755)
+        self.env = dict(os.environ, FAKE_AWS_DIR=self.fake,
+                        PATH=os.path.join(self.fake, "bin") + ":" + os.environ["PATH"],
+                        MCW_EBS_BYID_DIR=os.path.join(self.fake, "byid", "%i"))
+
+    def tearDown(self):
+        state = os.path.join(self.fake, "state.json")
+        if os.path.exists(state):  # devices the fake attached
+            for v in json.load(open(state))["volumes"].values():
+                for a in v["attachments"].values():
+                    if a.get("device"):
+                        subprocess.run(["losetup", "-d", a["device"]])
+        super().tearDown()
+
+    def calls(self):
+        with open(os.path.join(self.fake, "calls.log")) as f:
+            return [json.loads(line) for line in f]
+
+    def ops(self):
+        """The operations in order, each with its instance if it names one; repeated
+        polls collapsed."""
+        out = []
+        for argv in self.calls():
+            a = argv[argv.index("ec2") + 1:]
+            op = a[0]
+            if "--instance-id" in a:
+                op += " " + a[a.index("--instance-id") + 1]
+            if not out or out[-1] != op or not op.startswith("describe"):
+                out.append(op)
+        return out
+
+    def plan(self, src, dst, work):
+        return ["--backend", "ec2", "--source", src.addr, "--dest", dst.addr, "--work", work,
+                "--region", "us-east-1", "--zone", "us-east-1a", "--instance-rw", "i-src",
+                "--instance-ro", "i-pop", "--size", "1G", "--min-ratio", "1",
+                "--attach-timeout", "5", "--json"]
+
+    def fake_volumes(self):
+        return json.load(open(os.path.join(self.fake, "state.json")))["volumes"]
+
+    def test_warm_call_sequence(self):
+        src, dst = self.server(), self.server()
+        items = self.fill(src, 20000)
+        work = self.work()
+        p = self.ctl("warm", *self.plan(src, dst, work), env=self.env)
+        report = last_json(p.stdout)
+        self.assertTrue(report["ok"], p.stderr)
+        self.assertEqual(report["backend"], "ec2")
+        self.assertEqual(report["verify_ratio"], 1.0)
+        self.assert_sample_equal(dst, items)
+        ops = [o for o in self.ops() if not o.startswith("describe")]
+        self.assertEqual(ops, ["create-volume", "attach-volume i-src", "attach-volume i-pop",
+                               "detach-volume i-pop", "detach-volume i-src", "delete-volume"])
+        create = next(c for c in self.calls() if "create-volume" in c)
+        for arg in ("--multi-attach-enabled", "io2", "us-east-1a", "--tag-specifications"):
+            self.assertIn(arg, create)
+        self.assertEqual(create[create.index("--size") + 1], "1")
+        self.assertEqual(create[:2], ["--region", "us-east-1"])
+        # it waited for the volume to become available before attaching
+        all_ops = self.ops()
+        self.assertLess(all_ops.index("create-volume"), all_ops.index("attach-volume i-src"))
+        self.assertEqual(self.fake_volumes(), {})
+        self.assert_clean(work)
+
+    def test_throttling_is_retried(self):
+        src, dst = self.server(), self.server()
+        self.fill(src, 5000)
+        work = self.work()
+        env = dict(self.env, FAKE_AWS_THROTTLE="3")
+        p = self.ctl("warm", *self.plan(src, dst, work), env=env)
+        self.assertTrue(last_json(p.stdout)["ok"], p.stderr)
+        first = self.calls()[:4]  # three throttled attempts, then the same call succeeds
+        self.assertEqual(first[0], first[3])
+        self.assertEqual(self.fake_volumes(), {})
+
+    def test_volume_stuck_attaching_fails_and_cleans_up(self):
+        src, dst = self.server(), self.server()
+        self.fill(src, 5000)
+        work = self.work()
+        env = dict(self.env, FAKE_AWS_STUCK="i-pop")
+        p = self.ctl("warm", *self.plan(src, dst, work), env=env, check=69)
+        self.assertIn("stuck attaching", p.stderr)
+        self.assertIn("cleaned up", p.stderr)
+        ops = [o for o in self.ops() if not o.startswith("describe")]
+        self.assertEqual(ops, ["create-volume", "attach-volume i-src", "attach-volume i-pop",
+                               "detach-volume i-pop", "detach-volume i-src", "delete-volume"])
+        self.assertEqual(self.fake_volumes(), {})
+        self.assert_clean(work)
+
+    def test_no_aws_cli_is_a_clear_error(self):
+        src, dst = self.server(), self.server()
+        work = self.work()
+        env = dict(self.env, PATH="/nonexistent")
+        p = self.ctl("create", *self.plan(src, dst, work), env=env, check=69)
+        self.assertIn("aws command line is not installed", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
