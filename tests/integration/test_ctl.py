@@ -308,6 +308,25 @@ class ReaderTest(CtlTestCase):
         self.assertFalse(os.path.exists(os.path.join(work, "volume.img")))
         self.assert_clean(work)
 
+    def test_dumper_syncfs_makes_files_visible_to_a_plain_remount(self):
+        # two hosts: nobody syncs the writer's filesystem but the dumper itself
+        src, dst = self.server(), self.server()
+        self.fill(src, 20000, size=500)
+        work = self.work()
+        plan = ["--work", work, "--size", "512M"]
+        for step in ("create", "attach", "mkfs", "mount"):
+            self.ctl(step, *plan)
+        run_mcwarm("dump", "--source", src.addr, "--out", os.path.join(work, "rw", "d"),
+                   "--syncfs-interval", "1", "-q", check=0)
+        self.ctl("umount", "--side", "ro", *plan)  # a remount, without cycle's syncfs
+        self.ctl("mount", "--side", "ro", *plan)
+        self.assertTrue(os.path.exists(os.path.join(work, "ro", "d", "DONE")))
+        pop = run_mcwarm("populate", "--dest", dst.addr, "--from", os.path.join(work, "ro", "d"),
+                         "--state", self.tmp.sub("state"), "--json", "-q", check=0)
+        self.assertEqual(last_json(pop.stdout)["items_sent"], 20000)
+        self.ctl("destroy", *plan)
+        self.assert_clean(work)
+
     def test_steps_are_idempotent(self):
         work = self.work()
         plan = ["--work", work, "--size", "512M"]
