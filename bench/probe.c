@@ -6,6 +6,10 @@
  *   mcw-probe mg --source H:P [--conns N]
  *       lists the keys (not timed), then times pipelined `mg <key> k f t v u q` of every
  *       key over N connections, values parsed and discarded: the fetch limit, no disk.
+ *   mcw-probe ms --dest H:P [--conns N] FILE...
+ *       the ideal loader: renders the chunk files' items as `ms <key> <len> T F ME q`
+ *       requests in memory (not timed), then times sending them pipelined over N
+ *       connections: the destination's acceptance limit for exactly mcwarm's stream.
  *   mcw-probe check-dump --dataset NAME [--seed N] [--prefix P] [--scale F] FILE...
  *       checks chunk files against the generated dataset: every item exactly once,
  *       byte-equal key, value and flags, TTL presence right.
@@ -24,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -267,6 +272,166 @@ static int cmd_mg(const char *src, unsigned conns)
 	return 0;
 }
 
+/* ---- ms: the ideal loader ------------------------------------------------------------- */
+
+#define MS_RENDER_MAX ((size_t)8 << 30) /* requests held in memory, all connections */
+
+/* Two passes over the files: the first (buf == NULL) only counts bytes and batches, the
+ * second renders into one mapping of exactly that size, pre-faulted, so the probe does not
+ * grow (and fault in) memory while it sends. */
+struct render {
+	char *buf;
+	size_t len;
+	size_t *batch_end;
+	uint64_t nbatches, in_batch, items, value_bytes;
+	bool too_big;
+	int64_t now_ms; /* wall clock, one instant for both passes: they must agree */
+};
+
+static void render_put(struct render *r, const void *p, size_t n)
+{
+	if (r->buf != NULL)
+		memcpy(r->buf + r->len, p, n);
+	r->len += n;
+}
+
+static void render_close_batch(struct render *r)
+{
+	render_put(r, "mn\r\n", 4);
+	if (r->buf != NULL)
+		r->batch_end[r->nbatches] = r->len;
+	r->nbatches++;
+	r->in_batch = 0;
+}
+
+/* Renders one record exactly as mcwarm populate sends it (add mode, TTL at render). */
+static int render_record(void *arg, const struct mcw_record *rec)
+{
+	struct render *r = arg;
+	char hdr[600];
+	int64_t ttl = 0;
+	if (rec->expires_at_ms != 0)
+		ttl = (rec->expires_at_ms - r->now_ms) / 1000;
+	if (rec->expires_at_ms != 0 && ttl < 1)
+		return 0; /* expired: mcwarm skips it too */
+	if (r->len > MS_RENDER_MAX) {
+		r->too_big = true;
+		return 1;
+	}
+	int n = snprintf(hdr, sizeof(hdr), "ms %.*s %u T%lld F%u ME q\r\n", rec->key_len,
+			 (const char *)rec->key, rec->value_len, (long long)ttl, rec->client_flags);
+	render_put(r, hdr, (size_t)n);
+	render_put(r, rec->value, rec->value_len);
+	render_put(r, "\r\n", 2);
+	r->items++;
+	r->value_bytes += rec->value_len;
+	if (++r->in_batch == BATCH_KEYS)
+		render_close_batch(r);
+	return 0;
+}
+
+struct ms_conn {
+	const char *dest;
+	const struct render *r;
+	uint64_t first, last; /* batches */
+};
+
+static void *ms_main(void *arg)
+{
+	struct ms_conn *c = arg;
+	int fd = dial(c->dest);
+	char buf[4096];
+	size_t len = 0;
+	uint64_t sent = c->first, done = c->first;
+	while (done < c->last) {
+		while (sent < c->last && sent - done < BATCHES_AHEAD) {
+			size_t from = sent ? c->r->batch_end[sent - 1] : 0;
+			send_all(fd, c->r->buf + from, c->r->batch_end[sent] - from);
+			sent++;
+		}
+		ssize_t n = recv(fd, buf + len, sizeof(buf) - len, 0);
+		if (n <= 0) {
+			fprintf(stderr, "mcw-probe: connection lost\n");
+			exit(1);
+		}
+		len += (size_t)n;
+		char *nl;
+		while ((nl = memchr(buf, '\n', len)) != NULL) {
+			size_t ll = (size_t)(nl - buf) + 1;
+			if (ll == 4 && memcmp(buf, "MN\r\n", 4) == 0)
+				done++;
+			else if (strncmp(buf, "NS", 2) != 0) {
+				fprintf(stderr, "mcw-probe: %.*s", (int)ll, buf);
+				exit(1);
+			}
+			memmove(buf, buf + ll, len - ll);
+			len -= ll;
+		}
+	}
+	close(fd);
+	return NULL;
+}
+
+static int render_files(struct render *r, int nfiles, char **files)
+{
+	for (int f = 0; f < nfiles && !r->too_big; f++) {
+		char err[512];
+		if (mcw_chunk_file_scan(files[f], render_record, r, err, sizeof(err)) != 0 &&
+		    !r->too_big) {
+			fprintf(stderr, "mcw-probe: %s\n", err);
+			return 1;
+		}
+	}
+	if (r->too_big) {
+		fprintf(stderr, "mcw-probe: more than %zu bytes of requests: not held in memory\n",
+			MS_RENDER_MAX);
+		return 2;
+	}
+	if (r->in_batch > 0)
+		render_close_batch(r);
+	return 0;
+}
+
+static int cmd_ms(const char *dest, unsigned conns, int nfiles, char **files)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	struct render count = { .now_ms = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000 };
+	struct render r = { .now_ms = count.now_ms };
+	int ret = render_files(&count, nfiles, files);
+	if (ret != 0)
+		return ret;
+	r.buf = mmap(NULL, count.len, PROT_READ | PROT_WRITE,
+		     MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	r.batch_end = calloc(count.nbatches + 1, sizeof(size_t));
+	if (r.buf == MAP_FAILED || r.batch_end == NULL) {
+		fprintf(stderr, "mcw-probe: cannot hold %zu bytes of requests\n", count.len);
+		return 2;
+	}
+	ret = render_files(&r, nfiles, files);
+	if (ret != 0)
+		return ret;
+	struct ms_conn cs[CONNS_MAX];
+	pthread_t th[CONNS_MAX];
+	double t0 = now_s();
+	for (unsigned i = 0; i < conns; i++) {
+		cs[i] = (struct ms_conn){ .dest = dest,
+					  .r = &r,
+					  .first = r.nbatches * i / conns,
+					  .last = r.nbatches * (i + 1) / conns };
+		pthread_create(&th[i], NULL, ms_main, &cs[i]);
+	}
+	for (unsigned i = 0; i < conns; i++)
+		pthread_join(th[i], NULL);
+	double secs = now_s() - t0;
+	printf("{\"tool\":\"ms\",\"items\":%" PRIu64 ",\"value_bytes\":%" PRIu64
+	       ",\"request_bytes\":%zu,\"conns\":%u,\"seconds\":%.4f}\n",
+	       r.items, r.value_bytes, r.len, conns, secs);
+	munmap(r.buf, count.len);
+	free(r.batch_end);
+	return 0;
+}
+
 /* ---- check-dump ----------------------------------------------------------------------- */
 
 struct check {
@@ -293,7 +458,7 @@ static int check_record(void *arg, const struct mcw_record *r)
 		  r->client_flags == it.flags &&
 		  (it.ttl == 0 ? r->expires_at_ms == 0
 			       : r->expires_at_ms > c->now_ms && /* memcached's clock: 1 s ticks */
-					 r->expires_at_ms <= c->now_ms + (int64_t)it.ttl * 1000 + 2000);
+				     r->expires_at_ms <= c->now_ms + (int64_t)it.ttl * 1000 + 2000);
 	c->bad += !ok;
 	if (c->seen[i] < 255)
 		c->seen[i]++;
@@ -333,11 +498,13 @@ static int cmd_check(const struct dataset *ds, double scale, int nfiles, char **
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {
-		{ "source", 1, 0, 's' },  { "crawl", 1, 0, 'c' }, { "conns", 1, 0, 'n' },
-		{ "dataset", 1, 0, 'd' }, { "seed", 1, 0, 'e' },  { "prefix", 1, 0, 'p' },
-		{ "scale", 1, 0, 'x' },	  { "help", 0, 0, 'h' },  { 0 },
+		{ "source", 1, 0, 's' }, { "crawl", 1, 0, 'c' },
+		{ "conns", 1, 0, 'n' },	 { "dataset", 1, 0, 'd' },
+		{ "seed", 1, 0, 'e' },	 { "prefix", 1, 0, 'p' },
+		{ "scale", 1, 0, 'x' },	 { "help", 0, 0, 'h' },
+		{ "dest", 1, 0, 'D' },	 { 0 },
 	};
-	const char *src = NULL, *crawl = "hash", *prefix = "mcw";
+	const char *src = NULL, *dest = NULL, *crawl = "hash", *prefix = "mcw";
 	const struct dataset *ds = NULL;
 	unsigned conns = 2;
 	uint64_t seed = 1;
@@ -354,6 +521,9 @@ int main(int argc, char **argv)
 		switch (ch) {
 		case 's':
 			src = optarg;
+			break;
+		case 'D':
+			dest = optarg;
 			break;
 		case 'c':
 			crawl = optarg;
@@ -391,6 +561,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "mg") == 0 && src)
 		return cmd_mg(src, conns);
+	if (strcmp(cmd, "ms") == 0 && dest)
+		return cmd_ms(dest, conns, argc - optind, argv + optind);
 	if (strcmp(cmd, "check-dump") == 0 && ds) {
 		dataset_init(ds, seed, prefix);
 		return cmd_check(ds, scale, argc - optind, argv + optind);
