@@ -491,7 +491,8 @@ static bool place_pending(struct pw *p)
 	*r = p->pend.rec;
 	r->piece0 = b->npieces;
 	r->npieces = p->pend.npieces;
-	memcpy(&b->pieces[b->npieces], p->pend.pieces, p->pend.npieces * sizeof(struct iovec));
+	for (uint32_t i = 0; i < p->pend.npieces; i++) /* mostly one: no memcpy call */
+		b->pieces[b->npieces + i] = p->pend.pieces[i];
 	b->npieces += p->pend.npieces;
 	p->pf->records++;
 	p->pf->has_batches = true;

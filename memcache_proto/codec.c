@@ -22,9 +22,25 @@ const char *mcp_status_name(enum mcp_status s)
 	return "unknown status";
 }
 
+/* Does any byte of x lie at or below 0x20 or equal 0x7f? Eight bytes at once: (v - 1s*n)
+ * & ~v & 0x80s is non-zero exactly when some byte of v is below n (n <= 0x80). */
+static inline bool word_needs_b64(uint64_t x)
+{
+	const uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+	uint64_t del = x ^ (ones * 0x7f);
+	return (((x - ones * 0x21) & ~x) | ((del - ones) & ~del)) & highs;
+}
+
 bool mcp_key_needs_b64(const uint8_t *key, size_t key_len)
 {
-	for (size_t i = 0; i < key_len; i++) {
+	size_t i = 0;
+	for (; i + 8 <= key_len; i += 8) {
+		uint64_t w;
+		memcpy(&w, key + i, 8);
+		if (word_needs_b64(w))
+			return true;
+	}
+	for (; i < key_len; i++) {
 		if (key[i] <= 0x20 || key[i] == 0x7f)
 			return true;
 	}

@@ -17,20 +17,33 @@ static bool put(char *out, size_t cap, size_t *o, const char *s, size_t n)
 	return true;
 }
 
-/* Decimal digits of v, appended; false if they do not fit. */
+/* Decimal digits of v, appended; false if they do not fit. Two digits per division:
+ * every ms and mg carries three or four numbers. */
 static bool put_u64(char *out, size_t cap, size_t *o, uint64_t v)
 {
+	static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+				       "25262728293031323334353637383940414243444546474849"
+				       "50515253545556575859606162636465666768697071727374"
+				       "75767778798081828384858687888990919293949596979899";
 	char tmp[20];
-	size_t n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0);
-	if (*o + n > cap)
+	size_t n = sizeof(tmp);
+	while (v >= 100) {
+		unsigned d = (unsigned)(v % 100) * 2;
+		v /= 100;
+		tmp[--n] = pairs[d + 1];
+		tmp[--n] = pairs[d];
+	}
+	if (v >= 10) {
+		tmp[--n] = pairs[v * 2 + 1];
+		tmp[--n] = pairs[v * 2];
+	} else {
+		tmp[--n] = (char)('0' + v);
+	}
+	size_t len = sizeof(tmp) - n;
+	if (*o + len > cap)
 		return false;
-	for (size_t i = 0; i < n; i++)
-		out[*o + i] = tmp[n - 1 - i];
-	*o += n;
+	memcpy(out + *o, tmp + n, len);
+	*o += len;
 	return true;
 }
 

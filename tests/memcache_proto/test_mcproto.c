@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -334,6 +335,64 @@ static void test_keys_and_encoders(void **state)
 	    mcp_ms_encode(out, 10, (const uint8_t *)"d1", 2, false, 5, 1, 1, MCP_MS_ADD, 1), 0);
 }
 
+/* Every byte value at every position of keys of 1 to 40 bytes: the word-at-a-time check
+ * agrees with the rule (a byte at or below 0x20, or 0x7f) everywhere. */
+static void test_key_needs_b64_every_byte_everywhere(void **state)
+{
+	(void)state;
+	uint8_t key[40];
+	for (size_t len = 1; len <= sizeof(key); len++) {
+		for (size_t pos = 0; pos < len; pos++) {
+			for (unsigned b = 0; b < 256; b++) {
+				memset(key, 'a', len);
+				key[pos] = (uint8_t)b;
+				bool want = b <= 0x20 || b == 0x7f;
+				if (mcp_key_needs_b64(key, len) != want)
+					fail_msg("len %zu pos %zu byte 0x%02x", len, pos, b);
+			}
+		}
+		memset(key, 0xff, len); /* high bytes never borrow into a false positive */
+		assert_false(mcp_key_needs_b64(key, len));
+		memset(key, 0x21, len);
+		assert_false(mcp_key_needs_b64(key, len));
+		memset(key, 0x80, len);
+		assert_false(mcp_key_needs_b64(key, len));
+	}
+}
+
+/* Numbers in requests: every length of decimal, against snprintf. */
+static void test_encoded_numbers(void **state)
+{
+	(void)state;
+	const uint64_t vals[] = { 0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 12345, 99999, 100000,
+				  4294967295ull, 18446744073709551615ull };
+	char out[MCP_REQ_MAX], want[128];
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		uint64_t v = vals[i];
+		uint32_t fl = (uint32_t)(v & 0xffffffffu);
+		int64_t ttl = (int64_t)(v >> 2);
+		size_t n = mcp_ms_encode(out, sizeof(out), (const uint8_t *)"k", 1, false,
+					 (size_t)(v & 0xfffffff), ttl, fl, MCP_MS_ADD, v);
+		int w = snprintf(want, sizeof(want), "ms k %llu T%lld F%u ME q O%llu\r\n",
+				 (unsigned long long)(v & 0xfffffff), (long long)ttl, fl,
+				 (unsigned long long)v);
+		assert_int_equal(n, (size_t)w);
+		assert_memory_equal(out, want, n);
+	}
+	for (uint64_t v = 0; v < 100000; v++) {
+		size_t n = mcp_ms_encode(out, sizeof(out), (const uint8_t *)"k", 1, false, 1, 0, 0,
+					 MCP_MS_ADD, v);
+		int w = snprintf(want, sizeof(want), "ms k 1 T0 F0 ME q O%llu\r\n",
+				 (unsigned long long)v);
+		assert_int_equal(n, (size_t)w);
+		assert_memory_equal(out, want, n);
+	}
+	assert_int_equal(mcp_ms_encode(out, sizeof(out), (const uint8_t *)"k", 1, false, 1, -5, 0,
+				       MCP_MS_ADD, 1),
+			 strlen("ms k 1 T-5 F0 ME q O1\r\n"));
+	assert_memory_equal(out, "ms k 1 T-5 F0 ME q O1\r\n", strlen("ms k 1 T-5 F0 ME q O1\r\n"));
+}
+
 static void test_stats(void **state)
 {
 	(void)state;
@@ -372,6 +431,8 @@ int main(void)
 		cmocka_unit_test(test_meta_malformed),
 		cmocka_unit_test(test_base64_and_pct),
 		cmocka_unit_test(test_keys_and_encoders),
+		cmocka_unit_test(test_key_needs_b64_every_byte_everywhere),
+		cmocka_unit_test(test_encoded_numbers),
 		cmocka_unit_test(test_stats),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
