@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
+#include <sys/sysmacros.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -250,6 +251,24 @@ static int mount_error(char *err, size_t cap, int e, const struct ebs_attachment
 			 ro ? "read-only" : "read-write", mountpoint, strerror(e), why);
 }
 
+/* Is the block device there and backed (a detached loop device stays as a node with
+ * size 0; a detached EBS volume's node disappears)? */
+static bool device_present(const char *dev)
+{
+	struct stat sb;
+	if (stat(dev, &sb) < 0 || !S_ISBLK(sb.st_mode))
+		return false;
+	char path[96], size[32] = "";
+	snprintf(path, sizeof(path), "/sys/dev/block/%u:%u/size", major(sb.st_rdev),
+		 minor(sb.st_rdev));
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return true; /* no sysfs: let mount say */
+	bool ok = fgets(size, sizeof(size), f) != NULL && strtoull(size, NULL, 10) > 0;
+	fclose(f);
+	return ok;
+}
+
 int ebs_mount(const struct ebs_volume *v, struct ebs_attachment *at, const char *mountpoint,
 	      char *err, size_t cap)
 {
@@ -265,6 +284,11 @@ int ebs_mount(const struct ebs_volume *v, struct ebs_attachment *at, const char 
 				 strerror(-ret));
 	bool ro = at->access == EBS_RO;
 	bool xfs = strcmp(v->fs, "xfs") == 0;
+	if (!device_present(at->device))
+		return ebs_error(err, cap, -ENXIO,
+				 "cannot mount %s at %s: the device vanished (the volume was "
+				 "detached behind mcwarm-ctl's back): run mcwarm-ctl attach",
+				 at->device, mountpoint);
 	unsigned long flags = MS_NOATIME | (ro ? MS_RDONLY : 0);
 	const char *data = ro ? (xfs ? "norecovery" : "noload") : "";
 	if (mount(at->device, mountpoint, xfs ? "xfs" : "ext4", flags, data) < 0)

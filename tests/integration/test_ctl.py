@@ -276,7 +276,8 @@ class ReaderTest(CtlTestCase):
         state = self.tmp.sub("state")
         whole = 0  # records in files written completely so far
         for f, records in zip(files, per_file):
-            data = open(f, "rb").read()
+            with open(f, "rb") as fh:
+                data = fh.read()
             target = os.path.join(live, os.path.basename(f))
             quarter = len(data) // 4
             for piece in range(4):  # slowly, under its final name, remounting in between
@@ -368,6 +369,58 @@ class ReaderTest(CtlTestCase):
         self.assert_clean(work)
 
 
+class MountErrorTest(CtlTestCase):
+    """Each mount-related failure says what happened and what to do."""
+
+    def plan(self, work):
+        return ["--work", work, "--size", "512M"]
+
+    def test_not_root(self):
+        if not shutil.which("runuser"):
+            self.skipTest("runuser is not installed (util-linux)")
+        work = self.work()
+        os.makedirs(work)
+        os.chmod(self.tmp.path, 0o755)
+        os.chmod(work, 0o777)
+        self.ctl("create", *self.plan(work))
+        p = subprocess.run(["runuser", "-u", "nobody", "--", CTL, "attach"] + self.plan(work),
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 69, p.stderr)
+        self.assertIn("loop devices need root", p.stderr)
+
+    def test_busy(self):
+        work = self.work()
+        for step in ("create", "attach", "mkfs", "mount"):
+            self.ctl(step, *self.plan(work))
+        with open(os.path.join(work, "rw", "f"), "w") as f:
+            f.write("x")
+        self.ctl("cycle", *self.plan(work))
+        with open(os.path.join(work, "ro", "f")):  # held open: the reader's mount is busy
+            p = self.ctl("umount", "--side", "ro", *self.plan(work), check=74)
+        self.assertIn("a process still uses it", p.stderr)
+        self.assertIn("fuser -m", p.stderr)
+        self.ctl("destroy", *self.plan(work))
+        self.assert_clean(work)
+
+    def test_device_vanished(self):
+        work = self.work()
+        for step in ("create", "attach", "mkfs"):
+            self.ctl(step, *self.plan(work))
+        with open(os.path.join(work, "ctl.state")) as f:
+            ro = [l.split("=", 1)[1] for l in f.read().splitlines()
+                  if l.startswith("ro_device=")][0]
+        subprocess.run(["losetup", "-d", ro], check=True)  # behind the controller's back
+        time.sleep(0.2)
+        p = self.ctl("mount", "--side", "ro", *self.plan(work), check=74)
+        self.assertIn("the device vanished", p.stderr)
+        self.assertIn(ro, p.stderr)
+        # attach notices it is gone and attaches again; then everything works
+        self.ctl("attach", *self.plan(work))
+        self.ctl("mount", *self.plan(work))
+        self.ctl("destroy", *self.plan(work))
+        self.assert_clean(work)
+
+
 class CrashTest(CtlTestCase):
     """The controller killed (SIGKILL) at each point of a warm-up, then run again."""
 
@@ -406,8 +459,10 @@ class CrashTest(CtlTestCase):
         deadline = time.time() + 60
         state = os.path.join(work, "ctl.state")
         while time.time() < deadline:
-            if os.path.exists(state) and "phase=dumping" in open(state).read():
-                break
+            if os.path.exists(state):
+                with open(state) as f:
+                    if "phase=dumping" in f.read():
+                        break
             time.sleep(0.005)
         proc.kill()
         proc.communicate()
@@ -438,7 +493,9 @@ class Ec2Test(CtlTestCase):
     def tearDown(self):
         state = os.path.join(self.fake, "state.json")
         if os.path.exists(state):  # devices the fake attached
-            for v in json.load(open(state))["volumes"].values():
+            with open(state) as f:
+                volumes = json.load(f)["volumes"]
+            for v in volumes.values():
                 for a in v["attachments"].values():
                     if a.get("device"):
                         subprocess.run(["losetup", "-d", a["device"]])
@@ -468,7 +525,8 @@ class Ec2Test(CtlTestCase):
                 "--attach-timeout", "5", "--json"]
 
     def fake_volumes(self):
-        return json.load(open(os.path.join(self.fake, "state.json")))["volumes"]
+        with open(os.path.join(self.fake, "state.json")) as f:
+            return json.load(f)["volumes"]
 
     def test_warm_call_sequence(self):
         src, dst = self.server(), self.server()
