@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
 	build-essential cmake pkg-config git clang
 	liburing-dev libisal-dev libnuma-dev libmimalloc-dev libcmocka-dev
-	memcached libmemcached-tools netcat-openbsd fio
+	memcached libmemcached-tools libmemcached-dev netcat-openbsd fio
 	python3 procps util-linux e2fsprogs time
 )
 
