@@ -51,7 +51,8 @@ static int fail(struct chunk_writer *w, int err, const char *what, const struct 
 {
 	if (w->error == 0) {
 		w->error = err;
-		snprintf(w->error_msg, sizeof(w->error_msg), "%s %s/%s: %s%s", what, w->o.dir_path,
+		snprintf(w->error_msg, sizeof(w->error_msg), "%s %s/%s: %s%s", what,
+			 f ? f->dir_path : w->o.dir_path,
 			 f ? f->temp_name : "", strerror(-err),
 			 err == -ENOSPC || err == -EDQUOT
 			     ? " (the volume is full: free space, then run again; finished "
@@ -135,7 +136,7 @@ static int open_temp(struct chunk_writer *w, struct cw_file *f)
 	int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
 	int fd = -1;
 	if (w->direct_ok) {
-		fd = openat(w->o.dir_fd, f->temp_name, flags | O_DIRECT, 0644);
+		fd = openat(f->dir_fd, f->temp_name, flags | O_DIRECT, 0644);
 		if (fd < 0 && errno == EINVAL) {
 			log_warn("the filesystem of %s refuses O_DIRECT: writing through the page "
 				 "cache instead (slower, more CPU)",
@@ -144,7 +145,7 @@ static int open_temp(struct chunk_writer *w, struct cw_file *f)
 		}
 	}
 	if (fd < 0)
-		fd = openat(w->o.dir_fd, f->temp_name, flags, 0644);
+		fd = openat(f->dir_fd, f->temp_name, flags, 0644);
 	if (fd < 0)
 		return -errno;
 	/* Preallocation keeps O_DIRECT writes off io-wq threads; without it they still work. */
@@ -171,6 +172,8 @@ static int file_open(struct chunk_writer *w)
 		return fail(w, -EFBIG, "too many parts for one key chunk in", NULL);
 	f->job = w->job;
 	f->part = w->next_part;
+	f->dir_fd = w->o.dir_fd; /* the job's directory, even if the next job has another */
+	f->dir_path = w->o.dir_path;
 	f->blocks = 0;
 	f->records = f->key_bytes = f->value_bytes = 0;
 	f->inflight = 0;
@@ -275,11 +278,11 @@ static void file_publish(struct chunk_writer *w, struct cw_file *f)
 		.crc = f->crc,
 	};
 	chunk_name_final(done.name, f->job, f->part, f->crc);
-	if (renameat(w->o.dir_fd, f->temp_name, w->o.dir_fd, done.name) < 0) {
+	if (renameat(f->dir_fd, f->temp_name, f->dir_fd, done.name) < 0) {
 		fail(w, -errno, "cannot rename", f);
 		return;
 	}
-	if (fsync(w->o.dir_fd) < 0) {
+	if (fsync(f->dir_fd) < 0) {
 		fail(w, -errno, "cannot sync the directory of", f);
 		return;
 	}
@@ -588,6 +591,13 @@ int chunk_writer_add(struct chunk_writer *w, const struct chunk_rec *r)
 
 /* ---- jobs and completions ------------------------------------------------------------ */
 
+void chunk_writer_set_dir(struct chunk_writer *w, int dir_fd, const char *dir_path)
+{
+	ASSERT(w->cur == NULL);
+	w->o.dir_fd = dir_fd;
+	w->o.dir_path = dir_path;
+}
+
 int chunk_writer_begin(struct chunk_writer *w, uint32_t job)
 {
 	ASSERT(w->cur == NULL);
@@ -675,7 +685,7 @@ void chunk_writer_abandon(struct chunk_writer *w)
 		if (f->state != CWF_FREE && f->fd >= 0) {
 			close(f->fd);
 			f->fd = -1;
-			unlinkat(w->o.dir_fd, f->temp_name, 0);
+			unlinkat(f->dir_fd, f->temp_name, 0);
 		}
 		f->state = CWF_FREE;
 	}

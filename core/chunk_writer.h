@@ -82,6 +82,8 @@ struct cw_file {
 	int state; /* enum cw_file_state in chunk_writer.c */
 	int fd;
 	uint32_t job, part;
+	int dir_fd; /* where it is written and renamed */
+	const char *dir_path;
 	uint32_t blocks; /* closed blocks */
 	uint64_t records, key_bytes, value_bytes;
 	uint32_t crc; /* running crc32c over the on-disk bytes so far */
@@ -137,6 +139,9 @@ size_t chunk_writer_staging_min(enum chunk_write_mode mode, uint32_t value_max);
 
 /* Sets the writer up over the lent memory. 0 or -EINVAL (staging too small). */
 int chunk_writer_init(struct chunk_writer *w, const struct chunk_writer_opts *o);
+
+/* Where the next job's files go (between jobs; a file stays where it was begun). */
+void chunk_writer_set_dir(struct chunk_writer *w, int dir_fd, const char *dir_path);
 
 /* Starts the files of a job (part 0). The previous job must have ended. */
 int chunk_writer_begin(struct chunk_writer *w, uint32_t job);

@@ -53,6 +53,15 @@ bool cli_uint(const char *cmd, const char *opt, const char *val, uint64_t min, u
 	return true;
 }
 
+const char cli_limits_help[] =
+    "live-traffic safety:\n"
+    "      --max-ops N          at most N requests per second to the server, in total\n"
+    "                           (smooth: no burst larger than one batch; default: none)\n"
+    "      --max-bytes SIZE     at most SIZE value bytes per second (e.g. 50M)\n"
+    "      --limits-file FILE   read the limits from FILE whenever it changes, to slow\n"
+    "                           down or speed up while running: 'max-ops = N' and\n"
+    "                           'max-bytes = SIZE' lines (a missing line: no limit)\n";
+
 void cli_common_defaults(struct cli_common *co)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -83,6 +92,14 @@ int cli_common_option(const char *cmd, int ch, const char *arg, uint64_t memory_
 		return 0;
 	case CLI_OPT_JSON:
 		co->json = true;
+		return 0;
+	case CLI_OPT_MAX_OPS:
+		return cli_uint(cmd, "max-ops", arg, 1, UINT32_MAX, &co->max_ops) ? 0
+										  : MCW_EXIT_USAGE;
+	case CLI_OPT_MAX_BYTES:
+		return cli_size(cmd, "max-bytes", arg, 1, &co->max_bytes) ? 0 : MCW_EXIT_USAGE;
+	case CLI_OPT_LIMITS:
+		co->limits_file = arg;
 		return 0;
 	case 'q':
 		co->quiet = true;

@@ -16,12 +16,15 @@ bool cli_uint(const char *cmd, const char *opt, const char *val, uint64_t min, u
 /* Options every command shares; splice CLI_COMMON_LONGOPTS into a command's table and
  * CLI_COMMON_SHORTOPTS into its short options, and hand unknown cases to
  * cli_common_option. */
-enum { CLI_OPT_IO_TIMEOUT = 200, CLI_OPT_JSON };
+enum { CLI_OPT_IO_TIMEOUT = 200, CLI_OPT_JSON, CLI_OPT_MAX_OPS, CLI_OPT_MAX_BYTES, CLI_OPT_LIMITS };
 #define CLI_COMMON_SHORTOPTS "m:t:qh"
 #define CLI_COMMON_LONGOPTS                                                                        \
 	{ "memory", required_argument, NULL, 'm' }, { "threads", required_argument, NULL, 't' },   \
 	    { "io-timeout", required_argument, NULL, CLI_OPT_IO_TIMEOUT },                         \
 	    { "json", no_argument, NULL, CLI_OPT_JSON }, { "quiet", no_argument, NULL, 'q' },      \
+	    { "max-ops", required_argument, NULL, CLI_OPT_MAX_OPS },                               \
+	    { "max-bytes", required_argument, NULL, CLI_OPT_MAX_BYTES },                           \
+	    { "limits-file", required_argument, NULL, CLI_OPT_LIMITS },                            \
 	{                                                                                          \
 		"help", no_argument, NULL, 'h'                                                     \
 	}
@@ -30,8 +33,13 @@ struct cli_common {
 	uint64_t memory_bytes;
 	unsigned threads;
 	int io_timeout_ms;
+	uint64_t max_ops, max_bytes; /* per second, whole process; 0: no limit */
+	const char *limits_file;
 	bool json, quiet, help;
 };
+
+/* Help for --max-ops, --max-bytes and --limits-file. */
+extern const char cli_limits_help[];
 
 /* 64 MiB, one thread per online CPU, MCW_IO_TIMEOUT_MS. */
 void cli_common_defaults(struct cli_common *co);

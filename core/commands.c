@@ -27,6 +27,7 @@ static const struct {
 	{ "dump", mcw_cmd_dump, "read every item of a live memcached into chunk files" },
 	{ "populate", mcw_cmd_populate, "write the items of chunk files into a live memcached" },
 	{ "verify", mcw_cmd_verify, "compare a source and a destination item by item" },
+	{ "stream", mcw_cmd_stream, "copy items straight from one memcached into another" },
 	{ "inspect", mcw_cmd_inspect, "decode and check chunk files" },
 };
 

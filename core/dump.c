@@ -81,6 +81,12 @@ int crawl_option(const char *cmd, const char *arg, enum key_dump_kind *out)
 	return 0;
 }
 
+int engine_shared_option(const char *cmd, int ch, const char *arg, struct dump_opts *o)
+{
+	int ret = keyfilter_option(cmd, ch, arg, &o->filter);
+	return ret != 1 ? ret : cli_common_option(cmd, ch, arg, 4 * MIB, &o->co);
+}
+
 /* Options of dump only; the common ones go to cli_common_option. 0, or an exit code. */
 static int dump_option(int ch, const char *arg, struct dump_opts *o)
 {
@@ -126,7 +132,7 @@ static int dump_option(int ch, const char *arg, struct dump_opts *o)
 		o->syncfs_interval_s = (unsigned)v;
 		return 0;
 	default:
-		return cli_common_option("dump", ch, arg, 4 * MIB, &o->co);
+		return engine_shared_option("dump", ch, arg, o);
 	}
 }
 
@@ -143,6 +149,7 @@ static int parse_opts(int argc, char **argv, struct dump_opts *o)
 		{ "chunk-size", required_argument, NULL, OPT_CHUNK },
 		{ "keep-spool", no_argument, NULL, OPT_KEEP_SPOOL },
 		{ "syncfs-interval", required_argument, NULL, OPT_SYNCFS },
+		KEYFILTER_LONGOPTS,
 		CLI_COMMON_LONGOPTS,
 		{ 0 },
 	};
@@ -163,7 +170,8 @@ static int parse_opts(int argc, char **argv, struct dump_opts *o)
 			return ret;
 	}
 	if (o->co.help) {
-		printf("%s\n%s", dump_usage, mcw_exit_codes_help);
+		printf("%s\n%s\n%s\n%s", dump_usage, keyfilter_help, cli_limits_help,
+		       mcw_exit_codes_help);
 		return -1;
 	}
 	if (optind < argc)
@@ -177,35 +185,44 @@ static int parse_opts(int argc, char **argv, struct dump_opts *o)
 
 /* ---- memory plan ------------------------------------------------------------------- */
 
-int dump_plan_compute(enum run_kind kind, uint64_t budget_bytes, unsigned threads,
-		      uint64_t item_size_max, enum chunk_write_mode mode, struct dump_plan *p,
-		      char *err, size_t cap)
+int dump_plan_compute(const struct dump_plan_in *in, struct dump_plan *p, char *err, size_t cap)
 {
-	size_t reply_max = (size_t)item_size_max + MCW_REPLY_OVERHEAD_MAX;
+	size_t reply_max = (size_t)in->item_size_max + MCW_REPLY_OVERHEAD_MAX;
 	size_t pipe_min =
 	    MCW_BATCHES_INFLIGHT * MCW_BATCH_REQ_BYTES + ROUND_UP(reply_max, 64 * KIB);
 	size_t net_min = pipe_min;
 	size_t keyin = ROUND_UP(MCW_KEYCHUNK_KEYS_MAX * sizeof(uint32_t), MCW_ALIGN_BYTES) +
 		       MCW_KEYCHUNK_BYTES;
 	/* dump: key input + writer staging; verify: key input + the destination's pipe */
-	size_t disk_min =
-	    keyin +
-	    (kind == RUN_DUMP ? chunk_writer_staging_min(mode, (uint32_t)item_size_max) : pipe_min);
+	/* stream: key input + two ms batch slots that each hold a largest item + replies */
+	size_t stream_min = MCW_STREAM_SLOTS * ROUND_UP(reply_max + MCP_REQ_MAX + 8, 64 * KIB) +
+			    MCW_STREAM_RECV_BYTES;
+	size_t disk_min = keyin + (in->kind == RUN_DUMP
+					   ? chunk_writer_staging_min(in->mode,
+								      (uint32_t)in->item_size_max)
+				   : in->kind == RUN_VERIFY ? pipe_min
+							    : stream_min);
 	size_t buf_min = ROUND_UP(MAX(net_min, disk_min), 64 * KIB);
-	size_t kr = MCW_KEYCHUNK_BYTES + 2 * MCW_KEYCHUNK_BYTES;
-	size_t fixed = kr + MCW_DEDUPE_MIN_BYTES;
+	unsigned threads = in->threads;
+	/* receive and two write slots (one group builds right in them); with several groups,
+	 * a chunk being built per group */
+	size_t group_bytes = in->groups > 1 ? MCW_GROUP_KEYCHUNK_BYTES : 0;
+	size_t kr = 3 * MCW_KEYCHUNK_BYTES + in->groups * group_bytes;
+	size_t fixed = kr + ROUND_UP(in->filter_bytes, MCW_ALIGN_BYTES) + MCW_DEDUPE_MIN_BYTES;
 	char s1[32], s2[32], s3[32];
 
 	memset(p, 0, sizeof(*p));
+	uint64_t budget_bytes = in->budget_bytes;
 	size_t per_buf = budget_bytes > fixed ? (size_t)(budget_bytes - fixed) / (2 * threads) : 0;
 	per_buf = MIN(per_buf, (size_t)MCW_WORKER_BUF_MAX_BYTES) / (64 * KIB) * (64 * KIB);
 	if (per_buf < buf_min) {
 		uint64_t need = fixed + 2ull * threads * buf_min;
 		snprintf(err, cap,
-			 "memory budget %s is too small for %u worker(s) with item_size_max %s: "
+			 "memory budget %s is too small for %u worker(s) with item_size_max %s%s: "
 			 "each worker needs 2 x %s; use --memory %lluM or more, or fewer --threads",
 			 size_format(s1, sizeof(s1), budget_bytes), threads,
-			 size_format(s2, sizeof(s2), item_size_max),
+			 size_format(s2, sizeof(s2), in->item_size_max),
+			 in->filter_bytes ? " and the key filter's rings" : "",
 			 size_format(s3, sizeof(s3), buf_min),
 			 (unsigned long long)((need + MIB - 1) / MIB));
 		return -ENOMEM;
@@ -213,9 +230,11 @@ int dump_plan_compute(enum run_kind kind, uint64_t budget_bytes, unsigned thread
 	p->worker_net_bytes = per_buf;
 	p->worker_disk_bytes = per_buf;
 	p->kr_recv_bytes = MCW_KEYCHUNK_BYTES;
-	p->dedupe_bytes = (size_t)budget_bytes - kr - 2 * threads * per_buf;
+	p->kr_group_bytes = group_bytes;
+	size_t filter = ROUND_UP(in->filter_bytes, MCW_ALIGN_BYTES);
+	p->dedupe_bytes = (size_t)budget_bytes - kr - filter - 2 * threads * per_buf;
 	p->dedupe_bytes = p->dedupe_bytes / MCW_ALIGN_BYTES * MCW_ALIGN_BYTES;
-	p->total_bytes = kr + p->dedupe_bytes + 2 * threads * per_buf;
+	p->total_bytes = kr + filter + p->dedupe_bytes + 2 * threads * per_buf;
 	ASSERT(p->total_bytes <= budget_bytes);
 	return 0;
 }
@@ -225,9 +244,17 @@ static int budget_setup(struct dump_ctx *c)
 	struct dump_plan p;
 	char err[512];
 	static char owners[MCW_THREADS_MAX][24];
-	uint64_t item_max = MAX(c->src.item_size_max, c->dst.item_size_max);
-	int ret = dump_plan_compute(c->o.kind, c->o.co.memory_bytes, c->o.co.threads, item_max,
-				    c->o.write_mode, &p, err, sizeof(err));
+	size_t filter_bytes = c->filter_bytes;
+	struct dump_plan_in in = {
+		.kind = c->o.kind,
+		.budget_bytes = c->o.co.memory_bytes,
+		.threads = c->o.co.threads,
+		.item_size_max = MAX(c->src.item_size_max, c->dst.item_size_max),
+		.mode = c->o.write_mode,
+		.groups = c->kf.ngroups,
+		.filter_bytes = filter_bytes,
+	};
+	int ret = dump_plan_compute(&in, &p, err, sizeof(err));
 	if (ret < 0) {
 		log_error("%s", err);
 		return MCW_EXIT_USAGE;
@@ -253,9 +280,23 @@ static int budget_setup(struct dump_ctx *c)
 	c->kr_recv_bytes = p.kr_recv_bytes;
 	c->kr_stage[0] = budget_take(&c->budget, MCW_KEYCHUNK_BYTES, "key reader", "chunk A", -1);
 	c->kr_stage[1] = budget_take(&c->budget, MCW_KEYCHUNK_BYTES, "key reader", "chunk B", -1);
+	c->kr_group_bytes = p.kr_group_bytes;
+	if (c->kf.ngroups > 1) {
+		uint8_t *groups = budget_take(&c->budget, c->kf.ngroups * p.kr_group_bytes,
+					      "key reader", "group chunks", -1);
+		for (unsigned g = 0; g < c->kf.ngroups; g++)
+			c->kr_group[g] = groups + g * p.kr_group_bytes;
+	}
+	uint8_t *rings = filter_bytes ? budget_take(&c->budget, filter_bytes, "key reader",
+						    "ring", -1)
+				      : NULL;
 	uint8_t *dd = budget_take(&c->budget, p.dedupe_bytes, "key reader", "dedupe", -1);
 	budget_commit(&c->budget);
 	dedupe_init(&c->dedupe, dd, p.dedupe_bytes);
+	if (keyfilter_build(&c->kf, rings, filter_bytes, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return MCW_EXIT_USAGE;
+	}
 	if (!c->o.co.quiet) {
 		budget_print(&c->budget, stderr);
 		fprintf(stderr,
@@ -309,7 +350,7 @@ static int probe_servers(struct dump_ctx *c)
 	if (fd < 0)
 		return -fd;
 	c->keys_fd = fd;
-	if (c->o.kind == RUN_VERIFY) {
+	if (c->o.kind != RUN_DUMP) { /* verify, stream: the destination too */
 		fd = probe_server(c, &c->o.dest, &c->dst, false);
 		if (fd < 0)
 			return -fd;
@@ -357,7 +398,7 @@ static int prepare_work_dir(struct dump_ctx *c)
 static int prepare_out_dir(struct dump_ctx *c)
 {
 	char first[256];
-	if (c->o.kind == RUN_VERIFY) {
+	if (c->o.kind != RUN_DUMP) {
 		int ret = prepare_work_dir(c);
 		if (ret != 0)
 			return ret;
@@ -374,6 +415,21 @@ static int prepare_out_dir(struct dump_ctx *c)
 		return MCW_EXIT_USAGE;
 	}
 	c->out_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	for (unsigned g = 0; g < c->kf.ngroups; g++) {
+		c->group_fd[g] = c->out_fd;
+		snprintf(c->group_path[g], sizeof(c->group_path[g]), "%s", dir);
+		if (c->kf.ngroups == 1 || c->o.kind != RUN_DUMP || c->out_fd < 0)
+			continue;
+		/* resizing: one complete dump per new owner */
+		const char *name = c->kf.group_name[g];
+		snprintf(c->group_path[g], sizeof(c->group_path[g]), "%.3900s/%s", dir, name);
+		if (mkdirat(c->out_fd, name, 0755) < 0 ||
+		    (c->group_fd[g] = openat(c->out_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) <
+			0) {
+			log_error("cannot create %s: %s", c->group_path[g], strerror(errno));
+			return MCW_EXIT_IO;
+		}
+	}
 	if (strlen(dir) + sizeof("/" SPOOL_DIR) > sizeof(c->spool_path)) {
 		log_error("the output directory's path is too long: %s", dir);
 		return MCW_EXIT_USAGE;
@@ -396,7 +452,7 @@ static void remove_spool(struct dump_ctx *c)
 	}
 	if (unlinkat(c->out_fd, SPOOL_DIR, AT_REMOVEDIR) < 0)
 		log_warn("could not remove %s: %s", c->spool_path, strerror(errno));
-	if (c->o.kind == RUN_VERIFY && rmdir(c->o.out_dir) < 0)
+	if (c->o.kind != RUN_DUMP && rmdir(c->o.out_dir) < 0)
 		log_warn("could not remove %s: %s", c->o.out_dir, strerror(errno));
 }
 
@@ -422,10 +478,10 @@ static int start_threads(struct dump_ctx *c)
 		w->id = i;
 		w->ctx = c;
 		w->fd = net_connect(&c->o.source, MCW_CONNECT_TIMEOUT_MS, err, sizeof(err));
-		if (w->fd >= 0 && c->o.kind == RUN_VERIFY)
+		if (w->fd >= 0 && c->o.kind != RUN_DUMP)
 			w->dst_fd =
 			    net_connect(&c->o.dest, MCW_CONNECT_TIMEOUT_MS, err, sizeof(err));
-		if (w->fd < 0 || (c->o.kind == RUN_VERIFY && w->dst_fd < 0)) {
+		if (w->fd < 0 || (c->o.kind != RUN_DUMP && w->dst_fd < 0)) {
 			log_error("%s", err);
 			return MCW_EXIT_UNAVAILABLE;
 		}
@@ -434,7 +490,9 @@ static int start_threads(struct dump_ctx *c)
 	c->run.threads_running = c->o.co.threads + 1;
 	c->nworkers = c->o.co.threads;
 	pthread_create(&c->keys_thread, NULL, keyreader_main, c);
-	void *(*fn)(void *) = c->o.kind == RUN_DUMP ? dump_worker_main : verify_worker_main;
+	void *(*fn)(void *) = c->o.kind == RUN_DUMP	 ? dump_worker_main
+			      : c->o.kind == RUN_VERIFY ? verify_worker_main
+							: stream_worker_main;
 	for (unsigned i = 0; i < c->o.co.threads; i++)
 		pthread_create(&c->workers[i].thread, NULL, fn, &c->workers[i]);
 	return 0;
@@ -471,6 +529,7 @@ static void wait_threads(struct dump_ctx *c)
 		run_wait_ms(&c->run, MCW_PROGRESS_INTERVAL_MS);
 		pthread_mutex_unlock(&c->run.mu);
 		show_progress(c, &pg);
+		rate_limits_poll_log(&c->limits);
 		if (c->o.syncfs_interval_s > 0 && c->out_fd >= 0 && mono_ns() >= next_sync) {
 			/* finished chunk files reach the disk for a reader on another host */
 			if (syncfs(c->out_fd) < 0)
@@ -486,33 +545,37 @@ static void wait_threads(struct dump_ctx *c)
 		pthread_join(c->workers[i].thread, NULL);
 }
 
-static int publish(struct dump_ctx *c, struct manifest_info *mi)
+/* MANIFEST and DONE in each group's directory (the output directory without groups). */
+static int publish(struct dump_ctx *c)
 {
-	struct manifest_entry *entries = NULL;
 	char err[512];
-	long n = manifest_collect(c->out_fd, &entries, err, sizeof(err));
-	if (n < 0) {
-		log_error("%s", err);
-		return MCW_EXIT_IO;
-	}
-	memset(mi, 0, sizeof(*mi));
-	memcpy(mi->dump_id_hex, c->dump_id_hex, sizeof(mi->dump_id_hex));
-	snprintf(mi->source, sizeof(mi->source), "%s", c->o.source.text);
-	snprintf(mi->source_version, sizeof(mi->source_version), "%s", c->src.version);
-	mi->started_unix_ns = c->id.dump_started_unix_ns;
-	mi->finished_unix_ns = wall_ns();
-	int ret = manifest_publish(c->out_fd, mi, entries, (size_t)n, err, sizeof(err));
-	free(entries);
-	if (ret < 0) {
-		log_error("%s", err);
-		return MCW_EXIT_IO;
-	}
-	if (mi->records != atomic_load(&c->st.items)) {
-		log_error("the chunk files hold %llu records but %llu were written: the output "
-			  "directory changed during the dump",
-			  (unsigned long long)mi->records,
-			  (unsigned long long)atomic_load(&c->st.items));
-		return MCW_EXIT_SOFTWARE;
+	for (unsigned g = 0; g < c->kf.ngroups; g++) {
+		struct manifest_entry *entries = NULL;
+		struct manifest_info mi;
+		long n = manifest_collect(c->group_fd[g], &entries, err, sizeof(err));
+		if (n < 0) {
+			log_error("%s", err);
+			return MCW_EXIT_IO;
+		}
+		memset(&mi, 0, sizeof(mi));
+		memcpy(mi.dump_id_hex, c->dump_id_hex, sizeof(mi.dump_id_hex));
+		snprintf(mi.source, sizeof(mi.source), "%s", c->o.source.text);
+		snprintf(mi.source_version, sizeof(mi.source_version), "%s", c->src.version);
+		mi.started_unix_ns = c->id.dump_started_unix_ns;
+		mi.finished_unix_ns = wall_ns();
+		int ret = manifest_publish(c->group_fd[g], &mi, entries, (size_t)n, err, sizeof(err));
+		free(entries);
+		if (ret < 0) {
+			log_error("%s", err);
+			return MCW_EXIT_IO;
+		}
+		if (mi.records != atomic_load(&c->st.group_items[g])) {
+			log_error("%s holds %llu records but %llu were written there: the directory "
+				  "changed during the dump",
+				  c->group_path[g], (unsigned long long)mi.records,
+				  (unsigned long long)atomic_load(&c->st.group_items[g]));
+			return MCW_EXIT_SOFTWARE;
+		}
 	}
 	return 0;
 }
@@ -533,11 +596,13 @@ static void summary(struct dump_ctx *c, int code, double secs)
 			(double)peak_rss_bytes() / (double)MIB);
 		fprintf(stderr,
 			"mcwarm: keys listed %llu, duplicates %llu, expired/min-ttl %llu, "
-			"unsendable %llu; fetched %llu, misses %llu, min-ttl at fetch %llu, "
-			"server errors %llu\n",
+			"filtered by prefix %llu, by ring %llu, unsendable %llu; fetched %llu, "
+			"misses %llu, min-ttl at fetch %llu, server errors %llu\n",
 			(unsigned long long)atomic_load(&s->keys_listed),
 			(unsigned long long)atomic_load(&s->keys_duplicate),
 			(unsigned long long)atomic_load(&s->keys_expired),
+			(unsigned long long)atomic_load(&s->keys_filtered_prefix),
+			(unsigned long long)atomic_load(&s->keys_filtered_ring),
 			(unsigned long long)atomic_load(&s->keys_unsendable),
 			(unsigned long long)atomic_load(&s->keys_fetched),
 			(unsigned long long)atomic_load(&s->misses),
@@ -565,6 +630,8 @@ static void summary(struct dump_ctx *c, int code, double secs)
 	json_u64(&j, "keys_duplicate", atomic_load(&s->keys_duplicate));
 	json_u64(&j, "keys_unchecked", atomic_load(&s->keys_unchecked));
 	json_u64(&j, "keys_expired", atomic_load(&s->keys_expired));
+	json_u64(&j, "keys_filtered_prefix", atomic_load(&s->keys_filtered_prefix));
+	json_u64(&j, "keys_filtered_ring", atomic_load(&s->keys_filtered_ring));
 	json_u64(&j, "keys_unsendable", atomic_load(&s->keys_unsendable));
 	json_u64(&j, "keys_fetched", atomic_load(&s->keys_fetched));
 	json_u64(&j, "items", items);
@@ -574,6 +641,16 @@ static void summary(struct dump_ctx *c, int code, double secs)
 	json_u64(&j, "busy_retries", atomic_load(&s->busy_retries));
 	json_u64(&j, "value_bytes", bytes);
 	json_u64(&j, "files", atomic_load(&s->files));
+	if (c->kf.ngroups > 1) { /* resize dumps: one directory per new owner */
+		json_obj(&j, "groups");
+		for (unsigned g = 0; g < c->kf.ngroups; g++) {
+			json_obj(&j, c->kf.group_node[g]);
+			json_str(&j, "dir", c->group_path[g]);
+			json_u64(&j, "items", atomic_load(&s->group_items[g]));
+			json_obj_end(&j);
+		}
+		json_obj_end(&j);
+	}
 	json_u64(&j, "file_bytes", atomic_load(&s->file_bytes));
 	json_f64(&j, "wall_seconds", secs);
 	json_f64(&j, "key_dump_seconds",
@@ -586,6 +663,15 @@ static void summary(struct dump_ctx *c, int code, double secs)
 
 int engine_run(struct dump_ctx *c)
 {
+	char err[512];
+	if (keyfilter_prepare(&c->kf, &c->o.filter, &c->filter_bytes, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return MCW_EXIT_USAGE;
+	}
+	c->filter_on = keyfilter_active(&c->kf);
+	rate_limits_init(&c->limits, c->o.co.max_ops, c->o.co.max_bytes, c->o.co.threads,
+			 c->o.co.limits_file);
+	rate_limits_poll_log(&c->limits);
 	int code = probe_servers(c);
 	if (code == 0)
 		code = prepare_out_dir(c);
@@ -596,10 +682,15 @@ int engine_run(struct dump_ctx *c)
 	identity_init(c);
 	if (!c->o.co.quiet)
 		log_info("%s %s (memcached %s, %llu items, item_size_max %llu)%s%s",
-			 c->o.kind == RUN_DUMP ? "dumping" : "verifying", c->o.source.text,
+			 c->o.kind == RUN_DUMP	  ? "dumping"
+			 : c->o.kind == RUN_VERIFY ? "verifying"
+						   : "streaming",
+			 c->o.source.text,
 			 c->src.version, (unsigned long long)c->src.curr_items,
 			 (unsigned long long)c->src.item_size_max,
-			 c->o.kind == RUN_DUMP ? " into " : " against ",
+			 c->o.kind == RUN_DUMP	  ? " into "
+			 : c->o.kind == RUN_VERIFY ? " against "
+						   : " into ",
 			 c->o.kind == RUN_DUMP ? c->o.out_dir : c->o.dest.text);
 	code = start_threads(c);
 	if (code != 0)
@@ -622,12 +713,17 @@ void engine_init(struct dump_ctx *c)
 	c->keys_fd = c->out_fd = c->spool_fd = -1;
 	for (unsigned i = 0; i < MCW_THREADS_MAX; i++)
 		c->workers[i].fd = c->workers[i].dst_fd = -1;
+	for (unsigned g = 0; g < KEYFILTER_GROUPS_MAX; g++)
+		c->group_fd[g] = -1;
 }
 
 void engine_release(struct dump_ctx *c)
 {
-	if (c->o.kind == RUN_VERIFY && c->spool_fd >= 0)
+	if (c->o.kind != RUN_DUMP && c->spool_fd >= 0)
 		remove_spool(c);
+	for (unsigned g = 0; g < KEYFILTER_GROUPS_MAX; g++)
+		if (c->group_fd[g] >= 0 && c->group_fd[g] != c->out_fd)
+			close(c->group_fd[g]);
 	if (c->out_fd >= 0)
 		close(c->out_fd);
 	if (c->spool_fd >= 0)
@@ -642,8 +738,7 @@ static int dump_run(struct dump_ctx *c)
 	int code = engine_run(c);
 	if (code != 0)
 		return code;
-	struct manifest_info mi;
-	code = publish(c, &mi);
+	code = publish(c);
 	if (code == 0 && !c->o.keep_spool)
 		remove_spool(c);
 	if (code == 0 && c->o.syncfs_interval_s > 0 && syncfs(c->out_fd) < 0)

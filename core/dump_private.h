@@ -19,8 +19,11 @@
 #include "cli.h"
 #include "core.h"
 #include "dedupe.h"
+#include "keyfilter.h"
 #include "keyspool.h"
+#include "mcproto.h"
 #include "net.h"
+#include "ratelimit.h"
 #include "run.h"
 #include "server.h"
 
@@ -30,6 +33,7 @@ enum key_dump_kind { KEYS_HASH, KEYS_ALL };
 enum run_kind {
 	RUN_DUMP,   /* values into chunk files */
 	RUN_VERIFY, /* values of the source compared with the destination's */
+	RUN_STREAM, /* values of the source written into the destination */
 };
 
 #define VERIFY_MISMATCHES_MAX 100
@@ -52,6 +56,8 @@ struct dump_opts {
 	uint64_t chunk_bytes;
 	bool keep_spool;
 	unsigned syncfs_interval_s; /* 0: never */
+	struct keyfilter_opts filter;
+	enum mcp_ms_mode ms_mode; /* stream */
 };
 
 struct dump_stats {
@@ -59,10 +65,13 @@ struct dump_stats {
 	atomic_uint_fast64_t keys_duplicate;  /* listed again, dropped */
 	atomic_uint_fast64_t keys_unchecked;  /* kept without a duplicate check (table full) */
 	atomic_uint_fast64_t keys_expired;    /* expired or below --min-ttl at listing */
+	atomic_uint_fast64_t keys_filtered_prefix; /* --key-include / --key-exclude */
+	atomic_uint_fast64_t keys_filtered_ring;   /* another node's, or not moved */
 	atomic_uint_fast64_t keys_unsendable; /* cannot be named in a meta request */
 	atomic_uint_fast64_t keys_queued;     /* written to key chunks */
 	atomic_uint_fast64_t keys_fetched;    /* asked for with mg, answered */
 	atomic_uint_fast64_t items;	      /* records written */
+	atomic_uint_fast64_t group_items[KEYFILTER_GROUPS_MAX]; /* records per output group */
 	atomic_uint_fast64_t misses;	      /* gone since the key dump */
 	atomic_uint_fast64_t ttl_filtered;    /* below --min-ttl at fetch */
 	atomic_uint_fast64_t value_bytes;
@@ -79,6 +88,10 @@ struct dump_stats {
 	atomic_uint_fast64_t v_ttl;
 	atomic_uint_fast64_t v_expired; /* gone from the source since the listing */
 	atomic_uint_fast64_t keys_unsampled;
+	/* stream outcomes */
+	atomic_uint_fast64_t s_present;	  /* NS: the destination had the key (add mode) */
+	atomic_uint_fast64_t s_expired;	  /* expired before it could be sent */
+	atomic_uint_fast64_t s_too_large; /* over the destination's item size limit */
 };
 
 struct verify_mismatch {
@@ -112,6 +125,11 @@ struct dump_ctx {
 	struct chunk_identity id;
 	char dump_id_hex[33];
 	int out_fd;
+	int group_fd[KEYFILTER_GROUPS_MAX]; /* where each group's files go (out_fd if one) */
+	char group_path[KEYFILTER_GROUPS_MAX][PATH_MAX];
+	struct keyfilter kf;
+	bool filter_on;
+	size_t filter_bytes; /* the rings, from the budget */
 	int spool_fd;
 	char spool_path[PATH_MAX];
 	struct budget budget;
@@ -122,6 +140,8 @@ struct dump_ctx {
 	uint8_t *kr_recv;
 	size_t kr_recv_bytes;
 	uint8_t *kr_stage[2];
+	uint8_t *kr_group[KEYFILTER_GROUPS_MAX]; /* each group's key chunk being built */
+	size_t kr_group_bytes;
 	struct dedupe dedupe;
 	const char *key_dump_cmd; /* what was actually run, for the summary */
 
@@ -133,6 +153,7 @@ struct dump_ctx {
 	uint32_t next_job;     /* next key chunk to hand to a worker */
 	bool keys_done;	       /* the key dump ended and its last chunk is published */
 
+	struct rate_limits limits; /* --max-ops, --max-bytes, --limits-file */
 	struct dump_stats st;
 	int64_t start_mono_ns;
 	int64_t keys_done_mono_ns;
@@ -140,6 +161,9 @@ struct dump_ctx {
 
 /* --crawl hash|all, for dump and verify: 0 or the usage exit code. */
 int crawl_option(const char *cmd, const char *arg, enum key_dump_kind *out);
+/* The options dump, verify and stream share (key filters, then cli_common_option): 0, or
+ * an exit code. */
+int engine_shared_option(const char *cmd, int ch, const char *arg, struct dump_opts *o);
 
 /* Loads key chunk seq into the worker's key input (key offsets first): the pipes then
  * name keys by index. false if the dump failed (reported). */
@@ -154,10 +178,15 @@ bool engine_load_keys(struct dump_ctx *c, struct dump_worker *w, uint32_t seq,
  * sleeps until one is published. Without wait, -2 means none yet but more to come. */
 int64_t engine_take_job(struct dump_ctx *c, bool wait);
 
+/* How long a worker may wait for completions: the I/O timeout, or less when a rate-limited
+ * batch may go at wake_ns (0: none held back). */
+int engine_wait_ms(const struct dump_ctx *c, int64_t wake_ns);
+
 /* Thread bodies. */
 void *keyreader_main(void *arg);
 void *dump_worker_main(void *arg);
 void *verify_worker_main(void *arg);
+void *stream_worker_main(void *arg);
 
 /* The engine shared by dump and verify: probes, plans the budget, spools keys, runs the
  * threads, shows progress. Returns an exit code; results stay in the context. */
@@ -170,11 +199,20 @@ struct dump_plan {
 	size_t worker_net_bytes;  /* send slots + receive */
 	size_t worker_disk_bytes; /* key input + staging */
 	size_t kr_recv_bytes;
+	size_t kr_group_bytes; /* per group */
 	size_t dedupe_bytes;
 	size_t total_bytes;
 };
-int dump_plan_compute(enum run_kind kind, uint64_t budget_bytes, unsigned threads,
-		      uint64_t item_size_max, enum chunk_write_mode mode, struct dump_plan *out,
-		      char *err, size_t cap);
+struct dump_plan_in {
+	enum run_kind kind;
+	uint64_t budget_bytes;
+	unsigned threads;
+	uint64_t item_size_max;
+	enum chunk_write_mode mode;
+	unsigned groups;     /* output groups (key chunks built at once) */
+	size_t filter_bytes; /* the key filter's rings */
+};
+int dump_plan_compute(const struct dump_plan_in *in, struct dump_plan *out, char *err,
+		      size_t cap);
 
 #endif

@@ -27,6 +27,8 @@ struct wjob {
 	struct mgpipe pipe;
 	struct keychunk_view kv;
 	uint32_t *key_off;
+	unsigned group;	    /* output group of the job's keys */
+	int64_t last_io_ns; /* the last completion: silence is measured from it */
 	bool blocked; /* the writer had no room for the reply at the front */
 };
 
@@ -62,6 +64,7 @@ static int on_value(struct wjob *j, const struct mcp_meta_reply *rep, uint32_t i
 		return ret;
 	}
 	atomic_fetch_add_explicit(&j->c->st.items, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&j->c->st.group_items[j->group], 1, memory_order_relaxed);
 	atomic_fetch_add_explicit(&j->c->st.value_bytes, rep->value_len, memory_order_relaxed);
 	return 0;
 }
@@ -108,13 +111,16 @@ static void on_cqe(struct wjob *j, const struct ur_cqe *cqe)
 		job_fail(j, j->pipe.exit_code, j->pipe.error);
 }
 
-/* Waits for and handles completions. false when the dump has failed. */
+/* Waits for and handles completions (or until the rate limit lets the next batch go).
+ * false when the dump has failed. */
 static bool pump(struct wjob *j, bool expecting_server)
 {
 	struct ur_cqe cqes[MCW_RING_ENTRIES];
-	int ret = ur_submit_wait(j->w->ring, 1, j->c->o.co.io_timeout_ms);
+	int timeout_ms = engine_wait_ms(j->c, mgpipe_wake_ns(&j->pipe));
+	int ret = ur_submit_wait(j->w->ring, 1, timeout_ms);
 	if (ret == -ETIME) {
-		if (expecting_server) {
+		if (expecting_server &&
+		    mono_ns() - j->last_io_ns >= (int64_t)j->c->o.co.io_timeout_ms * 1000000) {
 			char msg[160];
 			snprintf(msg, sizeof(msg), "no reply from the source for %d s",
 				 j->c->o.co.io_timeout_ms / 1000);
@@ -128,9 +134,20 @@ static bool pump(struct wjob *j, bool expecting_server)
 		return false;
 	}
 	unsigned n = ur_reap(j->w->ring, cqes, ARRAY_LEN(cqes));
+	if (n > 0)
+		j->last_io_ns = mono_ns();
 	for (unsigned i = 0; i < n; i++)
 		on_cqe(j, &cqes[i]);
 	return !dump_failed(j->c);
+}
+
+int engine_wait_ms(const struct dump_ctx *c, int64_t wake_ns)
+{
+	int timeout_ms = c->o.co.io_timeout_ms;
+	if (wake_ns == 0)
+		return timeout_ms;
+	int64_t ms = (wake_ns - mono_ns() + 999999) / 1000000;
+	return (int)MAX(1, MIN(ms, (int64_t)timeout_ms));
 }
 
 bool engine_load_keys(struct dump_ctx *c, struct dump_worker *w, uint32_t seq,
@@ -165,7 +182,18 @@ static bool load_keys(struct wjob *j, uint32_t seq)
 
 static void run_job(struct wjob *j, uint32_t seq)
 {
-	if (!load_keys(j, seq) || chunk_writer_begin(&j->w->cw, seq) < 0)
+	if (!load_keys(j, seq))
+		return;
+	unsigned g = j->kv.group;
+	if (g >= j->c->kf.ngroups) {
+		job_fail(j, MCW_EXIT_SOFTWARE, "the key chunk names an output group that does not "
+					       "exist");
+		return;
+	}
+	j->group = g;
+	j->last_io_ns = mono_ns();
+	chunk_writer_set_dir(&j->w->cw, j->c->group_fd[g], j->c->group_path[g]);
+	if (chunk_writer_begin(&j->w->cw, seq) < 0)
 		return;
 	for (;;) {
 		/* replies first: an MN frees a batch slot that mgpipe_kick can use right away */
@@ -265,6 +293,7 @@ static int worker_setup(struct dump_worker *w, struct wjob *j)
 		.value_max = c->src.item_size_max,
 		.recv_reusable = recv_reusable,
 		.arg = &w->cw,
+		.limits = rate_limits_active(&c->limits) ? &c->limits : NULL,
 	};
 	mgpipe_init(&j->pipe, &po);
 	return 0;

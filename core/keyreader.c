@@ -12,7 +12,7 @@
  *   send command --BUSY (before any key)--> backoff, resend (MCW_BUSY_RETRIES_MAX)
  *        |--ERROR to mgdump--> metadump instead
  *        v
- *   lines --> key --> filter --> dedupe --> chunk --(full)--> write --> publish
+ *   lines --> key --> filter --> dedupe --> group's chunk --(full)--> write --> publish
  *        \--> END: publish the last chunk, keys_done    EOF or timeout: failure
  */
 #include <errno.h>
@@ -38,8 +38,8 @@ struct kr_slot {
 struct kr {
 	struct dump_ctx *c;
 	struct ur_ring *ring;
-	struct keychunk_builder b;
-	unsigned cur; /* staging buffer being filled */
+	struct keychunk_builder b[KEYFILTER_GROUPS_MAX]; /* one chunk being built per group */
+	unsigned cur; /* staging buffer written next */
 	struct kr_slot slots[2];
 	uint32_t next_seq;
 	bool items_seen;
@@ -100,16 +100,24 @@ static int open_chunk_file(struct kr *k, uint32_t seq)
 	return fd < 0 ? -errno : fd;
 }
 
-/* Hands the chunk being built to the kernel and starts the next one in the other buffer. */
-static int flush_chunk(struct kr *k)
+/* Hands group g's chunk to the kernel and starts the group's next one. With one group
+ * the chunk is built right in the staging buffer written next; with several, each group
+ * builds in its own buffer and a full chunk is copied into the staging buffer. */
+static int flush_chunk(struct kr *k, unsigned g)
 {
 	struct dump_ctx *c = k->c;
-	if (k->b.count == 0)
+	struct keychunk_builder *b = &k->b[g];
+	bool direct = c->kf.ngroups == 1;
+	if (b->count == 0)
 		return 0;
 	struct kr_slot *s = &k->slots[k->cur];
 	ASSERT(!s->inflight && !s->written);
 	s->seq = k->next_seq++;
-	s->bytes = keychunk_finish(&k->b, c->id.dump_id, s->seq);
+	s->bytes = keychunk_finish(b, c->id.dump_id, s->seq, (uint16_t)g);
+	if (!direct) {
+		memcpy(c->kr_stage[k->cur], b->buf, s->bytes);
+		keychunk_builder_reset(b, c->kr_group[g], c->kr_group_bytes);
+	}
 	s->fd = open_chunk_file(k, s->seq);
 	if (s->fd < 0)
 		return s->fd;
@@ -126,9 +134,21 @@ static int flush_chunk(struct kr *k)
 		if (ret < 0)
 			return ret;
 	}
-	ret = reap(k, false); /* submits the write just queued */
-	keychunk_builder_reset(&k->b, c->kr_stage[k->cur], MCW_KEYCHUNK_BYTES);
-	return ret;
+	if (direct)
+		keychunk_builder_reset(b, c->kr_stage[k->cur], MCW_KEYCHUNK_BYTES);
+	return reap(k, false); /* submits the write just queued */
+}
+
+/* Where group g's first chunk is built. */
+static uint8_t *builder_area(struct kr *k, unsigned g, size_t *cap)
+{
+	struct dump_ctx *c = k->c;
+	if (c->kf.ngroups == 1) {
+		*cap = MCW_KEYCHUNK_BYTES;
+		return c->kr_stage[k->cur];
+	}
+	*cap = c->kr_group_bytes;
+	return c->kr_group[g];
 }
 
 static void log_unsendable(struct kr *k, const struct mcp_dump_item *it)
@@ -151,6 +171,7 @@ struct kr_pending {
 	struct mcp_dump_item it[KR_BATCH];
 	uint64_t id[KR_BATCH];
 	bool b64[KR_BATCH];
+	uint16_t group[KR_BATCH];
 	unsigned n;
 };
 
@@ -168,10 +189,21 @@ static bool key_admit(struct kr *k, struct kr_pending *p)
 			return false;
 		}
 	}
+	unsigned group = 0;
+	if (c->filter_on) {
+		enum keyfilter_verdict v = keyfilter_apply(&c->kf, it->key, it->key_len, &group);
+		if (v != KF_TAKE) {
+			atomic_fetch_add_explicit(v == KF_PREFIX ? &c->st.keys_filtered_prefix
+								 : &c->st.keys_filtered_ring,
+						  1, memory_order_relaxed);
+			return false;
+		}
+	}
 	if (c->sample_threshold != 0 && hash64(it->key, it->key_len) >= c->sample_threshold) {
 		atomic_fetch_add_explicit(&c->st.keys_unsampled, 1, memory_order_relaxed);
 		return false; /* verify --sample: the same keys every time */
 	}
+	p->group[p->n] = (uint16_t)group;
 	bool b64 = it->key_needs_b64;
 	if (it->key_len > (b64 ? (size_t)MCP_KEY_B64_RAW_MAX : (size_t)MCP_KEY_MAX)) {
 		atomic_fetch_add(&c->st.keys_unsendable, 1);
@@ -203,10 +235,11 @@ static int pending_flush(struct kr *k, struct kr_pending *p)
 			break;
 		}
 		uint8_t flags = p->b64[i] ? KEYCHUNK_F_B64 : 0;
-		if (!keychunk_add(&k->b, it->key, it->key_len, flags)) {
-			ret = flush_chunk(k);
+		unsigned g = p->group[i];
+		if (!keychunk_add(&k->b[g], it->key, it->key_len, flags)) {
+			ret = flush_chunk(k, g);
 			if (ret == 0)
-				ASSERT(keychunk_add(&k->b, it->key, it->key_len, flags));
+				ASSERT(keychunk_add(&k->b[g], it->key, it->key_len, flags));
 		}
 		queued++;
 	}
@@ -444,9 +477,15 @@ void *keyreader_main(void *arg)
 			  strerror(-ret));
 		goto out;
 	}
-	keychunk_builder_reset(&k.b, c->kr_stage[0], MCW_KEYCHUNK_BYTES);
+	for (unsigned g = 0; g < c->kf.ngroups; g++) {
+		size_t cap;
+		uint8_t *area = builder_area(&k, g, &cap);
+		keychunk_builder_reset(&k.b[g], area, cap);
+	}
 	if (drain(&k) == 0) {
-		ret = flush_chunk(&k);
+		ret = 0;
+		for (unsigned g = 0; g < c->kf.ngroups && ret == 0; g++)
+			ret = flush_chunk(&k, g);
 		while (ret == 0 && (k.slots[0].inflight || k.slots[1].inflight))
 			ret = reap(&k, true);
 		if (ret < 0) {

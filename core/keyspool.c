@@ -17,9 +17,10 @@ static_assert(sizeof(struct keychunk_header) == 4096, "key chunk header is one p
 
 void keychunk_builder_reset(struct keychunk_builder *b, uint8_t *buf, size_t cap)
 {
-	ASSERT(cap >= MCW_KEYCHUNK_BYTES && ((uintptr_t)buf % MCW_ALIGN_BYTES) == 0);
+	ASSERT(cap >= sizeof(struct keychunk_header) + MCW_KEY_RECORD_HEADER + MCP_KEY_MAX &&
+	       ((uintptr_t)buf % MCW_ALIGN_BYTES) == 0);
 	b->buf = buf;
-	b->cap = MCW_KEYCHUNK_BYTES;
+	b->cap = MIN(cap, (size_t)MCW_KEYCHUNK_BYTES);
 	b->used = sizeof(struct keychunk_header);
 	b->count = 0;
 }
@@ -41,13 +42,15 @@ bool keychunk_add(struct keychunk_builder *b, const uint8_t *key, size_t key_len
 	return true;
 }
 
-size_t keychunk_finish(struct keychunk_builder *b, const uint8_t dump_id[16], uint32_t seq)
+size_t keychunk_finish(struct keychunk_builder *b, const uint8_t dump_id[16], uint32_t seq,
+		       uint16_t group)
 {
 	struct keychunk_header *h = (struct keychunk_header *)b->buf;
 	size_t total = ROUND_UP(b->used, MCW_ALIGN_BYTES);
 	memset(h, 0, sizeof(*h));
 	memcpy(h->magic, KEYCHUNK_MAGIC, 8);
 	h->version = 1;
+	h->group = group;
 	h->header_bytes = sizeof(*h);
 	memcpy(h->dump_id, dump_id, 16);
 	h->seq = seq;
@@ -118,6 +121,7 @@ int keychunk_load(int dir_fd, uint32_t seq, const uint8_t dump_id[16], uint8_t *
 	out->payload_bytes = h->payload_bytes;
 	out->count = count;
 	out->seq = seq;
+	out->group = h->group;
 	return 0;
 }
 

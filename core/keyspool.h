@@ -2,8 +2,8 @@
  * keyspool.h: key chunks, the dumper's private spool between the key reader and the
  * value workers. One file per chunk, "keys-<seq:06>.mck" in <out>/.mcwarm/:
  *
- *   header page (4096): magic "MCWKEYS1", version, dump id, sequence, key count,
- *                       payload length, payload crc32c, header crc32c
+ *   header page (4096): magic "MCWKEYS1", version, output group, dump id, sequence,
+ *                       key count, payload length, payload crc32c, header crc32c
  *   payload:            per key: u16 length, u8 flags (KEYCHUNK_F_*), u8 0, key bytes
  *   zero padding to a multiple of 4096 (written with one O_DIRECT write)
  */
@@ -19,7 +19,7 @@
 struct keychunk_header {
 	char magic[8];
 	uint16_t version;
-	uint16_t reserved;
+	uint16_t group; /* output group of every key in it (keyfilter.h), 0 without groups */
 	uint32_t header_bytes;
 	uint8_t dump_id[16];
 	uint32_t seq;
@@ -30,7 +30,8 @@ struct keychunk_header {
 	uint32_t crc;
 };
 
-/* Builds one chunk in caller memory (at least MCW_KEYCHUNK_BYTES, 4096-aligned). */
+/* Builds one chunk in caller memory (4096-aligned; a chunk holds at most
+ * min(cap, MCW_KEYCHUNK_BYTES) bytes). */
 struct keychunk_builder {
 	uint8_t *buf;
 	size_t cap;
@@ -42,7 +43,8 @@ void keychunk_builder_reset(struct keychunk_builder *b, uint8_t *buf, size_t cap
 /* false when the key does not fit (count or bytes): finish this chunk first. */
 bool keychunk_add(struct keychunk_builder *b, const uint8_t *key, size_t key_len, uint8_t flags);
 /* Writes the header; returns the bytes to write (a multiple of 4096). */
-size_t keychunk_finish(struct keychunk_builder *b, const uint8_t dump_id[16], uint32_t seq);
+size_t keychunk_finish(struct keychunk_builder *b, const uint8_t dump_id[16], uint32_t seq,
+		       uint16_t group);
 
 void keychunk_name(char out[32], uint32_t seq);
 
@@ -52,6 +54,7 @@ struct keychunk_view {
 	uint32_t payload_bytes;
 	uint32_t count;
 	uint32_t seq;
+	uint16_t group;
 };
 
 /* Reads and verifies chunk seq from dir_fd into buf. 0, -EIO (corrupt: err says how),

@@ -34,6 +34,10 @@
 /* Key chunks (the dumper's key spool). */
 #define MCW_KEYCHUNK_BYTES    (1 * MIB)
 #define MCW_KEYCHUNK_KEYS_MAX 16384
+#define MCW_GROUP_KEYCHUNK_BYTES (64 * KIB) /* a key chunk per output group (resize dumps) */
+#define MCW_STREAM_SLOTS	 2	    /* ms batches in flight per stream worker */
+#define MCW_STREAM_BATCH_RECORDS 256	    /* ms requests per batch, closed by mn */
+#define MCW_STREAM_RECV_BYTES	 (64 * KIB) /* the destination's answers (NS, MN, errors) */
 #define MCW_KEY_RECORD_HEADER 4 /* u16 length, u8 flags, u8 reserved */
 
 /* Pipelining against memcached. */

@@ -50,6 +50,7 @@ void mgpipe_init(struct mgpipe *p, const struct mgpipe_opts *o)
 	p->o = *o;
 	p->rbuf = o->recv_area;
 	p->rcap = o->recv_bytes;
+	rate_bucket_init(&p->bucket, o->limits);
 }
 
 void mgpipe_job(struct mgpipe *p, const struct keychunk_view *kv, const uint32_t *key_off,
@@ -97,7 +98,8 @@ static void fill_batches(struct mgpipe *p)
 		size_t len = 0;
 		b->first_key = p->next_key;
 		b->nkeys = b->values = 0;
-		while (p->next_key < p->nkeys && b->nkeys < MCW_BATCH_KEYS) {
+		unsigned batch_keys = rate_bucket_batch(&p->bucket, MCW_BATCH_KEYS);
+		while (p->next_key < p->nkeys && b->nkeys < batch_keys) {
 			uint16_t klen;
 			uint8_t kflags;
 			const uint8_t *key = mgpipe_key(p, p->next_key, &klen, &kflags);
@@ -117,9 +119,16 @@ static void fill_batches(struct mgpipe *p)
 
 static void kick_send(struct mgpipe *p)
 {
+	p->wake_ns = 0;
 	if (p->send_busy || p->b_sent == p->b_alloc)
 		return;
 	unsigned slot = (unsigned)(p->b_sent % MCW_BATCHES_INFLIGHT);
+	int64_t now = mono_ns();
+	int64_t wait = rate_bucket_take(&p->bucket, p->b[slot].nkeys, 0, now);
+	if (wait > 0) {
+		p->wake_ns = now + wait;
+		return;
+	}
 	int ret = ur_prep_send(p->o.ring, p->o.fd, p->o.send_area + slot * MCW_BATCH_REQ_BYTES,
 			       p->b[slot].req_len, UD(UD_SEND, p->o.id, slot));
 	if (ret < 0) {
@@ -305,8 +314,14 @@ void mgpipe_consume(struct mgpipe *p, const struct mcp_meta_reply *rep)
 	if (rep->code == MCP_RC_VA) {
 		oldest(p)->values++;
 		p->values++;
+		rate_bucket_charge(&p->bucket, rep->value_len);
 	} else {
 		p->misses++;
 	}
 	p->rd += rep->total_len;
+}
+
+int64_t mgpipe_wake_ns(const struct mgpipe *p)
+{
+	return p->wake_ns;
 }

@@ -21,6 +21,7 @@
 #include "keyspool.h"
 #include "mcproto.h"
 #include "mcw_limits.h"
+#include "ratelimit.h"
 #include "uring.h"
 
 struct mgpipe_opts {
@@ -38,6 +39,7 @@ struct mgpipe_opts {
 	 * owner should start releasing them (chunk_writer_flush) and say so later. */
 	bool (*recv_reusable)(void *arg);
 	void *arg;
+	struct rate_limits *limits; /* --max-ops / --max-bytes, or NULL */
 };
 
 struct mgpipe_batch {
@@ -64,6 +66,9 @@ struct mgpipe {
 	int64_t recv_ms; /* wall clock of the last receive */
 	/* counters since the last mgpipe_take_counts */
 	uint64_t fetched, values, misses, server_errors;
+	/* rate limit: a batch held back until wake_ns (monotonic), 0 if none */
+	struct rate_bucket bucket;
+	int64_t wake_ns;
 	/* failure */
 	int exit_code; /* MCW_EXIT_* once failed, else 0 */
 	char error[300];
@@ -90,6 +95,9 @@ void mgpipe_consume(struct mgpipe *p, const struct mcp_meta_reply *rep);
 bool mgpipe_done(const struct mgpipe *p);
 /* Replies are due from the server (so silence counts against the timeout). */
 bool mgpipe_awaiting(const struct mgpipe *p);
+/* When the rate limit lets the next batch go (monotonic ns): the owner must call
+ * mgpipe_kick again by then. 0: no batch is held back. */
+int64_t mgpipe_wake_ns(const struct mgpipe *p);
 
 const uint8_t *mgpipe_key(const struct mgpipe *p, uint32_t index, uint16_t *len, uint8_t *flags);
 

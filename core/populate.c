@@ -142,7 +142,7 @@ static int parse_opts(int argc, char **argv, struct pop_opts *o)
 			return ret;
 	}
 	if (o->co.help) {
-		printf("%s\n%s", populate_usage, mcw_exit_codes_help);
+		printf("%s\n%s\n%s", populate_usage, cli_limits_help, mcw_exit_codes_help);
 		return -1;
 	}
 	if (optind < argc)
@@ -375,6 +375,7 @@ static void run_pass(struct pop_ctx *c, struct progress *pg)
 		run_wait_ms(&c->run, MCW_PROGRESS_INTERVAL_MS);
 		pthread_mutex_unlock(&c->run.mu);
 		show_progress(c, pg);
+		rate_limits_poll_log(&c->limits);
 		pthread_mutex_lock(&c->run.mu);
 	}
 	c->qlen = c->qnext = 0;
@@ -570,6 +571,9 @@ static int start_workers(struct pop_ctx *c, int first_fd)
 		}
 	}
 	c->nworkers = c->o.co.threads;
+	rate_limits_init(&c->limits, c->o.co.max_ops, c->o.co.max_bytes, c->o.co.threads,
+			 c->o.co.limits_file);
+	rate_limits_poll_log(&c->limits);
 	c->run.threads_running = c->o.co.threads;
 	for (unsigned i = 0; i < c->o.co.threads; i++)
 		pthread_create(&c->workers[i].thread, NULL, pop_worker_main, &c->workers[i]);

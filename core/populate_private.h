@@ -18,6 +18,7 @@
 #include "cli.h"
 #include "core.h"
 #include "journal.h"
+#include "ratelimit.h"
 #include "mcproto.h"
 #include "net.h"
 #include "run.h"
@@ -104,6 +105,7 @@ struct pop_ctx {
 	uint64_t progress;   /* bumped whenever a file finishes: --follow's idle clock */
 	bool dest_restarted; /* a worker reconnected to a new destination process */
 
+	struct rate_limits limits; /* --max-ops, --max-bytes, --limits-file */
 	struct pop_stats st;
 	int64_t start_mono_ns;
 };

@@ -72,6 +72,8 @@ struct pbatch {
 	uint64_t opaque_base;
 	uint32_t present; /* NS answers */
 	uint32_t expired; /* skipped at the last encoding: expired in transit */
+	uint64_t value_bytes;
+	bool charged; /* its rate-limit tokens are taken (not again when resent) */
 };
 
 struct rbuf {
@@ -141,6 +143,8 @@ struct pw {
 	} pend;
 	int64_t last_io_ms;
 	unsigned errors_logged;
+	struct rate_bucket bucket;
+	int64_t wake_ns; /* a batch held back by the rate limit until then, 0 if none */
 };
 
 static int64_t now_ms(void)
@@ -287,8 +291,9 @@ static bool batch_open(struct pw *p)
 		return false;
 	struct pbatch *b = batch_at(p, p->b_alloc++);
 	b->nrec = b->npieces = b->niov = b->iov_done = 0;
-	b->encoded = false;
+	b->encoded = b->charged = false;
 	b->present = 0;
+	b->value_bytes = 0;
 	p->has_open = true;
 	return true;
 }
@@ -340,12 +345,22 @@ static void encode(struct pw *p, struct pbatch *b)
 
 static void kick_send(struct pw *p)
 {
+	p->wake_ns = 0;
 	if (p->send_busy || p->fd < 0)
 		return;
 	uint64_t closed = p->b_alloc - p->has_open;
 	if (p->b_sent == closed)
 		return;
 	struct pbatch *b = batch_at(p, p->b_sent);
+	if (!b->charged) {
+		int64_t now = mono_ns();
+		int64_t wait = rate_bucket_take(&p->bucket, b->nrec, b->value_bytes, now);
+		if (wait > 0) {
+			p->wake_ns = now + wait;
+			return;
+		}
+		b->charged = true;
+	}
 	if (!b->encoded)
 		encode(p, b);
 	b->iov_chunk = MIN(b->niov - b->iov_done, (uint32_t)SENDMSG_IOV_MAX);
@@ -368,6 +383,7 @@ static void on_send(struct pw *p, int res)
 		return;
 	}
 	b->iov_done += b->iov_chunk;
+	p->last_io_ms = now_ms(); /* silence is counted from the last send or receive */
 	if (b->iov_done == b->niov)
 		p->b_sent++;
 }
@@ -481,7 +497,8 @@ static bool place_pending(struct pw *p)
 		if (!batch_open(p))
 			return false;
 		struct pbatch *b = batch_at(p, p->b_alloc - 1);
-		if (b->nrec < POP_BATCH_RECORDS && b->npieces + p->pend.npieces <= POP_BATCH_PIECES)
+		if (b->nrec < rate_bucket_batch(&p->bucket, POP_BATCH_RECORDS) &&
+		    b->npieces + p->pend.npieces <= POP_BATCH_PIECES)
 			break;
 		batch_close(p);
 	}
@@ -494,6 +511,7 @@ static bool place_pending(struct pw *p)
 	for (uint32_t i = 0; i < p->pend.npieces; i++) /* mostly one: no memcpy call */
 		b->pieces[b->npieces + i] = p->pend.pieces[i];
 	b->npieces += p->pend.npieces;
+	b->value_bytes += r->hdr.value_len;
 	p->pf->records++;
 	p->pf->has_batches = true;
 	p->pf->last_batch = n;
@@ -691,9 +709,13 @@ static bool pump(struct pw *p)
 {
 	struct ur_cqe cqes[32];
 	bool awaiting = p->b_answered < p->b_sent || p->send_busy;
-	int ret = ur_submit_wait(p->ring, 1, p->c->o.co.io_timeout_ms);
+	int timeout_ms = p->c->o.co.io_timeout_ms;
+	if (p->wake_ns != 0) /* a rate-limited batch may go then */
+		timeout_ms = (int)MAX(1, MIN((p->wake_ns - mono_ns() + 999999) / 1000000,
+					     (int64_t)timeout_ms));
+	int ret = ur_submit_wait(p->ring, 1, timeout_ms);
 	if (ret == -ETIME) {
-		if (awaiting && !p->lost)
+		if (awaiting && !p->lost && now_ms() - p->last_io_ms >= p->c->o.co.io_timeout_ms)
 			connection_lost(p, "no reply within --io-timeout");
 		return !pop_failed(p->c);
 	}
@@ -933,6 +955,9 @@ static int worker_setup(struct pw *p, struct pop_worker *w)
 	p->w = w;
 	p->c = w->ctx;
 	p->fd = w->fd;
+	rate_bucket_init(&p->bucket,
+			 rate_limits_active(&p->c->limits) ? &p->c->limits : NULL);
+	p->last_io_ms = now_ms();
 	p->rbuf = w->recv_area;
 	int ret = run_thread_setup(name, w->cpu, &p->ring);
 	if (ret < 0)

@@ -86,7 +86,7 @@ static int verify_option(int ch, const char *arg, struct dump_opts *o)
 		o->out_dir = arg;
 		return 0;
 	default:
-		return cli_common_option("verify", ch, arg, 4 * MIB, &o->co);
+		return engine_shared_option("verify", ch, arg, o);
 	}
 }
 
@@ -101,6 +101,7 @@ static int parse_opts(int argc, char **argv, struct dump_opts *o)
 		{ "mismatches", required_argument, NULL, OPT_MISMATCHES },
 		{ "crawl", required_argument, NULL, OPT_CRAWL },
 		{ "work", required_argument, NULL, OPT_WORK },
+		KEYFILTER_LONGOPTS,
 		CLI_COMMON_LONGOPTS,
 		{ 0 },
 	};
@@ -122,7 +123,8 @@ static int parse_opts(int argc, char **argv, struct dump_opts *o)
 			return ret;
 	}
 	if (o->co.help) {
-		printf("%s\n%s", verify_usage, mcw_exit_codes_help);
+		printf("%s\n%s\n%s\n%s", verify_usage, keyfilter_help, cli_limits_help,
+		       mcw_exit_codes_help);
 		return -1;
 	}
 	if (optind < argc)
@@ -140,6 +142,7 @@ struct vjob {
 	struct mgpipe src, dst;
 	struct keychunk_view kv;
 	uint32_t *key_off;
+	int64_t last_io_ns; /* the last completion: silence is measured from it */
 };
 
 static void note_mismatch(struct vjob *j, uint32_t index, const char *outcome, const char *fmt, ...)
@@ -230,8 +233,11 @@ static bool pump(struct vjob *j)
 {
 	struct ur_cqe cqes[MCW_RING_ENTRIES];
 	bool awaiting = mgpipe_awaiting(&j->src) || mgpipe_awaiting(&j->dst);
-	int ret = ur_submit_wait(j->w->ring, 1, j->c->o.co.io_timeout_ms);
-	if (ret == -ETIME && awaiting) {
+	int64_t ws = mgpipe_wake_ns(&j->src), wd = mgpipe_wake_ns(&j->dst);
+	int64_t wake = ws && wd ? MIN(ws, wd) : MAX(ws, wd);
+	int ret = ur_submit_wait(j->w->ring, 1, engine_wait_ms(j->c, wake));
+	if (ret == -ETIME && awaiting &&
+	    mono_ns() - j->last_io_ns >= (int64_t)j->c->o.co.io_timeout_ms * 1000000) {
 		dump_fail(j->c, MCW_EXIT_UNAVAILABLE, "worker %u: no reply for %d s", j->w->id,
 			  j->c->o.co.io_timeout_ms / 1000);
 		return false;
@@ -241,6 +247,8 @@ static bool pump(struct vjob *j)
 		return false;
 	}
 	unsigned n = ur_reap(j->w->ring, cqes, ARRAY_LEN(cqes));
+	if (n > 0)
+		j->last_io_ns = mono_ns();
 	for (unsigned i = 0; i < n; i++)
 		mgpipe_on_cqe(mgpipe_owns(&j->src, cqes[i].user_data) ? &j->src : &j->dst,
 			      &cqes[i]);
@@ -254,6 +262,7 @@ static void run_job(struct vjob *j, uint32_t seq)
 		return;
 	mgpipe_job(&j->src, &j->kv, j->key_off, n);
 	mgpipe_job(&j->dst, &j->kv, j->key_off, n);
+	j->last_io_ns = mono_ns();
 	for (;;) {
 		compare(j);
 		if (dump_failed(j->c))
@@ -295,6 +304,7 @@ static int setup(struct dump_worker *w, struct vjob *j)
 		.recv_area = w->net_buf + slots,
 		.recv_bytes = w->net_bytes - slots,
 		.value_max = c->src.item_size_max,
+		.limits = rate_limits_active(&c->limits) ? &c->limits : NULL,
 	};
 	struct mgpipe_opts dopt = so;
 	dopt.fd = w->dst_fd;
@@ -369,6 +379,8 @@ static int report(struct dump_ctx *c, int code, double secs)
 	json_f64(&j, "min_ratio", c->o.min_ratio);
 	json_u64(&j, "keys_listed", atomic_load(&s->keys_listed));
 	json_u64(&j, "keys_unsampled", atomic_load(&s->keys_unsampled));
+	json_u64(&j, "keys_filtered_prefix", atomic_load(&s->keys_filtered_prefix));
+	json_u64(&j, "keys_filtered_ring", atomic_load(&s->keys_filtered_ring));
 	json_u64(&j, "checked", checked);
 	json_u64(&j, "equal", eq);
 	json_u64(&j, "missing", miss);

@@ -31,6 +31,7 @@ int mcw_cmd_dump(int argc, char **argv);
 int mcw_cmd_inspect(int argc, char **argv);
 int mcw_cmd_populate(int argc, char **argv);
 int mcw_cmd_verify(int argc, char **argv);
+int mcw_cmd_stream(int argc, char **argv);
 
 /* One record of a chunk file, value assembled (for tools; the data path streams pieces). */
 struct mcw_record {

@@ -34,7 +34,7 @@ static int write_chunk(int dir_fd, uint8_t *buf, uint32_t seq, uint32_t nkeys, s
 			break;
 		added++;
 	}
-	size_t n = keychunk_finish(&b, dump_id, seq);
+	size_t n = keychunk_finish(&b, dump_id, seq, (uint16_t)(seq % 7));
 	assert_int_equal(n % 4096, 0);
 	char name[32];
 	keychunk_name(name, seq);
@@ -65,6 +65,7 @@ static void test_roundtrip_and_limits(void **state)
 	assert_int_equal(
 	    keychunk_load(dir_fd, 1, dump_id, in, MCW_KEYCHUNK_BYTES, &v, err, sizeof(err)), 0);
 	assert_int_equal(v.count, (uint32_t)long_keys);
+	assert_int_equal(v.group, 1 % 7); /* the output group travels in the header */
 	uint32_t pos = 0, i = 0;
 	const uint8_t *key;
 	uint16_t len;
