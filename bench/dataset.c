@@ -24,12 +24,25 @@ static uint64_t cur_seed;
 static char cur_prefix[64];
 static uint8_t pool[POOL_BYTES];
 
-static uint64_t mix(uint64_t x)
+uint64_t bench_mix64(uint64_t x)
 {
 	x += 0x9e3779b97f4a7c15ull;
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
 	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
 	return x ^ (x >> 31);
+}
+
+char *bench_put_u64(char *p, uint64_t v)
+{
+	char tmp[20];
+	int n = 0;
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (n)
+		*p++ = tmp[--n];
+	return p;
 }
 
 const struct dataset *dataset_find(const char *name)
@@ -51,7 +64,7 @@ void dataset_init(const struct dataset *ds, uint64_t seed, const char *prefix)
 	cur_seed = seed;
 	snprintf(cur_prefix, sizeof(cur_prefix), "%s", prefix);
 	for (size_t i = 0; i < POOL_BYTES; i += 8) {
-		uint64_t v = mix(seed ^ (i * 0x2545f4914f6cdd1dull));
+		uint64_t v = bench_mix64(seed ^ (i * 0x2545f4914f6cdd1dull));
 		memcpy(pool + i, &v, 8);
 	}
 }
@@ -59,14 +72,14 @@ void dataset_init(const struct dataset *ds, uint64_t seed, const char *prefix)
 void item_of(uint64_t i, struct item *it)
 {
 	const struct dataset *d = cur;
-	uint64_t r = mix(cur_seed * 1000003 + i);
+	uint64_t r = bench_mix64(cur_seed * 1000003 + i);
 	uint32_t klen = d->key_min + (uint32_t)(r % (d->key_max - d->key_min + 1));
 	int n = snprintf(it->key, sizeof(it->key), "%s:%s:%llx:", cur_prefix, d->name,
 			 (unsigned long long)i);
 	for (uint32_t k = (uint32_t)n; k < klen; k++)
-		it->key[k] = "abcdefghijklmnopqrstuvwxyz0123456789"[mix(r + k) % 36];
+		it->key[k] = "abcdefghijklmnopqrstuvwxyz0123456789"[bench_mix64(r + k) % 36];
 	it->key_len = klen > (uint32_t)n ? klen : (uint32_t)n;
-	uint64_t r2 = mix(r);
+	uint64_t r2 = bench_mix64(r);
 	if (d->log_uniform) {
 		double u = (double)(r2 >> 11) / 9007199254740992.0;
 		it->value_len =
@@ -74,11 +87,11 @@ void item_of(uint64_t i, struct item *it)
 	} else {
 		it->value_len = d->val_min + (uint32_t)(r2 % (d->val_max - d->val_min + 1));
 	}
-	uint64_t r3 = mix(r2);
+	uint64_t r3 = bench_mix64(r2);
 	it->value_src = pool + r3 % (POOL_BYTES - it->value_len);
 	it->flags = d->random_flags ? (uint32_t)(r3 >> 32) : 0;
 	it->ttl = d->ttl_every && i % d->ttl_every == 0
-		      ? d->ttl_min + (uint32_t)(mix(r3) % (d->ttl_max - d->ttl_min + 1))
+		      ? d->ttl_min + (uint32_t)(bench_mix64(r3) % (d->ttl_max - d->ttl_min + 1))
 		      : 0;
 	it->tag = i;
 }

@@ -42,4 +42,9 @@ void item_value(const struct item *it, uint8_t *dst);
 /* Recovers i from a key made by item_of; false if the key is not one of ours. */
 bool item_index_of_key(const uint8_t *key, uint32_t key_len, uint64_t *i);
 
+/* splitmix64's finaliser of x + the golden gamma: a well-mixed 64-bit value. */
+uint64_t bench_mix64(uint64_t x);
+/* Decimal digits of v at p; returns the end (no snprintf on the hot paths). */
+char *bench_put_u64(char *p, uint64_t v);
+
 #endif

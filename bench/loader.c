@@ -129,20 +129,6 @@ static size_t in_line(struct conn *c, size_t pos)
 	}
 }
 
-/* Decimal digits of v at p; returns the end. */
-static char *put_u64(char *p, uint64_t v)
-{
-	char tmp[20];
-	int n = 0;
-	do {
-		tmp[n++] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
-	while (n)
-		*p++ = tmp[--n];
-	return p;
-}
-
 /* Builds one batch of `ms <key> <len> T<ttl> F<flags> q` + mn into c->out (no snprintf:
  * as the ideal loader, its own CPU must not be what limits it). */
 static void build_batch(struct conn *c, uint64_t from, uint64_t to, uint8_t *val)
@@ -157,11 +143,11 @@ static void build_batch(struct conn *c, uint64_t from, uint64_t to, uint8_t *val
 		memcpy(p, it.key, it.key_len);
 		p += it.key_len;
 		*p++ = ' ';
-		p = put_u64(p, it.value_len);
+		p = bench_put_u64(p, it.value_len);
 		memcpy(p, " T", 2);
-		p = put_u64(p + 2, it.ttl);
+		p = bench_put_u64(p + 2, it.ttl);
 		memcpy(p, " F", 2);
-		p = put_u64(p + 2, it.flags);
+		p = bench_put_u64(p + 2, it.flags);
 		memcpy(p, " ME q\r\n", 7);
 		p += 7;
 		out_put(c, hdr, (size_t)(p - hdr));
