@@ -2,7 +2,8 @@
 # The whole test suite, from a fresh Debian 12 machine: installs what is missing, then
 # builds and runs every test (unit and integration, against real memcached servers) in
 # three configurations: Release (gcc), ASan+UBSan (gcc, debug assertions on) and
-# Release (clang); then the performance regression check (bench/regress: CPU time per
+# Release (clang); then the libFuzzer targets for 30 s each (tests/fuzz, clang, ASan+UBSan);
+# then the performance regression check (bench/regress: CPU time per
 # item as a ratio to the limit probes, against bench/baseline.json). Exits non-zero on the
 # first failure.
 set -euo pipefail
@@ -23,6 +24,7 @@ run_config() {
 run_config release -DCMAKE_BUILD_TYPE=Release
 run_config asan -DCMAKE_BUILD_TYPE=Debug -DMCW_SANITIZE=ON
 run_config clang -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang
+run_config fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DMCW_FUZZ=ON
 echo "== performance regression check (bench/regress)"
 ./bench/regress --build build/release
 echo "== all configurations and the regression check passed"
