@@ -2,6 +2,8 @@
  * chunk_scan.c: mcw_chunk_file_scan (core.h), whole records out of a chunk file for
  * tools and checks. Reads with pread one block at a time; a value that spans blocks is
  * assembled in a buffer that grows to the largest value seen (never the data path).
+ * Nothing is allocated from a length the file claims beyond what the file holds: the
+ * block buffer is at most the file's size, and a value longer than the file is damage.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +22,8 @@ struct scan {
 	void *arg;
 	uint8_t *val;
 	size_t val_cap;
+	uint64_t file_bytes; /* no value can be longer */
+	bool value_too_long;
 	int stopped;
 };
 
@@ -36,6 +40,10 @@ static int on_piece(void *arg, const struct chunk_piece *p)
 		.value_len = p->hdr.value_len,
 	};
 	if (!(p->first && p->last)) { /* spans blocks: assemble */
+		if (p->hdr.value_len > s->file_bytes) {
+			s->value_too_long = true;
+			return s->stopped = -1;
+		}
 		if (s->val_cap < p->hdr.value_len) {
 			free(s->val);
 			s->val_cap = p->hdr.value_len;
@@ -93,7 +101,8 @@ int mcw_chunk_file_scan(const char *path, int (*fn)(void *arg, const struct mcw_
 	if (!footer)
 		problem(err, err_cap, &bad, "%s: no valid footer (truncated or unfinished)", path);
 	uint64_t end = footer ? size - MCW_FOOTER_BYTES : size;
-	uint8_t *buf = malloc(h.f.block_bytes);
+	s.file_bytes = size;
+	uint8_t *buf = malloc((size_t)MIN((uint64_t)h.f.block_bytes, size));
 	ASSERT(buf != NULL);
 	struct chunk_span span = { 0 };
 	uint32_t crc = mcw_crc32c(0, &h, sizeof(h));
@@ -112,6 +121,9 @@ int mcw_chunk_file_scan(const char *path, int (*fn)(void *arg, const struct mcw_
 			memset(&span, 0, sizeof(span));
 		}
 	}
+	if (s.value_too_long)
+		problem(err, err_cap, &bad, "%s: a record claims a value longer than the file",
+			path);
 	if (footer && s.stopped == 0 && crc != ft.f.file_crc)
 		problem(err, err_cap, &bad, "%s: whole-file checksum mismatch", path);
 	free(buf);

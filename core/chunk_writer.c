@@ -21,6 +21,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "base.h"
@@ -172,6 +173,7 @@ static int file_open(struct chunk_writer *w)
 		return fail(w, -EFBIG, "too many parts for one key chunk in", NULL);
 	f->job = w->job;
 	f->part = w->next_part;
+	f->ends_job = false;
 	f->dir_fd = w->o.dir_fd; /* the job's directory, even if the next job has another */
 	f->dir_path = w->o.dir_path;
 	f->blocks = 0;
@@ -289,6 +291,18 @@ static void file_publish(struct chunk_writer *w, struct cw_file *f)
 	close(f->fd);
 	f->fd = -1;
 	f->state = CWF_FREE;
+	if (f->ends_job) { /* the job is complete once none of its files is still finishing */
+		f->ends_job = false;
+		done.job_end = true;
+		for (unsigned i = 0; i < CHUNK_WRITER_FILES; i++) {
+			struct cw_file *o = &w->files[i];
+			if (o->state != CWF_FREE && o->job == f->job && o != w->cur) {
+				o->ends_job = true;
+				done.job_end = false;
+				break;
+			}
+		}
+	}
 	if (w->o.on_file_done != NULL)
 		w->o.on_file_done(w->o.arg, &done);
 }
@@ -611,7 +625,8 @@ int chunk_writer_end(struct chunk_writer *w)
 	if (w->error)
 		return w->error;
 	if (w->cur == NULL)
-		return 0; /* no record arrived for this job: no file */
+		return 1; /* no record arrived for this job: no file */
+	w->cur->ends_job = true;
 	return file_finish(w);
 }
 
@@ -620,12 +635,23 @@ bool chunk_writer_owns(uint64_t user_data)
 	return (user_data & (0xfull << 60)) == CW_UD_TAG;
 }
 
+/* A write to a regular file that came back short: the filesystem ran out of room (the
+ * next write would say ENOSPC), unless it still has room for the rest, then EIO. */
+static int short_write_error(const struct cw_file *f, uint64_t missing)
+{
+	struct statvfs sv;
+	if (fstatvfs(f->fd, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < missing + MIB)
+		return -ENOSPC;
+	return -EIO;
+}
+
 static int unit_done(struct chunk_writer *w, struct cw_unit *u, const struct ur_cqe *c)
 {
 	if (c->res < 0)
 		return fail(w, c->res, "cannot write", u->file);
-	if ((uint64_t)c->res != u->len) /* O_DIRECT writes to a regular file are whole */
-		return fail(w, -EIO, "short write to", u->file);
+	if ((uint64_t)c->res != u->len)
+		return fail(w, short_write_error(u->file, u->len - (uint64_t)c->res),
+			    "short write to", u->file);
 	u->busy = false;
 	return 0;
 }
@@ -646,12 +672,17 @@ int chunk_writer_complete(struct chunk_writer *w, const struct ur_cqe *c)
 	case CW_OP_HEADER:
 	case CW_OP_FOOTER:
 		if (c->res != MCW_HEADER_BYTES)
-			fail(w, c->res < 0 ? c->res : -EIO, "cannot write", f);
+			fail(w, c->res < 0 ? c->res : short_write_error(f, MCW_HEADER_BYTES),
+			     "cannot write", f);
 		break;
 	case CW_OP_WRITEV:
 		w->writev_inflight--;
 		if (c->res < 0 || (uint64_t)c->res != CW_UD_INDEX(c->user_data))
-			fail(w, c->res < 0 ? c->res : -EIO, "cannot write", f);
+			fail(w,
+			     c->res < 0 ? c->res
+					: short_write_error(f, CW_UD_INDEX(c->user_data) -
+								   (uint64_t)c->res),
+			     "cannot write", f);
 		writev_epoch_reset(w);
 		break;
 	case CW_OP_FSYNC:

@@ -58,6 +58,7 @@ struct chunk_file_done {
 	uint32_t job, part;
 	uint64_t records, file_bytes, value_bytes;
 	uint32_t crc;
+	bool job_end; /* the job has ended and this was its last file still finishing */
 };
 
 struct chunk_writer_opts {
@@ -83,6 +84,7 @@ struct cw_file {
 	int fd;
 	uint32_t job, part;
 	int dir_fd; /* where it is written and renamed */
+	bool ends_job; /* the job ended: the last of its files to finish reports it */
 	const char *dir_path;
 	uint32_t blocks; /* closed blocks */
 	uint64_t records, key_bytes, value_bytes;
@@ -150,7 +152,9 @@ int chunk_writer_begin(struct chunk_writer *w, uint32_t job);
  * chunk_writer_complete, retry); other -errno: the writer failed (see error_msg). */
 int chunk_writer_add(struct chunk_writer *w, const struct chunk_rec *r);
 
-/* Ends the job: its last file is closed and finishes in the background. */
+/* Ends the job: its last file is closed and finishes in the background; the last of its
+ * files to get its final name is reported with job_end. Returns 1 when the job wrote no
+ * file (nothing will be reported: it is complete now), 0, or -errno. */
 int chunk_writer_end(struct chunk_writer *w);
 
 /* writev mode: submits every staged iovec (closing the open block early) so that the

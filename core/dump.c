@@ -395,9 +395,25 @@ static int prepare_work_dir(struct dump_ctx *c)
 	return 0;
 }
 
+/* A dump directory whose dump is complete: DONE in it, or in each group's directory. */
+static bool dump_is_complete(struct dump_ctx *c, int dir_fd)
+{
+	char path[PATH_MAX];
+	for (unsigned g = 0; g < c->kf.ngroups; g++) {
+		if (c->kf.ngroups == 1)
+			snprintf(path, sizeof(path), "%s", DONE_NAME);
+		else
+			snprintf(path, sizeof(path), "%s/%s", c->kf.group_name[g], DONE_NAME);
+		if (faccessat(dir_fd, path, F_OK, 0) < 0)
+			return false;
+	}
+	return faccessat(dir_fd, SPOOL_DIR "/" CHECKPOINT_NAME, F_OK, 0) < 0;
+}
+
 static int prepare_out_dir(struct dump_ctx *c)
 {
 	char first[256];
+	bool resume = false;
 	if (c->o.kind != RUN_DUMP) {
 		int ret = prepare_work_dir(c);
 		if (ret != 0)
@@ -408,13 +424,22 @@ static int prepare_out_dir(struct dump_ctx *c)
 		log_error("cannot create the output directory %s: %s", dir, strerror(errno));
 		return MCW_EXIT_IO;
 	}
-	if (!dir_is_empty(dir, first, sizeof(first))) {
-		log_error("the output directory %s is not empty (it holds '%s'): dump into a new "
-			  "or empty directory so no earlier dump is mixed in",
-			  dir, first);
-		return MCW_EXIT_USAGE;
-	}
 	c->out_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!dir_is_empty(dir, first, sizeof(first))) {
+		if (c->o.kind == RUN_DUMP && c->out_fd >= 0 && dump_is_complete(c, c->out_fd)) {
+			log_info("%s already holds a complete dump (DONE): nothing to do", dir);
+			c->already_complete = true;
+			return 0;
+		}
+		resume = c->o.kind == RUN_DUMP && c->out_fd >= 0 &&
+			 faccessat(c->out_fd, SPOOL_DIR "/" CHECKPOINT_NAME, F_OK, 0) == 0;
+		if (!resume) {
+			log_error("the output directory %s is not empty (it holds '%s'): dump into "
+				  "a new or empty directory so no earlier dump is mixed in",
+				  dir, first);
+			return MCW_EXIT_USAGE;
+		}
+	}
 	for (unsigned g = 0; g < c->kf.ngroups; g++) {
 		c->group_fd[g] = c->out_fd;
 		snprintf(c->group_path[g], sizeof(c->group_path[g]), "%s", dir);
@@ -423,7 +448,7 @@ static int prepare_out_dir(struct dump_ctx *c)
 		/* resizing: one complete dump per new owner */
 		const char *name = c->kf.group_name[g];
 		snprintf(c->group_path[g], sizeof(c->group_path[g]), "%.3900s/%s", dir, name);
-		if (mkdirat(c->out_fd, name, 0755) < 0 ||
+		if ((mkdirat(c->out_fd, name, 0755) < 0 && !(resume && errno == EEXIST)) ||
 		    (c->group_fd[g] = openat(c->out_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) <
 			0) {
 			log_error("cannot create %s: %s", c->group_path[g], strerror(errno));
@@ -435,17 +460,22 @@ static int prepare_out_dir(struct dump_ctx *c)
 		return MCW_EXIT_USAGE;
 	}
 	snprintf(c->spool_path, sizeof(c->spool_path), "%.4000s/" SPOOL_DIR, dir);
-	if (c->out_fd < 0 || mkdirat(c->out_fd, SPOOL_DIR, 0755) < 0) {
+	if (c->out_fd < 0 ||
+	    (mkdirat(c->out_fd, SPOOL_DIR, 0755) < 0 && !(resume && errno == EEXIST))) {
 		log_error("cannot prepare %s: %s", c->spool_path, strerror(errno));
 		return MCW_EXIT_IO;
 	}
 	c->spool_fd = openat(c->out_fd, SPOOL_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return c->spool_fd < 0 ? MCW_EXIT_IO : 0;
+	if (c->spool_fd < 0)
+		return MCW_EXIT_IO;
+	return resume ? resume_prepare(c) : 0;
 }
 
 static void remove_spool(struct dump_ctx *c)
 {
 	char name[32];
+	checkpoint_close(&c->ckpt);
+	unlinkat(c->spool_fd, CHECKPOINT_NAME, 0);
 	for (uint32_t seq = 0; seq < c->chunks_ready; seq++) {
 		keychunk_name(name, seq);
 		unlinkat(c->spool_fd, name, 0);
@@ -460,7 +490,15 @@ static void remove_spool(struct dump_ctx *c)
 
 static void identity_init(struct dump_ctx *c)
 {
-	random_bytes(c->id.dump_id, sizeof(c->id.dump_id));
+	if (c->resuming) { /* the files kept and those to come belong to one dump */
+		for (unsigned i = 0; i < sizeof(c->id.dump_id); i++) {
+			unsigned v;
+			sscanf(c->ckpt.dump_id_hex + 2 * i, "%2x", &v);
+			c->id.dump_id[i] = (uint8_t)v;
+		}
+	} else {
+		random_bytes(c->id.dump_id, sizeof(c->id.dump_id));
+	}
 	hex_encode(c->dump_id_hex, c->id.dump_id, sizeof(c->id.dump_id));
 	c->id.dump_started_unix_ns = wall_ns();
 	c->id.source_time_s = c->src.time_s;
@@ -468,6 +506,27 @@ static void identity_init(struct dump_ctx *c)
 	c->id.source_pid = c->src.pid;
 	snprintf(c->id.source_addr, sizeof(c->id.source_addr), "%.63s", c->o.source.text);
 	snprintf(c->id.source_version, sizeof(c->id.source_version), "%s", c->src.version);
+}
+
+/* dump: a new checkpoint, or the resumed one's keys in the dedupe table. */
+static int start_checkpoint(struct dump_ctx *c)
+{
+	if (c->resuming) {
+		int code = resume_load_dedupe(c);
+		if (code != 0)
+			return code;
+	} else {
+		int ret = checkpoint_create(&c->ckpt, c->spool_fd, c->dump_id_hex, c->o.source.text,
+					    c->src.time_s - (int64_t)c->src.uptime_s, c->src.pid,
+					    dump_options_crc(&c->o));
+		if (ret < 0) {
+			log_error("cannot write the checkpoint in %s: %s", c->spool_path,
+				  strerror(-ret));
+			return MCW_EXIT_IO;
+		}
+	}
+	c->ckpt_on = true;
+	return 0;
 }
 
 static int start_threads(struct dump_ctx *c)
@@ -487,9 +546,13 @@ static int start_threads(struct dump_ctx *c)
 		}
 	}
 	c->start_mono_ns = mono_ns();
-	c->run.threads_running = c->o.co.threads + 1;
+	bool list = !c->keys_done; /* a resumed dump whose listing had ended lists nothing */
+	c->run.threads_running = c->o.co.threads + (list ? 1 : 0);
 	c->nworkers = c->o.co.threads;
-	pthread_create(&c->keys_thread, NULL, keyreader_main, c);
+	if (list)
+		pthread_create(&c->keys_thread, NULL, keyreader_main, c);
+	else
+		c->keys_listed_before = true;
 	void *(*fn)(void *) = c->o.kind == RUN_DUMP	 ? dump_worker_main
 			      : c->o.kind == RUN_VERIFY ? verify_worker_main
 							: stream_worker_main;
@@ -540,7 +603,8 @@ static void wait_threads(struct dump_ctx *c)
 	}
 	pthread_mutex_unlock(&c->run.mu);
 	progress_done(&pg);
-	pthread_join(c->keys_thread, NULL);
+	if (!c->keys_listed_before)
+		pthread_join(c->keys_thread, NULL);
 	for (unsigned i = 0; i < c->nworkers; i++)
 		pthread_join(c->workers[i].thread, NULL);
 }
@@ -585,7 +649,7 @@ static void summary(struct dump_ctx *c, int code, double secs)
 	struct dump_stats *s = &c->st;
 	double cpu = cpu_seconds();
 	uint64_t items = atomic_load(&s->items), bytes = atomic_load(&s->value_bytes);
-	if (!c->o.co.quiet || code != 0) {
+	if ((!c->o.co.quiet || code != 0) && !c->already_complete) {
 		fprintf(stderr,
 			"mcwarm: dump %s: %llu items, %.1f MiB of values in %llu files, %.2f s "
 			"(%.0f items/s, %.1f MiB/s), %.2f CPU s, peak RSS %.1f MiB\n",
@@ -622,6 +686,9 @@ static void summary(struct dump_ctx *c, int code, double secs)
 	json_str(&j, "source_version", c->src.version);
 	json_str(&j, "out", c->o.out_dir);
 	json_str(&j, "dump_id", c->dump_id_hex);
+	json_bool(&j, "already_complete", c->already_complete);
+	json_bool(&j, "resumed", c->resuming);
+	json_u64(&j, "items_resumed", atomic_load(&s->items_resumed));
 	json_str(&j, "key_dump", c->key_dump_cmd ? c->key_dump_cmd : "");
 	json_str(&j, "writer", c->o.write_mode == CHUNK_WRITE_STAGE ? "stage" : "writev");
 	json_u64(&j, "threads", c->o.co.threads);
@@ -675,11 +742,17 @@ int engine_run(struct dump_ctx *c)
 	int code = probe_servers(c);
 	if (code == 0)
 		code = prepare_out_dir(c);
-	if (code == 0)
-		code = budget_setup(c);
+	if (code != 0 || c->already_complete)
+		return code;
+	code = budget_setup(c);
 	if (code != 0)
 		return code;
 	identity_init(c);
+	if (c->o.kind == RUN_DUMP) {
+		code = start_checkpoint(c);
+		if (code != 0)
+			return code;
+	}
 	if (!c->o.co.quiet)
 		log_info("%s %s (memcached %s, %llu items, item_size_max %llu)%s%s",
 			 c->o.kind == RUN_DUMP	  ? "dumping"
@@ -710,7 +783,7 @@ int engine_run(struct dump_ctx *c)
 void engine_init(struct dump_ctx *c)
 {
 	run_init(&c->run);
-	c->keys_fd = c->out_fd = c->spool_fd = -1;
+	c->keys_fd = c->out_fd = c->spool_fd = c->ckpt.fd = -1;
 	for (unsigned i = 0; i < MCW_THREADS_MAX; i++)
 		c->workers[i].fd = c->workers[i].dst_fd = -1;
 	for (unsigned g = 0; g < KEYFILTER_GROUPS_MAX; g++)
@@ -726,6 +799,7 @@ void engine_release(struct dump_ctx *c)
 			close(c->group_fd[g]);
 	if (c->out_fd >= 0)
 		close(c->out_fd);
+	checkpoint_close(&c->ckpt);
 	if (c->spool_fd >= 0)
 		close(c->spool_fd);
 	if (c->keys_fd >= 0)
@@ -736,7 +810,7 @@ void engine_release(struct dump_ctx *c)
 static int dump_run(struct dump_ctx *c)
 {
 	int code = engine_run(c);
-	if (code != 0)
+	if (code != 0 || c->already_complete)
 		return code;
 	code = publish(c);
 	if (code == 0 && !c->o.keep_spool)

@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 
 #include "budget.h"
+#include "checkpoint.h"
 #include "chunk_writer.h"
 #include "cli.h"
 #include "core.h"
@@ -71,6 +72,7 @@ struct dump_stats {
 	atomic_uint_fast64_t keys_queued;     /* written to key chunks */
 	atomic_uint_fast64_t keys_fetched;    /* asked for with mg, answered */
 	atomic_uint_fast64_t items;	      /* records written */
+	atomic_uint_fast64_t items_resumed;   /* of those, in files an earlier run finished */
 	atomic_uint_fast64_t group_items[KEYFILTER_GROUPS_MAX]; /* records per output group */
 	atomic_uint_fast64_t misses;	      /* gone since the key dump */
 	atomic_uint_fast64_t ttl_filtered;    /* below --min-ttl at fetch */
@@ -154,10 +156,27 @@ struct dump_ctx {
 	bool keys_done;	       /* the key dump ended and its last chunk is published */
 
 	struct rate_limits limits; /* --max-ops, --max-bytes, --limits-file */
+	struct checkpoint ckpt;	   /* dump: what is finished (resume.c) */
+	bool ckpt_on;		   /* dump: the checkpoint is being written */
+	bool resuming;		   /* dump: continuing an unfinished dump */
+	bool keys_listed_before;   /* dump: resumed after its listing ended: no key reader */
+	bool already_complete;	   /* dump: the directory holds a finished dump */
 	struct dump_stats st;
 	int64_t start_mono_ns;
 	int64_t keys_done_mono_ns;
 };
+
+/* resume.c. The options that shape a dump's content, as a crc (the checkpoint's). */
+uint32_t dump_options_crc(const struct dump_opts *o);
+/* The output directory holds .mcwarm/checkpoint: continue that dump (or refuse, or wipe
+ * it and start over). 0 or an exit code. */
+int resume_prepare(struct dump_ctx *c);
+/* Removes every chunk file, key chunk and the checkpoint of an earlier run. */
+int resume_wipe(struct dump_ctx *c);
+/* A resumed listing: loads the keys of finished jobs into the dedupe table. */
+int resume_load_dedupe(struct dump_ctx *c);
+/* A job's files all have their final names: record it. */
+void engine_job_done(struct dump_ctx *c, uint32_t job);
 
 /* --crawl hash|all, for dump and verify: 0 or the usage exit code. */
 int crawl_option(const char *cmd, const char *arg, enum key_dump_kind *out);

@@ -207,8 +207,11 @@ static void run_job(struct wjob *j, uint32_t seq)
 			return;
 	}
 	flush_counts(j);
-	if (chunk_writer_end(&j->w->cw) < 0)
+	int end = chunk_writer_end(&j->w->cw);
+	if (end < 0)
 		dump_fail(j->c, MCW_EXIT_IO, "%s", j->w->cw.error_msg);
+	else if (end == 1) /* no file: complete now */
+		engine_job_done(j->c, seq);
 	atomic_fetch_add(&j->c->st.jobs_done, 1);
 }
 
@@ -219,14 +222,33 @@ static void on_file_done(void *arg, const struct chunk_file_done *d)
 	struct dump_ctx *c = arg;
 	atomic_fetch_add(&c->st.files, 1);
 	atomic_fetch_add(&c->st.file_bytes, d->file_bytes);
+	if (d->job_end)
+		engine_job_done(c, d->job);
+}
+
+void engine_job_done(struct dump_ctx *c, uint32_t job)
+{
+	if (!c->ckpt_on)
+		return;
+	int ret = checkpoint_job_done(&c->ckpt, job);
+	if (ret < 0)
+		dump_fail(c, MCW_EXIT_IO, "cannot write the checkpoint in %s: %s", c->spool_path,
+			  strerror(-ret));
 }
 
 int64_t engine_take_job(struct dump_ctx *c, bool wait)
 {
 	int64_t job = -1;
 	pthread_mutex_lock(&c->run.mu);
-	while (wait && !c->run.failed && c->next_job >= c->chunks_ready && !c->keys_done)
+	for (;;) {
+		/* a resumed dump skips the jobs an earlier run finished */
+		while (c->resuming && c->next_job < c->chunks_ready &&
+		       checkpoint_job_is_done(&c->ckpt, c->next_job))
+			c->next_job++;
+		if (!wait || c->run.failed || c->next_job < c->chunks_ready || c->keys_done)
+			break;
 		pthread_cond_wait(&c->run.cv, &c->run.mu);
+	}
 	if (!c->run.failed && c->next_job < c->chunks_ready)
 		job = c->next_job++;
 	else if (!wait && !c->run.failed && !c->keys_done)

@@ -2,18 +2,20 @@
  * journal.c: see journal.h. Appends are one write of one whole line, so a crash leaves
  * at most a torn last line, which load drops.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "base.h"
-#include "crc.h"
+#include "crcline.h"
 #include "journal.h"
+
+static_assert(JOURNAL_LINE_MAX + 64 <= CRCLINE_MAX, "a journal line fits a crc line");
 
 #define BITMAP_BYTES (JOURNAL_BLOCKS_MAX / 8)
 
@@ -126,52 +128,9 @@ static bool parse_line(struct journal *j, char *line)
 	return false;
 }
 
-/* Splits "text c=XXXXXXXX" and checks the crc. */
-static bool line_ok(char *line)
+static bool parse_cb(void *arg, char *line)
 {
-	char *c = strstr(line, " c=");
-	unsigned crc;
-	if (c == NULL || strlen(c) != 11 || sscanf(c + 3, "%8x", &crc) != 1)
-		return false;
-	if (crc != mcw_crc32c(0, line, (size_t)(c - line)))
-		return false;
-	*c = '\0';
-	return true;
-}
-
-/* Loads lines; returns 0, or the byte offset of a damaged line (> 0), or -errno. */
-static long load(struct journal *j)
-{
-	static char buf[JOURNAL_LINE_MAX * 4];
-	size_t have = 0;
-	off_t off = 0, line_start = 0;
-	for (;;) {
-		ssize_t r = pread(j->fd, buf + have, sizeof(buf) - have, off);
-		if (r < 0)
-			return -errno;
-		off += r;
-		have += (size_t)r;
-		size_t pos = 0;
-		for (;;) {
-			char *nl = memchr(buf + pos, '\n', have - pos);
-			if (nl == NULL)
-				break;
-			*nl = '\0';
-			if (!line_ok(buf + pos) || !parse_line(j, buf + pos))
-				return line_start > 0 ? (long)line_start : 1;
-			line_start += (off_t)((size_t)(nl - (buf + pos)) + 1);
-			pos = (size_t)(nl - buf) + 1;
-		}
-		memmove(buf, buf + pos, have - pos);
-		have -= pos;
-		if (r == 0)
-			break;
-		if (have == sizeof(buf))
-			return line_start > 0 ? (long)line_start : 1;
-	}
-	if (have > 0) /* a torn last line: drop it */
-		return ftruncate(j->fd, line_start) < 0 ? -errno : 0;
-	return 0;
+	return parse_line(arg, line);
 }
 
 int journal_open(struct journal *j, const char *state_dir, void *mem, char *err, size_t cap)
@@ -190,7 +149,7 @@ int journal_open(struct journal *j, const char *state_dir, void *mem, char *err,
 		snprintf(err, cap, "cannot open %s: %s", j->path, strerror(errno));
 		return -errno;
 	}
-	long bad = load(j);
+	long bad = crcline_load(j->fd, parse_cb, j);
 	if (bad < 0) {
 		snprintf(err, cap, "cannot read %s: %s", j->path, strerror((int)-bad));
 		return (int)bad;
@@ -200,7 +159,7 @@ int journal_open(struct journal *j, const char *state_dir, void *mem, char *err,
 		snprintf(aside, sizeof(aside), "%s.damaged-%lld", j->path, (long long)time(NULL));
 		log_warn("the journal %s is damaged near byte %ld: set aside as %s; starting over "
 			 "(items already written will show as already present)",
-			 j->path, bad, aside);
+			 j->path, bad - 1, aside);
 		close(j->fd);
 		if (rename(j->path, aside) < 0)
 			return -errno;
@@ -213,23 +172,9 @@ int journal_open(struct journal *j, const char *state_dir, void *mem, char *err,
 	return 0;
 }
 
-static int append(struct journal *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int append(struct journal *j, const char *fmt, ...)
-{
-	static char line[JOURNAL_LINE_MAX + 64];
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(line, sizeof(line) - 16, fmt, ap);
-	va_end(ap);
-	ASSERT(n > 0 && (size_t)n < sizeof(line) - 16);
-	n += snprintf(line + n, 16, " c=%08x\n", mcw_crc32c(0, line, (size_t)n));
-	/* No fdatasync per line: a line lost in a crash only means that file is applied
-	 * again, which add mode answers with NS. journal_sync makes a pass durable. */
-	off_t end = lseek(j->fd, 0, SEEK_END);
-	if (end < 0 || pwrite(j->fd, line, (size_t)n, end) != n)
-		return errno ? -errno : -EIO;
-	return 0;
-}
+/* No fdatasync per line: a line lost in a crash only means that file is applied again,
+ * which add mode answers with NS. journal_sync makes a pass durable. */
+#define append(j, ...) crcline_append((j)->fd, __VA_ARGS__)
 
 int journal_sync(struct journal *j)
 {

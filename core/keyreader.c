@@ -211,7 +211,8 @@ static bool key_admit(struct kr *k, struct kr_pending *p)
 		return false;
 	}
 	p->b64[p->n] = b64;
-	p->id[p->n] = dedupe_id(it->cas, it->key, it->key_len);
+	/* a resumed listing knows the keys already dumped by key, not by CAS (resume.c) */
+	p->id[p->n] = dedupe_id(c->resuming ? 0 : it->cas, it->key, it->key_len);
 	dedupe_prefetch(&c->dedupe, p->id[p->n]);
 	return true;
 }
@@ -461,6 +462,7 @@ void *keyreader_main(void *arg)
 {
 	struct kr k = { .c = arg, .using_mgdump = ((struct dump_ctx *)arg)->o.try_mgdump };
 	struct dump_ctx *c = k.c;
+	k.next_seq = c->chunks_ready; /* a resumed dump numbers on after its finished chunks */
 	pthread_setname_np(pthread_self(), "mcw-keys");
 	struct ur_ring_opts ro = { .sq_entries = 8, .iowq_workers_max = 1 };
 	int ret = ur_ring_create(&ro, &k.ring);
@@ -491,6 +493,11 @@ void *keyreader_main(void *arg)
 		if (ret < 0) {
 			dump_fail(c, MCW_EXIT_IO, "cannot write key chunk to %s: %s", c->spool_path,
 				  strerror(-ret));
+		} else if (c->ckpt_on && !dump_failed(c)) {
+			ret = checkpoint_keys_done(&c->ckpt, c->chunks_ready);
+			if (ret < 0)
+				dump_fail(c, MCW_EXIT_IO, "cannot write the checkpoint in %s: %s",
+					  c->spool_path, strerror(-ret));
 		}
 	}
 	c->key_dump_cmd = k.using_mgdump

@@ -6,9 +6,10 @@
  *   --> POPULATED --verify--> VERIFIED --teardown--> DONE        any failure: FAILED
  *
  * The dumper runs in the background and survives a killed controller; a restarted one
- * finds it by pid (or its DONE if it finished meanwhile), or starts a new attempt
- * (dump-<n+1>, pop-<n+1>) if it died. Populate passes are journaled, so a repeated cycle
- * never applies a file twice.
+ * finds it by pid (or its DONE if it finished meanwhile), or, if it died, runs it again
+ * into the same directory, where it continues from its checkpoint (or, without one,
+ * starts a new attempt: dump-<n+1>, pop-<n+1>). Populate passes are journaled, so a
+ * repeated cycle never applies a file twice.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -118,6 +119,14 @@ static int ensure_dump(const struct ctl_plan *p, struct ctl_state *s, char *err,
 		}
 		if (access(dir, F_OK) != 0 || dir_is_empty(dir))
 			break;
+		char ckpt[CTL_PATH_MAX + 64];
+		snprintf(ckpt, sizeof(ckpt), "%s/.mcwarm/checkpoint", dir);
+		if (access(ckpt, F_OK) == 0) { /* mcwarm dump continues where it stopped */
+			fprintf(stderr, "mcwarm-ctl: the dumper of attempt %u is gone without "
+					"finishing: continuing it from its checkpoint\n",
+				s->dump_n);
+			break;
+		}
 		/* a dumper started here and ended without finishing: a new attempt in a new
 		 * directory (and a new populate journal); add mode makes re-adds harmless */
 		if (s->dump_n >= CTL_DUMP_ATTEMPTS_MAX)

@@ -3,6 +3,7 @@
 # builds and runs every test (unit and integration, against real memcached servers) in
 # three configurations: Release (gcc), ASan+UBSan (gcc, debug assertions on) and
 # Release (clang); then the libFuzzer targets for 30 s each (tests/fuzz, clang, ASan+UBSan);
+# then every unit test again under valgrind (memcheck, leaks included);
 # then the performance regression check (bench/regress: CPU time per
 # item as a ratio to the limit probes, against bench/baseline.json). Exits non-zero on the
 # first failure.
@@ -25,6 +26,11 @@ run_config release -DCMAKE_BUILD_TYPE=Release
 run_config asan -DCMAKE_BUILD_TYPE=Debug -DMCW_SANITIZE=ON
 run_config clang -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang
 run_config fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DMCW_FUZZ=ON
+echo "== unit tests under valgrind (release build)"
+for t in $(cd build/release && ctest -N -L unit | awk '/Test +#/ {print $3}'); do
+	echo "-- valgrind ${t}"
+	valgrind -q --error-exitcode=99 --leak-check=full "build/release/tests/${t}" >/dev/null
+done
 echo "== performance regression check (bench/regress)"
 ./bench/regress --build build/release
 echo "== all configurations and the regression check passed"

@@ -97,6 +97,8 @@ struct harness {
 	struct chunk_identity id;
 	unsigned files_done;
 	char names[64][CHUNK_NAME_MAX];
+	unsigned job_ends;	     /* files reported with job_end */
+	unsigned files_at_job_end; /* files_done when the job's end was reported */
 };
 
 static void on_done(void *arg, const struct chunk_file_done *d)
@@ -104,6 +106,10 @@ static void on_done(void *arg, const struct chunk_file_done *d)
 	struct harness *h = arg;
 	assert_true(h->files_done < 64);
 	snprintf(h->names[h->files_done++], CHUNK_NAME_MAX, "%s", d->name);
+	if (d->job_end) {
+		h->job_ends++;
+		h->files_at_job_end = h->files_done;
+	}
 }
 
 static void pump(struct harness *h)
@@ -175,7 +181,8 @@ static void harness_write(struct harness *h, uint32_t job, uint32_t first, uint3
 				pump(h);
 		}
 	}
-	assert_int_equal(chunk_writer_end(&h->w), 0);
+	/* 1: the job wrote no file and is complete now; 0: its last file reports it */
+	assert_int_equal(chunk_writer_end(&h->w), count == 0 ? 1 : 0);
 	while (!chunk_writer_idle(&h->w))
 		pump(h);
 }
@@ -281,6 +288,9 @@ static void roundtrip(enum chunk_write_mode mode, uint32_t flush_every)
 	harness_open(&h, mode, 2 * 1024 * 1024); /* small parts: rotation is exercised */
 	harness_write(&h, 7, 0, NRECS, flush_every);
 	assert_true(h.files_done > 1);
+	/* the job's end comes once, with the last of its files to get a final name */
+	assert_int_equal(h.job_ends, 1);
+	assert_int_equal(h.files_at_job_end, h.files_done);
 	struct readback rb;
 	readback_init(&rb);
 	bool part_seen[64] = { false }; /* files may finish in any order; parts are 0..n-1 */
@@ -328,6 +338,7 @@ static void test_no_records_no_file(void **state)
 	harness_open(&h, CHUNK_WRITE_STAGE, 64 * 1024 * 1024);
 	harness_write(&h, 1, 0, 0, 0);
 	assert_int_equal(h.files_done, 0);
+	assert_int_equal(h.job_ends, 0);
 	harness_close(&h);
 }
 

@@ -8,6 +8,7 @@ import glob
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -448,14 +449,19 @@ class CrashTest(CtlTestCase):
                 self.assertFalse(os.path.exists(os.path.join(work, "volume.img")))
                 self.assert_clean(work)
 
-    def test_killed_from_outside_mid_dump_then_run_again_completes(self):
+    def start_warm(self, nitems):
+        """Two servers, the source filled, and mcwarm-ctl warm started in the background."""
         src, dst = self.server(memory_mb=1024), self.server(memory_mb=1024)
-        items = self.fill(src, 200000)
+        items = self.fill(src, nitems)
         work = self.work()
         plan = ["--source", src.addr, "--dest", dst.addr, "--work", work, "--min-ratio", "1",
                 "--threads", "1", "--json"]
         proc = subprocess.Popen([CTL, "warm"] + plan, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE)
+        return dst, items, work, plan, proc
+
+    def test_killed_from_outside_mid_dump_then_run_again_completes(self):
+        dst, items, work, plan, proc = self.start_warm(200000)
         deadline = time.time() + 60
         state = os.path.join(work, "ctl.state")
         while time.time() < deadline:
@@ -469,6 +475,29 @@ class CrashTest(CtlTestCase):
         again = self.ctl("warm", *plan)
         report = last_json(again.stdout)
         self.assertTrue(report["ok"], again.stderr)
+        self.assertEqual(report["verify_ratio"], 1.0)
+        self.assert_sample_equal(dst, items)
+        self.assert_clean(work)
+
+    def test_dumper_killed_too_then_run_again_continues_the_same_dump(self):
+        dst, items, work, plan, proc = self.start_warm(300000)
+        deadline = time.time() + 60
+        dumper = None
+        while time.time() < deadline and dumper is None:
+            p = subprocess.run(["pgrep", "-f", "mcwarm dump .*--out %s" % work],
+                               capture_output=True, text=True)
+            dumper = int(p.stdout.split()[0]) if p.stdout.strip() else None
+            time.sleep(0.005)
+        self.assertIsNotNone(dumper, "the dumper never started")
+        time.sleep(0.4)  # some key chunks finish
+        proc.kill()
+        os.kill(dumper, signal.SIGKILL)
+        proc.communicate()
+        again = self.ctl("warm", *plan)
+        report = last_json(again.stdout)
+        self.assertTrue(report["ok"], again.stderr)
+        self.assertEqual(report["dump_attempt"], 1, "a new attempt instead of continuing")
+        self.assertIn("continuing it from its checkpoint", again.stderr)
         self.assertEqual(report["verify_ratio"], 1.0)
         self.assert_sample_equal(dst, items)
         self.assert_clean(work)

@@ -323,5 +323,159 @@ class DumpRefusalTest(ServerTestCase):
             run_mcwarm("inspect", f, check=0)
 
 
+class DumpResumeTest(ServerTestCase):
+    """mcwarm dump killed (SIGKILL) at any point and run again with the same arguments
+    continues from its checkpoint and ends with every item exactly once."""
+
+    ITEMS = 100000  # 7 key chunks (jobs) of 16,384 keys
+
+    def loaded_server(self, n=ITEMS, seed=7):
+        mc = self.server(memory_mb=512)
+        c = mc.client()
+        rnd = random.Random(seed)
+        items = {}
+        batch = []
+        for i in range(n):
+            key = b"resume:%06d:%x" % (i, rnd.getrandbits(24))
+            value = bytes(rnd.getrandbits(8) for _ in range(rnd.randrange(0, 40))) * 20
+            flags = rnd.getrandbits(32)
+            batch.append((key, value, 0, flags))
+            items[key] = (value, flags, 0)
+        c.set_many(batch)
+        c.close()
+        return mc, items
+
+    def kill_after(self, args, delay):
+        """Starts mcwarm dump and SIGKILLs it delay seconds after it starts dumping; returns
+        True if it was killed (False: it finished first)."""
+        p = subprocess.Popen([os.environ["MCWARM"], "dump"] + args, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+        line = p.stderr.readline()
+        while line and "dumping" not in line and "continuing" not in line:
+            line = p.stderr.readline()
+        time.sleep(delay)
+        killed = p.poll() is None
+        p.send_signal(signal.SIGKILL)
+        p.communicate(timeout=60)
+        return killed
+
+    def checkpoint(self, out):
+        with open(os.path.join(out, ".mcwarm", "checkpoint")) as f:
+            return f.read().splitlines()
+
+    def test_killed_at_random_points_then_resumed_holds_every_item_once(self):
+        mc, items = self.loaded_server()
+        out = self.tmp.sub("d")
+        # --max-ops stretches the dump over 2.5 s (a job takes 0.8 s on each of the two
+        # workers) so the kills land inside it, some before a job ends, some after
+        args = ["--source", mc.addr, "--out", out, "--max-ops", "40000", "--threads", "2"]
+        rnd = random.Random(int(os.environ.get("MCW_KILL_SEED", "1")))
+        kills = 0
+        for _ in range(int(os.environ.get("MCW_KILL_POINTS", "6"))):
+            if self.kill_after(args, rnd.uniform(0.0, 1.2)):
+                kills += 1
+                self.assertFalse(os.path.exists(os.path.join(out, "DONE")))
+        self.assertGreater(kills, 2, "the dump ended before the kills: nothing was tested")
+        p = run_mcwarm("dump", "--source", mc.addr, "--out", out, "--json", "-q", check=0)
+        summary = last_json(p.stdout)
+        self.assertTrue(summary["resumed"])
+        self.assertGreater(summary["items_resumed"], 0)
+        self.assertEqual(summary["items"], len(items))
+        self.assertFalse(os.path.exists(os.path.join(out, ".mcwarm")), "spool left behind")
+        self.assertEqual([f for f in os.listdir(out) if f.endswith(".tmp")], [])
+        DumpTest.assert_dump_matches(self, out, items)
+        # the same command once more: the dump is complete, nothing is done
+        p = run_mcwarm("dump", "--source", mc.addr, "--out", out, "--json", "-q", check=0)
+        self.assertTrue(last_json(p.stdout)["already_complete"])
+
+    def test_resumed_during_the_listing_relists_and_skips_what_is_done(self):
+        mc, items = self.loaded_server()
+        out = self.tmp.sub("d")
+        args = ["--source", mc.addr, "--out", out, "--max-ops", "40000", "--threads", "2"]
+        self.assertTrue(self.kill_after(args, 1.3))
+        lines = self.checkpoint(out)
+        jobs = [ln for ln in lines if ln.startswith("job ")]
+        self.assertGreater(len(jobs), 0, lines)
+        # as if the kill had come before the listing ended: drop its keys-done line (every
+        # line carries its own crc, so the rest stays valid)
+        with open(os.path.join(out, ".mcwarm", "checkpoint"), "w") as f:
+            f.write("".join(ln + "\n" for ln in lines if not ln.startswith("keys-done")))
+        p = run_mcwarm("dump", "--source", mc.addr, "--out", out, "--json", check=0)
+        summary = last_json(p.stdout)
+        self.assertIn("key listing to be done again", p.stderr)
+        self.assertEqual(summary["keys_listed"], len(items))
+        self.assertEqual(summary["keys_duplicate"], summary["items_resumed"])
+        self.assertGreater(summary["items_resumed"], 0)
+        DumpTest.assert_dump_matches(self, out, items)
+
+    def test_damaged_checkpoint_starts_over(self):
+        mc, items = self.loaded_server()
+        out = self.tmp.sub("d")
+        args = ["--source", mc.addr, "--out", out, "--max-ops", "40000", "--threads", "2"]
+        self.assertTrue(self.kill_after(args, 1.3))
+        path = os.path.join(out, ".mcwarm", "checkpoint")
+        lines = self.checkpoint(out)
+        self.assertGreater(len(lines), 2)
+        lines[1] = lines[1].replace("=", "~", 1)  # a damaged line that is not the last
+        with open(path, "w") as f:
+            f.write("".join(ln + "\n" for ln in lines))
+        p = run_mcwarm("dump", "--source", mc.addr, "--out", out, "--json", check=0)
+        self.assertIn("checkpoint is damaged", p.stderr)
+        self.assertIn("starting the dump over", p.stderr)
+        summary = last_json(p.stdout)
+        self.assertFalse(summary["resumed"])
+        self.assertEqual(summary["items"], len(items))
+        DumpTest.assert_dump_matches(self, out, items)
+
+    def test_other_options_or_source_are_refused(self):
+        mc, items = self.loaded_server(n=20000)
+        out = self.tmp.sub("d")
+        args = ["--source", mc.addr, "--out", out, "--max-ops", "10000"]
+        self.assertTrue(self.kill_after(args, 0.3))
+        p = run_mcwarm("dump", "--source", mc.addr, "--out", out, "--min-ttl", "100",
+                       check=64)
+        self.assertIn("cannot be continued", p.stderr)
+        self.assertIn("other key filters", p.stderr)
+        other = self.server()
+        p = run_mcwarm("dump", "--source", other.addr, "--out", out, check=64)
+        self.assertIn("another server", p.stderr)
+        # the refusals changed nothing: the same command continues it
+        run_mcwarm("dump", "--source", mc.addr, "--out", out, "-q", check=0)
+        DumpTest.assert_dump_matches(self, out, items)
+
+    def test_source_restarted_since_is_refused(self):
+        mc, _ = self.loaded_server(n=20000)
+        out = self.tmp.sub("d")
+        self.assertTrue(self.kill_after(["--source", mc.addr, "--out", out, "--max-ops",
+                                         "10000"], 0.3))
+        mc.restart()
+        p = run_mcwarm("dump", "--source", mc.addr, "--out", out, check=64)
+        self.assertIn("restarted", p.stderr)
+
+    def test_disk_full_then_resumed_after_space_is_freed(self):
+        if os.geteuid() != 0:
+            self.skipTest("needs root to mount a small tmpfs (disk full)")
+        mc, items = self.loaded_server()
+        mnt = self.tmp.sub("small")
+        os.makedirs(mnt)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=20m", "tmpfs", mnt], check=True)
+        try:
+            out = os.path.join(mnt, "d")
+            p = run_mcwarm("dump", "--source", mc.addr, "--out", out, "--chunk-size", "1M",
+                           "--json", check=74)
+            self.assertIn("No space left on device", p.stderr)
+            self.assertFalse(os.path.exists(os.path.join(out, "DONE")))
+            self.assertTrue(any(ln.startswith("job ") for ln in self.checkpoint(out)))
+            subprocess.run(["mount", "-o", "remount,size=128m", mnt], check=True)
+            p = run_mcwarm("dump", "--source", mc.addr, "--out", out, "--chunk-size", "1M",
+                           "--json", "-q", check=0)
+            summary = last_json(p.stdout)
+            self.assertTrue(summary["resumed"])
+            self.assertGreater(summary["items_resumed"], 0)
+            DumpTest.assert_dump_matches(self, out, items)
+        finally:
+            subprocess.run(["umount", "-l", mnt], check=False)
+
+
 if __name__ == "__main__":
     unittest.main()

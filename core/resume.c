@@ -1,0 +1,263 @@
+/*
+ * resume.c: `mcwarm dump` into a directory that holds an unfinished dump continues it.
+ *
+ * What is kept is what the checkpoint (checkpoint.h) names: the chunk files of finished
+ * jobs (key chunks whose files all have their final names), and the key listing when it
+ * had ended. Everything else of the old run is removed first: temporary files, the
+ * files of unfinished jobs (they are fetched again), and, when the listing had not
+ * ended, the key chunks of unfinished jobs. Then:
+ *  - listing ended: the workers take the unfinished jobs from the old key chunks; no
+ *    new listing;
+ *  - listing not ended: a new listing starts and numbers its key chunks after the old
+ *    ones; the dedupe table is loaded first with every key of the finished jobs and the
+ *    new listing identifies items by key (not CAS), so a key already dumped is not dumped
+ *    again: every key once, with the value it had when it was first fetched.
+ * A checkpoint that cannot be trusted (damaged, a finished file that fails its footer)
+ * is reported and the dump starts over in the same directory. A checkpoint of another
+ * source, another source process (restarted since: its items are gone) or other options
+ * is refused: the operator decides.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base.h"
+#include "crc.h"
+#include "dump_private.h"
+#include "manifest.h"
+
+uint32_t dump_options_crc(const struct dump_opts *o)
+{
+	char buf[8192];
+	size_t n = 0;
+#define PUT(...) n += (size_t)snprintf(buf + n, n < sizeof(buf) ? sizeof(buf) - n : 0, __VA_ARGS__)
+	const struct keyfilter_opts *f = &o->filter;
+	PUT("source=%s crawl=%d min_ttl=%lld", o->source.text, (int)o->crawl,
+	    (long long)o->min_ttl_s);
+	for (unsigned i = 0; i < f->ninclude; i++)
+		PUT(" include=%s", f->include[i]);
+	for (unsigned i = 0; i < f->nexclude; i++)
+		PUT(" exclude=%s", f->exclude[i]);
+	if (f->ring_set)
+		PUT(" ring=%d/%u/%d", (int)f->ring.kind, f->ring.points, (int)f->ring.partial_delim);
+	PUT(" nodes=%s from=%s to=%s", f->nodes ? f->nodes : "", f->ring_from ? f->ring_from : "",
+	    f->ring_to ? f->ring_to : "");
+	for (unsigned i = 0; i < f->nkeep; i++)
+		PUT(" keep=%s", f->keep[i]);
+#undef PUT
+	return mcw_crc32c(0, buf, MIN(n, sizeof(buf)));
+}
+
+static bool is_ours(const char *name, uint32_t *job)
+{
+	uint32_t part, crc;
+	size_t len = strlen(name);
+	if (len > 4 && strcmp(name + len - 4, ".tmp") == 0 && strncmp(name, "chunk-", 6) == 0) {
+		*job = UINT32_MAX; /* never kept */
+		return true;
+	}
+	return chunk_name_parse(name, job, &part, &crc);
+}
+
+/* A listing of dir_fd from its start (the fd stays the caller's), or NULL (logged). */
+static DIR *list_dir(int dir_fd, const char *path)
+{
+	int fd = dup(dir_fd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (d == NULL) {
+		log_error("cannot list %s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return NULL;
+	}
+	rewinddir(d);
+	return d;
+}
+
+/* Removes the chunk files in dir_fd that resuming does not keep (all when cp is NULL).
+ * -errno on failure. */
+static int prune_dir(int dir_fd, const struct checkpoint *cp, const char *path)
+{
+	DIR *d = list_dir(dir_fd, path);
+	if (d == NULL)
+		return -EIO;
+	struct dirent *de;
+	int ret = 0;
+	while ((de = readdir(d)) != NULL) {
+		uint32_t job;
+		if (!is_ours(de->d_name, &job))
+			continue;
+		if (cp != NULL && checkpoint_job_is_done(cp, job))
+			continue;
+		if (unlinkat(dir_fd, de->d_name, 0) < 0) {
+			log_error("cannot remove %s/%s: %s", path, de->d_name, strerror(errno));
+			ret = -errno;
+			break;
+		}
+	}
+	closedir(d);
+	return ret;
+}
+
+/* Removes the key chunks resuming does not keep (all when cp is NULL) and, when cp is
+ * NULL, the checkpoint. */
+static int prune_spool(struct dump_ctx *c, const struct checkpoint *cp)
+{
+	DIR *d = list_dir(c->spool_fd, c->spool_path);
+	if (d == NULL)
+		return -EIO;
+	struct dirent *de;
+	int ret = 0;
+	while ((de = readdir(d)) != NULL) {
+		unsigned seq;
+		char rest;
+		bool chunk = sscanf(de->d_name, "keys-%u.mc%c", &seq, &rest) == 2 && rest == 'k';
+		bool keep = chunk && cp != NULL && (cp->keys_done ? seq < cp->chunks
+							       : checkpoint_job_is_done(cp, seq));
+		bool ckpt = strcmp(de->d_name, CHECKPOINT_NAME) == 0;
+		if ((!chunk && !ckpt) || keep || (ckpt && cp != NULL))
+			continue;
+		if (unlinkat(c->spool_fd, de->d_name, 0) < 0) {
+			log_error("cannot remove %s/%s: %s", c->spool_path, de->d_name,
+				  strerror(errno));
+			ret = -errno;
+			break;
+		}
+	}
+	closedir(d);
+	return ret;
+}
+
+/* Adds the records of the kept files to the counts (publish checks them). -1 when a kept
+ * file fails its footer (err says which). */
+static int count_kept(struct dump_ctx *c, char *err, size_t cap)
+{
+	for (unsigned g = 0; g < c->kf.ngroups; g++) {
+		struct manifest_entry *e = NULL;
+		long n = manifest_collect(c->group_fd[g], &e, err, cap);
+		if (n < 0)
+			return -1;
+		uint64_t records = 0, bytes = 0, vbytes = 0;
+		for (long i = 0; i < n; i++) {
+			records += e[i].records;
+			bytes += e[i].file_bytes;
+			vbytes += e[i].value_bytes;
+		}
+		free(e);
+		atomic_fetch_add(&c->st.group_items[g], records);
+		atomic_fetch_add(&c->st.items, records);
+		atomic_fetch_add(&c->st.items_resumed, records);
+		atomic_fetch_add(&c->st.files, (uint64_t)n);
+		atomic_fetch_add(&c->st.file_bytes, bytes);
+		atomic_fetch_add(&c->st.value_bytes, vbytes);
+	}
+	return 0;
+}
+
+int resume_prepare(struct dump_ctx *c)
+{
+	char err[512];
+	struct checkpoint *cp = &c->ckpt;
+	int ret = checkpoint_load(cp, c->spool_fd, err, sizeof(err));
+	if (ret == -EBADMSG) {
+		log_warn("%s in %s: starting the dump over", err, c->spool_path);
+		return resume_wipe(c);
+	}
+	if (ret < 0) {
+		log_error("%s/%s: %s", c->spool_path, CHECKPOINT_NAME, err);
+		return MCW_EXIT_IO;
+	}
+	const char *why = NULL;
+	if (strcmp(cp->source, c->o.source.text) != 0)
+		why = "it is a dump of another server";
+	else if (cp->options_crc != dump_options_crc(&c->o))
+		why = "it was started with other key filters, --crawl or --min-ttl";
+	else if (cp->source_pid != c->src.pid ||
+		 cp->source_started_s != c->src.time_s - (int64_t)c->src.uptime_s)
+		why = "the source has restarted since (its items then are gone)";
+	if (why != NULL) {
+		log_error("%s holds an unfinished dump of %s (dump %s) that cannot be continued: "
+			  "%s. Continue it with its own options, or dump into a new directory",
+			  c->o.out_dir, cp->source, cp->dump_id_hex, why);
+		checkpoint_close(cp);
+		return MCW_EXIT_USAGE;
+	}
+	for (unsigned g = 0; g < c->kf.ngroups; g++) {
+		if (prune_dir(c->group_fd[g], cp, c->group_path[g]) < 0)
+			return MCW_EXIT_IO;
+	}
+	if (prune_spool(c, cp) < 0)
+		return MCW_EXIT_IO;
+	if (count_kept(c, err, sizeof(err)) < 0) {
+		log_warn("%s: a finished file of the unfinished dump is damaged: starting the "
+			 "dump over",
+			 err);
+		checkpoint_close(cp);
+		for (unsigned g = 0; g < KEYFILTER_GROUPS_MAX; g++)
+			atomic_store(&c->st.group_items[g], 0);
+		memset(&c->st, 0, sizeof(c->st));
+		return resume_wipe(c);
+	}
+	c->resuming = true;
+	if (cp->keys_done) {
+		c->chunks_ready = cp->chunks;
+		c->keys_done = true;
+	} else {
+		c->chunks_ready = c->next_job = cp->job_end; /* the new listing goes on from here */
+	}
+	log_info("continuing dump %s of %s: %u key chunks finished (%llu items kept), key "
+		 "listing %s",
+		 cp->dump_id_hex, cp->source, cp->jobs_done,
+		 (unsigned long long)atomic_load(&c->st.items_resumed),
+		 cp->keys_done ? "complete" : "to be done again");
+	return 0;
+}
+
+int resume_wipe(struct dump_ctx *c)
+{
+	for (unsigned g = 0; g < c->kf.ngroups; g++) {
+		if (prune_dir(c->group_fd[g], NULL, c->group_path[g]) < 0)
+			return MCW_EXIT_IO;
+	}
+	if (prune_spool(c, NULL) < 0)
+		return MCW_EXIT_IO;
+	c->resuming = false;
+	return 0;
+}
+
+int resume_load_dedupe(struct dump_ctx *c)
+{
+	if (!c->resuming || c->ckpt.keys_done)
+		return 0;
+	/* worker 0's key input is free until the workers start */
+	struct dump_worker *w = &c->workers[0];
+	struct keychunk_view kv;
+	uint32_t *off;
+	uint32_t n;
+	uint64_t loaded = 0;
+	for (uint32_t seq = 0; seq < c->ckpt.job_end; seq++) {
+		if (!checkpoint_job_is_done(&c->ckpt, seq))
+			continue;
+		if (!engine_load_keys(c, w, seq, &kv, &off, &n))
+			return c->run.exit_code;
+		uint32_t pos = 0;
+		const uint8_t *key;
+		uint16_t klen;
+		uint8_t flags;
+		while (keychunk_next(&kv, &pos, &key, &klen, &flags)) {
+			(void)dedupe_check(&c->dedupe, dedupe_id(0, key, klen));
+			loaded++;
+		}
+	}
+	if (loaded > dedupe_capacity(&c->dedupe))
+		log_warn("the dedupe table holds %llu of the %llu keys already dumped: items past "
+			 "that may be dumped twice (populate keeps the first); a larger --memory "
+			 "avoids it",
+			 (unsigned long long)dedupe_capacity(&c->dedupe),
+			 (unsigned long long)loaded);
+	return 0;
+}
