@@ -56,8 +56,8 @@ static int fail(struct chunk_writer *w, int err, const char *what, const struct 
 			 f ? f->dir_path : w->o.dir_path,
 			 f ? f->temp_name : "", strerror(-err),
 			 err == -ENOSPC || err == -EDQUOT
-			     ? " (the volume is full: free space, then run again; finished "
-			       "chunk files are kept)"
+			     ? " (the volume is full: free space, then run again; the dump "
+			       "continues where it stopped)"
 			     : "");
 	}
 	return w->error;

@@ -318,12 +318,21 @@ static enum line_verdict handle_reply_line(struct kr *k, const struct mcp_dump_i
 	return LINE_FAIL;
 }
 
+/* A key chunk could not be written: the dump fails, saying why. */
+static void key_chunk_write_failed(struct dump_ctx *c, int ret)
+{
+	dump_fail(c, MCW_EXIT_IO, "cannot write key chunk to %s: %s%s", c->spool_path,
+		  strerror(-ret),
+		  ret == -ENOSPC || ret == -EDQUOT ? " (the volume is full: free space, then run "
+						     "again; the dump continues where it stopped)"
+						   : "");
+}
+
 static bool key_chunk_failed(struct kr *k, int ret, enum line_verdict *v)
 {
 	if (ret == 0)
 		return false;
-	dump_fail(k->c, MCW_EXIT_IO, "cannot write key chunk to %s: %s", k->c->spool_path,
-		  strerror(-ret));
+	key_chunk_write_failed(k->c, ret);
 	*v = LINE_FAIL;
 	return true;
 }
@@ -491,8 +500,7 @@ void *keyreader_main(void *arg)
 		while (ret == 0 && (k.slots[0].inflight || k.slots[1].inflight))
 			ret = reap(&k, true);
 		if (ret < 0) {
-			dump_fail(c, MCW_EXIT_IO, "cannot write key chunk to %s: %s", c->spool_path,
-				  strerror(-ret));
+			key_chunk_write_failed(c, ret);
 		} else if (c->ckpt_on && !dump_failed(c)) {
 			ret = checkpoint_keys_done(&c->ckpt, c->chunks_ready);
 			if (ret < 0)

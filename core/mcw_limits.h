@@ -52,6 +52,7 @@
 #define MCW_CONNECT_TIMEOUT_MS	 5000
 #define MCW_IO_TIMEOUT_MS	 30000 /* no byte from a server for this long: it is gone */
 #define MCW_BUSY_RETRIES_MAX	 40
+#define MCW_RECV_RETRIES_MAX	 100 /* receives in a row that end EAGAIN/EINTR before giving up */
 #define MCW_BUSY_BACKOFF_MIN_MS	 100
 #define MCW_BUSY_BACKOFF_MAX_MS	 5000
 #define MCW_PROGRESS_INTERVAL_MS 500

@@ -182,11 +182,17 @@ void mgpipe_on_cqe(struct mgpipe *p, const struct ur_cqe *cqe)
 {
 	if (UD_KIND(cqe->user_data) == UD_RECV) {
 		p->recv_posted = false;
+		if ((cqe->res == -EAGAIN || cqe->res == -EINTR) &&
+		    ++p->recv_retries <= MCW_RECV_RETRIES_MAX) {
+			post_recv(p); /* nothing arrived: ask again */
+			return;
+		}
 		if (cqe->res <= 0) {
 			fail(p, MCW_EXIT_UNAVAILABLE, "connection to %s lost: %s", p->o.what,
 			     cqe->res == 0 ? "closed by the server" : strerror(-cqe->res));
 			return;
 		}
+		p->recv_retries = 0;
 		p->wr += (size_t)cqe->res;
 		p->recv_ms = wall_ns() / 1000000;
 		return;

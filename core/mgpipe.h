@@ -63,6 +63,7 @@ struct mgpipe {
 	uint8_t *rbuf;
 	size_t rcap, rd, wr, need;
 	bool recv_posted;
+	unsigned recv_retries; /* EAGAIN/EINTR in a row (MCW_RECV_RETRIES_MAX) */
 	int64_t recv_ms; /* wall clock of the last receive */
 	/* counters since the last mgpipe_take_counts */
 	uint64_t fetched, values, misses, server_errors;

@@ -81,6 +81,7 @@ struct rbuf {
 	uint64_t window;     /* global window number (windows count on across files) */
 	unsigned file;	     /* slot of the file it holds a window of */
 	size_t len;	     /* bytes read */
+	size_t want;	     /* bytes the file held there when it was opened */
 	uint64_t last_batch; /* highest batch number pointing into it (if has_ref) */
 	bool has_ref;
 	bool pend_hold; /* a pending record points into it */
@@ -417,6 +418,8 @@ static void schedule_reads(struct pw *p)
 				       UD(UD_READ, p->gen, which)) < 0)
 			return;
 		rb->state = BUF_READING;
+		rb->want = (size_t)MIN((uint64_t)f->window_blocks * f->block_bytes,
+				       f->blocks_end - off);
 		rb->window = p->read_window++;
 		rb->file = (unsigned)p->rf;
 		rb->has_ref = rb->pend_hold = false;
@@ -432,7 +435,14 @@ static void on_read(struct pw *p, unsigned which, int res)
 			 p->files[rb->file].name, strerror(-res));
 		return;
 	}
-	rb->len = (size_t)res; /* short at the end of a truncated file: blocks missing */
+	if ((size_t)res < rb->want) { /* the file shrank under us, or the device failed */
+		pop_fail(p->c, MCW_EXIT_IO,
+			 "short read of %s/%s: %d of %zu bytes (the file changed while it was "
+			 "read, or the device failed); run again",
+			 p->c->o.from_dir, p->files[rb->file].name, res, rb->want);
+		return;
+	}
+	rb->len = (size_t)res; /* beyond want: the aligned tail of a truncated file */
 	rb->state = BUF_READY;
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh Debian 12 machine: installs what is missing, then
 # builds and runs every test (unit and integration, against real memcached servers) in
-# three configurations: Release (gcc), ASan+UBSan (gcc, debug assertions on) and
+# three configurations: Release (gcc), ASan+UBSan (gcc, debug assertions on, io_uring
+# fault injection built in for tests/integration/test_faults.py) and
 # Release (clang); then the libFuzzer targets for 30 s each (tests/fuzz, clang, ASan+UBSan);
 # then every unit test again under valgrind (memcheck, leaks included);
 # then the performance regression check (bench/regress: CPU time per
@@ -23,7 +24,7 @@ run_config() {
 }
 
 run_config release -DCMAKE_BUILD_TYPE=Release
-run_config asan -DCMAKE_BUILD_TYPE=Debug -DMCW_SANITIZE=ON
+run_config asan -DCMAKE_BUILD_TYPE=Debug -DMCW_SANITIZE=ON -DMCW_FAULT_INJECTION=ON
 run_config clang -DCMAKE_BUILD_TYPE=Release -DCMAKE_C_COMPILER=clang
 run_config fuzz -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DMCW_FUZZ=ON
 echo "== unit tests under valgrind (release build)"

@@ -16,10 +16,29 @@
 
 #include "uring.h"
 
+#include "fault.h"
+#ifdef MCW_FAULT_INJECTION
+#define FAULT(r, op, ud) ur_fault_decide(&(r)->faults, (op), (ud))
+#else
+#define FAULT(r, op, ud) UR_FAULT_NONE /* product builds: folded away */
+#endif
+
+/* The length of a request the fault plan shortens (fault.h). */
+static size_t short_len(size_t len, bool aligned)
+{
+	if (!aligned)
+		return len > 1 ? len / 2 : len;
+	size_t half = len / 2 / 4096 * 4096;
+	return half >= 4096 ? half : len;
+}
+
 struct ur_ring {
 	struct io_uring ring;
 	unsigned setup_flags;
 	char features[128];
+#ifdef MCW_FAULT_INJECTION
+	struct ur_fault_state *faults; /* test builds only (fault.h) */
+#endif
 };
 
 /* Flag sets tried in order; the first the kernel accepts wins. */
@@ -93,6 +112,9 @@ void ur_ring_destroy(struct ur_ring *r)
 	if (r == NULL)
 		return;
 	io_uring_queue_exit(&r->ring);
+#ifdef MCW_FAULT_INJECTION
+	ur_fault_free(r->faults);
+#endif
 	free(r);
 }
 
@@ -126,7 +148,17 @@ static struct io_uring_sqe *get_sqe(struct ur_ring *r)
 int ur_prep_recv(struct ur_ring *r, int fd, void *buf, size_t len, uint64_t user_data)
 {
 	PREP_OR_BUSY(r, sqe);
-	io_uring_prep_recv(sqe, fd, buf, len, 0);
+	switch (FAULT(r, UR_OP_RECV, user_data)) {
+	case UR_FAULT_FAIL: /* not done: completes with the planned error */
+		io_uring_prep_nop(sqe);
+		break;
+	case UR_FAULT_SHORT:
+		len = short_len(len, false);
+		io_uring_prep_recv(sqe, fd, buf, len, 0);
+		break;
+	default:
+		io_uring_prep_recv(sqe, fd, buf, len, 0);
+	}
 	io_uring_sqe_set_data64(sqe, user_data);
 	return 0;
 }
@@ -134,7 +166,17 @@ int ur_prep_recv(struct ur_ring *r, int fd, void *buf, size_t len, uint64_t user
 int ur_prep_send(struct ur_ring *r, int fd, const void *buf, size_t len, uint64_t user_data)
 {
 	PREP_OR_BUSY(r, sqe);
-	io_uring_prep_send(sqe, fd, buf, len, MSG_WAITALL | MSG_NOSIGNAL);
+	switch (FAULT(r, UR_OP_SEND, user_data)) {
+	case UR_FAULT_FAIL: /* not done: completes with the planned error */
+		io_uring_prep_nop(sqe);
+		break;
+	case UR_FAULT_SHORT:
+		len = short_len(len, false);
+		io_uring_prep_send(sqe, fd, buf, len, MSG_WAITALL | MSG_NOSIGNAL);
+		break;
+	default:
+		io_uring_prep_send(sqe, fd, buf, len, MSG_WAITALL | MSG_NOSIGNAL);
+	}
 	io_uring_sqe_set_data64(sqe, user_data);
 	return 0;
 }
@@ -142,7 +184,13 @@ int ur_prep_send(struct ur_ring *r, int fd, const void *buf, size_t len, uint64_
 int ur_prep_sendmsg(struct ur_ring *r, int fd, const struct msghdr *msg, uint64_t user_data)
 {
 	PREP_OR_BUSY(r, sqe);
-	io_uring_prep_sendmsg(sqe, fd, msg, MSG_WAITALL | MSG_NOSIGNAL);
+	switch (FAULT(r, UR_OP_SEND, user_data)) {
+	case UR_FAULT_FAIL: /* not done: completes with the planned error */
+		io_uring_prep_nop(sqe);
+		break;
+	default:
+		io_uring_prep_sendmsg(sqe, fd, msg, MSG_WAITALL | MSG_NOSIGNAL);
+	}
 	io_uring_sqe_set_data64(sqe, user_data);
 	return 0;
 }
@@ -151,7 +199,17 @@ int ur_prep_write_fixed(struct ur_ring *r, int fd, const void *buf, size_t len, 
 			unsigned buf_index, uint64_t user_data)
 {
 	PREP_OR_BUSY(r, sqe);
-	io_uring_prep_write_fixed(sqe, fd, buf, (unsigned)len, offset, (int)buf_index);
+	switch (FAULT(r, UR_OP_WRITE, user_data)) {
+	case UR_FAULT_FAIL: /* not done: completes with the planned error */
+		io_uring_prep_nop(sqe);
+		break;
+	case UR_FAULT_SHORT:
+		len = short_len(len, true);
+		io_uring_prep_write_fixed(sqe, fd, buf, (unsigned)len, offset, (int)buf_index);
+		break;
+	default:
+		io_uring_prep_write_fixed(sqe, fd, buf, (unsigned)len, offset, (int)buf_index);
+	}
 	io_uring_sqe_set_data64(sqe, user_data);
 	return 0;
 }
@@ -160,7 +218,17 @@ int ur_prep_read_fixed(struct ur_ring *r, int fd, void *buf, size_t len, uint64_
 		       unsigned buf_index, uint64_t user_data)
 {
 	PREP_OR_BUSY(r, sqe);
-	io_uring_prep_read_fixed(sqe, fd, buf, (unsigned)len, offset, (int)buf_index);
+	switch (FAULT(r, UR_OP_READ, user_data)) {
+	case UR_FAULT_FAIL: /* not done: completes with the planned error */
+		io_uring_prep_nop(sqe);
+		break;
+	case UR_FAULT_SHORT:
+		len = short_len(len, true);
+		io_uring_prep_read_fixed(sqe, fd, buf, (unsigned)len, offset, (int)buf_index);
+		break;
+	default:
+		io_uring_prep_read_fixed(sqe, fd, buf, (unsigned)len, offset, (int)buf_index);
+	}
 	io_uring_sqe_set_data64(sqe, user_data);
 	return 0;
 }
@@ -169,7 +237,17 @@ int ur_prep_writev(struct ur_ring *r, int fd, const struct iovec *iov, unsigned 
 		   uint64_t user_data)
 {
 	PREP_OR_BUSY(r, sqe);
-	io_uring_prep_writev(sqe, fd, iov, n, offset);
+	switch (FAULT(r, UR_OP_WRITE, user_data)) {
+	case UR_FAULT_FAIL: /* not done: completes with the planned error */
+		io_uring_prep_nop(sqe);
+		break;
+	case UR_FAULT_SHORT:
+		n = n > 1 ? n / 2 : n;
+		io_uring_prep_writev(sqe, fd, iov, n, offset);
+		break;
+	default:
+		io_uring_prep_writev(sqe, fd, iov, n, offset);
+	}
 	io_uring_sqe_set_data64(sqe, user_data);
 	return 0;
 }
@@ -178,7 +256,17 @@ int ur_prep_read(struct ur_ring *r, int fd, void *buf, size_t len, uint64_t offs
 		 uint64_t user_data)
 {
 	PREP_OR_BUSY(r, sqe);
-	io_uring_prep_read(sqe, fd, buf, (unsigned)len, offset);
+	switch (FAULT(r, UR_OP_READ, user_data)) {
+	case UR_FAULT_FAIL: /* not done: completes with the planned error */
+		io_uring_prep_nop(sqe);
+		break;
+	case UR_FAULT_SHORT:
+		len = short_len(len, true);
+		io_uring_prep_read(sqe, fd, buf, (unsigned)len, offset);
+		break;
+	default:
+		io_uring_prep_read(sqe, fd, buf, (unsigned)len, offset);
+	}
 	io_uring_sqe_set_data64(sqe, user_data);
 	return 0;
 }
@@ -186,7 +274,13 @@ int ur_prep_read(struct ur_ring *r, int fd, void *buf, size_t len, uint64_t offs
 int ur_prep_fsync(struct ur_ring *r, int fd, bool datasync, uint64_t user_data)
 {
 	PREP_OR_BUSY(r, sqe);
-	io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+	switch (FAULT(r, UR_OP_FSYNC, user_data)) {
+	case UR_FAULT_FAIL: /* not done: completes with the planned error */
+		io_uring_prep_nop(sqe);
+		break;
+	default:
+		io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
+	}
 	io_uring_sqe_set_data64(sqe, user_data);
 	return 0;
 }
@@ -248,6 +342,9 @@ unsigned ur_reap(struct ur_ring *r, struct ur_cqe *out, unsigned max)
 			break;
 		out[n].user_data = io_uring_cqe_get_data64(cqe);
 		out[n].res = cqe->res;
+#ifdef MCW_FAULT_INJECTION
+		out[n].res = ur_fault_result(r->faults, out[n].user_data, cqe->res);
+#endif
 		out[n].flags = cqe->flags;
 		n++;
 	}
