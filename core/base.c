@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "base.h"
@@ -162,4 +163,12 @@ void hex_encode(char *out, const uint8_t *in, size_t n)
 		out[2 * i + 1] = hex[in[i] & 15];
 	}
 	out[2 * n] = '\0';
+}
+
+int short_write_errno(int fd, uint64_t missing)
+{
+	struct statvfs sv;
+	if (fstatvfs(fd, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < missing + MIB)
+		return -ENOSPC;
+	return -EIO;
 }

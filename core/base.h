@@ -70,4 +70,8 @@ void random_bytes(void *buf, size_t n);
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void hex_encode(char *out, const uint8_t *in, size_t n);
 
+/* A write to the regular file fd came back `missing` bytes short: -ENOSPC when its
+ * filesystem has no room for them (the next write would say so), else -EIO. */
+int short_write_errno(int fd, uint64_t missing);
+
 #endif

@@ -21,7 +21,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include "base.h"
@@ -635,22 +634,12 @@ bool chunk_writer_owns(uint64_t user_data)
 	return (user_data & (0xfull << 60)) == CW_UD_TAG;
 }
 
-/* A write to a regular file that came back short: the filesystem ran out of room (the
- * next write would say ENOSPC), unless it still has room for the rest, then EIO. */
-static int short_write_error(const struct cw_file *f, uint64_t missing)
-{
-	struct statvfs sv;
-	if (fstatvfs(f->fd, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < missing + MIB)
-		return -ENOSPC;
-	return -EIO;
-}
-
 static int unit_done(struct chunk_writer *w, struct cw_unit *u, const struct ur_cqe *c)
 {
 	if (c->res < 0)
 		return fail(w, c->res, "cannot write", u->file);
 	if ((uint64_t)c->res != u->len)
-		return fail(w, short_write_error(u->file, u->len - (uint64_t)c->res),
+		return fail(w, short_write_errno(u->file->fd, u->len - (uint64_t)c->res),
 			    "short write to", u->file);
 	u->busy = false;
 	return 0;
@@ -672,7 +661,7 @@ int chunk_writer_complete(struct chunk_writer *w, const struct ur_cqe *c)
 	case CW_OP_HEADER:
 	case CW_OP_FOOTER:
 		if (c->res != MCW_HEADER_BYTES)
-			fail(w, c->res < 0 ? c->res : short_write_error(f, MCW_HEADER_BYTES),
+			fail(w, c->res < 0 ? c->res : short_write_errno(f->fd, MCW_HEADER_BYTES),
 			     "cannot write", f);
 		break;
 	case CW_OP_WRITEV:
@@ -680,7 +669,7 @@ int chunk_writer_complete(struct chunk_writer *w, const struct ur_cqe *c)
 		if (c->res < 0 || (uint64_t)c->res != CW_UD_INDEX(c->user_data))
 			fail(w,
 			     c->res < 0 ? c->res
-					: short_write_error(f, CW_UD_INDEX(c->user_data) -
+					: short_write_errno(f->fd, CW_UD_INDEX(c->user_data) -
 								   (uint64_t)c->res),
 			     "cannot write", f);
 		writev_epoch_reset(w);

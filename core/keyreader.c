@@ -80,9 +80,13 @@ static int reap(struct kr *k, bool wait)
 		struct kr_slot *s = &k->slots[cqes[i].user_data];
 		ASSERT(s->inflight);
 		s->inflight = false;
+		int err = cqes[i].res < 0 ? cqes[i].res
+			  : (size_t)cqes[i].res != s->bytes
+			      ? short_write_errno(s->fd, s->bytes - (size_t)cqes[i].res)
+			      : 0;
 		close(s->fd);
-		if (cqes[i].res < 0 || (size_t)cqes[i].res != s->bytes)
-			return cqes[i].res < 0 ? cqes[i].res : -EIO;
+		if (err < 0)
+			return err;
 		s->written = true;
 	}
 	publish_ready(k);
@@ -463,7 +467,7 @@ static int drain(struct kr *k)
 		ret = ret == 0 ? reap(k, false) : ret;
 	}
 	if (ret < 0 && !dump_failed(c))
-		dump_fail(c, MCW_EXIT_IO, "key dump: %s", strerror(-ret));
+		key_chunk_write_failed(c, ret); /* the reader's other failures are reported */
 	return -EIO;
 }
 

@@ -327,10 +327,11 @@ class DumpResumeTest(ServerTestCase):
     """mcwarm dump killed (SIGKILL) at any point and run again with the same arguments
     continues from its checkpoint and ends with every item exactly once."""
 
-    ITEMS = 100000  # 7 key chunks (jobs) of 16,384 keys
+    # 7 key chunks (jobs) of 16,384 keys; MCW_KILL_ITEMS for bigger runs by hand
+    ITEMS = int(os.environ.get("MCW_KILL_ITEMS", "100000"))
 
     def loaded_server(self, n=ITEMS, seed=7):
-        mc = self.server(memory_mb=512)
+        mc = self.server(memory_mb=max(512, n // 1000))
         c = mc.client()
         rnd = random.Random(seed)
         items = {}

@@ -250,6 +250,30 @@ class FaultTest(PopulateTestCase):
         self.assertIn("new memcached process", err)
         self.assertEqual(self.verify(src, dst, "--min-ratio", "1")["equal"], 120000)
 
+    def test_killed_at_random_points_then_run_again_completes(self):
+        import random
+        import test_dump
+        src, items = test_dump.DumpResumeTest.loaded_server(self, n=test_dump.DumpResumeTest.ITEMS)
+        dump = self.tmp.sub("dump")
+        run_mcwarm("dump", "--source", src.addr, "--out", dump, "--chunk-size", "1M", "-q",
+                   check=0)
+        dst = self.server(memory_mb=512)
+        state = self.tmp.sub("state")
+        args = [MCWARM, "populate", "--dest", dst.addr, "--from", dump, "--state", state,
+                "--max-ops", "40000", "--threads", "2"]
+        rnd = random.Random(int(os.environ.get("MCW_KILL_SEED", "1")))
+        kills = 0
+        for _ in range(int(os.environ.get("MCW_KILL_POINTS", "6"))):
+            p = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(rnd.uniform(0.1, 1.0))
+            kills += p.poll() is None
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+        self.assertGreater(kills, 2, "populate ended before the kills: nothing was tested")
+        summary, _ = self.populate(dst, dump, state)
+        self.assertTrue(summary["ok"])
+        self.assertEqual(self.verify(src, dst, "--min-ratio", "1")["warm_ratio"], 1.0)
+
     def test_too_large_values_are_skipped_and_live_keys_kept(self):
         src = self.server(item_max="2m")
         dst = self.server()  # -I 1m
