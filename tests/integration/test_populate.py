@@ -257,7 +257,7 @@ class FaultTest(PopulateTestCase):
         dump = self.tmp.sub("dump")
         run_mcwarm("dump", "--source", src.addr, "--out", dump, "--chunk-size", "1M", "-q",
                    check=0)
-        dst = self.server(memory_mb=512)
+        dst = self.server(memory_mb=max(512, len(items) // 1000))  # no evictions
         state = self.tmp.sub("state")
         args = [MCWARM, "populate", "--dest", dst.addr, "--from", dump, "--state", state,
                 "--max-ops", "40000", "--threads", "2"]
