@@ -20,7 +20,7 @@
 #ifdef MCW_FAULT_INJECTION
 #define FAULT(r, op, ud) ur_fault_decide(&(r)->faults, (op), (ud))
 #else
-#define FAULT(r, op, ud) UR_FAULT_NONE /* product builds: folded away */
+#define FAULT(r, op, ud) ((void)(r), (void)(op), (void)(ud), UR_FAULT_NONE) /* product: none */
 #endif
 
 /* The length of a request the fault plan shortens (fault.h). */
@@ -40,6 +40,19 @@ struct ur_ring {
 	struct ur_fault_state *faults; /* test builds only (fault.h) */
 #endif
 };
+
+/* Asks the fault plan (fault.h) about a request: a FAIL is prepared here as a no-op that
+ * completes with the planned error; SHORT tells the caller to halve the request. */
+static enum ur_fault_kind fault_begin(struct ur_ring *r, struct io_uring_sqe *sqe, enum ur_op op,
+				      uint64_t user_data)
+{
+	enum ur_fault_kind f = FAULT(r, op, user_data);
+	if (f == UR_FAULT_FAIL) {
+		io_uring_prep_nop(sqe);
+		io_uring_sqe_set_data64(sqe, user_data);
+	}
+	return f;
+}
 
 /* Flag sets tried in order; the first the kernel accepts wins. */
 static const unsigned setup_attempts[] = {
@@ -148,17 +161,12 @@ static struct io_uring_sqe *get_sqe(struct ur_ring *r)
 int ur_prep_recv(struct ur_ring *r, int fd, void *buf, size_t len, uint64_t user_data)
 {
 	PREP_OR_BUSY(r, sqe);
-	switch (FAULT(r, UR_OP_RECV, user_data)) {
-	case UR_FAULT_FAIL: /* not done: completes with the planned error */
-		io_uring_prep_nop(sqe);
-		break;
-	case UR_FAULT_SHORT:
+	enum ur_fault_kind fault = fault_begin(r, sqe, UR_OP_RECV, user_data);
+	if (fault == UR_FAULT_FAIL)
+		return 0;
+	if (fault == UR_FAULT_SHORT)
 		len = short_len(len, false);
-		io_uring_prep_recv(sqe, fd, buf, len, 0);
-		break;
-	default:
-		io_uring_prep_recv(sqe, fd, buf, len, 0);
-	}
+	io_uring_prep_recv(sqe, fd, buf, len, 0);
 	io_uring_sqe_set_data64(sqe, user_data);
 	return 0;
 }
@@ -166,17 +174,12 @@ int ur_prep_recv(struct ur_ring *r, int fd, void *buf, size_t len, uint64_t user
 int ur_prep_send(struct ur_ring *r, int fd, const void *buf, size_t len, uint64_t user_data)
 {
 	PREP_OR_BUSY(r, sqe);
-	switch (FAULT(r, UR_OP_SEND, user_data)) {
-	case UR_FAULT_FAIL: /* not done: completes with the planned error */
-		io_uring_prep_nop(sqe);
-		break;
-	case UR_FAULT_SHORT:
+	enum ur_fault_kind fault = fault_begin(r, sqe, UR_OP_SEND, user_data);
+	if (fault == UR_FAULT_FAIL)
+		return 0;
+	if (fault == UR_FAULT_SHORT)
 		len = short_len(len, false);
-		io_uring_prep_send(sqe, fd, buf, len, MSG_WAITALL | MSG_NOSIGNAL);
-		break;
-	default:
-		io_uring_prep_send(sqe, fd, buf, len, MSG_WAITALL | MSG_NOSIGNAL);
-	}
+	io_uring_prep_send(sqe, fd, buf, len, MSG_WAITALL | MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, user_data);
 	return 0;
 }
@@ -184,13 +187,10 @@ int ur_prep_send(struct ur_ring *r, int fd, const void *buf, size_t len, uint64_
 int ur_prep_sendmsg(struct ur_ring *r, int fd, const struct msghdr *msg, uint64_t user_data)
 {
 	PREP_OR_BUSY(r, sqe);
-	switch (FAULT(r, UR_OP_SEND, user_data)) {
-	case UR_FAULT_FAIL: /* not done: completes with the planned error */
-		io_uring_prep_nop(sqe);
-		break;
-	default:
-		io_uring_prep_sendmsg(sqe, fd, msg, MSG_WAITALL | MSG_NOSIGNAL);
-	}
+	enum ur_fault_kind fault = fault_begin(r, sqe, UR_OP_SEND, user_data);
+	if (fault == UR_FAULT_FAIL)
+		return 0;
+	io_uring_prep_sendmsg(sqe, fd, msg, MSG_WAITALL | MSG_NOSIGNAL);
 	io_uring_sqe_set_data64(sqe, user_data);
 	return 0;
 }
@@ -199,17 +199,12 @@ int ur_prep_write_fixed(struct ur_ring *r, int fd, const void *buf, size_t len, 
 			unsigned buf_index, uint64_t user_data)
 {
 	PREP_OR_BUSY(r, sqe);
-	switch (FAULT(r, UR_OP_WRITE, user_data)) {
-	case UR_FAULT_FAIL: /* not done: completes with the planned error */
-		io_uring_prep_nop(sqe);
-		break;
-	case UR_FAULT_SHORT:
+	enum ur_fault_kind fault = fault_begin(r, sqe, UR_OP_WRITE, user_data);
+	if (fault == UR_FAULT_FAIL)
+		return 0;
+	if (fault == UR_FAULT_SHORT)
 		len = short_len(len, true);
-		io_uring_prep_write_fixed(sqe, fd, buf, (unsigned)len, offset, (int)buf_index);
-		break;
-	default:
-		io_uring_prep_write_fixed(sqe, fd, buf, (unsigned)len, offset, (int)buf_index);
-	}
+	io_uring_prep_write_fixed(sqe, fd, buf, (unsigned)len, offset, (int)buf_index);
 	io_uring_sqe_set_data64(sqe, user_data);
 	return 0;
 }
@@ -218,17 +213,12 @@ int ur_prep_read_fixed(struct ur_ring *r, int fd, void *buf, size_t len, uint64_
 		       unsigned buf_index, uint64_t user_data)
 {
 	PREP_OR_BUSY(r, sqe);
-	switch (FAULT(r, UR_OP_READ, user_data)) {
-	case UR_FAULT_FAIL: /* not done: completes with the planned error */
-		io_uring_prep_nop(sqe);
-		break;
-	case UR_FAULT_SHORT:
+	enum ur_fault_kind fault = fault_begin(r, sqe, UR_OP_READ, user_data);
+	if (fault == UR_FAULT_FAIL)
+		return 0;
+	if (fault == UR_FAULT_SHORT)
 		len = short_len(len, true);
-		io_uring_prep_read_fixed(sqe, fd, buf, (unsigned)len, offset, (int)buf_index);
-		break;
-	default:
-		io_uring_prep_read_fixed(sqe, fd, buf, (unsigned)len, offset, (int)buf_index);
-	}
+	io_uring_prep_read_fixed(sqe, fd, buf, (unsigned)len, offset, (int)buf_index);
 	io_uring_sqe_set_data64(sqe, user_data);
 	return 0;
 }
@@ -237,17 +227,12 @@ int ur_prep_writev(struct ur_ring *r, int fd, const struct iovec *iov, unsigned 
 		   uint64_t user_data)
 {
 	PREP_OR_BUSY(r, sqe);
-	switch (FAULT(r, UR_OP_WRITE, user_data)) {
-	case UR_FAULT_FAIL: /* not done: completes with the planned error */
-		io_uring_prep_nop(sqe);
-		break;
-	case UR_FAULT_SHORT:
+	enum ur_fault_kind fault = fault_begin(r, sqe, UR_OP_WRITE, user_data);
+	if (fault == UR_FAULT_FAIL)
+		return 0;
+	if (fault == UR_FAULT_SHORT)
 		n = n > 1 ? n / 2 : n;
-		io_uring_prep_writev(sqe, fd, iov, n, offset);
-		break;
-	default:
-		io_uring_prep_writev(sqe, fd, iov, n, offset);
-	}
+	io_uring_prep_writev(sqe, fd, iov, n, offset);
 	io_uring_sqe_set_data64(sqe, user_data);
 	return 0;
 }
@@ -256,17 +241,12 @@ int ur_prep_read(struct ur_ring *r, int fd, void *buf, size_t len, uint64_t offs
 		 uint64_t user_data)
 {
 	PREP_OR_BUSY(r, sqe);
-	switch (FAULT(r, UR_OP_READ, user_data)) {
-	case UR_FAULT_FAIL: /* not done: completes with the planned error */
-		io_uring_prep_nop(sqe);
-		break;
-	case UR_FAULT_SHORT:
+	enum ur_fault_kind fault = fault_begin(r, sqe, UR_OP_READ, user_data);
+	if (fault == UR_FAULT_FAIL)
+		return 0;
+	if (fault == UR_FAULT_SHORT)
 		len = short_len(len, true);
-		io_uring_prep_read(sqe, fd, buf, (unsigned)len, offset);
-		break;
-	default:
-		io_uring_prep_read(sqe, fd, buf, (unsigned)len, offset);
-	}
+	io_uring_prep_read(sqe, fd, buf, (unsigned)len, offset);
 	io_uring_sqe_set_data64(sqe, user_data);
 	return 0;
 }
@@ -274,13 +254,10 @@ int ur_prep_read(struct ur_ring *r, int fd, void *buf, size_t len, uint64_t offs
 int ur_prep_fsync(struct ur_ring *r, int fd, bool datasync, uint64_t user_data)
 {
 	PREP_OR_BUSY(r, sqe);
-	switch (FAULT(r, UR_OP_FSYNC, user_data)) {
-	case UR_FAULT_FAIL: /* not done: completes with the planned error */
-		io_uring_prep_nop(sqe);
-		break;
-	default:
-		io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
-	}
+	enum ur_fault_kind fault = fault_begin(r, sqe, UR_OP_FSYNC, user_data);
+	if (fault == UR_FAULT_FAIL)
+		return 0;
+	io_uring_prep_fsync(sqe, fd, datasync ? IORING_FSYNC_DATASYNC : 0);
 	io_uring_sqe_set_data64(sqe, user_data);
 	return 0;
 }

@@ -9,18 +9,16 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "fuzz_input.h"
 #include "mcproto.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	/* a private copy, exactly size bytes long, so ASan sees any overread */
-	char *buf = malloc(size ? size : 1);
+	char *buf = fuzz_input_copy(data, size);
 	if (buf == NULL)
 		return 0;
-	for (size_t i = 0; i < size; i++)
-		buf[i] = (char)data[i];
 	size_t off = 0;
 	while (off < size) {
 		struct mcp_dump_item it;

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "fuzz_input.h"
 #include "mcproto.h"
 
 #define VALUE_MAX (1u << 20)
@@ -23,11 +24,9 @@ static void check_within(const char *p, size_t n, const char *lo, const char *hi
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char *buf = malloc(size ? size : 1);
+	char *buf = fuzz_input_copy(data, size);
 	if (buf == NULL)
 		return 0;
-	for (size_t i = 0; i < size; i++)
-		buf[i] = (char)data[i];
 	size_t off = 0;
 	while (off < size) {
 		struct mcp_meta_reply r;
