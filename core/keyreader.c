@@ -80,10 +80,13 @@ static int reap(struct kr *k, bool wait)
 		struct kr_slot *s = &k->slots[cqes[i].user_data];
 		ASSERT(s->inflight);
 		s->inflight = false;
-		int err = cqes[i].res < 0 ? cqes[i].res
-			  : (size_t)cqes[i].res != s->bytes
-			      ? short_write_errno(s->fd, s->bytes - (size_t)cqes[i].res)
-			      : 0;
+		int err = cqes[i].res < 0 ? cqes[i].res : 0;
+		if (err == 0 && (size_t)cqes[i].res != s->bytes) {
+			err = short_write_errno(s->fd, s->bytes - (size_t)cqes[i].res);
+			dump_fail(k->c, MCW_EXIT_IO,
+				  "short write of key chunk %u to %s: %d of %zu bytes: %s", s->seq,
+				  k->c->spool_path, cqes[i].res, s->bytes, strerror(-err));
+		}
 		close(s->fd);
 		if (err < 0)
 			return err;
