@@ -92,6 +92,7 @@ enum chunk_status chunk_block_check(const uint8_t *buf, size_t len, uint32_t blo
 	if (len < MCW_BLOCK_HEADER_BYTES + (size_t)payload)
 		return CHUNK_ERR_SHORT;
 	out->payload = buf + MCW_BLOCK_HEADER_BYTES;
+	out->payload_cap = block_bytes - MCW_BLOCK_HEADER_BYTES;
 	uint32_t crc = mcw_crc32c(0, out->payload, payload);
 	crc = mcw_crc32c(crc, &out->h, offsetof(struct chunk_block_header, crc));
 	if (!crc_matches(out->h.crc, crc))
@@ -102,7 +103,9 @@ enum chunk_status chunk_block_check(const uint8_t *buf, size_t len, uint32_t blo
 }
 
 /* First pass: is every record boundary inside the payload, and does the block agree with
- * the span it continues? */
+ * the span it continues? A block whose last value goes on is full, as the writer leaves
+ * it: so a value spans no more blocks than its length needs, and a continuation chain
+ * cannot be made long with short blocks (the populator relies on it, pop_walk.c). */
 static bool block_structure_ok(const struct chunk_block_view *b, const struct chunk_span *span)
 {
 	const struct chunk_block_header *h = &b->h;
@@ -110,7 +113,7 @@ static bool block_structure_ok(const struct chunk_block_view *b, const struct ch
 	bool continues = h->flags & CHUNK_BLOCK_F_CONTINUES;
 	uint64_t pos = h->cont_bytes;
 
-	if (h->flags & ~CHUNK_BLOCK_F_CONTINUES)
+	if ((h->flags & ~CHUNK_BLOCK_F_CONTINUES) || (continues && payload != b->payload_cap))
 		return false;
 	if (span->active) {
 		uint32_t expect = MIN(span->value_left, payload);
@@ -118,6 +121,8 @@ static bool block_structure_ok(const struct chunk_block_view *b, const struct ch
 			return false;
 		if (span->value_left > payload) /* the value goes on past this block */
 			return continues && h->record_count == 0;
+	} else if (h->cont_bytes > 0 && !span->lost) {
+		return false; /* continues nothing */
 	} else if (h->cont_bytes == payload && h->record_count == 0) {
 		return true; /* the middle of a value whose record began in a lost block */
 	}
@@ -144,7 +149,7 @@ enum chunk_status chunk_cursor_open(struct chunk_cursor *c, const struct chunk_b
 {
 	*orphan_bytes = 0;
 	if (!block_structure_ok(b, span)) {
-		memset(span, 0, sizeof(*span));
+		chunk_span_lost(span);
 		return CHUNK_ERR_FIELD;
 	}
 	c->b = b;
@@ -154,6 +159,8 @@ enum chunk_status chunk_cursor_open(struct chunk_cursor *c, const struct chunk_b
 	c->pos = b->h.cont_bytes;
 	if (!span->active)
 		*orphan_bytes = b->h.cont_bytes;
+	/* an orphaned middle block leaves the span lost: the next block continues the orphan */
+	span->lost = !span->active && b->h.cont_bytes > 0 && (b->h.flags & CHUNK_BLOCK_F_CONTINUES);
 	return CHUNK_OK;
 }
 

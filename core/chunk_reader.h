@@ -36,10 +36,12 @@ enum chunk_status chunk_footer_check(const void *page, size_t len, struct chunk_
 struct chunk_block_view {
 	struct chunk_block_header h;
 	const uint8_t *payload; /* points into the caller's buffer */
+	uint32_t payload_cap;	/* the most payload a block of this file holds */
 };
 
 /* Checks the block at buf (len bytes available from its start): magic, index, lengths
- * within block_bytes and len, crc32c. */
+ * within block_bytes and len, crc32c. The record structure is checked when a cursor is
+ * opened on it. */
 enum chunk_status chunk_block_check(const uint8_t *buf, size_t len, uint32_t block_bytes,
 				    uint32_t expect_index, struct chunk_block_view *out);
 
@@ -54,15 +56,24 @@ struct chunk_piece {
 	uint32_t value_offset; /* where this piece sits in the whole value */
 };
 
-/* Carries a record whose value goes on into the next block. Zero it before block 0 and
- * after a block that could not be used (its continuation is then skipped as orphaned). */
+/* Carries a record whose value goes on into the next block. Zero it before block 0; after
+ * a block that could not be used, chunk_span_lost() it: the next block's continuation is
+ * then skipped as orphaned. A continuation anywhere else (block 0, or after a block that
+ * ended its records) is a structure error. */
 struct chunk_span {
 	bool active;
+	bool lost; /* the block before was unusable: a continuation is expected and orphaned */
 	uint32_t value_left;
 	uint32_t value_offset;
 	struct chunk_record_header hdr;
 	uint8_t key[MCP_KEY_MAX];
 };
+
+static inline void chunk_span_lost(struct chunk_span *span)
+{
+	span->active = false;
+	span->lost = true;
+}
 
 /* A resumable walk over one block's pieces: open validates the block against the span
  * (nothing is emitted from a block that fails), next yields one piece at a time. */

@@ -118,7 +118,7 @@ int mcw_chunk_file_scan(const char *path, int (*fn)(void *arg, const struct mcw_
 		    chunk_block_walk(&v, &span, on_piece, &s).status != CHUNK_OK) {
 			problem(err, err_cap, &bad, "%s: block %u at offset %llu is damaged", path,
 				index, (unsigned long long)off);
-			memset(&span, 0, sizeof(span));
+			chunk_span_lost(&span);
 		}
 	}
 	if (s.value_too_long)

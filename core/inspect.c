@@ -130,7 +130,7 @@ static uint32_t scan_blocks(struct file_scan *s, int fd, uint64_t end, uint32_t 
 			report(s, "block %" PRIu64 " at offset %" PRIu64 ": %s", *blocks, off,
 			       chunk_status_name(st));
 			s->block_errors++;
-			memset(&span, 0, sizeof(span));
+			chunk_span_lost(&span);
 			continue;
 		}
 		struct chunk_walk_result r = chunk_block_walk(&v, &span, print_piece, s);

@@ -90,5 +90,9 @@ static inline void bitmap_set(uint8_t *b, uint32_t i)
 {
 	b[i / 8] |= (uint8_t)(1u << (i % 8));
 }
+static inline void bitmap_clear(uint8_t *b, uint32_t i)
+{
+	b[i / 8] &= (uint8_t) ~(1u << (i % 8));
+}
 
 #endif

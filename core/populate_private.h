@@ -35,6 +35,7 @@
 #define POP_RECONNECT_MAX_MS  5000
 #define POP_INTERVAL_MS	      500 /* between --follow passes */
 #define POP_DEST_RESTARTS_MAX 10  /* destination restarts survived in one run */
+#define POP_FILE_WARNINGS_MAX 8	  /* damaged blocks of one file listed; the rest counted */
 
 struct pop_opts {
 	struct cli_common co; /* memory, threads, io-timeout, json, quiet */
@@ -62,7 +63,7 @@ struct pop_stats {
 	atomic_uint_fast64_t server_errors;   /* SERVER_ERROR answers: not stored */
 	atomic_uint_fast64_t reconnects;
 	atomic_uint_fast64_t value_bytes;
-	atomic_uint_fast64_t files_skipped; /* unusable: another dump, not a regular file */
+	atomic_uint_fast64_t files_skipped;   /* unusable: another dump, not a regular file */
 	atomic_uint_fast64_t files_not_whole; /* no valid footer before DONE: next pass */
 };
 

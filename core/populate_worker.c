@@ -36,8 +36,8 @@
 #include <unistd.h>
 
 #include "base.h"
-#include "chunk_reader.h"
 #include "mcw_limits.h"
+#include "pop_walk.h"
 #include "populate_private.h"
 
 #define UD_READ		 1ull
@@ -47,7 +47,6 @@
 #define UD_KIND(ud)	 ((ud) >> 60)
 #define UD_GEN(ud)	 ((uint32_t)(((ud) >> 40) & 0xffff))
 #define UD_X(ud)	 ((ud)&0xffffffffffull)
-#define PEND_PIECES_MAX	 66 /* a record spans at most a window of 64 blocks + 2 */
 #define SENDMSG_IOV_MAX	 1024
 
 enum buf_state { BUF_FREE, BUF_READING, BUF_READY, BUF_PROCESSED };
@@ -84,7 +83,7 @@ struct rbuf {
 	size_t want;	     /* bytes the file held there when it was opened */
 	uint64_t last_batch; /* highest batch number pointing into it (if has_ref) */
 	bool has_ref;
-	bool pend_hold; /* a pending record points into it */
+	bool pend_hold; /* a record in assembly points into it */
 };
 
 enum file_state { FILE_FREE, FILE_READING, FILE_FINISHING };
@@ -96,11 +95,11 @@ struct pfile {
 	bool has_batches;
 	uint64_t last_batch; /* its last batch, once has_batches */
 	uint32_t job, part, crc;
-	bool complete; /* valid footer and name */
+	bool complete;		 /* valid footer and name */
+	uint64_t footer_records; /* what the footer says it holds */
 	uint32_t block_bytes, nblocks, nwindows, window_blocks;
 	uint64_t blocks_end;
-	const uint8_t *applied_before;
-	uint8_t good[JOURNAL_BLOCKS_MAX / 8];
+	uint8_t good[JOURNAL_BLOCKS_MAX / 8]; /* the walk's, once it is over */
 	uint32_t bad, missing, records;
 	char name[CHUNK_NAME_MAX];
 };
@@ -130,18 +129,9 @@ struct pw {
 	uint8_t *page;	  /* 4096 aligned bytes for header and footer reads */
 	struct rbuf bufs[2];
 	uint64_t read_window, proc_window;
-	bool in_window, cursor_open;
-	uint32_t blk; /* block of pf being processed */
-	struct chunk_block_view view;
-	struct chunk_cursor cur;
-	struct chunk_span span;
-	struct {
-		bool active, skip, ready;
-		uint64_t window0;
-		struct prec rec;
-		struct iovec pieces[PEND_PIECES_MAX];
-		uint32_t npieces;
-	} pend;
+	bool in_window;
+	struct pop_walk walk; /* of the file being read (rf) */
+	bool rec_ready;	      /* walk.rec is whole and waits for room in a batch */
 	int64_t last_io_ms;
 	unsigned errors_logged;
 	struct rate_bucket bucket;
@@ -418,8 +408,8 @@ static void schedule_reads(struct pw *p)
 				       UD(UD_READ, p->gen, which)) < 0)
 			return;
 		rb->state = BUF_READING;
-		rb->want = (size_t)MIN((uint64_t)f->window_blocks * f->block_bytes,
-				       f->blocks_end - off);
+		rb->want =
+		    (size_t)MIN((uint64_t)f->window_blocks * f->block_bytes, f->blocks_end - off);
 		rb->window = p->read_window++;
 		rb->file = (unsigned)p->rf;
 		rb->has_ref = rb->pend_hold = false;
@@ -448,10 +438,9 @@ static void on_read(struct pw *p, unsigned which, int res)
 
 /* ---- records ------------------------------------------------------------------------- */
 
-/* The pending record no longer points into the read buffers. */
+/* The record in assembly no longer points into the read buffers. */
 static void pend_release(struct pw *p)
 {
-	p->pend.active = p->pend.ready = false;
 	for (unsigned i = 0; i < 2; i++) {
 		if (p->bufs[i].pend_hold) {
 			p->bufs[i].pend_hold = false;
@@ -460,123 +449,91 @@ static void pend_release(struct pw *p)
 	}
 }
 
-static void pend_drop(struct pw *p)
+/* Puts the whole record of the walk into the open batch; false if no batch has room. */
+static bool place_record(struct pw *p)
 {
-	if (p->pend.active && !p->pend.skip)
-		atomic_fetch_add(&p->c->st.records_lost, 1);
-	pend_release(p);
-}
-
-/* Takes one piece into the pending record; a finished record becomes ready. */
-static void take_piece(struct pw *p, const struct chunk_piece *pc)
-{
-	struct pop_ctx *c = p->c;
-	if (pc->first) {
-		p->pend.active = true;
-		p->pend.ready = false;
-		p->pend.npieces = 0;
-		p->pend.window0 = p->proc_window;
-		p->pend.rec.hdr = pc->hdr;
-		p->pend.rec.key = pc->key;
-		bool applied = p->pf->applied_before && bitmap_get(p->pf->applied_before, p->blk);
-		uint64_t vmax = pop_value_max(c->dst.item_size_max, c->dst.cas_enabled,
-					      pc->hdr.key_len, pc->hdr.client_flags);
-		uint64_t window =
-		    (uint64_t)(p->pf->window_blocks - 2) * CHUNK_PAYLOAD_MAX(p->pf->block_bytes);
-		p->pend.skip = applied || pc->hdr.value_len > MIN(vmax, window);
-		if (!applied && p->pend.skip)
-			atomic_fetch_add_explicit(&c->st.too_large, 1, memory_order_relaxed);
-	}
-	if (!p->pend.skip && pc->value_len > 0) {
-		ASSERT(p->pend.npieces < PEND_PIECES_MAX);
-		p->pend.pieces[p->pend.npieces++] =
-		    (struct iovec){ (void *)pc->value, pc->value_len };
-	}
-	if (pc->last) {
-		if (p->pend.skip)
-			pend_release(p);
-		else
-			p->pend.ready = true;
-	}
-}
-
-/* Puts the ready pending record into the open batch; false if no batch has room. */
-static bool place_pending(struct pw *p)
-{
+	const struct pop_walk_record *wr = &p->walk.rec;
 	for (;;) {
 		if (!batch_open(p))
 			return false;
 		struct pbatch *b = batch_at(p, p->b_alloc - 1);
 		if (b->nrec < rate_bucket_batch(&p->bucket, POP_BATCH_RECORDS) &&
-		    b->npieces + p->pend.npieces <= POP_BATCH_PIECES)
+		    b->npieces + wr->npieces <= POP_BATCH_PIECES)
 			break;
 		batch_close(p);
 	}
 	uint64_t n = p->b_alloc - 1;
 	struct pbatch *b = batch_at(p, n);
 	struct prec *r = &b->recs[b->nrec++];
-	*r = p->pend.rec;
-	r->piece0 = b->npieces;
-	r->npieces = p->pend.npieces;
-	for (uint32_t i = 0; i < p->pend.npieces; i++) /* mostly one: no memcpy call */
-		b->pieces[b->npieces + i] = p->pend.pieces[i];
-	b->npieces += p->pend.npieces;
+	*r = (struct prec){
+		.hdr = wr->hdr, .key = wr->key, .piece0 = b->npieces, .npieces = wr->npieces
+	};
+	for (uint32_t i = 0; i < wr->npieces; i++) /* mostly one: no memcpy call */
+		b->pieces[b->npieces + i] = wr->pieces[i];
+	b->npieces += wr->npieces;
 	b->value_bytes += r->hdr.value_len;
 	p->pf->records++;
 	p->pf->has_batches = true;
 	p->pf->last_batch = n;
 	atomic_fetch_add_explicit(&p->c->st.value_bytes, r->hdr.value_len, memory_order_relaxed);
 	/* invariant 2: both windows the record touches now wait for this batch */
-	for (uint64_t w = p->pend.window0; w <= p->proc_window; w++) {
+	for (uint64_t w = p->pf->first_window + wr->window0; w <= p->proc_window; w++) {
 		struct rbuf *rb = &p->bufs[w % 2];
 		rb->has_ref = true;
 		rb->last_batch = n;
 	}
+	p->rec_ready = false;
 	pend_release(p);
 	return true;
 }
 
-/* Opens the cursor on block p->blk; false if the block is unusable (reported, skipped). */
-static bool block_open(struct pw *p, const struct rbuf *rb, const uint8_t *data)
+/* Counts and reports what the walk says of a block or record (not a record to send). */
+static void on_walk_problem(struct pw *p, enum pop_walk_event ev)
 {
+	struct pop_ctx *c = p->c;
 	struct pfile *f = p->pf;
-	uint64_t fw = rb->window - f->first_window;
-	uint64_t off = (p->blk - fw * f->window_blocks) * (uint64_t)f->block_bytes;
-	size_t avail = rb->len > off ? (size_t)MIN((uint64_t)f->block_bytes, rb->len - off) : 0;
-	uint64_t file_off = MCW_HEADER_BYTES + (uint64_t)p->blk * f->block_bytes;
-	enum chunk_status st =
-	    chunk_block_check(data + off, avail, f->block_bytes, p->blk, &p->view);
-	uint32_t orphan = 0;
-	if (st == CHUNK_OK)
-		st = chunk_cursor_open(&p->cur, &p->view, &p->span, &orphan);
-	if (st != CHUNK_OK) {
-		if (st == CHUNK_ERR_SHORT) {
-			f->missing++;
-			atomic_fetch_add(&p->c->st.blocks_missing, 1);
-		} else {
-			f->bad++;
-			atomic_fetch_add(&p->c->st.blocks_bad, 1);
+	const struct pop_walk *w = &p->walk;
+	unsigned long long off = (unsigned long long)pop_walk_block_offset(w, w->ev_block);
+	atomic_fetch_add(&c->st.records_lost, ev == POP_WALK_RECORD_BAD ? 1 : w->ev_lost);
+	bool list = f->bad + f->missing < POP_FILE_WARNINGS_MAX;
+	if (f->bad + f->missing == POP_FILE_WARNINGS_MAX && ev != POP_WALK_TOO_LARGE)
+		log_warn("%s/%s: more damaged blocks: counted, not listed", c->o.from_dir, f->name);
+	switch (ev) {
+	case POP_WALK_BLOCK_MISSING:
+		f->missing++;
+		atomic_fetch_add(&c->st.blocks_missing, 1);
+		break;
+	case POP_WALK_BLOCK_BAD:
+		f->bad++;
+		atomic_fetch_add(&c->st.blocks_bad, 1);
+		if (list)
 			log_warn("%s/%s: block %u at offset %llu: %s; skipped, every other block "
 				 "is applied",
-				 p->c->o.from_dir, f->name, p->blk, (unsigned long long)file_off,
-				 chunk_status_name(st));
-		}
-		memset(&p->span, 0, sizeof(p->span));
-		pend_drop(p);
-		return false;
+				 c->o.from_dir, f->name, w->ev_block, off,
+				 chunk_status_name(w->ev_status));
+		break;
+	case POP_WALK_RECORD_BAD:
+		f->bad++;
+		atomic_fetch_add(&c->st.blocks_bad, 1);
+		if (list)
+			log_warn("%s/%s: block %u at offset %llu: a record dropped: %s (damaged "
+				 "or crafted); every other record is applied",
+				 c->o.from_dir, f->name, w->ev_block, off, w->ev_why);
+		break;
+	case POP_WALK_TOO_LARGE:
+		atomic_fetch_add_explicit(&c->st.too_large, 1, memory_order_relaxed);
+		break;
+	case POP_WALK_RECORD:
+	case POP_WALK_WINDOW_DONE:
+		ASSERT(false);
 	}
-	if (orphan > 0)
-		pend_drop(p);
-	bitmap_set(f->good, p->blk);
-	return true;
 }
 
-/* Walks ready windows in order until they are done or no batch has room. */
 /* Walks ready windows in order until they are done or no batch has room. */
 static void process(struct pw *p)
 {
 	while (!pop_failed(p->c)) {
-		if (p->pend.ready && !place_pending(p))
+		if (p->rec_ready && !place_record(p))
 			return;
 		struct rbuf *rb = &p->bufs[p->proc_window % 2];
 		if (!p->in_window) {
@@ -585,36 +542,22 @@ static void process(struct pw *p)
 				return; /* the next window is not read yet */
 			p->in_window = true;
 			p->pf = &p->files[rb->file];
-			p->blk = (uint32_t)((p->proc_window - p->pf->first_window) *
-					    p->pf->window_blocks);
-			p->cursor_open = false;
+			pop_walk_window(&p->walk, (uint32_t)(p->proc_window - p->pf->first_window),
+					p->w->read_buf[p->proc_window % 2], rb->len);
 		}
-		struct pfile *f = p->pf;
-		uint64_t fw = p->proc_window - f->first_window;
-		uint32_t end = (uint32_t)MIN((uint64_t)f->nblocks, (fw + 1) * f->window_blocks);
-		if (p->blk == end) { /* the window is done */
+		enum pop_walk_event ev = pop_walk_next(&p->walk);
+		if (ev == POP_WALK_RECORD) {
+			p->rec_ready = true;
+		} else if (ev == POP_WALK_WINDOW_DONE) {
 			rb->state = BUF_PROCESSED;
 			p->in_window = false;
 			p->proc_window++;
-			if (p->proc_window == f->first_window + f->nwindows)
-				pend_drop(p); /* a record cut off at the end of the file */
-			rb->pend_hold = p->pend.active;
+			rb->pend_hold = pop_walk_holds(&p->walk);
 			buf_try_release(p, rb);
-			continue;
-		}
-		if (!p->cursor_open) {
-			if (!block_open(p, rb, p->w->read_buf[p->proc_window % 2])) {
-				p->blk++;
-				continue;
-			}
-			p->cursor_open = true;
-		}
-		struct chunk_piece pc;
-		if (chunk_cursor_next(&p->cur, &pc)) {
-			take_piece(p, &pc);
 		} else {
-			p->cursor_open = false;
-			p->blk++;
+			on_walk_problem(p, ev);
+			if (!pop_walk_holds(&p->walk))
+				pend_release(p);
 		}
 	}
 }
@@ -721,8 +664,8 @@ static bool pump(struct pw *p)
 	bool awaiting = p->b_answered < p->b_sent || p->send_busy;
 	int timeout_ms = p->c->o.co.io_timeout_ms;
 	if (p->wake_ns != 0) /* a rate-limited batch may go then */
-		timeout_ms = (int)MAX(1, MIN((p->wake_ns - mono_ns() + 999999) / 1000000,
-					     (int64_t)timeout_ms));
+		timeout_ms = (int)MAX(
+		    1, MIN((p->wake_ns - mono_ns() + 999999) / 1000000, (int64_t)timeout_ms));
 	int ret = ur_submit_wait(p->ring, 1, timeout_ms);
 	if (ret == -ETIME) {
 		if (awaiting && !p->lost && now_ms() - p->last_io_ms >= p->c->o.co.io_timeout_ms)
@@ -803,9 +746,10 @@ static bool file_open(struct pw *p, int slot, const struct pop_task *t)
 	f->block_bytes = h.f.block_bytes;
 	f->window_blocks = (uint32_t)(p->w->read_bytes / f->block_bytes);
 	f->blocks_end = footer ? size - MCW_FOOTER_BYTES : size;
-	uint64_t nblocks =
-	    footer ? ft.f.block_count
-		   : (f->blocks_end - MCW_HEADER_BYTES + f->block_bytes - 1) / f->block_bytes;
+	/* the blocks are what the file holds, whatever the footer says */
+	uint64_t region = f->blocks_end > MCW_HEADER_BYTES ? f->blocks_end - MCW_HEADER_BYTES : 0;
+	uint64_t nblocks = (region + f->block_bytes - 1) / f->block_bytes;
+	f->footer_records = footer ? ft.f.record_count : 0;
 	if (size < MCW_HEADER_BYTES || nblocks > JOURNAL_BLOCKS_MAX) {
 		log_warn("%s/%s: %llu blocks, more than %d: skipped", c->o.from_dir, f->name,
 			 (unsigned long long)nblocks, JOURNAL_BLOCKS_MAX);
@@ -821,13 +765,30 @@ static bool file_open(struct pw *p, int slot, const struct pop_task *t)
 			 c->o.from_dir, f->name,
 			 footer ? "the name's checksum does not match the footer's"
 				: "no valid footer (truncated, or damaged)");
+	else if (ft.f.block_count != nblocks ||
+		 (nblocks > 0 &&
+		  region - (nblocks - 1) * f->block_bytes != ft.f.last_block_bytes)) {
+		log_warn("%s/%s: the footer says %llu blocks (the last of %u bytes), the file "
+			 "holds %llu: applying its good blocks as a damaged file",
+			 c->o.from_dir, f->name, (unsigned long long)ft.f.block_count,
+			 ft.f.last_block_bytes, (unsigned long long)nblocks);
+		f->complete = false;
+		atomic_fetch_add(&c->st.blocks_bad, 1);
+	}
+	struct pop_walk_file wf = {
+		.block_bytes = f->block_bytes,
+		.nblocks = f->nblocks,
+		.window_blocks = f->window_blocks,
+	};
 	pthread_mutex_lock(&c->run.mu);
 	const struct journal_entry *e = journal_find(&c->journal, f->job, f->part);
-	f->applied_before = e ? journal_applied(&c->journal, e) : NULL;
+	wf.applied_before = e ? journal_applied(&c->journal, e) : NULL;
+	wf.item_size_max = c->dst.item_size_max;
+	wf.cas_enabled = c->dst.cas_enabled;
 	pthread_mutex_unlock(&c->run.mu);
+	pop_walk_begin(&p->walk, &wf);
 	f->first_window = p->read_window;
 	f->state = FILE_READING;
-	memset(&p->span, 0, sizeof(p->span));
 	return true;
 }
 
@@ -836,11 +797,8 @@ static void file_finish(struct pw *p, struct pfile *f)
 {
 	struct pop_ctx *c = p->c;
 	bool all = f->complete;
-	for (uint32_t i = 0; i < f->nblocks; i++) {
-		if (f->applied_before && bitmap_get(f->applied_before, i))
-			bitmap_set(f->good, i);
+	for (uint32_t i = 0; i < f->nblocks; i++)
 		all &= bitmap_get(f->good, i);
-	}
 	pthread_mutex_lock(&c->run.mu);
 	int ret = all ? journal_done(&c->journal, f->job, f->part, f->crc, f->records)
 		      : journal_partial(&c->journal, f->job, f->part, f->crc, f->nblocks, f->good);
@@ -886,8 +844,22 @@ static void end_of_reading(struct pw *p)
 	if (p->rf < 0)
 		return;
 	struct pfile *f = &p->files[p->rf];
-	if (p->proc_window < f->first_window + f->nwindows || p->in_window || p->pend.ready)
+	if (p->proc_window < f->first_window + f->nwindows || p->in_window || p->rec_ready)
 		return;
+	ASSERT(!pop_walk_holds(&p->walk));
+	if (f->complete && f->bad + f->missing == 0 && p->walk.records_begun != f->footer_records) {
+		log_warn("%s/%s: the footer counts %llu records, the blocks hold %u: applied "
+			 "them, but the file is not what its writer wrote",
+			 p->c->o.from_dir, f->name, (unsigned long long)f->footer_records,
+			 p->walk.records_begun);
+		f->complete = false;
+		atomic_fetch_add(&p->c->st.blocks_bad, 1);
+	}
+	/* blocks applied by an earlier pass count as applied */
+	const uint8_t *before = p->walk.f.applied_before;
+	for (uint32_t i = 0; i < f->nblocks; i++)
+		if (pop_walk_block_good(&p->walk, i) || (before && bitmap_get(before, i)))
+			bitmap_set(f->good, i);
 	batch_close(p); /* the next file's records start a new batch */
 	f->state = FILE_FINISHING;
 	p->rf = -1;
@@ -943,7 +915,7 @@ static void worker_loop(struct pw *p)
 		process(p);
 		end_of_reading(p);
 		finish_files(p);
-		if (!p->pend.ready)
+		if (!p->rec_ready)
 			batch_close(p); /* nothing more to add now: send what there is */
 		schedule_reads(p);
 		kick_send(p);
@@ -965,8 +937,7 @@ static int worker_setup(struct pw *p, struct pop_worker *w)
 	p->w = w;
 	p->c = w->ctx;
 	p->fd = w->fd;
-	rate_bucket_init(&p->bucket,
-			 rate_limits_active(&p->c->limits) ? &p->c->limits : NULL);
+	rate_bucket_init(&p->bucket, rate_limits_active(&p->c->limits) ? &p->c->limits : NULL);
 	p->last_io_ms = now_ms();
 	p->rbuf = w->recv_area;
 	int ret = run_thread_setup(name, w->cpu, &p->ring);

@@ -97,7 +97,7 @@ struct harness {
 	struct chunk_identity id;
 	unsigned files_done;
 	char names[64][CHUNK_NAME_MAX];
-	unsigned job_ends;	     /* files reported with job_end */
+	unsigned job_ends;	   /* files reported with job_end */
 	unsigned files_at_job_end; /* files_done when the job's end was reported */
 };
 
@@ -266,7 +266,7 @@ static unsigned read_file(int dir_fd, const char *name, struct readback *rb, uin
 		if (chunk_block_check(buf + off, len, h.f.block_bytes, (uint32_t)*blocks, &v) !=
 		    CHUNK_OK) {
 			bad++;
-			memset(&span, 0, sizeof(span));
+			chunk_span_lost(&span);
 			continue;
 		}
 		struct chunk_walk_result r = chunk_block_walk(&v, &span, check_piece, rb);
@@ -478,10 +478,18 @@ static void test_orphan_continuation(void **state)
 	assert_int_equal(chunk_block_check(blk, sizeof(blk), MCW_BLOCK_BYTES, 3, &v), CHUNK_OK);
 	assert_int_equal(chunk_block_check(blk, sizeof(blk), MCW_BLOCK_BYTES, 4, &v),
 			 CHUNK_ERR_FIELD);
+	/* a continuation where nothing was lost (block 0, or after a block whose records
+	 * all ended): it continues nothing, so the block is refused */
 	struct chunk_span span = { 0 };
 	struct readback rb;
 	readback_init(&rb);
 	struct chunk_walk_result r = chunk_block_walk(&v, &span, check_piece, &rb);
+	assert_int_equal(r.status, CHUNK_ERR_FIELD);
+	assert_int_equal(r.records_begun, 0);
+	/* after a lost block: the continuation is an orphan, the record after it is good */
+	memset(&span, 0, sizeof(span));
+	chunk_span_lost(&span);
+	r = chunk_block_walk(&v, &span, check_piece, &rb);
 	assert_int_equal(r.status, CHUNK_OK);
 	assert_int_equal(r.orphan_bytes, 100);
 	assert_int_equal(r.records_begun, 1);
@@ -501,6 +509,61 @@ static void test_orphan_continuation(void **state)
 	r = chunk_block_walk(&v, &span, check_piece, &rb);
 	assert_int_equal(r.status, CHUNK_ERR_FIELD);
 	free(rb.val);
+}
+
+static int count_piece(void *arg, const struct chunk_piece *p)
+{
+	(void)arg;
+	(void)p;
+	return 0;
+}
+
+/* A block whose last value goes on must be full (as the writer leaves it): otherwise a
+ * value could be cut into as many pieces as a file has blocks. */
+static void test_continuing_block_is_full(void **state)
+{
+	(void)state;
+	static uint8_t blk[MCW_BLOCK_BYTES];
+	const uint32_t cap = MCW_BLOCK_BYTES - MCW_BLOCK_HEADER_BYTES;
+	struct chunk_block_header bh = { .magic = CHUNK_BLOCK_MAGIC,
+					 .flags = CHUNK_BLOCK_F_CONTINUES,
+					 .record_count = 1 };
+	uint8_t *payload = blk + sizeof(bh);
+	struct chunk_record_header rh = { .key_len = 1, .value_len = 3 * cap };
+	memcpy(payload, &rh, sizeof(rh));
+	payload[sizeof(rh)] = 'k';
+	const uint32_t lens[] = { cap, cap - 1 }; /* full: good; one byte short: refused */
+	for (unsigned i = 0; i < 2; i++) {
+		uint32_t len = lens[i];
+		bh.payload_bytes = len;
+		bh.crc = mcw_crc32c(mcw_crc32c(0, payload, len), &bh, 28);
+		memcpy(blk, &bh, sizeof(bh));
+		struct chunk_block_view v;
+		assert_int_equal(chunk_block_check(blk, sizeof(blk), MCW_BLOCK_BYTES, 0, &v),
+				 CHUNK_OK);
+		struct chunk_span span = { 0 };
+		struct chunk_walk_result r = chunk_block_walk(&v, &span, count_piece, NULL);
+		assert_int_equal(r.status, len == cap ? CHUNK_OK : CHUNK_ERR_FIELD);
+		if (len == cap) { /* a middle block one byte short is refused as well */
+			assert_true(span.active);
+			bh = (struct chunk_block_header){ .magic = CHUNK_BLOCK_MAGIC,
+							  .index = 1,
+							  .flags = CHUNK_BLOCK_F_CONTINUES,
+							  .payload_bytes = cap - 1,
+							  .cont_bytes = cap - 1 };
+			bh.crc = mcw_crc32c(mcw_crc32c(0, payload, cap - 1), &bh, 28);
+			memcpy(blk, &bh, sizeof(bh));
+			assert_int_equal(
+			    chunk_block_check(blk, sizeof(blk), MCW_BLOCK_BYTES, 1, &v), CHUNK_OK);
+			r = chunk_block_walk(&v, &span, count_piece, NULL);
+			assert_int_equal(r.status, CHUNK_ERR_FIELD);
+			bh = (struct chunk_block_header){ .magic = CHUNK_BLOCK_MAGIC,
+							  .flags = CHUNK_BLOCK_F_CONTINUES,
+							  .record_count = 1 };
+			memcpy(payload, &rh, sizeof(rh));
+			payload[sizeof(rh)] = 'k';
+		}
+	}
 }
 
 static void test_names(void **state)
@@ -534,6 +597,7 @@ int main(void)
 		cmocka_unit_test(test_truncated_every_block),
 		cmocka_unit_test(test_header_and_footer_checks),
 		cmocka_unit_test(test_orphan_continuation),
+		cmocka_unit_test(test_continuing_block_is_full),
 		cmocka_unit_test(test_names),
 	};
 	int ret = cmocka_run_group_tests(tests, NULL, NULL);
