@@ -31,20 +31,6 @@ const char *chunk_status_name(enum chunk_status s)
 	return "unknown";
 }
 
-/* A stored checksum against the computed one. Fuzz builds (libFuzzer's convention, never
- * a product build: tests/fuzz/) accept any, so that mutated files reach the structure
- * checks behind the checksums. */
-static bool crc_matches(uint32_t stored, uint32_t computed)
-{
-#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
-	(void)stored;
-	(void)computed;
-	return true;
-#else
-	return stored == computed;
-#endif
-}
-
 enum chunk_status chunk_header_check(const void *page, size_t len, struct chunk_header *out)
 {
 	if (len < sizeof(*out))
@@ -52,7 +38,7 @@ enum chunk_status chunk_header_check(const void *page, size_t len, struct chunk_
 	memcpy(out, page, sizeof(*out));
 	if (memcmp(out->f.magic, CHUNK_MAGIC, 8) != 0)
 		return CHUNK_ERR_MAGIC;
-	if (!crc_matches(out->crc, mcw_crc32c(0, out, offsetof(struct chunk_header, crc))))
+	if (!mcw_crc_matches(out->crc, mcw_crc32c(0, out, offsetof(struct chunk_header, crc))))
 		return CHUNK_ERR_CRC;
 	if (out->f.version_major != CHUNK_VERSION_MAJOR)
 		return CHUNK_ERR_VERSION;
@@ -69,7 +55,7 @@ enum chunk_status chunk_footer_check(const void *page, size_t len, struct chunk_
 	memcpy(out, page, sizeof(*out));
 	if (memcmp(out->f.magic, CHUNK_FOOTER_MAGIC, 8) != 0)
 		return CHUNK_ERR_MAGIC;
-	if (!crc_matches(out->crc, mcw_crc32c(0, out, offsetof(struct chunk_footer, crc))))
+	if (!mcw_crc_matches(out->crc, mcw_crc32c(0, out, offsetof(struct chunk_footer, crc))))
 		return CHUNK_ERR_CRC;
 	if (out->f.file_bytes < MCW_HEADER_BYTES + MCW_FOOTER_BYTES ||
 	    out->f.file_bytes % MCW_ALIGN_BYTES != 0 ||
@@ -95,7 +81,7 @@ enum chunk_status chunk_block_check(const uint8_t *buf, size_t len, uint32_t blo
 	out->payload_cap = block_bytes - MCW_BLOCK_HEADER_BYTES;
 	uint32_t crc = mcw_crc32c(0, out->payload, payload);
 	crc = mcw_crc32c(crc, &out->h, offsetof(struct chunk_block_header, crc));
-	if (!crc_matches(out->h.crc, crc))
+	if (!mcw_crc_matches(out->h.crc, crc))
 		return CHUNK_ERR_CRC;
 	if (out->h.index != expect_index || out->h.cont_bytes > payload)
 		return CHUNK_ERR_FIELD;

@@ -33,7 +33,7 @@ static bool line_ok(char *line)
 	unsigned crc;
 	if (c == NULL || strlen(c) != 11 || sscanf(c + 3, "%8x", &crc) != 1)
 		return false;
-	if (crc != mcw_crc32c(0, line, (size_t)(c - line)))
+	if (!mcw_crc_matches(crc, mcw_crc32c(0, line, (size_t)(c - line))))
 		return false;
 	*c = '\0';
 	return true;

@@ -94,14 +94,14 @@ int keychunk_load(int dir_fd, uint32_t seq, const uint8_t dump_id[16], uint8_t *
 	if ((size_t)n < sizeof(*h))
 		return corrupt(err, err_cap, seq, "shorter than its header");
 	if (memcmp(h->magic, KEYCHUNK_MAGIC, 8) != 0 ||
-	    h->crc != mcw_crc32c(0, h, offsetof(struct keychunk_header, crc)))
+	    !mcw_crc_matches(h->crc, mcw_crc32c(0, h, offsetof(struct keychunk_header, crc))))
 		return corrupt(err, err_cap, seq, "header checksum");
 	if (h->seq != seq || memcmp(h->dump_id, dump_id, 16) != 0)
 		return corrupt(err, err_cap, seq, "belongs to another dump or position");
 	if (h->payload_bytes > (size_t)n - sizeof(*h))
 		return corrupt(err, err_cap, seq, "truncated payload");
 	const uint8_t *p = buf + sizeof(*h);
-	if (h->payload_crc != mcw_crc32c(0, p, h->payload_bytes))
+	if (!mcw_crc_matches(h->payload_crc, mcw_crc32c(0, p, h->payload_bytes)))
 		return corrupt(err, err_cap, seq, "payload checksum");
 	uint32_t pos = 0, count = 0;
 	while (pos < h->payload_bytes) {

@@ -198,7 +198,7 @@ static long read_checked(int dir_fd, const char *name, char **out, uint32_t *crc
 	size_t body = last ? (size_t)(last - buf) + 1 : 0;
 	unsigned crc;
 	if (n != sb.st_size || last == NULL || sscanf(last + 1, "crc32c %8x", &crc) != 1 ||
-	    crc != mcw_crc32c(0, buf, body)) {
+	    !mcw_crc_matches(crc, mcw_crc32c(0, buf, body))) {
 		free(buf);
 		snprintf(err, cap, "%s is damaged (checksum mismatch)", name);
 		return -EBADMSG;
@@ -220,7 +220,8 @@ long manifest_load(int dir_fd, struct manifest_info *info, struct manifest_entry
 		return ret;
 	memset(info, 0, sizeof(*info));
 	if (sscanf(done, "mcwarm-done 1\ndump_id %32s\nmanifest_crc32c %8x", info->dump_id_hex,
-		   &man_crc) != 2) {
+		   &man_crc) != 2 ||
+	    strspn(info->dump_id_hex, "0123456789abcdef") != 32) {
 		snprintf(err, err_cap, "DONE has an unknown layout");
 		free(done);
 		return -EBADMSG;
@@ -238,6 +239,7 @@ long manifest_load(int dir_fd, struct manifest_info *info, struct manifest_entry
 	}
 	size_t n = 0, cap = 0;
 	struct manifest_entry *v = NULL;
+	bool same_dump = false;
 	for (char *line = strtok(man, "\n"); line != NULL; line = strtok(NULL, "\n")) {
 		struct manifest_entry e = { 0 };
 		if (sscanf(line, "chunk %63s %" SCNu64 " %" SCNu64 " %" SCNu64, e.name, &e.records,
@@ -249,6 +251,8 @@ long manifest_load(int dir_fd, struct manifest_info *info, struct manifest_entry
 				ASSERT(v != NULL);
 			}
 			v[n++] = e;
+		} else if (strncmp(line, "dump_id ", 8) == 0) {
+			same_dump = strcmp(line + 8, info->dump_id_hex) == 0;
 		} else {
 			sscanf(line, "source %299s", info->source);
 			sscanf(line, "source_version %31s", info->source_version);
@@ -261,6 +265,12 @@ long manifest_load(int dir_fd, struct manifest_info *info, struct manifest_entry
 	}
 	free(man);
 	info->crc = man_crc;
+	if (!same_dump) {
+		snprintf(err, err_cap, "MANIFEST is not for dump %s, as DONE says",
+			 info->dump_id_hex);
+		free(v);
+		return -EBADMSG;
+	}
 	if (n != info->files) {
 		snprintf(err, err_cap, "MANIFEST lists %zu chunks but says %" PRIu64, n,
 			 info->files);

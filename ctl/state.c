@@ -128,7 +128,7 @@ int ctl_state_load(const char *work, struct ctl_state *s, char *err, size_t cap)
 	char *last = n > 1 ? memrchr(text, '\n', n - 1) : NULL;
 	unsigned crc;
 	if (last == NULL || sscanf(last + 1, "crc32c=%8x", &crc) != 1 ||
-	    crc != mcw_crc32c(0, text, (size_t)(last - text) + 1) ||
+	    !mcw_crc_matches(crc, mcw_crc32c(0, text, (size_t)(last - text) + 1)) ||
 	    strncmp(text, "mcwarm-ctl-state 1\n", 19) != 0) {
 		snprintf(err, cap,
 			 "%s is damaged (checksum mismatch): it cannot be trusted; check what "
