@@ -11,6 +11,7 @@ const char mcw_exit_codes_help[] =
     "   0  success\n"
     "   1  incomplete: the job is not finished yet (populate --once)\n"
     "   2  verify: fewer items equal than --min-ratio asks\n"
+    "   4  watch: the new cluster's hit ratio stayed below --min-hit-ratio (roll back)\n"
     "  64  usage: bad command line\n"
     "  65  data: corrupt chunk files\n"
     "  69  unavailable: a server is unreachable, unsuitable, or went away\n"
@@ -29,6 +30,7 @@ static const struct {
 	{ "verify", mcw_cmd_verify, "compare a source and a destination item by item" },
 	{ "stream", mcw_cmd_stream, "copy items straight from one memcached into another" },
 	{ "inspect", mcw_cmd_inspect, "decode and check chunk files" },
+	{ "watch", mcw_cmd_watch, "watch hit ratios and traffic of an old and a new cluster" },
 };
 
 static void usage(FILE *f)

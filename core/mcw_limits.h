@@ -48,6 +48,13 @@
 #define MCW_RING_ENTRIES       64
 #define MCW_IOWQ_WORKERS_MAX   2
 
+/* mcwarm watch. */
+#define WATCH_NODES_MAX		 1024 /* old and new clusters together */
+#define WATCH_SAMPLES_MAX	 121  /* per node: --window / --interval + 1 */
+#define WATCH_STATS_BYTES	 16384 /* a 'stats' reply (about 4 KiB on memcached 1.6) */
+#define WATCH_CONNECT_TIMEOUT_MS 1000 /* a node slower than this is down for the sample */
+#define WATCH_IO_TIMEOUT_MS	 2000
+
 /* Waits and retries. */
 #define MCW_CONNECT_TIMEOUT_MS	 5000
 #define MCW_IO_TIMEOUT_MS	 30000 /* no byte from a server for this long: it is gone */

@@ -11,6 +11,7 @@ enum mcw_exit {
 	MCW_EXIT_OK = 0,
 	MCW_EXIT_INCOMPLETE = 1,   /* ran fine but the job is not finished (populate --once) */
 	MCW_EXIT_MISMATCH = 2,	   /* verify: warm ratio below --min-ratio */
+	MCW_EXIT_ROLLBACK = 4,	   /* watch: the new cluster's hit ratio stayed too low */
 	MCW_EXIT_USAGE = 64,	   /* bad command line */
 	MCW_EXIT_DATA = 65,	   /* corrupt input (chunk files) */
 	MCW_EXIT_UNAVAILABLE = 69, /* server unreachable, unsuitable, or gone mid-run */
@@ -32,6 +33,7 @@ int mcw_cmd_inspect(int argc, char **argv);
 int mcw_cmd_populate(int argc, char **argv);
 int mcw_cmd_verify(int argc, char **argv);
 int mcw_cmd_stream(int argc, char **argv);
+int mcw_cmd_watch(int argc, char **argv);
 
 /* One record of a chunk file, value assembled (for tools; the data path streams pieces). */
 struct mcw_record {

@@ -210,10 +210,15 @@ class FollowTest(PopulateTestCase):
                 shutil.copy(f, tmp)
                 os.rename(tmp, os.path.join(live, os.path.basename(f)))
                 time.sleep(0.15)
-            time.sleep(1.5)
+            # it applies the files while they arrive, before any DONE (a bounded wait:
+            # a loaded machine or a sanitizer build is slower)
+            deadline = time.time() + 60
+            watcher = dst.client()
+            while watcher.stats()["curr_items"] != "60000" and time.time() < deadline:
+                self.assertIsNone(pop.poll(), "populate --follow stopped before DONE")
+                time.sleep(0.2)
             self.assertIsNone(pop.poll(), "populate --follow stopped before DONE")
-            # it applied the files while they arrived
-            self.assertEqual(dst.client().stats()["curr_items"], "60000")
+            self.assertEqual(watcher.stats()["curr_items"], "60000")
             shutil.copy(os.path.join(full, "MANIFEST"), os.path.join(live, "MANIFEST"))
             shutil.copy(os.path.join(full, "DONE"), os.path.join(live, "DONE"))
             out, err = pop.communicate(timeout=60)
