@@ -59,7 +59,7 @@ uint64_t cap_memory_need(const struct server_info *dst, uint64_t items, uint64_t
 void cap_load_of_source(const struct server_info *src, struct cap_load *out)
 {
 	*out = (struct cap_load){
-		.what = "the source's stats",
+		.what = "what the source holds",
 		.items = src->curr_items,
 		.item_bytes = src->bytes, /* memcached counts whole items, headers included */
 		.item_size_max = src->item_size_max,
@@ -70,11 +70,17 @@ static int check_item_size(const struct server_info *dst, const char *dst_addr,
 			   const struct cap_load *load, const struct mcw_copy_allow *allow,
 			   char *err, size_t cap)
 {
-	char a[32], b[32];
+	char a[32], b[32], opt[32];
 	if (load->item_size_max == 0 || dst->item_size_max >= load->item_size_max)
 		return 0;
 	size_format(a, sizeof(a), dst->item_size_max);
 	size_format(b, sizeof(b), load->item_size_max);
+	if (load->item_size_max % MIB == 0) /* as memcached's -I takes it */
+		snprintf(opt, sizeof(opt), "%llum",
+			 (unsigned long long)(load->item_size_max / MIB));
+	else
+		snprintf(opt, sizeof(opt), "%lluk",
+			 (unsigned long long)((load->item_size_max + KIB - 1) / KIB));
 	if (allow->smaller_items) {
 		log_warn("%s stores items up to %s, the source up to %s: larger items are skipped "
 			 "and counted as too large (--allow-smaller-items)",
@@ -85,7 +91,7 @@ static int check_item_size(const struct server_info *dst, const char *dst_addr,
 		 "%s stores items up to %s (item_size_max) but the source up to %s: items "
 		 "larger than %s would be lost. Fix: start the destination with -I %s, or accept "
 		 "the loss with --allow-smaller-items (they are skipped and counted)",
-		 dst_addr, a, b, a, b);
+		 dst_addr, a, b, a, opt);
 	return MCW_EXIT_UNAVAILABLE;
 }
 
@@ -104,7 +110,7 @@ int cap_check(const struct server_info *dst, const char *dst_addr, const struct 
 	size_format(n4, sizeof(n4), used);
 	if (need > dst->limit_maxbytes && !allow->shrink) {
 		snprintf(err, cap,
-			 "%s is too small: %s lists %llu items of %s, about %s in memcached's "
+			 "%s is too small for %s: %llu items of %s need about %s in memcached's "
 			 "slabs, and its memory limit is %s (-m %llu, %s in use); most of it "
 			 "would be evicted. Fix: start it with -m %llu or more, or send a share of "
 			 "the keys (key filters), or accept a shrinking resize with --allow-shrink "

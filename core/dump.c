@@ -586,6 +586,8 @@ static void wait_threads(struct dump_ctx *c)
 		pthread_mutex_unlock(&c->run.mu);
 		show_progress(c, &pg);
 		rate_limits_poll_log(&c->limits);
+		if (c->watch_on)
+			cap_watch_poll(&c->watch, false);
 		if (c->o.syncfs_interval_s > 0 && c->out_fd >= 0 && mono_ns() >= next_sync) {
 			/* finished chunk files reach the disk for a reader on another host */
 			if (syncfs(c->out_fd) < 0)
@@ -734,6 +736,8 @@ int engine_run(struct dump_ctx *c)
 			 c->o.co.limits_file);
 	rate_limits_poll_log(&c->limits);
 	int code = probe_servers(c);
+	if (code == 0 && c->o.kind == RUN_STREAM)
+		code = stream_preflight(c);
 	if (code == 0)
 		code = prepare_out_dir(c);
 	if (code != 0 || c->already_complete)
