@@ -239,6 +239,19 @@ void cap_watch_end(struct cap_watch *w)
 	w->fd = -1;
 }
 
+bool cap_watch_evicted(const struct cap_watch *w, char *buf, size_t cap)
+{
+	if (w->evictions == 0)
+		return false;
+	snprintf(buf, cap,
+		 "%s evicted %llu items during the run (%llu of them never read): it is too "
+		 "small for what was sent. Fix: start it with more memory (-m), or send a share "
+		 "of the keys (key filters)",
+		 w->hp.text, (unsigned long long)w->evictions,
+		 (unsigned long long)w->evicted_unfetched);
+	return true;
+}
+
 /* ---- a copy between two live servers (mcwarm-ctl warm) ------------------------------ */
 
 static int probe(const char *text, struct hostport *hp, struct server_info *si, char *err,

@@ -28,7 +28,7 @@
 
 /* What is about to be sent, as memcached will store it. */
 struct cap_load {
-	const char *what; /* "the dump's MANIFEST", "the source's stats" */
+	const char *what; /* "the dump's MANIFEST", "what the source holds" */
 	uint64_t items;
 	uint64_t item_bytes;	/* memcached's item sizes summed, before slab rounding */
 	uint64_t item_size_max; /* the source's limit; 0 if unknown */
@@ -91,5 +91,8 @@ void cap_watch_start(struct cap_watch *w, const struct hostport *hp,
 void cap_watch_poll(struct cap_watch *w, bool force);
 /* A last read, then closes the connection. */
 void cap_watch_end(struct cap_watch *w);
+/* The destination evicted during the run: true, with the operator's message (cause, counts,
+ * fix) in buf. */
+bool cap_watch_evicted(const struct cap_watch *w, char *buf, size_t cap);
 
 #endif

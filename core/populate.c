@@ -683,14 +683,11 @@ static int populate_run(struct pop_ctx *c, uint64_t *listed, uint64_t *applied)
 		log_error("%s", c->run.error);
 		code = c->run.exit_code;
 	}
-	if ((code == 0 || code == MCW_EXIT_INCOMPLETE) && c->watch.evictions > 0) {
-		pop_fail(c, MCW_EXIT_TOO_SMALL,
-			 "%s evicted %llu items during the run (%llu of them never read): it is "
-			 "too small for what was sent. Fix: start it with more memory (-m), or "
-			 "send a share of the keys",
-			 c->o.dest.text, (unsigned long long)c->watch.evictions,
-			 (unsigned long long)c->watch.evicted_unfetched);
-		log_error("%s", c->run.error);
+	char why[512];
+	if ((code == 0 || code == MCW_EXIT_INCOMPLETE) &&
+	    cap_watch_evicted(&c->watch, why, sizeof(why))) {
+		pop_fail(c, MCW_EXIT_TOO_SMALL, "%s", why);
+		log_error("%s", why);
 		code = MCW_EXIT_TOO_SMALL;
 	}
 	if (code == 0 && atomic_load(&c->st.server_errors) > 0) {

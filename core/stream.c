@@ -614,14 +614,10 @@ int mcw_cmd_stream(int argc, char **argv)
 	code = engine_run(c);
 	if (c->watch_on)
 		cap_watch_end(&c->watch);
-	if (code == 0 && c->watch.evictions > 0) {
-		dump_fail(c, MCW_EXIT_TOO_SMALL,
-			  "%s evicted %llu items during the run (%llu of them never read): it is "
-			  "too small for what was sent. Fix: start it with more memory (-m), or "
-			  "copy a share of the keys (key filters)",
-			  c->o.dest.text, (unsigned long long)c->watch.evictions,
-			  (unsigned long long)c->watch.evicted_unfetched);
-		log_error("%s", c->run.error);
+	char why[512];
+	if (code == 0 && cap_watch_evicted(&c->watch, why, sizeof(why))) {
+		dump_fail(c, MCW_EXIT_TOO_SMALL, "%s", why);
+		log_error("%s", why);
 		code = MCW_EXIT_TOO_SMALL;
 	}
 	if (code == 0 && atomic_load(&c->st.server_errors) > 0)
