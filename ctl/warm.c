@@ -233,7 +233,8 @@ static int populate_pass(const struct ctl_plan *p, struct ctl_state *s, char *er
 	s->cycles++;
 	s->last_cycle_ns = wall_ns();
 	ctl_state_save(p->work, s);
-	if (code == MCW_EXIT_TOO_SMALL && p->allow_shrink) /* evictions were accepted */
+	/* evictions were accepted; refused items (out of memory: -M) never are */
+	if (code == MCW_EXIT_TOO_SMALL && p->allow_shrink && json_num(out, "out_of_memory") == 0)
 		code = json_true(out, "complete") ? MCW_EXIT_OK : MCW_EXIT_INCOMPLETE;
 	if (code == MCW_EXIT_OK || code == MCW_EXIT_INCOMPLETE)
 		return code;
