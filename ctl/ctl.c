@@ -565,15 +565,15 @@ int ctl_main(int argc, char **argv)
 		}
 		return code;
 	}
+	struct ctl_state s;
+	code = load_state(p, &s); /* reads only: another plan's work directory is refused */
+	if (code != 0)
+		return code;
 	if (strcmp(cmd, "warm") == 0) {
 		code = warm_preflight(p, o.json);
 		if (code != 0)
 			return code;
 	}
-	struct ctl_state s;
-	code = load_state(p, &s);
-	if (code != 0)
-		return code;
 	/* the size: the option, what an earlier step recorded, or the source's stats */
 	if (!o.size_given && s.volume_bytes > 0)
 		p->vol.size_bytes = s.volume_bytes;
