@@ -124,7 +124,7 @@ int cap_check(const struct server_info *dst, const char *dst_addr, const struct 
 		log_warn("%s is too small for %s (about %s needed, limit %s): sending anyway "
 			 "(--allow-shrink); what does not fit is evicted",
 			 dst_addr, load->what, n2, n3);
-	else if (need > dst->limit_maxbytes - used)
+	else if (!load->resumed && need > dst->limit_maxbytes - used)
 		log_warn("%s holds %s already; with about %s more (%s) it passes its limit of %s: "
 			 "expect evictions",
 			 dst_addr, n4, n2, load->what, n3);

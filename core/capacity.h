@@ -32,6 +32,7 @@ struct cap_load {
 	uint64_t items;
 	uint64_t item_bytes;	/* memcached's item sizes summed, before slab rounding */
 	uint64_t item_size_max; /* the source's limit; 0 if unknown */
+	bool resumed; /* the destination holds part of it already: its bytes are not others' */
 };
 
 /* Item bytes of items with these key and value bytes in dst (header, key + 1, value +

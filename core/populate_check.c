@@ -9,6 +9,7 @@
  * JSON summary carries it.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
@@ -74,6 +75,7 @@ int pop_check_manifest(struct pop_ctx *c, const struct manifest_info *mi)
 		.items = mi->records,
 		.item_bytes = cap_item_bytes(&c->dst, mi->records, mi->key_bytes, mi->value_bytes),
 		.item_size_max = mi->source_item_size_max,
+		.resumed = c->journal.n > 0, /* files applied to this destination process */
 	};
 	int code = cap_check(&c->dst, c->o.dest.text, &load, &c->o.allow, err, sizeof(err));
 	if (code != 0)
@@ -89,8 +91,9 @@ int pop_preflight(struct pop_ctx *c)
 	int code = check_not_source(c);
 	if (code != 0)
 		return code;
-	if (manifest_load(c->from_fd, &mi, &e, err, sizeof(err)) < 0) {
-		if (!c->o.co.quiet)
+	long n = manifest_load(c->from_fd, &mi, &e, err, sizeof(err));
+	if (n < 0) { /* damaged: completion() says so on every pass */
+		if (n == -ENOENT && !c->o.co.quiet)
 			log_info("%s has no MANIFEST yet: the destination's memory and item size "
 				 "are checked when it appears",
 				 c->o.from_dir);
