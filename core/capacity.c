@@ -161,22 +161,25 @@ bool cap_is_out_of_memory(const char *msg, size_t len)
 	return memmem(msg, len, "out of memory", 13) != NULL;
 }
 
-void cap_oom_explain(char *buf, size_t cap, const char *dst_addr, bool evictions_on,
-		     uint64_t answers)
+bool cap_oom_stops(const struct server_info *dst, const char *dst_addr, uint64_t answers, char *buf,
+		   size_t cap)
 {
-	if (!evictions_on)
+	if (!dst->evictions_on)
 		snprintf(buf, cap,
 			 "%s is full and does not evict (started with -M): it answered "
 			 "'SERVER_ERROR out of memory', so the rest would not be stored; stopped "
 			 "early. Fix: start it with more memory (-m), or without -M so it evicts, "
 			 "or send a share of the keys",
 			 dst_addr);
-	else
+	else if (answers >= CAP_OOM_ERRORS_MAX)
 		snprintf(buf, cap,
 			 "%s answered 'SERVER_ERROR out of memory' %llu times: it cannot free "
 			 "memory for new items (its slabs are full of items in use); stopped "
 			 "early. Fix: start it with more memory (-m)",
 			 dst_addr, (unsigned long long)answers);
+	else
+		return false;
+	return true;
 }
 
 /* ---- the watch ---------------------------------------------------------------------- */

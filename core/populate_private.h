@@ -36,6 +36,7 @@
 #define POP_RECONNECT_MAX_MS  5000
 #define POP_INTERVAL_MS	      500 /* between --follow passes */
 #define POP_DEST_RESTARTS_MAX 10  /* destination restarts survived in one run */
+#define POP_ERRORS_LOGGED_MAX 5	  /* SERVER_ERROR answers logged per worker */
 
 struct pop_opts {
 	struct cli_common co; /* memory, threads, io-timeout, json, quiet */
@@ -126,6 +127,9 @@ bool pop_first_header(int dir_fd, struct chunk_header *h);
 int pop_preflight(struct pop_ctx *c);
 /* The destination's memory and item size limit against the MANIFEST (once). */
 int pop_check_manifest(struct pop_ctx *c, const struct manifest_info *mi);
+/* A SERVER_ERROR answer (the item is not stored): counted, the first few logged (logged
+ * counts them per worker); out of memory may stop the run (cap_oom_stops). */
+void pop_server_error(struct pop_ctx *c, const struct mcp_meta_reply *rep, unsigned *logged);
 
 #define pop_fail(c, ...) run_fail(&(c)->run, __VA_ARGS__)
 #define pop_failed(c)	 run_failed(&(c)->run)

@@ -644,25 +644,6 @@ static void on_batch_end(struct pw *p)
 		buf_try_release(p, &p->bufs[i]);
 }
 
-/* An item not stored. Out of memory stops the run: at once when the destination does not
- * evict (-M), else after CAP_OOM_ERRORS_MAX answers (its slabs are stuck). */
-static void on_server_error(struct pw *p, const struct mcp_meta_reply *rep)
-{
-	struct pop_ctx *c = p->c;
-	atomic_fetch_add(&c->st.server_errors, 1);
-	if (cap_is_out_of_memory(rep->msg, rep->msg_len)) {
-		uint64_t n = atomic_fetch_add(&c->st.out_of_memory, 1) + 1;
-		if (!c->dst.evictions_on || n >= CAP_OOM_ERRORS_MAX) {
-			char why[512];
-			cap_oom_explain(why, sizeof(why), c->o.dest.text, c->dst.evictions_on, n);
-			pop_fail(c, MCW_EXIT_TOO_SMALL, "%s", why);
-			return;
-		}
-	}
-	if (p->errors_logged++ < 5)
-		log_warn("destination could not store an item: %.*s", (int)rep->msg_len, rep->msg);
-}
-
 static void parse_replies(struct pw *p)
 {
 	while (p->rd < p->wr && !pop_failed(p->c)) {
@@ -691,7 +672,7 @@ static void parse_replies(struct pw *p)
 		case MCP_RC_HD: /* stored (a server that ignores q) */
 			break;
 		case MCP_RC_SERVER_ERROR:
-			on_server_error(p, &rep);
+			pop_server_error(p->c, &rep, &p->errors_logged);
 			break;
 		default:
 			pop_fail(p->c, MCW_EXIT_PROTOCOL,

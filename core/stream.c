@@ -312,12 +312,10 @@ static void post_recv(struct sjob *j)
 static void on_out_of_memory(struct sjob *j)
 {
 	struct dump_ctx *c = j->c;
-	uint64_t n = atomic_fetch_add(&c->st.s_out_of_memory, 1) + 1;
-	if (c->dst.evictions_on && n < CAP_OOM_ERRORS_MAX)
-		return;
 	char why[512];
-	cap_oom_explain(why, sizeof(why), c->o.dest.text, c->dst.evictions_on, n);
-	dump_fail(c, MCW_EXIT_TOO_SMALL, "%s", why);
+	uint64_t n = atomic_fetch_add(&c->st.s_out_of_memory, 1) + 1;
+	if (cap_oom_stops(&c->dst, c->o.dest.text, n, why, sizeof(why)))
+		dump_fail(c, MCW_EXIT_TOO_SMALL, "%s", why);
 }
 
 /* The destination's answers: NS (kept: add mode), MN (a batch is done), errors. */
