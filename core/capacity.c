@@ -161,10 +161,9 @@ bool cap_is_out_of_memory(const char *msg, size_t len)
 	return memmem(msg, len, "out of memory", 13) != NULL;
 }
 
-bool cap_oom_stops(const struct server_info *dst, const char *dst_addr, uint64_t answers, char *buf,
-		   size_t cap)
+bool cap_oom_stops(bool evictions_on, const char *dst_addr, uint64_t answers, char *buf, size_t cap)
 {
-	if (!dst->evictions_on)
+	if (!evictions_on)
 		snprintf(buf, cap,
 			 "%s is full and does not evict (started with -M): it answered "
 			 "'SERVER_ERROR out of memory', so the rest would not be stored; stopped "

@@ -68,10 +68,10 @@ int cap_check_not_same(int src_fd, const struct server_info *src, const char *sr
 /* "SERVER_ERROR out of memory ...": the destination could not find room for an item. */
 bool cap_is_out_of_memory(const char *msg, size_t len);
 
-/* After `answers` out-of-memory answers, does the run stop? At the first when dst does not
- * evict (-M), else at CAP_OOM_ERRORS_MAX (its slabs are stuck). true with the operator's
- * message (cause and fix) in buf. */
-bool cap_oom_stops(const struct server_info *dst, const char *dst_addr, uint64_t answers, char *buf,
+/* After `answers` out-of-memory answers, does the run stop? At the first when the
+ * destination does not evict (-M), else at CAP_OOM_ERRORS_MAX (its slabs are stuck). true
+ * with the operator's message (cause and fix) in buf. */
+bool cap_oom_stops(bool evictions_on, const char *dst_addr, uint64_t answers, char *buf,
 		   size_t cap);
 
 /* The destination's evictions during a run: stats before, every CAP_WATCH_INTERVAL_MS, and

@@ -68,8 +68,8 @@ static const char populate_usage[] =
     "limit_maxbytes: refused with exit 3 when it clearly cannot fit), its item_size_max\n"
     "(not below the source's: exit 69) and its identity (not the dump's source process:\n"
     "exit 64). With --follow before the dump has a MANIFEST, these checks run when it\n"
-    "appears. While sending, the destination's evictions are read every 2 s: any eviction\n"
-    "ends the run with exit 3, and a destination that answers 'SERVER_ERROR out of memory'\n"
+    "appears. While sending, the destination's evictions are read every 2 s: the run ends\n"
+    "with exit 3 if it evicted any, and a destination that answers 'SERVER_ERROR out of memory'\n"
     "(started with -M) stops it at once with exit 3.\n";
 
 /* ---- options ----------------------------------------------------------------------- */

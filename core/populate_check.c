@@ -90,7 +90,10 @@ void pop_server_error(struct pop_ctx *c, const struct mcp_meta_reply *rep, unsig
 	atomic_fetch_add(&c->st.server_errors, 1);
 	if (cap_is_out_of_memory(rep->msg, rep->msg_len)) {
 		uint64_t n = atomic_fetch_add(&c->st.out_of_memory, 1) + 1;
-		if (cap_oom_stops(&c->dst, c->o.dest.text, n, why, sizeof(why))) {
+		pthread_mutex_lock(&c->run.mu); /* c->dst is refreshed on reconnects */
+		bool evictions_on = c->dst.evictions_on;
+		pthread_mutex_unlock(&c->run.mu);
+		if (cap_oom_stops(evictions_on, c->o.dest.text, n, why, sizeof(why))) {
 			pop_fail(c, MCW_EXIT_TOO_SMALL, "%s", why);
 			return;
 		}

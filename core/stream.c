@@ -62,8 +62,8 @@ static const char stream_usage[] =
     "and start time: exit 64), item_size_max not below the source's (exit 69), and memory\n"
     "for what the source holds (its curr_items and bytes, rounded to the destination's\n"
     "slab chunks, against limit_maxbytes: refused with exit 3; skipped when key filters\n"
-    "select a share). While copying, its evictions are read every 2 s: any eviction ends\n"
-    "the run with exit 3, and 'SERVER_ERROR out of memory' (-M) stops it at once.\n";
+    "select a share). While copying, its evictions are read every 2 s: the run ends with\n"
+    "exit 3 if it evicted any, and 'SERVER_ERROR out of memory' (-M) stops it at once.\n";
 
 enum { OPT_MODE = 256, OPT_MIN_TTL, OPT_CRAWL, OPT_WORK, OPT_ALLOW_SHRINK, OPT_ALLOW_SMALLER };
 
@@ -314,7 +314,7 @@ static void on_out_of_memory(struct sjob *j)
 	struct dump_ctx *c = j->c;
 	char why[512];
 	uint64_t n = atomic_fetch_add(&c->st.s_out_of_memory, 1) + 1;
-	if (cap_oom_stops(&c->dst, c->o.dest.text, n, why, sizeof(why)))
+	if (cap_oom_stops(c->dst.evictions_on, c->o.dest.text, n, why, sizeof(why)))
 		dump_fail(c, MCW_EXIT_TOO_SMALL, "%s", why);
 }
 

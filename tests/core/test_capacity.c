@@ -99,13 +99,12 @@ static void test_out_of_memory(void **state)
 	char text[512];
 	assert_true(cap_is_out_of_memory(msg, strlen(msg)));
 	assert_false(cap_is_out_of_memory("SERVER_ERROR object too large for cache", 39));
-	struct server_info d = defaults();
-	d.evictions_on = false; /* -M: the first answer stops */
-	assert_true(cap_oom_stops(&d, "dst:1", 1, text, sizeof(text)));
+	/* -M: the first answer stops */
+	assert_true(cap_oom_stops(false, "dst:1", 1, text, sizeof(text)));
 	assert_non_null(strstr(text, "-M"));
-	d.evictions_on = true; /* an evicting server: a stuck slab class, after a few */
-	assert_false(cap_oom_stops(&d, "dst:1", CAP_OOM_ERRORS_MAX - 1, text, sizeof(text)));
-	assert_true(cap_oom_stops(&d, "dst:1", CAP_OOM_ERRORS_MAX, text, sizeof(text)));
+	/* an evicting server: a stuck slab class, after a few */
+	assert_false(cap_oom_stops(true, "dst:1", CAP_OOM_ERRORS_MAX - 1, text, sizeof(text)));
+	assert_true(cap_oom_stops(true, "dst:1", CAP_OOM_ERRORS_MAX, text, sizeof(text)));
 }
 
 int main(void)
