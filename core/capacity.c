@@ -274,7 +274,7 @@ static int probe(const char *text, struct hostport *hp, struct server_info *si, 
 }
 
 int mcw_copy_preflight(const char *source, const char *dest, const struct mcw_copy_allow *allow,
-		       char *err, size_t cap)
+		       bool resumed, char *err, size_t cap)
 {
 	struct hostport shp, dhp;
 	struct server_info src, dst;
@@ -303,5 +303,6 @@ int mcw_copy_preflight(const char *source, const char *dest, const struct mcw_co
 		code = MCW_EXIT_UNAVAILABLE;
 	}
 	cap_load_of_source(&src, &load);
+	load.resumed = resumed;
 	return code != 0 ? code : cap_check(&dst, dhp.text, &load, allow, err, cap);
 }

@@ -451,12 +451,14 @@ static int parse(int argc, char **argv, struct ctl_opts *o)
 }
 
 /* Both servers checked before a warm-up creates anything (mcw_copy_preflight). */
-static int warm_preflight(const struct ctl_plan *p, bool json)
+static int warm_preflight(const struct ctl_plan *p, const struct ctl_state *s, bool json)
 {
 	char err[1024];
 	struct mcw_copy_allow allow = { .shrink = p->allow_shrink,
 					.smaller_items = p->allow_smaller_items };
-	int code = mcw_copy_preflight(p->source, p->dest, &allow, err, sizeof(err));
+	/* a warm-up that is continued has filled part of the destination itself */
+	bool resumed = s->phase >= PHASE_DUMPING && s->phase < PHASE_DONE;
+	int code = mcw_copy_preflight(p->source, p->dest, &allow, resumed, err, sizeof(err));
 	if (code == 0)
 		return 0;
 	fprintf(stderr, "mcwarm-ctl: warm refused before creating anything: %s\n", err);
@@ -570,7 +572,7 @@ int ctl_main(int argc, char **argv)
 	if (code != 0)
 		return code;
 	if (strcmp(cmd, "warm") == 0) {
-		code = warm_preflight(p, o.json);
+		code = warm_preflight(p, &s, o.json);
 		if (code != 0)
 			return code;
 	}

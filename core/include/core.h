@@ -74,10 +74,11 @@ struct mcw_copy_allow {
 /* The checks before a warm-up from source into dest, made on both live servers: not the
  * same server, both suitable (meta commands; key dumps on the source), dest's
  * item_size_max not below the source's and its memory able to hold what the source holds
- * (unless allow says otherwise). 0, or the exit code with err naming the cause and the
- * fix. */
+ * (unless allow says otherwise). resumed: dest already holds part of this copy (a
+ * continued warm-up), so what it holds is not counted as others'. 0, or the exit code with
+ * err naming the cause and the fix. */
 int mcw_copy_preflight(const char *source, const char *dest, const struct mcw_copy_allow *allow,
-		       char *err, size_t cap);
+		       bool resumed, char *err, size_t cap);
 
 /* `mcwarm COMMAND ...` */
 int mcw_main(int argc, char **argv);
