@@ -170,8 +170,10 @@ int64_t server_started_s(const struct server_info *si)
 
 bool server_is_process(const struct server_info *si, uint32_t pid, int64_t started_s, uint32_t port)
 {
-	/* pid 1 in two containers is common; the start second and the port as well is not */
-	return si->pid == pid && server_started_s(si) == started_s && si->tcpport == port;
+	/* pid 1 in two containers is common; the start second and the port as well is not.
+	 * A server that reports no pid (a proxy) is never taken for another. */
+	return pid != 0 && si->pid == pid && server_started_s(si) == started_s &&
+	       si->tcpport == port;
 }
 
 int64_t server_now_s(const struct server_info *si)
