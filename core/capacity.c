@@ -109,15 +109,16 @@ int cap_check(const struct server_info *dst, const char *dst_addr, const struct 
 	size_format(n3, sizeof(n3), dst->limit_maxbytes);
 	size_format(n4, sizeof(n4), used);
 	if (need > dst->limit_maxbytes && !allow->shrink) {
-		snprintf(err, cap,
-			 "%s is too small for %s: %llu items of %s need about %s in memcached's "
-			 "slabs, and its memory limit is %s (-m %llu, %s in use); most of it "
-			 "would be evicted. Fix: start it with -m %llu or more, or send a share of "
-			 "the keys (key filters), or accept a shrinking resize with --allow-shrink "
-			 "(exit 3 then reports the evictions)",
-			 dst_addr, load->what, (unsigned long long)load->items, n1, n2, n3,
-			 (unsigned long long)(dst->limit_maxbytes / MIB), n4,
-			 (unsigned long long)((need + need / 8) / MIB + 1));
+		snprintf(
+		    err, cap,
+		    "%s is too small for %s: %llu items of %s need about %s in memcached's "
+		    "slabs, and its memory limit is %s (-m %llu, %s in use); what does not "
+		    "fit would be evicted. Fix: start it with -m %llu or more, or send a share of "
+		    "the keys (key filters), or accept a shrinking resize with --allow-shrink "
+		    "(exit 3 then reports the evictions)",
+		    dst_addr, load->what, (unsigned long long)load->items, n1, n2, n3,
+		    (unsigned long long)(dst->limit_maxbytes / MIB), n4,
+		    (unsigned long long)((need + need / CAP_SUGGEST_MARGIN_DIV) / MIB + 1));
 		return MCW_EXIT_TOO_SMALL;
 	}
 	if (need > dst->limit_maxbytes)

@@ -20,6 +20,9 @@
 #define CAP_SLAB_ALIGN_BYTES  8
 #define CAP_SLAB_CLASSES_MAX  64
 
+#define CAP_SUGGEST_MARGIN_DIV                                                                     \
+	8			   /* the -m a refusal suggests: the need + 1/8, for mixed         \
+				    * item sizes and the pages each slab class fills alone */
 #define CAP_WATCH_INTERVAL_MS 2000 /* between reads of the destination's evictions */
 #define CAP_WATCH_TIMEOUT_MS  2000 /* a read that takes longer is skipped, not fatal */
 #define CAP_OOM_ERRORS_MAX                                                                         \
