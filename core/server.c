@@ -13,6 +13,11 @@
 #include "net.h"
 #include "server.h"
 
+/* memcached 1.6's defaults, for a server whose stats settings leave one out. */
+#define MC_DEFAULT_CHUNK_SIZE	       48	    /* -n */
+#define MC_DEFAULT_SLAB_CHUNK_MAX      (512 * 1024) /* half a slab page */
+#define MC_DEFAULT_GROWTH_FACTOR_MILLI 1250	    /* -f 1.25 */
+
 static bool line_complete(const char *buf, size_t len, size_t *reply_len)
 {
 	const char *nl = memchr(buf, '\n', len);
@@ -98,11 +103,11 @@ static void read_slab_settings(const char *buf, size_t n, struct server_info *ou
 {
 	uint64_t port = 0;
 	if (!stat_u64(buf, n, "chunk_size", &out->chunk_size))
-		out->chunk_size = 48;
+		out->chunk_size = MC_DEFAULT_CHUNK_SIZE;
 	if (!stat_u64(buf, n, "slab_chunk_max", &out->slab_chunk_max))
-		out->slab_chunk_max = 512 * 1024;
+		out->slab_chunk_max = MC_DEFAULT_SLAB_CHUNK_MAX;
 	if (!stat_milli(buf, n, "growth_factor", &out->growth_factor_milli))
-		out->growth_factor_milli = 1250;
+		out->growth_factor_milli = MC_DEFAULT_GROWTH_FACTOR_MILLI;
 	stat_u64(buf, n, "tcpport", &port);
 	out->tcpport = (uint32_t)port;
 	out->evictions_on = !stat_is(buf, n, "evictions", "off");
