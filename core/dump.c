@@ -328,14 +328,7 @@ static int probe_server(struct dump_ctx *c, const struct hostport *hp, struct se
 		close(fd);
 		return -MCW_EXIT_UNAVAILABLE;
 	}
-	const char *why = NULL;
-	if (!si->meta_ok)
-		why = "is too old for meta commands (needs memcached 1.6 or newer)";
-	else if (needs_dumps && !si->dump_enabled)
-		why = "refuses key dumps (started with -X): restart it without -X or warm from "
-		      "another replica";
-	else if (needs_dumps && !si->lru_crawler)
-		why = "has its LRU crawler disabled: run 'lru_crawler enable' on it first";
+	const char *why = server_unsuitable(si, needs_dumps);
 	if (why != NULL) {
 		log_error("%s (memcached %s) %s", hp->text, si->version, why);
 		close(fd);
@@ -593,6 +586,8 @@ static void wait_threads(struct dump_ctx *c)
 		pthread_mutex_unlock(&c->run.mu);
 		show_progress(c, &pg);
 		rate_limits_poll_log(&c->limits);
+		if (c->watch_on)
+			cap_watch_poll(&c->watch, false);
 		if (c->o.syncfs_interval_s > 0 && c->out_fd >= 0 && mono_ns() >= next_sync) {
 			/* finished chunk files reach the disk for a reader on another host */
 			if (syncfs(c->out_fd) < 0)
@@ -627,6 +622,7 @@ static int publish(struct dump_ctx *c)
 		snprintf(mi.source_version, sizeof(mi.source_version), "%s", c->src.version);
 		mi.started_unix_ns = c->id.dump_started_unix_ns;
 		mi.finished_unix_ns = wall_ns();
+		mi.source_item_size_max = c->src.item_size_max;
 		int ret = manifest_publish(c->group_fd[g], &mi, entries, (size_t)n, err, sizeof(err));
 		free(entries);
 		if (ret < 0) {
@@ -740,6 +736,8 @@ int engine_run(struct dump_ctx *c)
 			 c->o.co.limits_file);
 	rate_limits_poll_log(&c->limits);
 	int code = probe_servers(c);
+	if (code == 0 && c->o.kind == RUN_STREAM)
+		code = stream_preflight(c);
 	if (code == 0)
 		code = prepare_out_dir(c);
 	if (code != 0 || c->already_complete)

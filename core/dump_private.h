@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 
 #include "budget.h"
+#include "capacity.h"
 #include "checkpoint.h"
 #include "chunk_writer.h"
 #include "cli.h"
@@ -59,6 +60,7 @@ struct dump_opts {
 	unsigned syncfs_interval_s; /* 0: never */
 	struct keyfilter_opts filter;
 	enum mcp_ms_mode ms_mode; /* stream */
+	struct mcw_copy_allow allow; /* stream: --allow-shrink, --allow-smaller-items */
 };
 
 struct dump_stats {
@@ -94,6 +96,7 @@ struct dump_stats {
 	atomic_uint_fast64_t s_present;	  /* NS: the destination had the key (add mode) */
 	atomic_uint_fast64_t s_expired;	  /* expired before it could be sent */
 	atomic_uint_fast64_t s_too_large; /* over the destination's item size limit */
+	atomic_uint_fast64_t s_out_of_memory; /* SERVER_ERROR out of memory to an ms */
 };
 
 struct verify_mismatch {
@@ -162,6 +165,8 @@ struct dump_ctx {
 	bool keys_listed_before;   /* dump: resumed after its listing ended: no key reader */
 	bool already_complete;	   /* dump: the directory holds a finished dump */
 	struct dump_stats st;
+	struct cap_watch watch; /* stream: the destination's evictions */
+	bool watch_on;
 	int64_t start_mono_ns;
 	int64_t keys_done_mono_ns;
 };
@@ -200,6 +205,11 @@ int64_t engine_take_job(struct dump_ctx *c, bool wait);
 /* How long a worker may wait for completions: the I/O timeout, or less when a rate-limited
  * batch may go at wake_ns (0: none held back). */
 int engine_wait_ms(const struct dump_ctx *c, int64_t wake_ns);
+
+/* stream.c. Before a stream sends: not the same server, the destination's item size
+ * limit and memory against the source's stats; then watches its evictions. 0 or an exit
+ * code (reported). */
+int stream_preflight(struct dump_ctx *c);
 
 /* Thread bodies. */
 void *keyreader_main(void *arg);

@@ -49,6 +49,7 @@ static int read_footer(int dir_fd, struct manifest_entry *e, char *err, size_t c
 	e->records = ft.f.record_count;
 	e->file_bytes = ft.f.file_bytes;
 	e->value_bytes = ft.f.value_bytes;
+	e->key_bytes = ft.f.key_bytes;
 	return 0;
 }
 
@@ -144,10 +145,11 @@ int manifest_publish(int dir_fd, struct manifest_info *info, const struct manife
 {
 	struct text t = { 0 };
 	info->files = n;
-	info->records = info->value_bytes = 0;
+	info->records = info->value_bytes = info->key_bytes = 0;
 	for (size_t i = 0; i < n; i++) {
 		info->records += e[i].records;
 		info->value_bytes += e[i].value_bytes;
+		info->key_bytes += e[i].key_bytes;
 	}
 	text_add(&t, "mcwarm-manifest 1\ndump_id %s\nsource %s\nsource_version %s\n",
 		 info->dump_id_hex, info->source, info->source_version);
@@ -155,6 +157,9 @@ int manifest_publish(int dir_fd, struct manifest_info *info, const struct manife
 		 info->started_unix_ns, info->finished_unix_ns);
 	text_add(&t, "files %" PRIu64 "\nrecords %" PRIu64 "\nvalue_bytes %" PRIu64 "\n",
 		 info->files, info->records, info->value_bytes);
+	/* lines an older reader does not know and skips; populate sizes the destination */
+	text_add(&t, "key_bytes %" PRIu64 "\nsource_item_size_max %" PRIu64 "\n", info->key_bytes,
+		 info->source_item_size_max);
 	for (size_t i = 0; i < n; i++)
 		text_add(&t, "chunk %s %" PRIu64 " %" PRIu64 " %" PRIu64 "\n", e[i].name,
 			 e[i].records, e[i].file_bytes, e[i].value_bytes);
@@ -259,6 +264,8 @@ long manifest_load(int dir_fd, struct manifest_info *info, struct manifest_entry
 			sscanf(line, "files %" SCNu64, &info->files);
 			sscanf(line, "records %" SCNu64, &info->records);
 			sscanf(line, "value_bytes %" SCNu64, &info->value_bytes);
+			sscanf(line, "key_bytes %" SCNu64, &info->key_bytes);
+			sscanf(line, "source_item_size_max %" SCNu64, &info->source_item_size_max);
 			sscanf(line, "started_unix_ns %" SCNd64, &info->started_unix_ns);
 			sscanf(line, "finished_unix_ns %" SCNd64, &info->finished_unix_ns);
 		}

@@ -19,6 +19,7 @@ struct manifest_entry {
 	char name[CHUNK_NAME_MAX];
 	uint32_t job, part, crc;
 	uint64_t records, file_bytes, value_bytes;
+	uint64_t key_bytes; /* from the footer; not a MANIFEST column */
 };
 
 struct manifest_info {
@@ -27,6 +28,8 @@ struct manifest_info {
 	char source_version[32];
 	int64_t started_unix_ns, finished_unix_ns;
 	uint64_t files, records, value_bytes;
+	uint64_t key_bytes;	       /* 0 in a MANIFEST of an older mcwarm */
+	uint64_t source_item_size_max; /* 0 if unknown (an older mcwarm) */
 	uint32_t crc; /* of the manifest text, as DONE records it */
 };
 

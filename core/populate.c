@@ -51,16 +51,40 @@ static const char populate_usage[] =
     "      --io-timeout SECONDS a destination silent this long is reconnected (default 30)\n"
     "      --reconnect-timeout SECONDS  give up reconnecting after this long (default 60)\n"
     "      --no-direct          never use O_DIRECT reads\n"
+    "      --allow-shrink       send even when the destination's memory clearly cannot\n"
+    "                           hold the dump (a shrinking resize: it evicts what does not\n"
+    "                           fit, and the run ends with exit 3)\n"
+    "      --allow-smaller-items  send even when the destination's item_size_max is below\n"
+    "                           the source's (larger items are skipped and counted)\n"
     "      --json               print a JSON summary on stdout at the end\n"
     "  -q, --quiet              no budget table, no progress line\n"
     "  -h, --help               this text\n"
     "\n"
     "--once exits 0 when DONE and MANIFEST were seen and every listed file is applied,\n"
-    "1 when the dump is not (yet) fully applied, 65 when only damaged files are missing.\n";
+    "1 when the dump is not (yet) fully applied, 65 when only damaged files are missing.\n"
+    "\n"
+    "Before sending, the destination is checked against the dump's MANIFEST: its memory\n"
+    "(items with memcached's per-item overhead, rounded to slab chunks, against\n"
+    "limit_maxbytes: refused with exit 3 when it clearly cannot fit), its item_size_max\n"
+    "(not below the source's: exit 69) and its identity (not the dump's source process:\n"
+    "exit 64). With --follow before the dump has a MANIFEST, these checks run when it\n"
+    "appears. While sending, the destination's evictions are read every 2 s: the run ends\n"
+    "with exit 3 if it evicted any, and a destination that answers 'SERVER_ERROR out of memory'\n"
+    "(started with -M) stops it at once with exit 3.\n";
 
 /* ---- options ----------------------------------------------------------------------- */
 
-enum { OPT_ONCE = 256, OPT_FOLLOW, OPT_IDLE, OPT_MODE, OPT_MIN_TTL, OPT_RECONNECT, OPT_NO_DIRECT };
+enum {
+	OPT_ONCE = 256,
+	OPT_FOLLOW,
+	OPT_IDLE,
+	OPT_MODE,
+	OPT_MIN_TTL,
+	OPT_RECONNECT,
+	OPT_NO_DIRECT,
+	OPT_ALLOW_SHRINK,
+	OPT_ALLOW_SMALLER,
+};
 
 /* Options of populate only; the common ones go to cli_common_option. 0, or an exit code. */
 static int pop_option(int ch, const char *arg, struct pop_opts *o)
@@ -104,6 +128,12 @@ static int pop_option(int ch, const char *arg, struct pop_opts *o)
 	case OPT_NO_DIRECT:
 		o->direct = false;
 		return 0;
+	case OPT_ALLOW_SHRINK:
+		o->allow.shrink = true;
+		return 0;
+	case OPT_ALLOW_SMALLER:
+		o->allow.smaller_items = true;
+		return 0;
 	default:
 		return cli_common_option("populate", ch, arg, 8 * MIB, &o->co);
 	}
@@ -122,6 +152,8 @@ static int parse_opts(int argc, char **argv, struct pop_opts *o)
 		{ "min-ttl", required_argument, NULL, OPT_MIN_TTL },
 		{ "reconnect-timeout", required_argument, NULL, OPT_RECONNECT },
 		{ "no-direct", no_argument, NULL, OPT_NO_DIRECT },
+		{ "allow-shrink", no_argument, NULL, OPT_ALLOW_SHRINK },
+		{ "allow-smaller-items", no_argument, NULL, OPT_ALLOW_SMALLER },
 		CLI_COMMON_LONGOPTS,
 		{ 0 },
 	};
@@ -170,9 +202,9 @@ static int probe_dest(struct pop_ctx *c, int *fd_out)
 		close(fd);
 		return MCW_EXIT_UNAVAILABLE;
 	}
-	if (!c->dst.meta_ok) {
-		log_error("%s (memcached %s) is too old for meta commands (needs 1.6 or newer)",
-			  c->o.dest.text, c->dst.version);
+	const char *why = server_unsuitable(&c->dst, false);
+	if (why != NULL) {
+		log_error("%s (memcached %s) %s", c->o.dest.text, c->dst.version, why);
 		close(fd);
 		return MCW_EXIT_UNAVAILABLE;
 	}
@@ -245,28 +277,10 @@ static bool find_dump_id(struct pop_ctx *c)
 		free(e);
 		snprintf(c->dump_id_hex, sizeof(c->dump_id_hex), "%s", mi.dump_id_hex);
 	} else {
-		DIR *d = fdopendir(dup(c->from_fd));
-		struct dirent *de;
-		uint32_t job, part, crc;
-		bool found = false;
-		while (d && !found && (de = readdir(d)) != NULL) {
-			if (!chunk_name_parse(de->d_name, &job, &part, &crc))
-				continue;
-			int fd = openat(c->from_fd, de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-			struct chunk_header h;
-			uint8_t page[MCW_HEADER_BYTES];
-			ssize_t n = fd >= 0 ? pread(fd, page, sizeof(page), 0) : -1;
-			if (fd >= 0)
-				close(fd);
-			if (chunk_header_check(page, n < 0 ? 0 : (size_t)n, &h) == CHUNK_OK) {
-				hex_encode(c->dump_id_hex, h.f.dump_id, 16);
-				found = true;
-			}
-		}
-		if (d)
-			closedir(d);
-		if (!found)
+		struct chunk_header h;
+		if (!pop_first_header(c->from_fd, &h))
 			return false;
+		hex_encode(c->dump_id_hex, h.f.dump_id, 16);
 	}
 	for (int i = 0; i < 16; i++) {
 		unsigned v;
@@ -376,6 +390,7 @@ static void run_pass(struct pop_ctx *c, struct progress *pg)
 		pthread_mutex_unlock(&c->run.mu);
 		show_progress(c, pg);
 		rate_limits_poll_log(&c->limits);
+		cap_watch_poll(&c->watch, false);
 		pthread_mutex_lock(&c->run.mu);
 	}
 	c->qlen = c->qnext = 0;
@@ -420,6 +435,10 @@ static enum completion completion(struct pop_ctx *c, uint64_t *listed, uint64_t 
 	if (strcmp(mi.dump_id_hex, c->dump_id_hex) != 0) {
 		pop_fail(c, MCW_EXIT_DATA, "%s/DONE is for dump %s, the chunk files for dump %s",
 			 c->o.from_dir, mi.dump_id_hex, c->dump_id_hex);
+		free(e);
+		return NOT_DONE;
+	}
+	if (!c->manifest_checked && pop_check_manifest(c, &mi) != 0) {
 		free(e);
 		return NOT_DONE;
 	}
@@ -479,6 +498,7 @@ static int run_passes(struct pop_ctx *c, uint64_t *listed, uint64_t *applied)
 	progress_done(&pg);
 	if (c->run.failed)
 		return c->run.exit_code;
+	c->complete = done == DONE_ALL;
 	if (done == DONE_ALL)
 		return MCW_EXIT_OK;
 	return done == DONE_BUT_DAMAGED ? MCW_EXIT_DATA : MCW_EXIT_INCOMPLETE;
@@ -492,6 +512,7 @@ static void summary(struct pop_ctx *c, int code, double secs, uint64_t listed, u
 	uint64_t sent = atomic_load(&s->records_sent), bytes = atomic_load(&s->value_bytes);
 	const char *verdict = code == 0			    ? "complete"
 			      : code == MCW_EXIT_INCOMPLETE ? "incomplete"
+			      : code == MCW_EXIT_TOO_SMALL  ? "FAILED (destination too small)"
 							    : "FAILED";
 	if (!c->o.co.quiet || code != 0) {
 		fprintf(stderr,
@@ -507,8 +528,8 @@ static void summary(struct pop_ctx *c, int code, double secs, uint64_t listed, u
 		    stderr,
 		    "mcwarm: skipped: expired in transit %llu, too large for the destination %llu, "
 		    "lost in damaged blocks %llu; damaged blocks %llu, missing blocks %llu, "
-		    "unusable files %llu, not whole yet %llu; server errors %llu; reconnects "
-		    "%llu\n",
+		    "unusable files %llu, not whole yet %llu; server errors %llu (out of memory "
+		    "%llu); reconnects %llu; destination evictions %llu (never read %llu)\n",
 		    (unsigned long long)atomic_load(&s->expired),
 		    (unsigned long long)atomic_load(&s->too_large),
 		    (unsigned long long)atomic_load(&s->records_lost),
@@ -517,7 +538,10 @@ static void summary(struct pop_ctx *c, int code, double secs, uint64_t listed, u
 		    (unsigned long long)atomic_load(&s->files_skipped),
 		    (unsigned long long)atomic_load(&s->files_not_whole),
 		    (unsigned long long)atomic_load(&s->server_errors),
-		    (unsigned long long)atomic_load(&s->reconnects));
+		    (unsigned long long)atomic_load(&s->out_of_memory),
+		    (unsigned long long)atomic_load(&s->reconnects),
+		    (unsigned long long)c->watch.evictions,
+		    (unsigned long long)c->watch.evicted_unfetched);
 	}
 	if (!c->o.co.json)
 		return;
@@ -534,6 +558,7 @@ static void summary(struct pop_ctx *c, int code, double secs, uint64_t listed, u
 	json_str(&j, "mode", c->o.mode == MCP_MS_ADD ? "add" : "set");
 	json_u64(&j, "manifest_files", listed);
 	json_u64(&j, "manifest_files_applied", applied);
+	json_bool(&j, "complete", c->complete);
 	json_u64(&j, "files_done", atomic_load(&s->files_done));
 	json_u64(&j, "files_partial", atomic_load(&s->files_partial));
 	json_u64(&j, "files_skipped", atomic_load(&s->files_skipped));
@@ -546,6 +571,9 @@ static void summary(struct pop_ctx *c, int code, double secs, uint64_t listed, u
 	json_u64(&j, "expired", atomic_load(&s->expired));
 	json_u64(&j, "too_large", atomic_load(&s->too_large));
 	json_u64(&j, "server_errors", atomic_load(&s->server_errors));
+	json_u64(&j, "out_of_memory", atomic_load(&s->out_of_memory));
+	json_u64(&j, "evictions", c->watch.evictions);
+	json_u64(&j, "evicted_unfetched", c->watch.evicted_unfetched);
 	json_u64(&j, "reconnects", atomic_load(&s->reconnects));
 	json_u64(&j, "value_bytes", bytes);
 	json_f64(&j, "wall_seconds", secs);
@@ -631,10 +659,15 @@ static int populate_run(struct pop_ctx *c, uint64_t *listed, uint64_t *applied)
 	code = budget_setup(c);
 	if (code == 0)
 		code = await_dump(c);
+	if (code == 0 && pop_preflight(c) != 0) {
+		log_error("%s", c->run.error);
+		code = c->run.exit_code;
+	}
 	if (code != 0) {
 		close(fd);
 		return code;
 	}
+	cap_watch_start(&c->watch, &c->o.dest, &c->dst);
 	if (!c->o.co.quiet)
 		log_info("populating %s (memcached %s, item_size_max %llu) from %s, dump %s, %s "
 			 "mode",
@@ -645,9 +678,17 @@ static int populate_run(struct pop_ctx *c, uint64_t *listed, uint64_t *applied)
 	if (code == 0)
 		code = run_passes(c, listed, applied);
 	stop_workers(c);
+	cap_watch_end(&c->watch);
 	if (c->run.failed) {
 		log_error("%s", c->run.error);
 		code = c->run.exit_code;
+	}
+	char why[512];
+	if ((code == 0 || code == MCW_EXIT_INCOMPLETE) &&
+	    cap_watch_evicted(&c->watch, why, sizeof(why))) {
+		pop_fail(c, MCW_EXIT_TOO_SMALL, "%s", why);
+		log_error("%s", why);
+		code = MCW_EXIT_TOO_SMALL;
 	}
 	if (code == 0 && atomic_load(&c->st.server_errors) > 0) {
 		log_error("%llu item(s) could not be stored by the destination (see the warnings "

@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 
 #include "budget.h"
+#include "capacity.h"
 #include "cli.h"
 #include "core.h"
 #include "journal.h"
@@ -36,6 +37,7 @@
 #define POP_INTERVAL_MS	      500 /* between --follow passes */
 #define POP_DEST_RESTARTS_MAX 10  /* destination restarts survived in one run */
 #define POP_FILE_WARNINGS_MAX 8	  /* damaged blocks of one file listed; the rest counted */
+#define POP_ERRORS_LOGGED_MAX 5	  /* SERVER_ERROR answers logged per worker */
 
 struct pop_opts {
 	struct cli_common co; /* memory, threads, io-timeout, json, quiet */
@@ -48,6 +50,7 @@ struct pop_opts {
 	int reconnect_timeout_ms;
 	int idle_timeout_s;
 	bool direct;
+	struct mcw_copy_allow allow; /* --allow-shrink, --allow-smaller-items */
 };
 
 struct pop_stats {
@@ -61,6 +64,7 @@ struct pop_stats {
 	atomic_uint_fast64_t expired;	      /* expired before it could be sent */
 	atomic_uint_fast64_t too_large;	      /* over the destination's item size */
 	atomic_uint_fast64_t server_errors;   /* SERVER_ERROR answers: not stored */
+	atomic_uint_fast64_t out_of_memory;   /* of those, "out of memory" */
 	atomic_uint_fast64_t reconnects;
 	atomic_uint_fast64_t value_bytes;
 	atomic_uint_fast64_t files_skipped;   /* unusable: another dump, not a regular file */
@@ -94,6 +98,9 @@ struct pop_ctx {
 	uint8_t dump_id[16];
 	bool dump_id_known;
 	bool dump_finished; /* DONE was there when this pass began */
+	bool manifest_checked;	/* the destination's capacity against the MANIFEST */
+	bool complete;		/* the MANIFEST is fully applied */
+	struct cap_watch watch; /* the destination's evictions */
 
 	struct pop_worker workers[64];
 	unsigned nworkers;
@@ -110,6 +117,20 @@ struct pop_ctx {
 	struct pop_stats st;
 	int64_t start_mono_ns;
 };
+
+struct chunk_header;
+struct manifest_info;
+
+/* populate_check.c. The first final chunk file's valid header in the directory. */
+bool pop_first_header(int dir_fd, struct chunk_header *h);
+/* Before sending: not the dump's source process; the MANIFEST's checks if it is there.
+ * 0, or the exit code of a refusal (recorded with pop_fail). */
+int pop_preflight(struct pop_ctx *c);
+/* The destination's memory and item size limit against the MANIFEST (once). */
+int pop_check_manifest(struct pop_ctx *c, const struct manifest_info *mi);
+/* A SERVER_ERROR answer (the item is not stored): counted, the first few logged (logged
+ * counts them per worker); out of memory may stop the run (cap_oom_stops). */
+void pop_server_error(struct pop_ctx *c, const struct mcp_meta_reply *rep, unsigned *logged);
 
 #define pop_fail(c, ...) run_fail(&(c)->run, __VA_ARGS__)
 #define pop_failed(c)	 run_failed(&(c)->run)

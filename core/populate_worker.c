@@ -615,10 +615,7 @@ static void parse_replies(struct pw *p)
 		case MCP_RC_HD: /* stored (a server that ignores q) */
 			break;
 		case MCP_RC_SERVER_ERROR:
-			atomic_fetch_add(&p->c->st.server_errors, 1);
-			if (p->errors_logged++ < 5)
-				log_warn("destination could not store an item: %.*s",
-					 (int)rep.msg_len, rep.msg);
+			pop_server_error(p->c, &rep, &p->errors_logged);
 			break;
 		default:
 			pop_fail(p->c, MCW_EXIT_PROTOCOL,

@@ -13,6 +13,11 @@
 #include "net.h"
 #include "server.h"
 
+/* memcached 1.6's defaults, for a server whose stats settings leave one out. */
+#define MC_DEFAULT_CHUNK_SIZE	       48	    /* -n */
+#define MC_DEFAULT_SLAB_CHUNK_MAX      (512 * 1024) /* half a slab page */
+#define MC_DEFAULT_GROWTH_FACTOR_MILLI 1250	    /* -f 1.25 */
+
 static bool line_complete(const char *buf, size_t len, size_t *reply_len)
 {
 	const char *nl = memchr(buf, '\n', len);
@@ -68,7 +73,44 @@ static int read_stats(int fd, const char *addr, struct server_info *out, char *b
 	stat_u64(buf, (size_t)n, "curr_items", &out->curr_items);
 	stat_u64(buf, (size_t)n, "bytes", &out->bytes);
 	stat_u64(buf, (size_t)n, "limit_maxbytes", &out->limit_maxbytes);
+	stat_u64(buf, (size_t)n, "evictions", &out->evictions);
+	stat_u64(buf, (size_t)n, "evicted_unfetched", &out->evicted_unfetched);
 	return 0;
+}
+
+/* "1.25" as 1250; false unless a number from 1 to 100 (decimals past the third dropped). */
+static bool stat_milli(const char *buf, size_t len, const char *name, uint32_t *out)
+{
+	const char *v;
+	size_t vl, i = 0;
+	uint64_t whole = 0, frac = 0, scale = 1000;
+	if (!mcp_stats_find(buf, len, name, &v, &vl))
+		return false;
+	for (; i < vl && v[i] >= '0' && v[i] <= '9' && whole <= 100; i++)
+		whole = whole * 10 + (uint64_t)(v[i] - '0');
+	if (i < vl && v[i] == '.')
+		for (i++; i < vl && v[i] >= '0' && v[i] <= '9'; i++)
+			if (scale > 1)
+				frac += (uint64_t)(v[i] - '0') * (scale /= 10);
+	if (i != vl || whole < 1 || whole > 100)
+		return false;
+	*out = (uint32_t)(whole * 1000 + frac);
+	return true;
+}
+
+/* The slab layout, from stats settings; memcached 1.6's defaults where one is missing. */
+static void read_slab_settings(const char *buf, size_t n, struct server_info *out)
+{
+	uint64_t port = 0;
+	if (!stat_u64(buf, n, "chunk_size", &out->chunk_size))
+		out->chunk_size = MC_DEFAULT_CHUNK_SIZE;
+	if (!stat_u64(buf, n, "slab_chunk_max", &out->slab_chunk_max))
+		out->slab_chunk_max = MC_DEFAULT_SLAB_CHUNK_MAX;
+	if (!stat_milli(buf, n, "growth_factor", &out->growth_factor_milli))
+		out->growth_factor_milli = MC_DEFAULT_GROWTH_FACTOR_MILLI;
+	stat_u64(buf, n, "tcpport", &port);
+	out->tcpport = (uint32_t)port;
+	out->evictions_on = !stat_is(buf, n, "evictions", "off");
 }
 
 int server_probe(int fd, const char *addr, struct server_info *out, char *err, size_t err_cap)
@@ -99,12 +141,44 @@ int server_probe(int fd, const char *addr, struct server_info *out, char *err, s
 	out->lru_crawler = stat_is(buf, (size_t)n, "lru_crawler", "yes");
 	out->dump_enabled = !stat_is(buf, (size_t)n, "dump_enabled", "no");
 	out->cas_enabled = !stat_is(buf, (size_t)n, "cas_enabled", "no");
+	read_slab_settings(buf, (size_t)n, out);
 
 	n = net_exchange(fd, "mn\r\n", buf, sizeof(buf), line_complete);
 	if (n < 0)
 		return exchange_failed(n, "mn", addr, err, err_cap);
 	out->meta_ok = n == 4 && memcmp(buf, "MN\r\n", 4) == 0;
 	return 0;
+}
+
+const char *server_unsuitable(const struct server_info *si, bool needs_dumps)
+{
+	if (!si->meta_ok)
+		return "is too old for meta commands (needs memcached 1.6 or newer)";
+	if (needs_dumps && !si->dump_enabled)
+		return "refuses key dumps (started with -X): restart it without -X or warm from "
+		       "another replica";
+	if (needs_dumps && !si->lru_crawler)
+		return "has its LRU crawler disabled: run 'lru_crawler enable' on it first";
+	return NULL;
+}
+
+int server_stats_read(int fd, const char *addr, struct server_info *out, char *err, size_t cap)
+{
+	char buf[32 * 1024];
+	return read_stats(fd, addr, out, buf, sizeof(buf), err, cap);
+}
+
+int64_t server_started_s(const struct server_info *si)
+{
+	return si->time_s - si->uptime_s;
+}
+
+bool server_is_process(const struct server_info *si, uint32_t pid, int64_t started_s, uint32_t port)
+{
+	/* pid 1 in two containers is common; the start second and the port as well is not.
+	 * A server that reports no pid (a proxy) is never taken for another. */
+	return pid != 0 && si->pid == pid && server_started_s(si) == started_s &&
+	       si->tcpport == port;
 }
 
 int64_t server_now_s(const struct server_info *si)

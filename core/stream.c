@@ -49,12 +49,23 @@ static const char stream_usage[] =
     "  -m, --memory SIZE        memory budget (default 64M)\n"
     "  -t, --threads N          workers, two connections each (default: online CPUs)\n"
     "      --work DIR           where the key spool goes for the run (default /tmp)\n"
+    "      --allow-shrink       copy even when the destination's memory clearly cannot\n"
+    "                           hold what the source holds (it evicts the rest: exit 3)\n"
+    "      --allow-smaller-items  copy even when the destination's item_size_max is below\n"
+    "                           the source's (larger items are skipped and counted)\n"
     "      --io-timeout SECONDS a server silent this long is gone (default 30)\n"
     "      --json               print a JSON summary on stdout\n"
     "  -q, --quiet              no budget table, no progress line\n"
-    "  -h, --help               this text\n";
+    "  -h, --help               this text\n"
+    "\n"
+    "Before copying, the destination is checked: not the source itself (address, or pid\n"
+    "and start time: exit 64), item_size_max not below the source's (exit 69), and memory\n"
+    "for what the source holds (its curr_items and bytes, rounded to the destination's\n"
+    "slab chunks, against limit_maxbytes: refused with exit 3; skipped when key filters\n"
+    "select a share). While copying, its evictions are read every 2 s: the run ends with\n"
+    "exit 3 if it evicted any, and 'SERVER_ERROR out of memory' (-M) stops it at once.\n";
 
-enum { OPT_MODE = 256, OPT_MIN_TTL, OPT_CRAWL, OPT_WORK };
+enum { OPT_MODE = 256, OPT_MIN_TTL, OPT_CRAWL, OPT_WORK, OPT_ALLOW_SHRINK, OPT_ALLOW_SMALLER };
 
 static int stream_option(int ch, const char *arg, struct dump_opts *o)
 {
@@ -80,6 +91,12 @@ static int stream_option(int ch, const char *arg, struct dump_opts *o)
 	case OPT_WORK:
 		o->out_dir = arg;
 		return 0;
+	case OPT_ALLOW_SHRINK:
+		o->allow.shrink = true;
+		return 0;
+	case OPT_ALLOW_SMALLER:
+		o->allow.smaller_items = true;
+		return 0;
 	default:
 		return engine_shared_option("stream", ch, arg, o);
 	}
@@ -94,6 +111,8 @@ static int parse_opts(int argc, char **argv, struct dump_opts *o)
 		{ "min-ttl", required_argument, NULL, OPT_MIN_TTL },
 		{ "crawl", required_argument, NULL, OPT_CRAWL },
 		{ "work", required_argument, NULL, OPT_WORK },
+		{ "allow-shrink", no_argument, NULL, OPT_ALLOW_SHRINK },
+		{ "allow-smaller-items", no_argument, NULL, OPT_ALLOW_SMALLER },
 		KEYFILTER_LONGOPTS,
 		CLI_COMMON_LONGOPTS,
 		{ 0 },
@@ -288,6 +307,17 @@ static void post_recv(struct sjob *j)
 		j->recv_posted = true;
 }
 
+/* Out of memory stops the run: at once when the destination does not evict (-M), else
+ * after CAP_OOM_ERRORS_MAX answers (its slabs are stuck). */
+static void on_out_of_memory(struct sjob *j)
+{
+	struct dump_ctx *c = j->c;
+	char why[512];
+	uint64_t n = atomic_fetch_add(&c->st.s_out_of_memory, 1) + 1;
+	if (cap_oom_stops(c->dst.evictions_on, c->o.dest.text, n, why, sizeof(why)))
+		dump_fail(c, MCW_EXIT_TOO_SMALL, "%s", why);
+}
+
 /* The destination's answers: NS (kept: add mode), MN (a batch is done), errors. */
 static void parse_answers(struct sjob *j)
 {
@@ -314,7 +344,9 @@ static void parse_answers(struct sjob *j)
 		} else if (len >= 2 && memcmp(line, "NS", 2) == 0) {
 			j->present++;
 		} else if (len >= 12 && memcmp(line, "SERVER_ERROR", 12) == 0) {
-			j->server_errors++; /* out of memory: that item is not stored */
+			j->server_errors++; /* that item is not stored */
+			if (cap_is_out_of_memory(line, len))
+				on_out_of_memory(j);
 		} else {
 			char what[120];
 			snprintf(what, sizeof(what), "%.*s", (int)MIN(len, sizeof(what) - 1), line);
@@ -482,26 +514,60 @@ void *stream_worker_main(void *arg)
 	return NULL;
 }
 
+/* ---- the checks before copying --------------------------------------------------------- */
+
+int stream_preflight(struct dump_ctx *c)
+{
+	char err[1024];
+	struct cap_load load;
+	/* both are live: the same address is the same process, so identity covers both */
+	int code = cap_check_not_same(-1, &c->src, c->o.source.text, -1, &c->dst, c->o.dest.text,
+				      err, sizeof(err));
+	if (code == 0) {
+		cap_load_of_source(&c->src, &load);
+		if (c->filter_on) {
+			load.items = 0; /* an unknown share: the evictions watch still judges */
+			log_info("key filters select a share of %s: its memory is not compared "
+				 "with %s's before copying",
+				 c->o.source.text, c->o.dest.text);
+		}
+		code = cap_check(&c->dst, c->o.dest.text, &load, &c->o.allow, err, sizeof(err));
+	}
+	if (code != 0) {
+		log_error("%s", err);
+		return code;
+	}
+	cap_watch_start(&c->watch, &c->o.dest, &c->dst);
+	c->watch_on = true;
+	return 0;
+}
+
 /* ---- the summary ---------------------------------------------------------------------- */
 
 static void summary(struct dump_ctx *c, int code, double secs)
 {
 	struct dump_stats *s = &c->st;
 	uint64_t items = atomic_load(&s->items), present = atomic_load(&s->s_present);
-	fprintf(stderr,
-		"mcwarm: stream %s: %llu items sent (%llu already present), %.2f s (%.0f items/s); "
-		"keys listed %llu, filtered %llu, misses %llu, expired %llu, too large %llu, "
-		"server errors %llu; %.2f CPU s, peak RSS %.1f MiB\n",
-		code == 0 ? "complete" : "FAILED", (unsigned long long)items,
-		(unsigned long long)present, secs, secs > 0 ? (double)items / secs : 0,
-		(unsigned long long)atomic_load(&s->keys_listed),
-		(unsigned long long)(atomic_load(&s->keys_filtered_prefix) +
-				     atomic_load(&s->keys_filtered_ring)),
-		(unsigned long long)atomic_load(&s->misses),
-		(unsigned long long)atomic_load(&s->s_expired),
-		(unsigned long long)atomic_load(&s->s_too_large),
-		(unsigned long long)atomic_load(&s->server_errors), cpu_seconds(),
-		(double)peak_rss_bytes() / (double)MIB);
+	fprintf(
+	    stderr,
+	    "mcwarm: stream %s: %llu items sent (%llu already present), %.2f s (%.0f items/s); "
+	    "keys listed %llu, filtered %llu, misses %llu, expired %llu, too large %llu, "
+	    "server errors %llu (out of memory %llu); destination evictions %llu (never read "
+	    "%llu); %.2f CPU s, peak RSS %.1f MiB\n",
+	    code == 0			 ? "complete"
+	    : code == MCW_EXIT_TOO_SMALL ? "FAILED (destination too small)"
+					 : "FAILED",
+	    (unsigned long long)items, (unsigned long long)present, secs,
+	    secs > 0 ? (double)items / secs : 0, (unsigned long long)atomic_load(&s->keys_listed),
+	    (unsigned long long)(atomic_load(&s->keys_filtered_prefix) +
+				 atomic_load(&s->keys_filtered_ring)),
+	    (unsigned long long)atomic_load(&s->misses),
+	    (unsigned long long)atomic_load(&s->s_expired),
+	    (unsigned long long)atomic_load(&s->s_too_large),
+	    (unsigned long long)atomic_load(&s->server_errors),
+	    (unsigned long long)atomic_load(&s->s_out_of_memory),
+	    (unsigned long long)c->watch.evictions, (unsigned long long)c->watch.evicted_unfetched,
+	    cpu_seconds(), (double)peak_rss_bytes() / (double)MIB);
 	if (!c->o.co.json)
 		return;
 	struct json j;
@@ -524,6 +590,9 @@ static void summary(struct dump_ctx *c, int code, double secs)
 	json_u64(&j, "expired", atomic_load(&s->s_expired));
 	json_u64(&j, "too_large", atomic_load(&s->s_too_large));
 	json_u64(&j, "server_errors", atomic_load(&s->server_errors));
+	json_u64(&j, "out_of_memory", atomic_load(&s->s_out_of_memory));
+	json_u64(&j, "evictions", c->watch.evictions);
+	json_u64(&j, "evicted_unfetched", c->watch.evicted_unfetched);
 	json_f64(&j, "wall_seconds", secs);
 	json_f64(&j, "cpu_seconds", cpu_seconds());
 	json_u64(&j, "peak_rss_bytes", peak_rss_bytes());
@@ -541,6 +610,14 @@ int mcw_cmd_stream(int argc, char **argv)
 	engine_init(c);
 	int64_t t0 = mono_ns();
 	code = engine_run(c);
+	if (c->watch_on)
+		cap_watch_end(&c->watch);
+	char why[512];
+	if (code == 0 && cap_watch_evicted(&c->watch, why, sizeof(why))) {
+		dump_fail(c, MCW_EXIT_TOO_SMALL, "%s", why);
+		log_error("%s", why);
+		code = MCW_EXIT_TOO_SMALL;
+	}
 	if (code == 0 && atomic_load(&c->st.server_errors) > 0)
 		code = MCW_EXIT_INCOMPLETE; /* the destination refused some items */
 	if (code == 0 || c->start_mono_ns != 0)

@@ -63,6 +63,11 @@ static const char usage_text[] =
     "      --cycle-ms N         pause between populate passes during the dump (default 200)\n"
     "      --min-ratio R        verify: fraction of items that must be equal (default 0.99)\n"
     "      --keep               keep the volume (and so the dump) after a good warm-up\n"
+    "      --allow-shrink       warm even when the destination's memory clearly cannot\n"
+    "                           hold what the source holds (a shrinking resize: it evicts\n"
+    "                           the rest; populate passes then exit 3, which warm accepts)\n"
+    "      --allow-smaller-items  warm even when the destination's item_size_max is below\n"
+    "                           the source's (larger items are skipped)\n"
     "      --mcwarm PATH        the mcwarm binary (default: $MCWARM, else next to\n"
     "                           mcwarm-ctl, else on PATH)\n"
     "  ec2:\n"
@@ -85,7 +90,17 @@ static const char usage_text[] =
     "      --json               warm: a JSON report on stdout; status: JSON status\n"
     "  -h, --help               this text\n"
     "\n"
-    "exit codes: those of mcwarm (mcwarm --help); warm returns the failing step's.\n";
+    "warm checks both servers before it creates anything: not the same server, meta\n"
+    "commands, key dumps allowed on the source, the destination's item_size_max and its\n"
+    "memory against what the source holds (curr_items and bytes in slab chunks, against\n"
+    "limit_maxbytes); a refusal names the fix and leaves no volume and no state behind.\n"
+    "\n"
+    "exit codes: those of mcwarm (mcwarm --help), warm returns the failing step's:\n"
+    "   0 success; 2 verify below --min-ratio; 3 destination too small (refused before\n"
+    "   anything was created, or it evicted or refused items: populate exit 3); 64 usage\n"
+    "   (also: source and destination are the same server); 65 corrupt data; 69 a server\n"
+    "   unreachable or unsuitable; 70 internal error; 74 local I/O; 75 try later;\n"
+    "   76 protocol error.\n";
 
 enum {
 	OPT_VOLUME = 256,
@@ -106,6 +121,8 @@ enum {
 	OPT_SIDE,
 	OPT_PLAN,
 	OPT_JSON,
+	OPT_ALLOW_SHRINK,
+	OPT_ALLOW_SMALLER,
 };
 
 static const struct option longopts[] = {
@@ -133,6 +150,8 @@ static const struct option longopts[] = {
 	{ "side", required_argument, NULL, OPT_SIDE },
 	{ "plan", required_argument, NULL, OPT_PLAN },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "allow-shrink", no_argument, NULL, OPT_ALLOW_SHRINK },
+	{ "allow-smaller-items", no_argument, NULL, OPT_ALLOW_SMALLER },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
@@ -219,6 +238,12 @@ static int option(int ch, const char *arg, struct ctl_opts *o)
 	}
 	case OPT_KEEP:
 		p->keep = true;
+		return 0;
+	case OPT_ALLOW_SHRINK:
+		p->allow_shrink = true;
+		return 0;
+	case OPT_ALLOW_SMALLER:
+		p->allow_smaller_items = true;
 		return 0;
 	case OPT_MCWARM:
 		return copy(p->mcwarm, sizeof(p->mcwarm), "mcwarm", arg);
@@ -425,6 +450,29 @@ static int parse(int argc, char **argv, struct ctl_opts *o)
 	return 0;
 }
 
+/* Both servers checked before a warm-up creates anything (mcw_copy_preflight). */
+static int warm_preflight(const struct ctl_plan *p, const struct ctl_state *s, bool json)
+{
+	char err[1024];
+	struct mcw_copy_allow allow = { .shrink = p->allow_shrink,
+					.smaller_items = p->allow_smaller_items };
+	/* a warm-up that is continued has filled part of the destination itself */
+	bool resumed = s->phase >= PHASE_DUMPING && s->phase < PHASE_DONE;
+	int code = mcw_copy_preflight(p->source, p->dest, &allow, resumed, err, sizeof(err));
+	if (code == 0)
+		return 0;
+	fprintf(stderr, "mcwarm-ctl: warm refused before creating anything: %s\n", err);
+	if (json) {
+		printf("{\"command\":\"warm\",\"ok\":false,\"exit_code\":%d,\"phase\":"
+		       "\"preflight\",\"error\":\"",
+		       code);
+		for (const char *c = err; *c; c++) /* the texts hold no control characters */
+			printf(*c == '"' || *c == '\\' ? "\\%c" : "%c", *c);
+		printf("\"}\n");
+	}
+	return code;
+}
+
 /* Loads the state of this work directory, or starts one; refuses another plan's. */
 static int load_state(const struct ctl_plan *p, struct ctl_state *s)
 {
@@ -520,9 +568,14 @@ int ctl_main(int argc, char **argv)
 		return code;
 	}
 	struct ctl_state s;
-	code = load_state(p, &s);
+	code = load_state(p, &s); /* reads only: another plan's work directory is refused */
 	if (code != 0)
 		return code;
+	if (strcmp(cmd, "warm") == 0) {
+		code = warm_preflight(p, &s, o.json);
+		if (code != 0)
+			return code;
+	}
 	/* the size: the option, what an earlier step recorded, or the source's stats */
 	if (!o.size_given && s.volume_bytes > 0)
 		p->vol.size_bytes = s.volume_bytes;

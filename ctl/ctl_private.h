@@ -28,6 +28,8 @@ struct ctl_plan {
 	unsigned cycle_ms;     /* pause between populate passes */
 	double min_ratio;      /* verify */
 	bool keep;	       /* keep the volume after a good warm-up */
+	bool allow_shrink;     /* a destination too small for the source (populate) */
+	bool allow_smaller_items; /* a destination with a smaller item_size_max */
 	char mcwarm[CTL_PATH_MAX];
 };
 
@@ -58,6 +60,7 @@ struct ctl_state {
 	unsigned cycles;
 	int64_t first_apply_ns, last_cycle_ns, populated_ns;
 	uint64_t files_applied, items_sent, already_present;
+	uint64_t evictions; /* by the destination during populate passes */
 	double verify_ratio;
 	int verify_exit;
 	int64_t started_ns, volume_ns, verified_ns, finished_ns; /* wall clock */

@@ -27,6 +27,7 @@
 
 #define CYCLES_AFTER_DUMP_MAX 20 /* passes allowed after the dump ended */
 #define CTL_DUMP_ATTEMPTS_MAX 3
+#define POPULATE_ARGS_MAX     17 /* 12 always, 4 optional, the NULL that ends them */
 
 static int64_t wall_ns(void)
 {
@@ -50,19 +51,35 @@ static unsigned count_chunks(const char *dir)
 	return n;
 }
 
-/* A number from a flat JSON object: 0 if absent. */
-static double json_num(const char *path, const char *key)
+/* The text after "key": in the flat JSON object of path, copied into text; NULL if absent. */
+static const char *json_value(const char *path, const char *key, char *text, size_t cap)
 {
-	char text[8192], pat[64];
+	char pat[64];
 	FILE *f = fopen(path, "r");
 	if (f == NULL)
-		return 0;
-	size_t n = fread(text, 1, sizeof(text) - 1, f);
+		return NULL;
+	size_t n = fread(text, 1, cap - 1, f);
 	fclose(f);
 	text[n] = '\0';
 	snprintf(pat, sizeof(pat), "\"%s\":", key);
 	char *at = strstr(text, pat);
-	return at ? strtod(at + strlen(pat), NULL) : 0;
+	return at ? at + strlen(pat) : NULL;
+}
+
+/* A number from a flat JSON object: 0 if absent. */
+static double json_num(const char *path, const char *key)
+{
+	char text[8192];
+	const char *v = json_value(path, key, text, sizeof(text));
+	return v ? strtod(v, NULL) : 0;
+}
+
+/* A true from a flat JSON object: false if absent. */
+static bool json_true(const char *path, const char *key)
+{
+	char text[8192];
+	const char *v = json_value(path, key, text, sizeof(text));
+	return v != NULL && strncmp(v, "true", 4) == 0;
 }
 
 static void progress(const struct ctl_plan *p, const struct ctl_state *s, bool tty)
@@ -193,21 +210,42 @@ static int populate_pass(const struct ctl_plan *p, struct ctl_state *s, char *er
 		return 1; /* the dumper has not made its directory visible yet */
 	snprintf(mem, sizeof(mem), "%llu", (unsigned long long)p->memory_bytes);
 	snprintf(thr, sizeof(thr), "%u", p->threads);
-	char *args[] = { "populate", "--dest", (char *)p->dest, "--from", from, "--state", state,
-			 "--once", "--json", "-q", "--memory", mem,
-			 p->threads ? "--threads" : NULL, thr, NULL };
+	char *args[POPULATE_ARGS_MAX] = { "populate", "--dest",	 (char *)p->dest, "--from",
+					  from,	      "--state", state,		  "--once",
+					  "--json",   "-q",	 "--memory",	  mem };
+	unsigned n = 12;
+	if (p->allow_shrink)
+		args[n++] = "--allow-shrink";
+	if (p->allow_smaller_items)
+		args[n++] = "--allow-smaller-items";
+	if (p->threads) {
+		args[n++] = "--threads";
+		args[n++] = thr;
+	}
 	int code = ctl_run_mcwarm(p, args, out, log, &s->populate_pid, s);
 	uint64_t applied = (uint64_t)json_num(out, "files_done");
 	s->files_applied += applied;
 	s->items_sent += (uint64_t)json_num(out, "items_sent");
 	s->already_present += (uint64_t)json_num(out, "already_present");
+	s->evictions += (uint64_t)json_num(out, "evictions");
 	if (applied > 0 && s->first_apply_ns == 0)
 		s->first_apply_ns = wall_ns();
 	s->cycles++;
 	s->last_cycle_ns = wall_ns();
 	ctl_state_save(p->work, s);
+	/* evictions were accepted; refused items (out of memory: -M) never are */
+	if (code == MCW_EXIT_TOO_SMALL && p->allow_shrink && json_num(out, "out_of_memory") == 0)
+		code = json_true(out, "complete") ? MCW_EXIT_OK : MCW_EXIT_INCOMPLETE;
 	if (code == MCW_EXIT_OK || code == MCW_EXIT_INCOMPLETE)
 		return code;
+	if (code == MCW_EXIT_TOO_SMALL) {
+		snprintf(err, cap,
+			 "the destination is too small: it evicted or refused items (populate exit "
+			 "3, see %s). Fix: give it more memory, or accept a shrinking resize with "
+			 "--allow-shrink",
+			 log);
+		return code;
+	}
 	if (code == MCW_EXIT_DATA && s->dump_exit != 0)
 		return 1; /* a file seen damaged while the dump runs: it may be rewritten */
 	snprintf(err, cap, "populate failed (exit %d): see %s", code, log);
@@ -282,25 +320,30 @@ static void report(const struct ctl_plan *p, const struct ctl_state *s, int code
 		snprintf(how, sizeof(how), "populate applied files during its last %.1f s", overlap);
 	else
 		snprintf(how, sizeof(how), "the dump ended before the first populate pass");
-	fprintf(stderr,
-		"mcwarm-ctl: warm %s: verify warm ratio %.6f; %llu items sent (%llu already "
-		"present) in %u populate passes; volume ready in %.1f s, dump %.1f s (%s), "
-		"populated at %.1f s, verify %.1f s, total %.1f s%s%s\n",
-		code == 0 ? "complete" : "FAILED", s->verify_ratio,
-		(unsigned long long)s->items_sent, (unsigned long long)s->already_present, s->cycles,
-		volume, dump, how, populated, verify, total, s->error[0] ? "; error: " : "",
-		s->error);
+	fprintf(
+	    stderr,
+	    "mcwarm-ctl: warm %s: verify warm ratio %.6f; %llu items sent (%llu already "
+	    "present) in %u populate passes; volume ready in %.1f s, dump %.1f s (%s), "
+	    "populated at %.1f s, verify %.1f s, total %.1f s; destination evictions %llu%s%s\n",
+	    code == 0		     ? "complete"
+	    : s->phase == PHASE_DONE ? "complete, but the destination evicted items (exit 3)"
+				     : "FAILED",
+	    s->verify_ratio, (unsigned long long)s->items_sent,
+	    (unsigned long long)s->already_present, s->cycles, volume, dump, how, populated, verify,
+	    total, (unsigned long long)s->evictions, s->error[0] ? "; error: " : "", s->error);
 	if (!json)
 		return;
 	printf("{\"command\":\"warm\",\"ok\":%s,\"exit_code\":%d,\"phase\":\"%s\","
 	       "\"backend\":\"%s\",\"verify_ratio\":%.6f,\"verify_exit\":%d,\"items_sent\":%llu,"
 	       "\"already_present\":%llu,\"cycles\":%u,\"volume_seconds\":%.3f,"
 	       "\"dump_seconds\":%.3f,\"overlap_seconds\":%.3f,\"populated_seconds\":%.3f,"
-	       "\"verify_seconds\":%.3f,\"total_seconds\":%.3f,\"dump_attempt\":%u}\n",
+	       "\"verify_seconds\":%.3f,\"total_seconds\":%.3f,\"dump_attempt\":%u,"
+	       "\"evictions\":%llu}\n",
 	       code == 0 ? "true" : "false", code, ctl_phase_name(s->phase),
 	       ebs_kind_name(p->vol.kind), s->verify_ratio, s->verify_exit,
-	       (unsigned long long)s->items_sent, (unsigned long long)s->already_present,
-	       s->cycles, volume, dump, overlap, populated, verify, total, s->dump_n);
+	       (unsigned long long)s->items_sent, (unsigned long long)s->already_present, s->cycles,
+	       volume, dump, overlap, populated, verify, total, s->dump_n,
+	       (unsigned long long)s->evictions);
 }
 
 /* A failure: record it, tear down what this warm-up created, say what is left. */
@@ -408,8 +451,10 @@ int ctl_warm(const struct ctl_plan *p, bool json)
 	s.phase = PHASE_DONE;
 	s.finished_ns = wall_ns();
 	ctl_state_save(p->work, &s);
-	report(p, &s, 0, json);
-	return 0;
+	/* a shrinking resize (--allow-shrink) finishes, and says the destination evicted */
+	code = s.evictions > 0 ? MCW_EXIT_TOO_SMALL : 0;
+	report(p, &s, code, json);
+	return code;
 }
 
 int ctl_status(const struct ctl_plan *p, bool json)
@@ -433,12 +478,13 @@ int ctl_status(const struct ctl_plan *p, bool json)
 		       "\"dump_exit\":%d,\"chunk_files_written\":%u,\"chunk_files_applied\":%llu,"
 		       "\"lag_files\":%lld,\"items_sent\":%llu,\"already_present\":%llu,"
 		       "\"items_per_second\":%.0f,\"cycles\":%u,\"verify_ratio\":%.6f,"
-		       "\"elapsed_seconds\":%.1f,\"error\":\"%s\"}\n",
+		       "\"elapsed_seconds\":%.1f,\"evictions\":%llu,\"error\":\"%s\"}\n",
 		       ctl_phase_name(s.phase), s.dump_n, dumper_alive ? "true" : "false",
 		       s.dump_exit, written, (unsigned long long)s.files_applied,
 		       (long long)written - (long long)s.files_applied,
-		       (unsigned long long)s.items_sent, (unsigned long long)s.already_present, rate,
-		       s.cycles, s.verify_ratio, secs, s.error);
+		       (unsigned long long)s.items_sent, (unsigned long long)s.already_present,
+		       rate, s.cycles, s.verify_ratio, secs, (unsigned long long)s.evictions,
+		       s.error);
 		return 0;
 	}
 	printf("phase %s; dump attempt %u %s; chunk files written %u, applied %llu (lag %lld); "

@@ -11,6 +11,8 @@ enum mcw_exit {
 	MCW_EXIT_OK = 0,
 	MCW_EXIT_INCOMPLETE = 1,   /* ran fine but the job is not finished (populate --once) */
 	MCW_EXIT_MISMATCH = 2,	   /* verify: warm ratio below --min-ratio */
+	MCW_EXIT_TOO_SMALL = 3,	   /* the destination cannot hold what is sent: refused before
+				    * sending, or it evicted items (or refused them) meanwhile */
 	MCW_EXIT_ROLLBACK = 4,	   /* watch: the new cluster's hit ratio stayed too low */
 	MCW_EXIT_USAGE = 64,	   /* bad command line */
 	MCW_EXIT_DATA = 65,	   /* corrupt input (chunk files) */
@@ -77,6 +79,21 @@ bool mcw_size_parse(const char *s, uint64_t *out);
 /* What a memcached holds now (stats curr_items and bytes), for sizing a volume. 0 or
  * -errno with err explaining it. */
 int mcw_server_usage(const char *hostport, uint64_t *items, uint64_t *bytes, char *err, size_t cap);
+
+/* What a copy from source to destination may accept (populate, stream, mcwarm-ctl warm). */
+struct mcw_copy_allow {
+	bool shrink;	    /* a destination too small for everything: it evicts the rest */
+	bool smaller_items; /* a smaller item_size_max: larger items are skipped */
+};
+
+/* The checks before a warm-up from source into dest, made on both live servers: not the
+ * same server, both suitable (meta commands; key dumps on the source), dest's
+ * item_size_max not below the source's and its memory able to hold what the source holds
+ * (unless allow says otherwise). resumed: dest already holds part of this copy (a
+ * continued warm-up), so what it holds is not counted as others'. 0, or the exit code with
+ * err naming the cause and the fix. */
+int mcw_copy_preflight(const char *source, const char *dest, const struct mcw_copy_allow *allow,
+		       bool resumed, char *err, size_t cap);
 
 /* `mcwarm COMMAND ...` */
 int mcw_main(int argc, char **argv);

@@ -179,6 +179,17 @@ class Client:
         return out
 
 
+# The capacity tests' dataset: about 100 MiB of items, of which memcached -m 64 holds about
+# 6,000 (the rest is evicted, or refused with -M).
+BIG_ITEMS, BIG_VALUE_BYTES = 10000, 10000
+
+
+def fill_big(client, n=BIG_ITEMS, size=BIG_VALUE_BYTES):
+    """n items of size-byte values, keys big000000..., pipelined."""
+    value = b"v" * size
+    client.set_many([(b"big%06d" % i, value, 0, 0) for i in range(n)])
+
+
 def run_mcwarm(*args, timeout=600, check=None):
     """Runs mcwarm; returns the CompletedProcess (stdout/stderr as text)."""
     p = subprocess.run([MCWARM] + [str(a) for a in args], capture_output=True, text=True,

@@ -14,8 +14,8 @@ import sys
 import time
 import unittest
 
-from mcwtest import (MCWARM, ServerTestCase, chunk_files, inspect_records, last_json,
-                     run_mcwarm)
+from mcwtest import (MCWARM, ServerTestCase, chunk_files, fill_big, inspect_records,
+                     last_json, run_mcwarm)
 
 CTL = os.environ.get("MCWARM_CTL", "")
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -202,6 +202,63 @@ class CliTest(ServerTestCase):
         self.assertEqual(json.loads(p.stdout)["items_sent"], 30000)
 
 
+class PreflightTest(ServerTestCase):
+    """warm checks both servers before it creates anything (the dir backend: no root)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if not CTL or not os.path.exists(CTL):
+            raise unittest.SkipTest("MCWARM_CTL is not set to the mcwarm-ctl binary")
+
+    def warm(self, src_addr, dst_addr, work, *args, check):
+        p = subprocess.run([CTL, "warm", "--source", src_addr, "--dest", dst_addr, "--work",
+                            work, "--backend", "dir", "--json"] + list(args),
+                           capture_output=True, text=True, timeout=600)
+        self.assertEqual(p.returncode, check, p.stderr)
+        return p
+
+    def assert_refused(self, p, code, *texts):
+        report = last_json(p.stdout)
+        self.assertEqual((report["ok"], report["exit_code"], report["phase"]),
+                         (False, code, "preflight"))
+        for text in texts:
+            self.assertIn(text, report["error"])
+        self.assertIn("refused before creating anything", p.stderr)
+
+    def test_doomed_warm_ups_create_nothing(self):
+        src, small = self.server(), self.server(memory_mb=64)
+        fill_big(src.client())
+        work = self.tmp.sub("w")
+        p = self.warm(src.addr, small.addr, work, check=3)
+        self.assert_refused(p, 3, "is too small", "memory limit is 64.0 MiB", "--allow-shrink")
+        self.assertEqual(os.listdir(work), [])  # no volume, no state, no logs
+        p = self.warm(src.addr, "localhost:%d" % src.port, work, check=64)
+        self.assert_refused(p, 64, "are the same memcached")
+        dead = self.server()
+        dead_addr = dead.addr
+        dead.stop()
+        p = self.warm(src.addr, dead_addr, work, check=69)
+        self.assert_refused(p, 69, dead_addr)
+        nodump = self.server(extra=["-X"])
+        p = self.warm(nodump.addr, small.addr, work, check=69)
+        self.assert_refused(p, 69, "refuses key dumps")
+        self.assertEqual(os.listdir(work), [])
+        self.assertEqual(small.client().stats()["curr_items"], "0")
+
+    def test_accepted_shrink_finishes_and_reports_evictions(self):
+        src, dst = self.server(), self.server(memory_mb=64)
+        fill_big(src.client())
+        work = self.tmp.sub("w")
+        p = self.warm(src.addr, dst.addr, work, "--allow-shrink", "--min-ratio", "0.3",
+                      check=3)
+        report = last_json(p.stdout)
+        self.assertEqual(report["phase"], "done")
+        self.assertGreater(report["evictions"], 0)
+        self.assertEqual(report["evictions"], int(dst.client().stats()["evictions"]))
+        self.assertIn("the destination evicted items (exit 3)", p.stderr)
+
+
 class LoopWarmTest(CtlTestCase):
     def test_warm_overlaps_dump_and_populate_and_verifies_100_percent(self):
         src, dst = self.server(memory_mb=1024), self.server(memory_mb=1024)
@@ -236,26 +293,24 @@ class LoopWarmTest(CtlTestCase):
         self.assertEqual(st["items_sent"], len(items))
 
     def test_failure_tears_down_and_says_so(self):
-        src = self.server()
-        self.fill(src, 1000)
-        dead = self.server()
-        dead_addr = dead.addr
-        dead.stop()
+        # a destination that passes the checks before the warm-up (a shrink is accepted)
+        # but refuses items once full (-M): populate fails mid-run
+        src, dst = self.server(), self.server(memory_mb=64, extra=["-M"])
+        fill_big(src.client())
         work = self.work()
-        p = self.ctl("warm", "--source", src.addr, "--dest", dead_addr, "--work", work,
-                     "--json", check=None)
-        self.assertNotEqual(p.returncode, 0)
+        p = self.ctl("warm", "--source", src.addr, "--dest", dst.addr, "--work", work,
+                     "--allow-shrink", "--json", check=3)
         report = last_json(p.stdout)
         self.assertFalse(report["ok"])
         self.assertEqual(report["phase"], "failed")
-        self.assertIn("populate failed", p.stderr)
+        self.assertIn("the destination is too small", p.stderr)
         self.assertIn("cleaned up", p.stderr)
         self.assertFalse(os.path.exists(os.path.join(work, "volume.img")))
         self.assert_clean(work)
-        st = json.loads(self.ctl("status", "--source", src.addr, "--dest", dead_addr,
+        st = json.loads(self.ctl("status", "--source", src.addr, "--dest", dst.addr,
                                  "--work", work, "--json").stdout)
         self.assertEqual(st["phase"], "failed")
-        self.assertIn("populate failed", st["error"])
+        self.assertIn("populate exit 3", st["error"])
 
 
 class ReaderTest(CtlTestCase):

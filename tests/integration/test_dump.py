@@ -142,6 +142,10 @@ class DumpTest(ServerTestCase):
         # the manifest lists every chunk file with its record count
         manifest = open(os.path.join(out, "MANIFEST")).read()
         self.assertIn("records %d\n" % len(items), manifest)
+        # what populate sizes the destination with
+        self.assertIn("key_bytes %d\n" % sum(len(k) for k in items), manifest)
+        self.assertIn("source_item_size_max %s\n" % c.stats(b"settings")["item_size_max"],
+                      manifest)
         for f in chunk_files(out):
             self.assertIn(os.path.basename(f), manifest)
         c.close()

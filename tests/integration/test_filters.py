@@ -13,7 +13,7 @@ import threading
 import time
 import unittest
 
-from mcwtest import MCWARM, ServerTestCase, last_json, run_mcwarm
+from mcwtest import BIG_ITEMS, MCWARM, ServerTestCase, fill_big, last_json, run_mcwarm
 
 BUILD = os.environ.get("MCW_BUILD", "")
 LMC_OWNER = os.path.join(BUILD, "tests", "mcw-lmc-owner")
@@ -214,6 +214,58 @@ class PrefixAndStreamTest(FilterTestCase):
         dead.stop()
         p = run_mcwarm("stream", "--source", src.addr, "--dest", addr, check=69)
         self.assertIn(addr, p.stderr)
+
+
+class StreamCapacityTest(FilterTestCase):
+    """The destination's memory, item size limit and identity, before and while streaming."""
+
+    def stream(self, src, dst_addr, *args, check):
+        p = run_mcwarm("stream", "--source", src.addr, "--dest", dst_addr, "--json", "-q",
+                       "--work", self.tmp.path, *args, check=check)
+        return p
+
+    def test_too_small_is_refused_then_accepted_with_evictions_reported(self):
+        src, dst = self.server(), self.server(memory_mb=64)
+        fill_big(src.client())
+        p = self.stream(src, dst.addr, check=3)
+        for text in ("is too small for what the source holds", "%d items" % BIG_ITEMS,
+                     "memory limit is 64.0 MiB", "--allow-shrink"):
+            self.assertIn(text, p.stderr)
+        self.assertEqual(dst.client().stats()["curr_items"], "0")  # nothing sent
+        # key filters select an unknown share: not refused before, judged by evictions
+        s = last_json(self.stream(src, dst.addr, "--key-include", "big000", check=0).stdout)
+        self.assertEqual((s["items_sent"], s["evictions"]), (1000, 0))
+        # a shrinking resize: all sent, the evictions reported, exit 3
+        s = last_json(self.stream(src, dst.addr, "--allow-shrink", check=3).stdout)
+        self.assertEqual(s["items_sent"], BIG_ITEMS)  # the 1,000 above answer NS
+        self.assertGreater(s["evictions"], 0)
+        self.assertEqual(s["evictions"], int(dst.client().stats()["evictions"]))
+        self.assertIn("evicted", s["error"])
+
+    def test_destination_without_evictions_stops_at_out_of_memory(self):
+        src, dst = self.server(), self.server(memory_mb=64, extra=["-M"])
+        fill_big(src.client())
+        p = self.stream(src, dst.addr, "--allow-shrink", "--threads", "1", check=3)
+        s = last_json(p.stdout)
+        self.assertIn("does not evict (started with -M)", s["error"])
+        self.assertGreaterEqual(s["out_of_memory"], 1)
+        held = int(dst.client().stats()["curr_items"])
+        self.assertLess(s["server_errors"], (BIG_ITEMS - held) // 2)  # stopped early
+        self.assertLess(s["keys_fetched"], BIG_ITEMS)
+
+    def test_same_server_and_smaller_item_size_are_refused(self):
+        src = self.server(item_max="2m")
+        src.client().set_many([(b"k%04d" % i, b"v", 0, 0) for i in range(100)])
+        src.client().set(b"large", b"L" * 1500000)
+        p = self.stream(src, "localhost:%d" % src.port, check=64)
+        self.assertIn("are the same memcached", p.stderr)
+        dst = self.server()  # -I 1m
+        p = self.stream(src, dst.addr, check=69)
+        self.assertIn("item_size_max", p.stderr)
+        self.assertIn("--allow-smaller-items", p.stderr)
+        self.assertEqual(dst.client().stats()["curr_items"], "0")
+        s = last_json(self.stream(src, dst.addr, "--allow-smaller-items", check=0).stdout)
+        self.assertEqual((s["items_sent"], s["too_large"]), (100, 1))
 
 
 class RateLimitTest(FilterTestCase):

@@ -11,8 +11,8 @@ import subprocess
 import time
 import unittest
 
-from mcwtest import (MCWARM, ServerTestCase, chunk_files, inspect_records, last_json,
-                     run_mcwarm, stop_process)
+from mcwtest import (BIG_ITEMS, MCWARM, ServerTestCase, chunk_files, fill_big,
+                     inspect_records, last_json, run_mcwarm, stop_process)
 from test_dump import tricky_items
 
 TTL_SLACK_S = 2  # each server counts whole seconds
@@ -287,7 +287,14 @@ class FaultTest(PopulateTestCase):
         sc.set(b"small", b"s")
         dc.set(b"big", b"live-value")
         out = self.dump(src)
-        summary, _ = self.populate(dst, out, self.tmp.sub("state"))
+        # a destination that stores smaller items than the source is refused, with the fix
+        summary, err = self.populate(dst, out, self.tmp.sub("state"), check=69)
+        self.assertIn("item_size_max", err)
+        self.assertIn("-I 2m", err)
+        self.assertIn("--allow-smaller-items", summary["error"])
+        self.assertEqual(summary["items_sent"], 0)
+        self.assertIsNone(dc.get(b"small"))
+        summary, _ = self.populate(dst, out, self.tmp.sub("state"), "--allow-smaller-items")
         self.assertEqual(summary["too_large"], 1)
         self.assertEqual(dc.get(b"big")[0], b"live-value")  # not deleted by a failed ms
         self.assertEqual(dc.get(b"small")[0], b"s")
@@ -304,7 +311,7 @@ class FaultTest(PopulateTestCase):
             sc.set(k + b"-fits", b"f" * (fits - 5), flags=fl)  # key grows by 5: "-fits"
             sc.set(k + b"-over", b"o" * (fits - 5 + 1), flags=fl)
         out = self.dump(src)
-        summary, _ = self.populate(dst, out, self.tmp.sub("state"))
+        summary, _ = self.populate(dst, out, self.tmp.sub("state"), "--allow-smaller-items")
         self.assertEqual(summary["too_large"], 2)
         self.assertEqual(summary["server_errors"], 0)
         dc = dst.client()
@@ -344,6 +351,96 @@ class FaultTest(PopulateTestCase):
         self.populate(dst, d1, self.tmp.sub("s1"))
         _, err = self.populate(dst, d2, self.tmp.sub("s1"), check=64)
         self.assertIn("belongs to dump", err)
+
+
+class CapacityTest(PopulateTestCase):
+    """The destination's memory, limits and identity, checked before and while sending."""
+
+    def big_dump(self):
+        src = self.server()
+        fill_big(src.client())
+        return src, self.dump(src)
+
+    def test_too_small_destination_is_refused_then_accepted_with_evictions_reported(self):
+        src, out = self.big_dump()
+        dst = self.server(memory_mb=64)
+        summary, err = self.populate(dst, out, self.tmp.sub("s1"), check=3)
+        # refused before sending, with the numbers and the fix
+        self.assertFalse(summary["ok"])
+        self.assertEqual(summary["items_sent"], 0)
+        self.assertEqual(dst.client().stats()["curr_items"], "0")
+        for text in ("is too small", "%d items" % BIG_ITEMS, "memory limit is 64.0 MiB",
+                     "-m 64", "--allow-shrink"):
+            self.assertIn(text, summary["error"])
+        self.assertIn("is too small", err)
+        # accepted as a shrinking resize: everything is sent, the evictions are reported
+        summary, err = self.populate(dst, out, self.tmp.sub("s2"), "--allow-shrink", check=3)
+        self.assertEqual(summary["items_sent"], BIG_ITEMS)
+        self.assertTrue(summary["complete"])
+        stats = dst.client().stats()
+        self.assertGreater(summary["evictions"], 0)
+        self.assertEqual(summary["evictions"], int(stats["evictions"]))
+        self.assertEqual(summary["evicted_unfetched"], int(stats["evicted_unfetched"]))
+        self.assertIn("evicted %d items" % summary["evictions"], summary["error"])
+        self.assertIn("is evicting items", err)
+        # a destination large enough takes it all, no eviction, exit 0
+        big = self.server(memory_mb=160)
+        summary, _ = self.populate(big, out, self.tmp.sub("s3"))
+        self.assertEqual(summary["evictions"], 0)
+        self.assertEqual(big.client().stats()["curr_items"], str(BIG_ITEMS))
+
+    def test_destination_without_evictions_stops_at_out_of_memory(self):
+        src, out = self.big_dump()
+        dst = self.server(memory_mb=64, extra=["-M"])
+        summary, err = self.populate(dst, out, self.tmp.sub("s"), "--allow-shrink",
+                                     "--threads", "1", check=3)
+        self.assertIn("does not evict (started with -M)", summary["error"])
+        self.assertIn("without -M", err)
+        self.assertGreaterEqual(summary["out_of_memory"], 1)
+        # stopped early: without the stop, each of the ~4,000 items that do not fit would
+        # be sent and refused; one worker has at most 4 batches of 512 in flight
+        held = int(dst.client().stats()["curr_items"])
+        self.assertLess(summary["server_errors"], (BIG_ITEMS - held) // 2)
+        self.assertLess(summary["items_sent"], BIG_ITEMS)
+
+    def test_the_dumps_own_source_is_refused(self):
+        src = self.server()
+        src.client().set_many([(b"s%04d" % i, b"v", 0, 0) for i in range(100)])
+        out = self.dump(src)
+        # another name of the same server: only its pid and start time give it away
+        p = run_mcwarm("populate", "--dest", "localhost:%d" % src.port, "--from", out,
+                       "--state", self.tmp.sub("s"), "--json", "-q", check=64)
+        self.assertIn("is the memcached this dump was taken from", last_json(p.stdout)["error"])
+        self.assertEqual(last_json(p.stdout)["items_sent"], 0)
+        # the same address with a new process (restarted, refilled from its dump) is fine
+        src.restart()
+        summary, _ = self.populate(src, out, self.tmp.sub("s2"))
+        self.assertEqual(summary["items_sent"], 100)
+
+    def test_follow_checks_the_manifest_when_it_appears(self):
+        src = self.server()
+        fill_big(src.client(), n=3000)  # 30 MB
+        full = self.dump(src, "--chunk-size", "8M")
+        dst = self.server(memory_mb=16)
+        live = self.tmp.sub("live")
+        os.makedirs(live)
+        for f in chunk_files(full)[:1]:  # a dump still running: no MANIFEST yet
+            shutil.copy(f, os.path.join(live, os.path.basename(f)))
+        pop = subprocess.Popen([MCWARM, "populate", "--dest", dst.addr, "--from", live,
+                                "--state", self.tmp.sub("state"), "--follow", "--json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(1.5)
+            self.assertIsNone(pop.poll(), "populate --follow stopped before the MANIFEST")
+            for name in [os.path.basename(f) for f in chunk_files(full)[1:]] + ["MANIFEST",
+                                                                                 "DONE"]:
+                shutil.copy(os.path.join(full, name), os.path.join(live, name))
+            out_text, err = pop.communicate(timeout=60)
+        finally:
+            stop_process(pop)
+        self.assertIn("no MANIFEST yet", err)
+        self.assertEqual(pop.returncode, 3, err)
+        self.assertIn("too small for the dump's MANIFEST", last_json(out_text)["error"])
 
 
 if __name__ == "__main__":

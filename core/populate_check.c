@@ -1,0 +1,123 @@
+/*
+ * populate_check.c: populate's checks of the destination against the dump before anything
+ * is sent (capacity.c does the arithmetic): the destination is not the process the dump
+ * was taken from, and it has the memory and the item size limit for what the MANIFEST
+ * lists. Without a MANIFEST yet (--follow while the dump runs) the MANIFEST's checks wait
+ * until a pass first sees one (pop_check_manifest from completion()).
+ *
+ * A refusal is a run failure (pop_fail): its text names cause, numbers and fix, and the
+ * JSON summary carries it. The same holds for a destination that answers 'out of memory'
+ * while items are sent (pop_server_error, from the workers).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base.h"
+#include "chunk_reader.h"
+#include "manifest.h"
+#include "populate_private.h"
+
+bool pop_first_header(int dir_fd, struct chunk_header *h)
+{
+	int dfd = dup(dir_fd);
+	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
+	struct dirent *de;
+	uint32_t job, part, crc;
+	bool found = false;
+	if (d == NULL) {
+		if (dfd >= 0)
+			close(dfd);
+		return false;
+	}
+	rewinddir(d);
+	while (!found && (de = readdir(d)) != NULL) {
+		if (!chunk_name_parse(de->d_name, &job, &part, &crc))
+			continue;
+		int fd = openat(dir_fd, de->d_name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		uint8_t page[MCW_HEADER_BYTES];
+		ssize_t n = fd >= 0 ? pread(fd, page, sizeof(page), 0) : -1;
+		if (fd >= 0)
+			close(fd);
+		found = chunk_header_check(page, n < 0 ? 0 : (size_t)n, h) == CHUNK_OK;
+	}
+	closedir(d);
+	return found;
+}
+
+/* Populating the very process the dump came from warms nothing (its items are there);
+ * the same address with a new process is fine: a restart refilled from its own dump. */
+static int check_not_source(struct pop_ctx *c)
+{
+	struct chunk_header h;
+	struct hostport hp;
+	char addr[sizeof(h.f.source_addr) + 1];
+	if (!pop_first_header(c->from_fd, &h))
+		return 0;
+	snprintf(addr, sizeof(addr), "%.*s", (int)sizeof(h.f.source_addr), h.f.source_addr);
+	uint32_t port = hostport_parse(addr, &hp) == 0 ? hp.port : 0;
+	if (!server_is_process(&c->dst, h.f.source_pid, h.f.source_started_s, port))
+		return 0;
+	pop_fail(c, MCW_EXIT_USAGE,
+		 "%s is the memcached this dump was taken from (%s, pid %u, started at unix time "
+		 "%lld): it holds these items already. Fix: give the new server as --dest",
+		 c->o.dest.text, addr, (unsigned)h.f.source_pid, (long long)h.f.source_started_s);
+	return MCW_EXIT_USAGE;
+}
+
+int pop_check_manifest(struct pop_ctx *c, const struct manifest_info *mi)
+{
+	char err[1024];
+	c->manifest_checked = true;
+	struct cap_load load = {
+		.what = "the dump's MANIFEST",
+		.items = mi->records,
+		.item_bytes = cap_item_bytes(&c->dst, mi->records, mi->key_bytes, mi->value_bytes),
+		.item_size_max = mi->source_item_size_max,
+		.resumed = c->journal.n > 0, /* files applied to this destination process */
+	};
+	int code = cap_check(&c->dst, c->o.dest.text, &load, &c->o.allow, err, sizeof(err));
+	if (code != 0)
+		pop_fail(c, code, "%s", err);
+	return code;
+}
+
+void pop_server_error(struct pop_ctx *c, const struct mcp_meta_reply *rep, unsigned *logged)
+{
+	char why[512];
+	atomic_fetch_add(&c->st.server_errors, 1);
+	if (cap_is_out_of_memory(rep->msg, rep->msg_len)) {
+		uint64_t n = atomic_fetch_add(&c->st.out_of_memory, 1) + 1;
+		pthread_mutex_lock(&c->run.mu); /* c->dst is refreshed on reconnects */
+		bool evictions_on = c->dst.evictions_on;
+		pthread_mutex_unlock(&c->run.mu);
+		if (cap_oom_stops(evictions_on, c->o.dest.text, n, why, sizeof(why))) {
+			pop_fail(c, MCW_EXIT_TOO_SMALL, "%s", why);
+			return;
+		}
+	}
+	if ((*logged)++ < POP_ERRORS_LOGGED_MAX)
+		log_warn("destination could not store an item: %.*s", (int)rep->msg_len, rep->msg);
+}
+
+int pop_preflight(struct pop_ctx *c)
+{
+	struct manifest_info mi;
+	struct manifest_entry *e = NULL;
+	char err[512];
+	int code = check_not_source(c);
+	if (code != 0)
+		return code;
+	long n = manifest_load(c->from_fd, &mi, &e, err, sizeof(err));
+	if (n < 0) { /* damaged: completion() says so on every pass */
+		if (n == -ENOENT && !c->o.co.quiet)
+			log_info("%s has no MANIFEST yet: the destination's memory and item size "
+				 "are checked when it appears",
+				 c->o.from_dir);
+		return 0;
+	}
+	free(e);
+	return strcmp(mi.dump_id_hex, c->dump_id_hex) == 0 ? pop_check_manifest(c, &mi) : 0;
+}
