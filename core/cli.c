@@ -60,7 +60,13 @@ const char cli_limits_help[] =
     "      --max-bytes SIZE     at most SIZE value bytes per second (e.g. 50M)\n"
     "      --limits-file FILE   read the limits from FILE whenever it changes, to slow\n"
     "                           down or speed up while running: 'max-ops = N' and\n"
-    "                           'max-bytes = SIZE' lines (a missing line: no limit)\n";
+    "                           'max-bytes = SIZE' lines (a missing line: no limit)\n"
+    "\n"
+    "monitoring:\n"
+    "      --metrics-file PATH  write metrics in the Prometheus text format to PATH every\n"
+    "                           5 s and at the end, atomically (PATH.tmp, then renamed:\n"
+    "                           node_exporter's textfile collector reads it): phase,\n"
+    "                           items, bytes, rate, lag, errors, destination evictions\n";
 
 void cli_common_defaults(struct cli_common *co)
 {
@@ -100,6 +106,9 @@ int cli_common_option(const char *cmd, int ch, const char *arg, uint64_t memory_
 		return cli_size(cmd, "max-bytes", arg, 1, &co->max_bytes) ? 0 : MCW_EXIT_USAGE;
 	case CLI_OPT_LIMITS:
 		co->limits_file = arg;
+		return 0;
+	case CLI_OPT_METRICS:
+		co->metrics_file = arg;
 		return 0;
 	case 'q':
 		co->quiet = true;

@@ -16,7 +16,14 @@ bool cli_uint(const char *cmd, const char *opt, const char *val, uint64_t min, u
 /* Options every command shares; splice CLI_COMMON_LONGOPTS into a command's table and
  * CLI_COMMON_SHORTOPTS into its short options, and hand unknown cases to
  * cli_common_option. */
-enum { CLI_OPT_IO_TIMEOUT = 200, CLI_OPT_JSON, CLI_OPT_MAX_OPS, CLI_OPT_MAX_BYTES, CLI_OPT_LIMITS };
+enum {
+	CLI_OPT_IO_TIMEOUT = 200,
+	CLI_OPT_JSON,
+	CLI_OPT_MAX_OPS,
+	CLI_OPT_MAX_BYTES,
+	CLI_OPT_LIMITS,
+	CLI_OPT_METRICS,
+};
 #define CLI_COMMON_SHORTOPTS "m:t:qh"
 #define CLI_COMMON_LONGOPTS                                                                        \
 	{ "memory", required_argument, NULL, 'm' }, { "threads", required_argument, NULL, 't' },   \
@@ -25,6 +32,7 @@ enum { CLI_OPT_IO_TIMEOUT = 200, CLI_OPT_JSON, CLI_OPT_MAX_OPS, CLI_OPT_MAX_BYTE
 	    { "max-ops", required_argument, NULL, CLI_OPT_MAX_OPS },                               \
 	    { "max-bytes", required_argument, NULL, CLI_OPT_MAX_BYTES },                           \
 	    { "limits-file", required_argument, NULL, CLI_OPT_LIMITS },                            \
+	    { "metrics-file", required_argument, NULL, CLI_OPT_METRICS },                          \
 	{                                                                                          \
 		"help", no_argument, NULL, 'h'                                                     \
 	}
@@ -35,10 +43,11 @@ struct cli_common {
 	int io_timeout_ms;
 	uint64_t max_ops, max_bytes; /* per second, whole process; 0: no limit */
 	const char *limits_file;
+	const char *metrics_file; /* --metrics-file: Prometheus text, rewritten while running */
 	bool json, quiet, help;
 };
 
-/* Help for --max-ops, --max-bytes and --limits-file. */
+/* Help for --max-ops, --max-bytes, --limits-file and --metrics-file. */
 extern const char cli_limits_help[];
 
 /* 64 MiB, one thread per online CPU, MCW_IO_TIMEOUT_MS. */

@@ -588,6 +588,8 @@ static void wait_threads(struct dump_ctx *c)
 		rate_limits_poll_log(&c->limits);
 		if (c->watch_on)
 			cap_watch_poll(&c->watch, false);
+		if (metrics_due(&c->metrics))
+			engine_metrics(c, "running");
 		if (c->o.syncfs_interval_s > 0 && c->out_fd >= 0 && mono_ns() >= next_sync) {
 			/* finished chunk files reach the disk for a reader on another host */
 			if (syncfs(c->out_fd) < 0)
@@ -732,6 +734,10 @@ int engine_run(struct dump_ctx *c)
 		return MCW_EXIT_USAGE;
 	}
 	c->filter_on = keyfilter_active(&c->kf);
+	metrics_init(&c->metrics, c->o.co.metrics_file,
+		     c->o.kind == RUN_DUMP     ? "dump"
+		     : c->o.kind == RUN_VERIFY ? "verify"
+					       : "stream");
 	rate_limits_init(&c->limits, c->o.co.max_ops, c->o.co.max_bytes, c->o.co.threads,
 			 c->o.co.limits_file);
 	rate_limits_poll_log(&c->limits);
@@ -776,6 +782,55 @@ int engine_run(struct dump_ctx *c)
 		return c->run.exit_code;
 	}
 	return 0;
+}
+
+void engine_metrics(struct dump_ctx *c, const char *phase)
+{
+	struct metrics *m = &c->metrics;
+	struct dump_stats *st = &c->st;
+	if (!metrics_on(m))
+		return;
+	double secs = c->start_mono_ns ? (double)(mono_ns() - c->start_mono_ns) / 1e9 : 0;
+	uint64_t items = c->o.kind == RUN_VERIFY ? atomic_load(&st->v_equal) : atomic_load(&st->items);
+	uint64_t fetched = atomic_load(&st->keys_fetched);
+	uint64_t queued = atomic_load(&st->keys_queued);
+	metrics_begin(m, phase);
+	metrics_add(m, METRICS_COUNTER, "mcwarm_keys_listed_total",
+		    "keys the source's key dump listed", "", (double)atomic_load(&st->keys_listed));
+	metrics_add(m, METRICS_COUNTER, "mcwarm_keys_fetched_total",
+		    "keys asked for with mg and answered", "", (double)fetched);
+	metrics_add(m, METRICS_GAUGE, "mcwarm_lag_keys", "keys listed and not fetched yet", "",
+		    (double)(queued > fetched ? queued - fetched : 0));
+	metrics_add(m, METRICS_COUNTER, "mcwarm_items_total",
+		    "items written (dump), sent (stream) or found equal (verify)", "",
+		    (double)items);
+	metrics_add(m, METRICS_COUNTER, "mcwarm_value_bytes_total", "value bytes moved", "",
+		    (double)atomic_load(&st->value_bytes));
+	metrics_add(m, METRICS_GAUGE, "mcwarm_items_per_second",
+		    "items per second since the start", "", secs > 0 ? (double)items / secs : 0);
+	static const char *const kinds[] = { "miss", "server_error", "busy_retry" };
+	uint64_t counts[] = { atomic_load(&st->misses), atomic_load(&st->server_errors),
+			      atomic_load(&st->busy_retries) };
+	metrics_add_kinds(m, "mcwarm_events_total",
+			  "keys gone since listed, error answers, waits for a busy crawler",
+			  "kind", kinds, counts, ARRAY_LEN(kinds));
+	if (c->o.kind == RUN_VERIFY) {
+		static const char *const outcomes[] = { "equal", "missing", "value", "flags",
+							"ttl", "expired" };
+		uint64_t v[] = { atomic_load(&st->v_equal), atomic_load(&st->v_missing),
+				 atomic_load(&st->v_value), atomic_load(&st->v_flags),
+				 atomic_load(&st->v_ttl), atomic_load(&st->v_expired) };
+		metrics_add_kinds(m, "mcwarm_verify_keys_total", "keys checked, by outcome",
+				  "outcome", outcomes, v, ARRAY_LEN(outcomes));
+	}
+	if (c->watch_on) {
+		static const char *const ev[] = { "evicted", "evicted_unfetched" };
+		uint64_t e[] = { c->watch.evictions, c->watch.evicted_unfetched };
+		metrics_add_kinds(m, "mcwarm_destination_evictions_total",
+				  "items the destination evicted during the run", "kind", ev, e,
+				  ARRAY_LEN(ev));
+	}
+	metrics_commit(m);
 }
 
 void engine_init(struct dump_ctx *c)
@@ -832,6 +887,7 @@ int mcw_cmd_dump(int argc, char **argv)
 	double secs = (double)(mono_ns() - t0) / 1e9;
 	if (code == 0 || c->start_mono_ns != 0)
 		summary(c, code, secs);
+	engine_metrics(c, metrics_phase_of(code));
 	engine_release(c);
 	return code;
 }

@@ -22,6 +22,7 @@
 #include "core.h"
 #include "dedupe.h"
 #include "keyfilter.h"
+#include "metrics.h"
 #include "keyspool.h"
 #include "mcproto.h"
 #include "net.h"
@@ -166,6 +167,7 @@ struct dump_ctx {
 	bool already_complete;	   /* dump: the directory holds a finished dump */
 	struct dump_stats st;
 	struct cap_watch watch; /* stream: the destination's evictions */
+	struct metrics metrics; /* --metrics-file */
 	bool watch_on;
 	int64_t start_mono_ns;
 	int64_t keys_done_mono_ns;
@@ -222,6 +224,9 @@ void *stream_worker_main(void *arg);
 int engine_run(struct dump_ctx *c);
 void engine_init(struct dump_ctx *c);
 void engine_release(struct dump_ctx *c);
+/* A --metrics-file snapshot: phase "running" while workers run, then metrics_phase_of
+ * the command's exit code. */
+void engine_metrics(struct dump_ctx *c, const char *phase);
 
 /* Budget split for `threads` workers (dump.c); exposed for tests. */
 struct dump_plan {

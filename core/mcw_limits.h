@@ -48,6 +48,8 @@
 #define MCW_RING_ENTRIES       64
 #define MCW_IOWQ_WORKERS_MAX   2
 
+#define MCW_METRICS_INTERVAL_MS 5000 /* --metrics-file rewritten this often */
+
 /* mcwarm watch. */
 #define WATCH_NODES_MAX		 1024 /* old and new clusters together */
 #define WATCH_SAMPLES_MAX	 121  /* per node: --window / --interval + 1 */

@@ -359,6 +359,51 @@ static uint32_t list_pass(struct pop_ctx *c)
 	return n;
 }
 
+/* A --metrics-file snapshot (metrics.h). */
+static void pop_metrics(struct pop_ctx *c, const char *phase)
+{
+	struct metrics *m = &c->metrics;
+	struct pop_stats *st = &c->st;
+	if (!metrics_on(m))
+		return;
+	double secs = c->start_mono_ns ? (double)(mono_ns() - c->start_mono_ns) / 1e9 : 0;
+	uint64_t sent = atomic_load(&st->records_sent);
+	pthread_mutex_lock(&c->run.mu);
+	uint32_t lag = c->qlen - c->qnext + c->busy;
+	pthread_mutex_unlock(&c->run.mu);
+	metrics_begin(m, phase);
+	metrics_add(m, METRICS_COUNTER, "mcwarm_items_total", "items sent to the destination", "",
+		    (double)sent);
+	metrics_add(m, METRICS_COUNTER, "mcwarm_value_bytes_total", "value bytes sent", "",
+		    (double)atomic_load(&st->value_bytes));
+	metrics_add(m, METRICS_GAUGE, "mcwarm_items_per_second",
+		    "items per second since the start", "", secs > 0 ? (double)sent / secs : 0);
+	metrics_add(m, METRICS_COUNTER, "mcwarm_files_applied_total", "chunk files applied", "",
+		    (double)atomic_load(&st->files_done));
+	metrics_add(m, METRICS_GAUGE, "mcwarm_lag_files",
+		    "chunk files of this pass not applied yet", "", (double)lag);
+	static const char *const kinds[] = { "already_present", "expired", "too_large",
+					     "lost_in_damage" };
+	uint64_t skipped[] = { atomic_load(&st->already_present), atomic_load(&st->expired),
+			       atomic_load(&st->too_large), atomic_load(&st->records_lost) };
+	metrics_add_kinds(m, "mcwarm_items_not_stored_total",
+			  "items not stored, by reason (already_present: live data won)", "reason",
+			  kinds, skipped, ARRAY_LEN(kinds));
+	static const char *const errs[] = { "block_bad", "block_missing", "server_error",
+					    "reconnect" };
+	uint64_t e[] = { atomic_load(&st->blocks_bad), atomic_load(&st->blocks_missing),
+			 atomic_load(&st->server_errors), atomic_load(&st->reconnects) };
+	metrics_add_kinds(m, "mcwarm_events_total",
+			  "damaged or missing blocks, error answers, reconnects", "kind", errs, e,
+			  ARRAY_LEN(errs));
+	static const char *const ev[] = { "evicted", "evicted_unfetched" };
+	uint64_t evc[] = { c->watch.evictions, c->watch.evicted_unfetched };
+	metrics_add_kinds(m, "mcwarm_destination_evictions_total",
+			  "items the destination evicted during the run", "kind", ev, evc,
+			  ARRAY_LEN(ev));
+	metrics_commit(m);
+}
+
 static void show_progress(struct pop_ctx *c, struct progress *pg)
 {
 	double secs = (double)(mono_ns() - c->start_mono_ns) / 1e9;
@@ -391,6 +436,8 @@ static void run_pass(struct pop_ctx *c, struct progress *pg)
 		show_progress(c, pg);
 		rate_limits_poll_log(&c->limits);
 		cap_watch_poll(&c->watch, false);
+		if (metrics_due(&c->metrics))
+			pop_metrics(c, "running");
 		pthread_mutex_lock(&c->run.mu);
 	}
 	c->qlen = c->qnext = 0;
@@ -492,6 +539,8 @@ static int run_passes(struct pop_ctx *c, uint64_t *listed, uint64_t *applied)
 				  c->o.idle_timeout_s);
 			return done == DONE_BUT_DAMAGED ? MCW_EXIT_DATA : MCW_EXIT_TEMPFAIL;
 		}
+		if (metrics_due(&c->metrics))
+			pop_metrics(c, "running");
 		struct timespec ts = { 0, POP_INTERVAL_MS * 1000000L };
 		nanosleep(&ts, NULL);
 	}
@@ -712,8 +761,10 @@ int mcw_cmd_populate(int argc, char **argv)
 	c->journal.fd = -1;
 	uint64_t listed = 0, applied = 0;
 	int64_t t0 = mono_ns();
+	metrics_init(&c->metrics, c->o.co.metrics_file, "populate");
 	code = populate_run(c, &listed, &applied);
 	summary(c, code, (double)(mono_ns() - t0) / 1e9, listed, applied);
+	pop_metrics(c, metrics_phase_of(code));
 	journal_close(&c->journal);
 	if (c->from_fd >= 0)
 		close(c->from_fd);

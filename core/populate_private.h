@@ -19,6 +19,7 @@
 #include "cli.h"
 #include "core.h"
 #include "journal.h"
+#include "metrics.h"
 #include "ratelimit.h"
 #include "mcproto.h"
 #include "net.h"
@@ -101,6 +102,7 @@ struct pop_ctx {
 	bool manifest_checked;	/* the destination's capacity against the MANIFEST */
 	bool complete;		/* the MANIFEST is fully applied */
 	struct cap_watch watch; /* the destination's evictions */
+	struct metrics metrics; /* --metrics-file */
 
 	struct pop_worker workers[64];
 	unsigned nworkers;

@@ -622,6 +622,7 @@ int mcw_cmd_stream(int argc, char **argv)
 		code = MCW_EXIT_INCOMPLETE; /* the destination refused some items */
 	if (code == 0 || c->start_mono_ns != 0)
 		summary(c, code, (double)(mono_ns() - t0) / 1e9);
+	engine_metrics(c, metrics_phase_of(code));
 	engine_release(c);
 	return code;
 }

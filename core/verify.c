@@ -416,6 +416,7 @@ int mcw_cmd_verify(int argc, char **argv)
 	int64_t t0 = mono_ns();
 	code = engine_run(c);
 	code = report(c, code, (double)(mono_ns() - t0) / 1e9);
+	engine_metrics(c, metrics_phase_of(code));
 	engine_release(c);
 	return code;
 }
