@@ -12,6 +12,9 @@
  * SERVER_ERROR and CLIENT_ERROR lines, a connection closed mid-reply, every way a reply
  * can be out of sync (wrong key, wrong order, missing flags, MN without a batch, an
  * unknown or malformed reply, a value over the limit), and the rate limit's batch size.
+ * Last, the same pipe against a real memcached started on a free loopback port (skipped
+ * when memcached is not installed), so the script's replies are checked against the
+ * real ones.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,7 +25,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -80,9 +87,11 @@ static void model_init(struct model *m, uint32_t n, uint32_t binary_every, uint3
 		m->b64[i] = binary_every && i % binary_every == binary_every - 1;
 		if (m->b64[i]) {
 			m->key_len[i] = 9;
-			for (uint16_t k = 0; k < 9; k++)
-				m->key[i][k] = (uint8_t)(k == 4 ? ' ' : k * 31 + i);
+			for (uint16_t k = 0; k < 9; k++) /* unique: i is in bytes 1 and 2 */
+				m->key[i][k] = (uint8_t)(k == 4 ? ' ' : k * 31 + 0x80);
 			m->key[i][0] = 0;
+			m->key[i][1] = (uint8_t)i;
+			m->key[i][2] = (uint8_t)(i >> 8);
 		} else {
 			m->key_len[i] = (uint16_t)snprintf((char *)m->key[i], 64, "key:%u", i);
 		}
@@ -339,6 +348,7 @@ static void server_step(struct server *s)
 /* ---- the owner: a pipe, its ring and buffers ---- */
 
 static uint8_t req_buf[REQ_BUF_BYTES], out_buf[OUT_BUF_BYTES];
+static bool ttl_loose; /* against a real server: remaining TTLs may have ticked down */
 static uint8_t send_buf[MCW_BATCHES_INFLIGHT * MCW_BATCH_REQ_BYTES];
 
 struct fixture {
@@ -356,18 +366,24 @@ struct fixture {
 	bool leave_one; /* leave the first value unconsumed once */
 };
 
-static struct fixture *fixture_new(struct model *m, bool quiet, size_t recv_bytes,
-				   uint64_t ops_per_s)
+/* A pipe over a socketpair whose other end the scripted server plays, or over server_fd
+ * (a connection to a real server) when it is not -1. */
+static struct fixture *fixture_open(struct model *m, bool quiet, size_t recv_bytes,
+				    uint64_t ops_per_s, int server_fd)
 {
 	struct fixture *f = calloc(1, sizeof(*f));
 	assert_non_null(f);
 	f->m = m;
-	int sv[2];
-	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
+	int sv[2] = { server_fd, -1 };
+	if (server_fd < 0)
+		assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
 	f->fd = sv[0];
-	f->srv = (struct server){
-		.fd = sv[1], .m = m, .quiet = quiet, .close_at = -1, .special_key = UINT32_MAX
-	};
+	f->srv = (struct server){ .fd = sv[1],
+				  .m = m,
+				  .quiet = quiet,
+				  .close_at = -1,
+				  .special_key = UINT32_MAX,
+				  .closed = server_fd >= 0 };
 	/* one fixture at a time: the large buffers are allocated once (see main) */
 	f->srv.req = (char *)req_buf;
 	f->srv.out = (char *)out_buf;
@@ -398,6 +414,12 @@ static struct fixture *fixture_new(struct model *m, bool quiet, size_t recv_byte
 	return f;
 }
 
+static struct fixture *fixture_new(struct model *m, bool quiet, size_t recv_bytes,
+				   uint64_t ops_per_s)
+{
+	return fixture_open(m, quiet, recv_bytes, ops_per_s, -1);
+}
+
 static void fixture_del(struct fixture *f)
 {
 	ur_ring_destroy(f->ring); /* cancels the receive still posted */
@@ -417,7 +439,10 @@ static void check_value(struct fixture *f, const struct mcp_meta_reply *rep, uin
 		if ((uint8_t)rep->value[b] != value_byte(i, b))
 			fail_msg("key %u: value byte %u differs", i, b);
 	assert_int_equal(rep->client_flags, flags_of(i));
-	assert_int_equal(rep->ttl, ttl_of(i));
+	if (ttl_loose && ttl_of(i) > 0) /* a real server's clock moves on */
+		assert_true(rep->ttl <= ttl_of(i) && rep->ttl >= ttl_of(i) - 5);
+	else
+		assert_int_equal(rep->ttl, ttl_of(i));
 	uint16_t len;
 	uint8_t kf;
 	const uint8_t *key = mgpipe_key(&f->p, i, &len, &kf);
@@ -805,15 +830,177 @@ static void test_rate_limited_batches(void **state)
 	fixture_del(f);
 }
 
+/* ---- against a real memcached ---- */
+
+static pid_t mc_pid = -1;
+static int mc_port;
+
+/* A free loopback port: bound by the kernel's choice, then released for memcached. */
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static int connect_port(int port)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET,
+				 .sin_port = htons((uint16_t)port),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
+		return fd;
+	close(fd);
+	return -1;
+}
+
+/* Starts memcached on a free port; the connection, or -1 when there is no memcached. */
+static int mc_start(void)
+{
+	if (system("command -v memcached >/dev/null 2>&1") != 0)
+		return -1;
+	for (int attempt = 0; attempt < 5; attempt++) {
+		int port = free_port();
+		char p[16];
+		snprintf(p, sizeof(p), "%d", port);
+		mc_pid = fork();
+		assert_true(mc_pid >= 0);
+		if (mc_pid == 0) {
+			int null = open("/dev/null", O_WRONLY);
+			dup2(null, 1);
+			dup2(null, 2);
+			if (geteuid() == 0)
+				execlp("memcached", "memcached", "-l", "127.0.0.1", "-p", p, "-U",
+				       "0", "-m", "64", "-u", "nobody", (char *)NULL);
+			else
+				execlp("memcached", "memcached", "-l", "127.0.0.1", "-p", p, "-U",
+				       "0", "-m", "64", (char *)NULL);
+			_exit(127);
+		}
+		for (int i = 0; i < 200; i++) { /* up to 10 s for it to listen */
+			int fd = connect_port(port);
+			if (fd >= 0) {
+				mc_port = port;
+				return fd;
+			}
+			int status;
+			if (waitpid(mc_pid, &status, WNOHANG) == mc_pid)
+				break; /* exited: the port was taken meanwhile, try another */
+			usleep(50 * 1000);
+		}
+		kill(mc_pid, SIGKILL);
+		waitpid(mc_pid, NULL, 0);
+		mc_pid = -1;
+	}
+	fail_msg("memcached did not start");
+	return -1;
+}
+
+static void mc_stop(void)
+{
+	if (mc_pid > 0) {
+		kill(mc_pid, SIGTERM);
+		waitpid(mc_pid, NULL, 0);
+		mc_pid = -1;
+	}
+}
+
+/* Stores every key of the model that does not miss, with ms ... q, closed by mn. */
+static void mc_fill(int fd, const struct model *m)
+{
+	size_t len = 0;
+	for (uint32_t i = 0; i < m->n; i++) {
+		if (m->miss[i])
+			continue;
+		char k[128];
+		if (m->b64[i]) {
+			size_t n = mcp_b64_encode(k, sizeof(k), m->key[i], m->key_len[i]);
+			k[n] = '\0';
+		} else {
+			snprintf(k, sizeof(k), "%.*s", (int)m->key_len[i], (const char *)m->key[i]);
+		}
+		int64_t ttl = ttl_of(i) < 0 ? 0 : ttl_of(i);
+		len += (size_t)snprintf((char *)out_buf + len, OUT_BUF_BYTES - len,
+					"ms %s %u%s F%u T%lld q\r\n", k, m->value_len[i],
+					m->b64[i] ? " b" : "", flags_of(i), (long long)ttl);
+		for (uint32_t b = 0; b < m->value_len[i]; b++)
+			out_buf[len++] = value_byte(i, b);
+		memcpy(out_buf + len, "\r\n", 2);
+		len += 2;
+		assert_true(len < OUT_BUF_BYTES - 512);
+	}
+	memcpy(out_buf + len, "mn\r\n", 4);
+	len += 4;
+	for (size_t off = 0; off < len;) {
+		ssize_t n = send(fd, out_buf + off, len - off, 0);
+		assert_true(n > 0);
+		off += (size_t)n;
+	}
+	/* every ms is quiet unless it fails: the answer is MN alone */
+	char in[64];
+	size_t got = 0;
+	while (got < 4) {
+		ssize_t n = recv(fd, in + got, sizeof(in) - got, 0);
+		assert_true(n > 0);
+		got += (size_t)n;
+	}
+	if (got != 4 || memcmp(in, "MN\r\n", 4) != 0)
+		fail_msg("filling memcached: \"%.*s\"", (int)got, in);
+}
+
+static void test_real_memcached(void **state)
+{
+	(void)state;
+	int fd = mc_start();
+	if (fd < 0) {
+		fprintf(stderr, "skipped: memcached is not installed\n");
+		skip();
+	}
+	ttl_loose = true;
+	/* many batches, binary keys, a miss every 7th key, values up to VALUE_MAX */
+	model_init(&model, 3 * MCW_BATCH_KEYS + 100, 10, 7);
+	mc_fill(fd, &model);
+	/* as the dump asks (q: misses silent), then as verify asks (every key answered) */
+	for (int quiet = 1; quiet >= 0; quiet--) {
+		struct fixture *f = fixture_open(&model, quiet, 0, 0, fd);
+		assert_int_equal(drive(f), MGPIPE_NONE);
+		check_all_answered(f);
+		fixture_del(f); /* closes fd */
+		fd = connect_port(mc_port);
+		assert_true(fd >= 0);
+	}
+	close(fd);
+}
+
+/* Stops memcached however the test ended (a failed assertion leaves it running). */
+static int mc_teardown(void **state)
+{
+	(void)state;
+	ttl_loose = false;
+	mc_stop();
+	return 0;
+}
+
 int main(void)
 {
 	log_set_level(LOG_ERROR); /* the server errors below are expected */
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_batching),      cmocka_unit_test(test_two_jobs_one_pipe),
-		cmocka_unit_test(test_misses),	      cmocka_unit_test(test_base64_keys),
-		cmocka_unit_test(test_split_replies), cmocka_unit_test(test_small_receive_area),
-		cmocka_unit_test(test_server_errors), cmocka_unit_test(test_connection_closed),
-		cmocka_unit_test(test_out_of_sync),   cmocka_unit_test(test_rate_limited_batches),
+		cmocka_unit_test(test_batching),
+		cmocka_unit_test(test_two_jobs_one_pipe),
+		cmocka_unit_test(test_misses),
+		cmocka_unit_test(test_base64_keys),
+		cmocka_unit_test(test_split_replies),
+		cmocka_unit_test(test_small_receive_area),
+		cmocka_unit_test(test_server_errors),
+		cmocka_unit_test(test_connection_closed),
+		cmocka_unit_test(test_out_of_sync),
+		cmocka_unit_test(test_rate_limited_batches),
+		cmocka_unit_test_teardown(test_real_memcached, mc_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
