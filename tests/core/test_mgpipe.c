@@ -703,7 +703,10 @@ static void test_split_replies(void **state)
 		f->leave_one = true;
 		assert_int_equal(drive(f), MGPIPE_NONE);
 		check_all_answered(f);
-		assert_true(f->recvs >= f->srv.out_len); /* a receive per byte */
+		/* a receive per byte (unless injected faults make some receives no-ops, so
+		 * that two bytes wait for the next) */
+		if (getenv("MCW_URING_FAULTS") == NULL)
+			assert_true(f->recvs >= f->srv.out_len);
 		fixture_del(f);
 		model.value_len[3] = 40;
 	}
