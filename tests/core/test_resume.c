@@ -361,6 +361,35 @@ static void test_options_crc(void **state)
 #undef CHANGED
 }
 
+/*
+ * dump_options_crc formats the options into 8192 bytes and checksums what fits, so key
+ * filters past that (32 prefixes of 250 bytes already fill it) do not change the crc: a
+ * dump continued with other trailing filters is not refused. Reported, not fixed here:
+ * MCW_TEST_KNOWN_BUGS=1 runs the check.
+ */
+static void test_options_crc_long(void **state)
+{
+	(void)state;
+	static char prefix[KEYFILTER_PREFIXES_MAX][251];
+	struct dump_opts a = { 0 };
+	assert_int_equal(hostport_parse(SOURCE, &a.source), 0);
+	for (unsigned i = 0; i < KEYFILTER_PREFIXES_MAX; i++) {
+		memset(prefix[i], 'a' + (int)(i % 26), 250);
+		a.filter.include[i] = prefix[i];
+	}
+	a.filter.ninclude = KEYFILTER_PREFIXES_MAX;
+	struct dump_opts b = a;
+	b.filter.exclude[0] = "tmp:";
+	b.filter.nexclude = 1;
+	bool same = dump_options_crc(&a) == dump_options_crc(&b);
+	if (same && getenv("MCW_TEST_KNOWN_BUGS") == NULL) {
+		fprintf(stderr, "known bug: key filters past 8 KB of option text do not change "
+				"the options crc (MCW_TEST_KNOWN_BUGS=1 runs the check)\n");
+		skip();
+	}
+	assert_false(same);
+}
+
 static void test_refusals_touch_nothing(void **state)
 {
 	(void)state;
@@ -598,6 +627,7 @@ int main(void)
 	log_set_level(LOG_ERROR); /* resume logs what it keeps and why it starts over */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_options_crc),
+		cmocka_unit_test(test_options_crc_long),
 		cmocka_unit_test(test_refusals_touch_nothing),
 		cmocka_unit_test(test_continue_after_listing),
 		cmocka_unit_test(test_continue_during_listing),
