@@ -33,12 +33,12 @@ static bool parse(void *arg, char *line)
 {
 	struct checkpoint *cp = arg;
 	uint32_t v;
-	char dump[33], source[64];
+	char dump[33], source[300];
 	long long started;
 	uint32_t pid, opts;
 	if (cp->dump_id_hex[0] == '\0') { /* the first line */
 		if (sscanf(line,
-			   "mcwarm-checkpoint 1 dump=%32[0-9a-f] source=%63s started=%lld "
+			   "mcwarm-checkpoint 1 dump=%32[0-9a-f] source=%299s started=%lld "
 			   "pid=%" SCNu32 " options=%8" SCNx32,
 			   dump, source, &started, &pid, &opts) != 5 ||
 		    strlen(dump) != 32)

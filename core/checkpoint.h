@@ -28,7 +28,7 @@ struct checkpoint {
 	int fd;
 	pthread_mutex_t mu;
 	char dump_id_hex[33];
-	char source[64];
+	char source[300]; /* --source as given (struct hostport's text) */
 	int64_t source_started_s;
 	uint32_t source_pid;
 	uint32_t options_crc;

@@ -214,7 +214,10 @@ int dump_plan_compute(const struct dump_plan_in *in, struct dump_plan *p, char *
 	memset(p, 0, sizeof(*p));
 	uint64_t budget_bytes = in->budget_bytes;
 	size_t per_buf = budget_bytes > fixed ? (size_t)(budget_bytes - fixed) / (2 * threads) : 0;
-	per_buf = MIN(per_buf, (size_t)MCW_WORKER_BUF_MAX_BYTES) / (64 * KIB) * (64 * KIB);
+	/* more than MCW_WORKER_BUF_MAX_BYTES does not go faster, but a buffer always holds the
+	 * largest item (memcached -I goes to 1024m) */
+	size_t buf_cap = MAX((size_t)MCW_WORKER_BUF_MAX_BYTES, buf_min);
+	per_buf = MIN(per_buf, buf_cap) / (64 * KIB) * (64 * KIB);
 	if (per_buf < buf_min) {
 		uint64_t need = fixed + 2ull * threads * buf_min;
 		snprintf(err, cap,

@@ -233,6 +233,9 @@ long manifest_load(int dir_fd, struct manifest_info *info, struct manifest_entry
 	}
 	free(done);
 	long body = read_checked(dir_fd, MANIFEST_NAME, &man, &crc_man, err, err_cap);
+	if (body == -ENOENT)
+		snprintf(err, err_cap, "DONE is there but %s is missing: the dump is damaged",
+			 MANIFEST_NAME);
 	if (body < 0)
 		return body == -ENOENT ? -EBADMSG : body;
 	if (crc_man != man_crc) {
@@ -259,7 +262,8 @@ long manifest_load(int dir_fd, struct manifest_info *info, struct manifest_entry
 		} else if (strncmp(line, "dump_id ", 8) == 0) {
 			same_dump = strcmp(line + 8, info->dump_id_hex) == 0;
 		} else {
-			sscanf(line, "source %299s", info->source);
+			if (strncmp(line, "source ", 7) == 0) /* not source_version */
+				sscanf(line, "source %299s", info->source);
 			sscanf(line, "source_version %31s", info->source_version);
 			sscanf(line, "files %" SCNu64, &info->files);
 			sscanf(line, "records %" SCNu64, &info->records);

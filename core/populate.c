@@ -224,7 +224,9 @@ static int budget_setup(struct pop_ctx *c)
 	size_t per = c->o.co.memory_bytes > fixed
 			 ? (c->o.co.memory_bytes - fixed) / (2 * c->o.co.threads)
 			 : 0;
-	per = MIN(per, (size_t)MCW_WORKER_BUF_MAX_BYTES) / block * block;
+	/* more than MCW_WORKER_BUF_MAX_BYTES does not go faster, but a read window always holds
+	 * the largest item (memcached -I goes to 1024m) */
+	per = MIN(per, MAX((size_t)MCW_WORKER_BUF_MAX_BYTES, read_min)) / block * block;
 	char s1[32], s2[32];
 	if (per < MAX(read_min, 4 * block)) {
 		uint64_t need = fixed + 2ull * c->o.co.threads * MAX(read_min, 4 * block);

@@ -31,6 +31,7 @@
 #define POP_BATCH_RECORDS     512   /* ms requests per batch, closed by mn */
 #define POP_BATCHES_INFLIGHT  4
 #define POP_BATCH_PIECES      2048 /* value pieces of one batch */
+/* (pop_walk.h: POP_REC_PIECES_MAX <= POP_BATCH_PIECES, so a record fits in an empty batch) */
 #define POP_BATCH_HDR_BYTES   (POP_BATCH_RECORDS * MCP_REQ_MAX)
 #define POP_RECV_BYTES	      (64 * 1024)
 #define POP_RECONNECT_MIN_MS  100

@@ -48,6 +48,7 @@
 #define UD_GEN(ud)	 ((uint32_t)(((ud) >> 40) & 0xffff))
 #define UD_X(ud)	 ((ud)&0xffffffffffull)
 #define SENDMSG_IOV_MAX	 1024
+static_assert(POP_REC_PIECES_MAX <= POP_BATCH_PIECES, "a whole record fits in an empty batch");
 
 enum buf_state { BUF_FREE, BUF_READING, BUF_READY, BUF_PROCESSED };
 

@@ -19,6 +19,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,26 +31,44 @@
 #include "dump_private.h"
 #include "manifest.h"
 
+/* Chains text into a crc: the crc of everything put so far, of any length. */
+static uint32_t crc_put(uint32_t crc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static uint32_t crc_put(uint32_t crc, const char *fmt, ...)
+{
+	char piece[MCP_KEY_MAX + 64]; /* a tag and a number, or a tag and a key prefix */
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(piece, sizeof(piece), fmt, ap);
+	va_end(ap);
+	ASSERT(n >= 0 && (size_t)n < sizeof(piece));
+	return mcw_crc32c(crc, piece, (size_t)n);
+}
+
+static uint32_t crc_str(uint32_t crc, const char *s)
+{
+	return mcw_crc32c(crc, s, strlen(s));
+}
+
+/* The crc of the options' text ("source=... crawl=... include=..."), built piece by piece
+ * so that no length of filters or node lists is cut off. */
 uint32_t dump_options_crc(const struct dump_opts *o)
 {
-	char buf[8192];
-	size_t n = 0;
-#define PUT(...) n += (size_t)snprintf(buf + n, n < sizeof(buf) ? sizeof(buf) - n : 0, __VA_ARGS__)
 	const struct keyfilter_opts *f = &o->filter;
-	PUT("source=%s crawl=%d min_ttl=%lld", o->source.text, (int)o->crawl,
-	    (long long)o->min_ttl_s);
+	uint32_t crc = crc_str(crc_str(0, "source="), o->source.text);
+	crc = crc_put(crc, " crawl=%d min_ttl=%lld", (int)o->crawl, (long long)o->min_ttl_s);
 	for (unsigned i = 0; i < f->ninclude; i++)
-		PUT(" include=%s", f->include[i]);
+		crc = crc_str(crc_str(crc, " include="), f->include[i]);
 	for (unsigned i = 0; i < f->nexclude; i++)
-		PUT(" exclude=%s", f->exclude[i]);
+		crc = crc_str(crc_str(crc, " exclude="), f->exclude[i]);
 	if (f->ring_set)
-		PUT(" ring=%d/%u/%d", (int)f->ring.kind, f->ring.points, (int)f->ring.partial_delim);
-	PUT(" nodes=%s from=%s to=%s", f->nodes ? f->nodes : "", f->ring_from ? f->ring_from : "",
-	    f->ring_to ? f->ring_to : "");
+		crc = crc_put(crc, " ring=%d/%u/%d", (int)f->ring.kind, f->ring.points,
+			      (int)f->ring.partial_delim);
+	crc = crc_str(crc_str(crc, " nodes="), f->nodes ? f->nodes : "");
+	crc = crc_str(crc_str(crc, " from="), f->ring_from ? f->ring_from : "");
+	crc = crc_str(crc_str(crc, " to="), f->ring_to ? f->ring_to : "");
 	for (unsigned i = 0; i < f->nkeep; i++)
-		PUT(" keep=%s", f->keep[i]);
-#undef PUT
-	return mcw_crc32c(0, buf, MIN(n, sizeof(buf)));
+		crc = crc_str(crc_str(crc, " keep="), f->keep[i]);
+	return crc;
 }
 
 static bool is_ours(const char *name, uint32_t *job)

@@ -362,10 +362,9 @@ static void test_options_crc(void **state)
 }
 
 /*
- * dump_options_crc formats the options into 8192 bytes and checksums what fits, so key
- * filters past that (32 prefixes of 250 bytes already fill it) do not change the crc: a
- * dump continued with other trailing filters is not refused. Reported, not fixed here:
- * MCW_TEST_KNOWN_BUGS=1 runs the check.
+ * A regression test: dump_options_crc formatted the options into 8192 bytes and
+ * checksummed what fit, so key filters past that (32 prefixes of 250 bytes fill it) did
+ * not change the crc, and a dump continued with other trailing filters was not refused.
  */
 static void test_options_crc_long(void **state)
 {
@@ -382,11 +381,6 @@ static void test_options_crc_long(void **state)
 	b.filter.exclude[0] = "tmp:";
 	b.filter.nexclude = 1;
 	bool same = dump_options_crc(&a) == dump_options_crc(&b);
-	if (same && getenv("MCW_TEST_KNOWN_BUGS") == NULL) {
-		fprintf(stderr, "known bug: key filters past 8 KB of option text do not change "
-				"the options crc (MCW_TEST_KNOWN_BUGS=1 runs the check)\n");
-		skip();
-	}
 	assert_false(same);
 }
 
@@ -592,11 +586,9 @@ static void test_groups(void **state)
 }
 
 /*
- * The checkpoint keeps 63 bytes of the source (checkpoint.c: source[64]) and resume
- * compares them with the whole --source text, so a dump of a source named with more than
- * 63 bytes ("memcached-sessions-0042.use1.prod.internal.example.com:11211" is 60) is
- * refused as "a dump of another server" and can never be continued. Reported, not fixed
- * here: MCW_TEST_KNOWN_BUGS=1 runs the check.
+ * A regression test: the checkpoint kept 63 bytes of the source and resume compared them
+ * with the whole --source text, so a dump of a source named with more than 63 bytes was
+ * refused as "a dump of another server" and could never be continued.
  */
 static void test_long_source_name(void **state)
 {
@@ -614,11 +606,6 @@ static void test_long_source_name(void **state)
 	write_checkpoint(r.c, longname, done, 1, 1);
 	int ret = resume_prepare(r.c);
 	rig_close(&r);
-	if (ret != 0 && getenv("MCW_TEST_KNOWN_BUGS") == NULL) {
-		fprintf(stderr, "known bug: a dump of a source named with more than 63 bytes "
-				"cannot be continued (MCW_TEST_KNOWN_BUGS=1 runs the check)\n");
-		skip();
-	}
 	assert_int_equal(ret, 0);
 }
 

@@ -216,14 +216,14 @@ def hostile_corpus():
     c.append(("bad-flags-and-index", 8192,
               [Block(recs([4]), 1, flags=6), Block(recs([5]), 1, index=7), Block(recs([6]), 1)],
               {g[6][0]: g[6][1]}, True))
-    # 9. values spanning full blocks as the writer makes them: 5 blocks (applied), and more
-    # blocks than a record's pieces may number (skipped as too large, counted)
+    # 9. values spanning full blocks as the writer makes them: 5 blocks (applied), and 200
+    # blocks, larger than the destination's 1 MiB items (skipped as too large, counted)
     v5 = bytes((i * 7) & 0xFF for i in range(5 * 8160))
     c.append(("span-full-blocks", 8192, spanning(b"span5", v5, 8192, [record(*g[5])]),
               {b"span5": v5, g[5][0]: g[5][1]}, False))
-    v80 = bytes((i * 13) & 0xFF for i in range(80 * 8160))
-    c.append(("span-over-piece-limit", 8192,
-              [Block(recs([6]), 1)] + spanning(b"span80", v80, 8192, [record(*g[7])]),
+    v200 = bytes((i * 13) & 0xFF for i in range(200 * 8160))
+    c.append(("span-larger-than-destination", 8192,
+              [Block(recs([6]), 1)] + spanning(b"span200", v200, 8192, [record(*g[7])]),
               {g[6][0]: g[6][1], g[7][0]: g[7][1]}, False))
     # 10. a footer whose record count disagrees with the blocks
     c.append(("footer-count-disagrees", 8192, [Block(recs([0, 1]), 2)],

@@ -68,7 +68,7 @@ class CraftedFileTest(ServerTestCase):
 
     def test_too_large_values_in_small_blocks_are_counted(self):
         dst = self.server(memory_mb=64)
-        case = next(c for c in self.corpus if c[0] == "span-over-piece-limit")
+        case = next(c for c in self.corpus if c[0] == "span-larger-than-destination")
         d = self.tmp.sub("large")
         os.makedirs(d)
         write_case(d, case)
