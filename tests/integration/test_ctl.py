@@ -502,6 +502,199 @@ class CrashTest(CtlTestCase):
         self.assert_sample_equal(dst, items)
         self.assert_clean(work)
 
+class SidesTest(CtlTestCase):
+    """`warm --side rw` and `warm --side ro`: one host's half each, two work directories
+    standing in for the source host and the populator host, one loop image between them
+    (each side its own loop device on it, as each host has its own EBS attachment)."""
+
+    def setUp(self):
+        super().setUp()
+        self.shared = self.work("shared")  # where the "volume" lives
+        self.image = os.path.join(self.shared, "volume.img")
+
+    def rw_plan(self, src, work, *extra):
+        return ["--side", "rw", "--source", src.addr, "--work", work, "--backend", "loop",
+                "--volume", self.image, "--size", "512M", "--threads", "1", "--json"] + \
+            list(extra)
+
+    def ro_plan(self, src, dst, work, *extra):
+        return ["--side", "ro", "--source", src.addr, "--dest", dst.addr, "--work", work,
+                "--backend", "loop", "--volume", self.image, "--threads", "1",
+                "--cycle-ms", "50", "--min-ratio", "1", "--wait-volume", "60", "--json"] + \
+            list(extra)
+
+    def start(self, plan, env=None):
+        return subprocess.Popen([CTL, "warm"] + plan, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env)
+
+    def finish(self, proc, want=0):
+        out, err = proc.communicate(timeout=600)
+        self.assertEqual(proc.returncode, want, err[-4000:])
+        return last_json(out), err
+
+    def assert_all_equal(self, dst, items):
+        c = dst.client()
+        for key, value, _, flags in items:
+            got = c.get(key)
+            self.assertIsNotNone(got, "%r missing in the destination" % key)
+            self.assertEqual((got[0], got[1]), (value, flags), "item %r" % key)
+
+    def wait_phase(self, work, phase, timeout=60):
+        state = os.path.join(work, "ctl.state")
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if os.path.exists(state):
+                with open(state) as f:
+                    if "phase=%s\n" % phase in f.read():
+                        return
+            time.sleep(0.005)
+        self.fail("%s never reached phase %s" % (work, phase))
+
+    def status(self, work):
+        return json.loads(self.ctl("status", "--work", work, "--json").stdout)
+
+    def release_and_check(self, rw_work, *ro_works):
+        self.ctl("release", "--work", rw_work)
+        self.ctl("release", "--work", rw_work)  # a second release: nothing to do
+        self.assertFalse(os.path.exists(self.image), "the volume was not deleted")
+        for w in (rw_work,) + ro_works:
+            self.assert_clean(w)
+        self.assertEqual(mounts_under(self.shared), [])
+
+    def test_halves_started_concurrently_complete_and_verify_item_by_item(self):
+        src, dst = self.server(memory_mb=512), self.server(memory_mb=512)
+        items = self.fill(src, 40000)
+        rw_work, ro_work = self.work("source-host"), self.work("populator-host")
+        ro = self.start(self.ro_plan(src, dst, ro_work))  # first: it waits for the volume
+        time.sleep(1)
+        self.assertIsNone(ro.poll(), "the ro half did not wait for the volume")
+        rw = self.start(self.rw_plan(src, rw_work))
+        rw_report, rw_err = self.finish(rw)
+        ro_report, ro_err = self.finish(ro)
+        self.assertEqual((rw_report["side"], rw_report["phase"]), ("rw", "dumped"))
+        self.assertEqual((ro_report["side"], ro_report["phase"]), ("ro", "done"), ro_err)
+        self.assertIn("waiting for the source host", ro_err)
+        self.assertEqual(ro_report["verify_ratio"], 1.0)
+        self.assertEqual(ro_report["items_sent"], len(items))
+        self.assert_all_equal(dst, items)
+        self.assertEqual(mounts_under(ro_work), [])  # the reader took its attachment down
+        self.assertEqual(len(loops_on(self.image)), 1)  # only the writer's is left
+        st = self.status(rw_work)
+        self.assertEqual((st["side"], st["phase"], st["dump_exit"]), ("rw", "dumped", 0))
+        st = self.status(ro_work)
+        self.assertEqual((st["side"], st["phase"]), ("ro", "done"))
+        self.assertEqual(st["items_sent"], len(items))
+        # both halves again: finished already, 0 at once, nothing applied twice
+        again = self.ctl("warm", *self.rw_plan(src, rw_work))
+        self.assertIn("finished already", again.stderr)
+        again = self.ctl("warm", *self.ro_plan(src, dst, ro_work))
+        self.assertEqual(last_json(again.stdout)["items_sent"], len(items))
+        self.release_and_check(rw_work, ro_work)
+
+    def test_release_refused_while_a_reader_is_attached(self):
+        src, dst = self.server(), self.server()
+        items = self.fill(src, 5000)
+        rw_work, ro_work = self.work("source-host"), self.work("populator-host")
+        self.finish(self.start(self.rw_plan(src, rw_work)))
+        # the reader's controller dies with its attachment mounted
+        env = dict(os.environ, MCW_CTL_CRASH_AT="populated")
+        p = self.ctl("warm", *self.ro_plan(src, dst, ro_work), env=env, check=None)
+        self.assertEqual(p.returncode, -9)
+        reader = loops_on(self.image)
+        self.assertEqual(len(reader), 2)
+        p = self.ctl("release", "--work", rw_work, "--json", check=75)
+        self.assertIn("still attached", p.stderr)
+        self.assertTrue(any("/dev/" + d in p.stderr for d in reader), p.stderr)
+        self.assertTrue(os.path.exists(self.image))
+        report, _ = self.finish(self.start(self.ro_plan(src, dst, ro_work)))
+        self.assertEqual(report["verify_ratio"], 1.0)
+        self.assert_all_equal(dst, items)
+        self.release_and_check(rw_work, ro_work)
+
+    def test_rw_half_killed_mid_dump_then_run_again_continues(self):
+        src, dst = self.server(memory_mb=1024), self.server(memory_mb=1024)
+        items = self.fill(src, 200000)
+        rw_work, ro_work = self.work("source-host"), self.work("populator-host")
+        ro = self.start(self.ro_plan(src, dst, ro_work))
+        rw = self.start(self.rw_plan(src, rw_work))
+        self.wait_phase(rw_work, "dumping")
+        time.sleep(0.4)  # some key chunks finish
+        rw.kill()
+        rw.communicate()
+        dumper = subprocess.run(["pgrep", "-f", "mcwarm dump .*--out %s" % rw_work],
+                                capture_output=True, text=True).stdout.split()
+        for pid in dumper:  # the dumper dies too: the next run continues its checkpoint
+            os.kill(int(pid), signal.SIGKILL)
+        report, err = self.finish(self.start(self.rw_plan(src, rw_work)))
+        self.assertIn("continuing the warm-up", err)
+        if dumper:
+            self.assertIn("continuing it from its checkpoint", err)
+        self.assertEqual(report["dump_attempt"], 1, "a new attempt instead of continuing")
+        ro_report, ro_err = self.finish(ro)
+        self.assertEqual(ro_report["verify_ratio"], 1.0, ro_err)
+        self.assert_sample_equal(dst, items, step=7)
+        self.release_and_check(rw_work, ro_work)
+
+    def test_ro_half_killed_mid_pass_then_run_again_continues(self):
+        src, dst = self.server(memory_mb=512), self.server(memory_mb=512)
+        items = self.fill(src, 40000)
+        rw_work, ro_work = self.work("source-host"), self.work("populator-host")
+        rw = self.start(self.rw_plan(src, rw_work))
+        env = dict(os.environ, MCW_CTL_CRASH_AT="pass")
+        p = self.ctl("warm", *self.ro_plan(src, dst, ro_work), env=env, check=None)
+        self.assertEqual(p.returncode, -9)
+        report, err = self.finish(self.start(self.ro_plan(src, dst, ro_work)))
+        self.assertIn("continuing the warm-up", err)
+        self.assertEqual(report["verify_ratio"], 1.0)
+        self.assertLessEqual(report["items_sent"], len(items))  # nothing applied twice
+        self.assert_all_equal(dst, items)
+        self.finish(rw)
+        self.assertEqual(len(loops_on(self.image)), 1)
+        self.release_and_check(rw_work, ro_work)
+
+    def test_resize_one_dump_read_by_two_groups(self):
+        from test_filters import make_keys, owners, value_of
+        src = self.server(memory_mb=512)
+        new = [self.server(memory_mb=512), self.server(memory_mb=512)]
+        keys = make_keys(20000, seed=5)
+        src.client().set_many([(k, value_of(k), 0, 0) for k in keys])
+        ring_to = [s.addr for s in new]
+        ring = ["--ring", "libmemcached", "--ring-from", src.addr, "--ring-to",
+                ",".join(ring_to)]
+        rw_work = self.work("source-host")
+        ro_works = [self.work("populator-%d" % i) for i in range(2)]
+        readers = [self.start(self.ro_plan(src, s, w, "--group", s.addr.replace(":", "_"),
+                                           *ring))
+                   for s, w in zip(new, ro_works)]
+        self.finish(self.start(self.rw_plan(src, rw_work, *ring)))
+        for r in readers:
+            report, err = self.finish(r)
+            self.assertEqual(report["verify_ratio"], 1.0, err)
+        after = owners("libmemcached", ring_to, keys)
+        for j, s in enumerate(new):  # every key at its new owner, and only there
+            c = s.client()
+            for k, o in zip(keys, after):
+                got = c.get(k)
+                if o == j:
+                    self.assertIsNotNone(got, "%r missing at %s" % (k, s.addr))
+                    self.assertEqual(got[0], value_of(k))
+                else:
+                    self.assertIsNone(got, "%r copied to %s, not its owner" % (k, s.addr))
+        self.release_and_check(rw_work, *ro_works)
+
+    def test_usage(self):
+        src = self.server()
+        w = self.work()
+        p = self.ctl("warm", "--side", "ro", "--source", src.addr, "--work", w, "--volume",
+                     self.image, check=64)
+        self.assertIn("needs --source and --dest", p.stderr)
+        p = self.ctl("warm", "--side", "rw", "--source", src.addr, "--work", w, check=64)
+        self.assertIn("needs --volume PATH", p.stderr)
+        p = self.ctl("warm", *self.rw_plan(src, w, "--group", "x_1"), check=64)
+        self.assertIn("--group is for --side ro", p.stderr)
+        p = self.ctl("release", "--work", self.work("empty"))
+        self.assertIn("nothing to do", p.stderr)
+
 
 class Ec2Test(CtlTestCase):
     """The ec2 backend through a fake `aws` that keeps real loop devices behind each
