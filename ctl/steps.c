@@ -239,11 +239,11 @@ static int reader_volume(const struct ctl_plan *p, struct ctl_state *s, char *er
 	struct ebs_status st;
 	struct ebs_attachment ro;
 	int code = volume_of(p, s, false, &v, err, cap);
-	if (code != 0)
-		return code;
+	if (code != 0 || s->ro_device[0] != '\0')
+		goto attach; /* attached already: only the filesystem may be missing */
 	if (ebs_describe(&v, &st, err, cap) < 0)
 		return MCW_EXIT_UNAVAILABLE;
-	if (!st.exists)
+	if (!st.exists || strcmp(st.state, "creating") == 0)
 		return snprintf(err, cap,
 				"the volume %s does not exist yet (is mcwarm-ctl warm "
 				"--side rw running on the source host?)",
@@ -251,7 +251,9 @@ static int reader_volume(const struct ctl_plan *p, struct ctl_state *s, char *er
 		       MCW_EXIT_TEMPFAIL;
 	if (ebs_check(&v, false, true, err, cap) < 0) /* the volume's own constraints */
 		return MCW_EXIT_USAGE;
-	code = ctl_step_attach(p, s, SIDE_RO, err, cap);
+attach:
+	if (code == 0)
+		code = ctl_step_attach(p, s, SIDE_RO, err, cap);
 	if (code != 0)
 		return code;
 	attachment(p, s, EBS_RO, &ro);

@@ -340,8 +340,10 @@ static int check_volume(const struct ebs_volume *v, const char *instance, char *
 		    "created with --multi-attach-enabled (or let mcwarm-ctl create one)",
 		    v->volume_id, type, strcmp(multi, "True") == 0 ? "" : " without multi-attach");
 	if (v->zone[0] != '\0' && strcmp(zone, v->zone) != 0)
-		return ebs_error(err, cap, -EINVAL, "%s is in %s, not in %s (--zone)", v->volume_id,
-				 zone, v->zone);
+		return ebs_error(err, cap, -EINVAL,
+				 "%s is in %s, but the plan (--zone, or the instances) is in %s: "
+				 "EBS attaches a volume only within its own availability zone",
+				 v->volume_id, zone, v->zone);
 	if (attachment_state(v, instance, state, sizeof(state), err, cap) < 0)
 		return -EIO;
 	if (n >= EBS_ATTACHMENTS_MAX && strcmp(state, "None") == 0)

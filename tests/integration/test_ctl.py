@@ -799,6 +799,107 @@ class Ec2Test(CtlTestCase):
         self.assertEqual(self.fake_volumes(), {})
         self.assert_clean(work)
 
+    def seed_volume(self, tag, **fields):
+        """A volume made outside mcwarm-ctl, in the fake's state."""
+        path = os.path.join(self.fake, "state.json")
+        st = {"volumes": {}, "next": 100, "throttled": 0}
+        if os.path.exists(path):
+            with open(path) as f:
+                st = json.load(f)
+        vid = "vol-%017x" % (0xdef000 + len(st["volumes"]))
+        st["volumes"][vid] = dict({"state": "available", "polls": 0, "tag": tag,
+                                   "image": os.path.join(self.fake, vid + ".img"),
+                                   "attachments": {}, "type": "io2", "multi_attach": True,
+                                   "zone": "us-east-1a"}, **fields)
+        with open(path, "w") as f:
+            json.dump(st, f)
+        return vid
+
+    def side_plan(self, side, src, work, *extra, dst=None):
+        plan = ["--side", side, "--backend", "ec2", "--source", src.addr, "--work", work,
+                "--region", "us-east-1", "--attach-timeout", "5", "--json"]
+        if dst is not None:
+            plan += ["--dest", dst.addr, "--min-ratio", "1", "--cycle-ms", "50",
+                     "--wait-volume", "60", "--idle-timeout", "30"]
+        return plan + list(extra)
+
+    def assert_nothing_created(self):
+        ops = [o.split()[0] for o in self.ops()]
+        for op in ("create-volume", "attach-volume"):
+            self.assertNotIn(op, ops)
+
+    def test_plans_ec2_cannot_carry_out_are_refused_before_anything_is_created(self):
+        src, dst = self.server(), self.server()
+        cases = [
+            # the populator in another availability zone than the source and volume
+            ("zone", lambda w: self.plan(src, dst, w), {"FAKE_AWS_ZONES": "i-pop=us-east-1b"},
+             None, "the populator instance i-pop is in us-east-1b but the volume is in "
+             "us-east-1a"),
+            # an existing volume that is not io2 multi-attach
+            ("gp3", lambda w: self.side_plan("rw", src, w, "--volume", "gp3-vol",
+                                             "--instance-rw", "i-src", "--size", "1G"), {},
+             dict(tag="gp3-vol", type="gp3", multi_attach=False),
+             "is gp3 without multi-attach, not io2 with multi-attach"),
+            # an existing volume in another zone than the instance
+            ("az", lambda w: self.side_plan("ro", src, w, "--volume", "far-vol",
+                                            "--instance-ro", "i-pop", dst=dst), {},
+             dict(tag="far-vol", zone="us-east-1c"), "is in us-east-1c, but the plan"),
+            # a volume already attached to 16 instances
+            ("full", lambda w: self.side_plan("ro", src, w, "--volume", "full-vol",
+                                              "--instance-ro", "i-pop", dst=dst), {},
+             dict(tag="full-vol", state="in-use",
+                  attachments={"i-%02d" % i: {"state": "attached", "device": None}
+                               for i in range(16)}),
+             "already attached to 16 instances, the io2 multi-attach limit (16)"),
+        ]
+        for name, plan, env, seed, message in cases:
+            with self.subTest(case=name):
+                if os.path.exists(os.path.join(self.fake, "calls.log")):
+                    os.remove(os.path.join(self.fake, "calls.log"))
+                if seed is not None:
+                    self.seed_volume(**seed)
+                p = self.ctl("warm", *plan(self.work("work-" + name)),
+                             env=dict(self.env, **env), check=64)
+                self.assertIn("nothing was created", p.stderr)
+                self.assertIn(message, p.stderr)
+                self.assert_nothing_created()
+
+    def test_halves_on_ec2_a_populator_reads_two_volumes(self):
+        srcs = [self.server(), self.server()]
+        dsts = [self.server(), self.server()]
+        items = [self.fill(s, 5000, prefix=b"s%d-" % i) for i, s in enumerate(srcs)]
+        rw_works = [self.work("source-%d" % i) for i in range(2)]
+        ro_works = [self.work("populator-%d" % i) for i in range(2)]
+        readers = [subprocess.Popen(
+            [CTL, "warm"] + self.side_plan("ro", s, w, "--instance-ro", "i-pop", dst=d),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env)
+            for s, d, w in zip(srcs, dsts, ro_works)]
+        for i, (s, w) in enumerate(zip(srcs, rw_works)):
+            p = self.ctl("warm", *self.side_plan("rw", s, w, "--instance-rw", "i-src%d" % i,
+                                                 "--size", "1G"), env=self.env)
+            self.assertEqual(last_json(p.stdout)["phase"], "dumped")
+        for r, d, its in zip(readers, dsts, items):
+            out, err = r.communicate(timeout=120)
+            if os.environ.get("DEBUG_SIDES"):
+                sys.stderr.write(err)
+            if r.returncode != 0:
+                for w in ro_works:
+                    os.system("cat %s/ctl.state %s/*.log >&2; ls -la %s/ro %s/ro/* >&2"
+                              % (w, w, w, w))
+            self.assertEqual(r.returncode, 0, err[-3000:])
+            self.assertEqual(last_json(out)["verify_ratio"], 1.0)
+            self.assert_sample_equal(d, its, step=13)
+        vols = self.fake_volumes()
+        self.assertEqual(len(vols), 2)
+        for v in vols.values():  # each volume: only its writer is left attached
+            self.assertEqual([k for k in v["attachments"] if not k.startswith("i-src")], [])
+        for w in rw_works:
+            self.ctl("release", "--work", w, env=self.env)
+            self.ctl("release", "--work", w, env=self.env)
+        self.assertEqual(self.fake_volumes(), {})
+        for w in rw_works + ro_works:
+            self.assert_clean(w)
+
     def test_no_aws_cli_is_a_clear_error(self):
         src, dst = self.server(), self.server()
         work = self.work()
