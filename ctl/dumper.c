@@ -196,6 +196,8 @@ int ctl_dump_check(const struct ctl_plan *p, struct ctl_state *s, char *err, siz
 void ctl_dump_stop(const struct ctl_plan *p, const struct ctl_state *s)
 {
 	char dir[CTL_PATH_MAX + 32];
+	if (p->side == SIDE_RO)
+		return; /* the dumper is on another host */
 	ctl_dump_dir(dir, sizeof(dir), p, EBS_RW, s->dump_n);
 	if (s->dump_exit == -1)
 		ctl_stop_pid(ctl_find_mcwarm("dump", "--out", dir));
