@@ -98,6 +98,8 @@ static void follow_attempt(const struct ctl_plan *p, struct ctl_state *s)
 				latest);
 		s->dump_n = latest;
 		s->files_applied = 0;
+		/* the reader's view of the dump's span: from its directory to its DONE */
+		s->dump_started_ns = ctl_wall_ns();
 		ctl_state_save(p->work, s);
 	}
 }

@@ -265,6 +265,8 @@ static int writer(const struct ctl_plan *p, struct ctl_state *s, char *err, size
 static int reader(const struct ctl_plan *p, struct ctl_state *s, bool tty, char *err, size_t cap)
 {
 	int code = 0;
+	if (p->side == SIDE_RO && s->phase < PHASE_DUMPING) /* reading while it dumps */
+		mark(p, s, PHASE_DUMPING, NULL);
 	if (s->phase < PHASE_POPULATED) {
 		code = ctl_read_cycles(p, s, tty, err, cap);
 		if (tty)

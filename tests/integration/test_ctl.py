@@ -652,6 +652,27 @@ class SidesTest(CtlTestCase):
         self.assertEqual(len(loops_on(self.image)), 1)
         self.release_and_check(rw_work, ro_work)
 
+    def test_each_half_killed_at_each_point_then_run_again_continues(self):
+        src, dst = self.server(memory_mb=512), self.server(memory_mb=512)
+        items = self.fill(src, 20000)
+        rw_work, ro_work = self.work("source-host"), self.work("populator-host")
+        halves = (("rw", self.rw_plan(src, rw_work), ("volume", "dumping", "dumped")),
+                  ("ro", self.ro_plan(src, dst, ro_work),
+                   ("volume", "dumping", "pass", "populated", "verified", "teardown")))
+        for side, plan, points in halves:
+            for point in points:  # each run continues what the killed one left
+                with self.subTest(side=side, point=point):
+                    env = dict(os.environ, MCW_CTL_CRASH_AT=point)
+                    p = self.ctl("warm", *plan, env=env, check=None)
+                    self.assertEqual(p.returncode, -9, "not killed at %s:\n%s" % (point,
+                                                                                 p.stderr))
+            report, _ = self.finish(self.start(plan))
+            self.assertEqual(report["phase"], "dumped" if side == "rw" else "done")
+        self.assertEqual(report["verify_ratio"], 1.0)
+        self.assertEqual(report["dump_attempt"], 1)
+        self.assert_all_equal(dst, items)
+        self.release_and_check(rw_work, ro_work)
+
     def test_resize_one_dump_read_by_two_groups(self):
         from test_filters import make_keys, owners, value_of
         src = self.server(memory_mb=512)
