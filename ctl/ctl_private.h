@@ -10,6 +10,7 @@
 #ifndef CTL_PRIVATE_H
 #define CTL_PRIVATE_H
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -23,6 +24,9 @@
 #define CTL_WAIT_VOLUME_S_DEFAULT 300  /* ro: how long the volume may take to appear */
 #define CTL_IDLE_S_DEFAULT	  600  /* ro: how long the dump may stay without a new file */
 #define CTL_SYNCFS_INTERVAL_S	  1    /* rw: the dumper's syncfs period for a remote reader */
+#define CTL_MCWARM_ARGS_MAX	  64   /* words of one mcwarm command line */
+#define CTL_RUN_ARGS_MAX	  (24 + CTL_FILTER_ARGS_MAX) /* ours, then the filters */
+static_assert(CTL_RUN_ARGS_MAX < CTL_MCWARM_ARGS_MAX, "a command line fits, filters and all");
 
 enum ctl_side { SIDE_BOTH, SIDE_RW, SIDE_RO };
 

@@ -22,8 +22,7 @@
 #include "core.h"
 #include "ctl_private.h"
 
-#define CYCLES_AFTER_DUMP_MAX 20 /* passes allowed after the dump ended */
-#define CTL_RUN_ARGS_MAX      (24 + CTL_FILTER_ARGS_MAX)
+#define CYCLES_AFTER_DUMP_MAX 20   /* passes allowed after the dump ended */
 #define JSON_REPORT_MAX	      8192 /* the part of a JSON summary searched for a number */
 
 unsigned ctl_count_chunks(const char *dir)

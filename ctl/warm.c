@@ -405,6 +405,8 @@ int ctl_status(const struct ctl_plan *p, bool json)
 	}
 	ctl_dump_dir(dir, sizeof(dir), p, s.side == SIDE_RO ? EBS_RO : EBS_RW, s.dump_n);
 	unsigned written = ctl_count_chunks(dir);
+	/* files written but not applied yet; the reader's mount may be gone (done) */
+	long long lag = written > s.files_applied ? (long long)(written - s.files_applied) : 0;
 	double secs =
 	    s.started_ns == 0
 		? 0
@@ -420,10 +422,9 @@ int ctl_status(const struct ctl_plan *p, bool json)
 		       "\"verify_exit\":%d,\"elapsed_seconds\":%.1f,\"error\":\"%s\"}\n",
 		       ctl_side_name(s.side), ctl_phase_name(s.phase), s.dump_n,
 		       dumper_alive ? "true" : "false", s.dump_exit, written,
-		       (unsigned long long)s.files_applied,
-		       (long long)written - (long long)s.files_applied,
-		       (unsigned long long)s.items_sent, (unsigned long long)s.already_present,
-		       rate, s.cycles, s.verify_ratio, s.verify_exit, secs, s.error);
+		       (unsigned long long)s.files_applied, lag, (unsigned long long)s.items_sent,
+		       (unsigned long long)s.already_present, rate, s.cycles, s.verify_ratio,
+		       s.verify_exit, secs, s.error);
 		return 0;
 	}
 	printf("side %s; phase %s; dump attempt %u %s; chunk files written %u, applied %llu (lag "
