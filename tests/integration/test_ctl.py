@@ -618,6 +618,10 @@ class SidesTest(CtlTestCase):
         ro = self.start(self.ro_plan(src, dst, ro_work))
         rw = self.start(self.rw_plan(src, rw_work))
         self.wait_phase(rw_work, "dumping")
+        checkpoint = os.path.join(rw_work, "rw", "dump-1", ".mcwarm", "checkpoint")
+        deadline = time.time() + 60
+        while not os.path.exists(checkpoint) and time.time() < deadline:
+            time.sleep(0.005)
         time.sleep(0.4)  # some key chunks finish
         rw.kill()
         rw.communicate()
@@ -627,8 +631,8 @@ class SidesTest(CtlTestCase):
             os.kill(int(pid), signal.SIGKILL)
         report, err = self.finish(self.start(self.rw_plan(src, rw_work)))
         self.assertIn("continuing the warm-up", err)
-        if dumper:
-            self.assertIn("continuing it from its checkpoint", err)
+        self.assertTrue(dumper, "the dumper was not running")
+        self.assertIn("continuing it from its checkpoint", err)
         self.assertEqual(report["dump_attempt"], 1, "a new attempt instead of continuing")
         ro_report, ro_err = self.finish(ro)
         self.assertEqual(ro_report["verify_ratio"], 1.0, ro_err)
@@ -702,6 +706,22 @@ class SidesTest(CtlTestCase):
                 else:
                     self.assertIsNone(got, "%r copied to %s, not its owner" % (k, s.addr))
         self.release_and_check(rw_work, *ro_works)
+
+    def test_halves_on_the_dir_backend(self):
+        src, dst = self.server(), self.server()
+        items = self.fill(src, 3000)
+        rw_work, ro_work = self.work("source-host"), self.work("populator-host")
+        vol = os.path.join(self.shared, "dir-volume")
+        common = ["--backend", "dir", "--volume", vol, "--json"]
+        ro = self.start(self.ro_plan(src, dst, ro_work, *common))  # later options win
+        rw = self.ctl("warm", "--side", "rw", "--source", src.addr, "--work", rw_work, *common)
+        self.assertEqual(last_json(rw.stdout)["phase"], "dumped")
+        self.assertTrue(os.path.exists(os.path.join(vol, "dump-1", "DONE")))
+        report, _ = self.finish(ro)
+        self.assertEqual(report["verify_ratio"], 1.0)
+        self.assert_all_equal(dst, items)
+        self.ctl("release", "--work", rw_work)
+        self.assertTrue(os.path.isdir(vol), "the directory is the operator's: kept")
 
     def test_usage(self):
         src = self.server()
