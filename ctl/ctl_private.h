@@ -76,7 +76,7 @@ struct ctl_state {
 	pid_t populate_pid;
 	unsigned cycles;
 	int64_t first_apply_ns, last_cycle_ns, populated_ns;
-	uint64_t files_applied, items_sent, already_present;
+	uint64_t files_applied, items_sent, already_present, bytes_sent;
 	double verify_ratio;
 	int verify_exit;
 	int64_t started_ns, volume_ns, verified_ns, finished_ns; /* wall clock */
@@ -164,6 +164,8 @@ int ctl_read_cycles(const struct ctl_plan *p, struct ctl_state *s, bool tty, cha
 /* mcwarm verify with the plan's filters; its exit code. */
 int ctl_verify(const struct ctl_plan *p, struct ctl_state *s);
 unsigned ctl_count_chunks(const char *dir);
+/* A number from a flat JSON summary of mcwarm (the first occurrence of key): 0 if absent. */
+double ctl_json_num(const char *path, const char *key);
 
 /* Runs mcwarm with args (stdout to out_path, stderr to log_path), waits, returns its exit
  * code (or 128+signal); *pid_out is set while it runs for the state file. */

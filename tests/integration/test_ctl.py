@@ -576,6 +576,8 @@ class SidesTest(CtlTestCase):
         self.assertIn("waiting for the source host", ro_err)
         self.assertEqual(ro_report["verify_ratio"], 1.0)
         self.assertEqual(ro_report["items_sent"], len(items))
+        self.assertEqual(rw_report["dump_items"], len(items))
+        self.assertEqual(ro_report["bytes_sent"], rw_report["dump_bytes"])
         self.assert_all_equal(dst, items)
         self.assertEqual(mounts_under(ro_work), [])  # the reader took its attachment down
         self.assertEqual(len(loops_on(self.image)), 1)  # only the writer's is left
@@ -706,6 +708,24 @@ class SidesTest(CtlTestCase):
                 else:
                     self.assertIsNone(got, "%r copied to %s, not its owner" % (k, s.addr))
         self.release_and_check(rw_work, *ro_works)
+
+    def test_verify_below_the_ratio_is_exit_2_and_detaches(self):
+        src, dst = self.server(), self.server()
+        self.fill(src, 2000, prefix=b"a")
+        self.fill(src, 2000, prefix=b"b")
+        rw_work, ro_work = self.work("source-host"), self.work("populator-host")
+        # the source host dumps only a-keys; this reader verifies every key
+        self.ctl("warm", *self.rw_plan(src, rw_work, "--key-include", "a"))
+        p = self.ctl("warm", *self.ro_plan(src, dst, ro_work), check=2)
+        report = last_json(p.stdout)
+        self.assertEqual((report["phase"], report["verify_exit"]), ("failed", 2))
+        self.assertLess(report["verify_ratio"], 0.6)
+        self.assertIn("verify: warm ratio", p.stderr)
+        self.assertEqual(mounts_under(ro_work), [])
+        self.assertIn("verify", self.status(ro_work)["error"])
+        # the same filter on the reader: verified on the dumped keys only
+        self.ctl("warm", *self.ro_plan(src, dst, self.work("reader-2"), "--key-include", "a"))
+        self.release_and_check(rw_work, ro_work)
 
     def test_halves_on_the_dir_backend(self):
         src, dst = self.server(), self.server()
