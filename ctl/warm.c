@@ -186,18 +186,20 @@ static int begin(const struct ctl_plan *p, struct ctl_state *s)
 			p->work);
 		return MCW_EXIT_USAGE;
 	}
-	bool half = p->side != SIDE_BOTH;
+	bool half = p->side != SIDE_BOTH, fresh = true;
 	if (ret < 0 || (s->phase == PHASE_DONE && p->side != SIDE_RO) ||
 	    (s->phase == PHASE_FAILED && !half))
 		state_new(p, s, ret == 0);
 	else if (s->phase == PHASE_FAILED)
 		state_retry(s);
-	else if (s->phase != PHASE_DONE)
+	else
+		fresh = false;
+	if (!fresh && s->phase != PHASE_DONE)
 		fprintf(stderr,
 			"mcwarm-ctl: continuing the warm-up recorded in %s/ctl.state "
 			"(phase %s)\n",
 			p->work, ctl_phase_name(s->phase));
-	if (ctl_plan_save(p) < 0 || ctl_state_save(p->work, s) < 0) {
+	if (ctl_plan_save(p) < 0 || (fresh && ctl_state_save(p->work, s) < 0)) {
 		fprintf(stderr, "mcwarm-ctl: cannot write the plan and state into %s: %s\n",
 			p->work, strerror(errno));
 		return MCW_EXIT_IO;
