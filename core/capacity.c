@@ -99,8 +99,8 @@ int cap_check(const struct server_info *dst, const char *dst_addr, const struct 
 	      const struct mcw_copy_allow *allow, char *err, size_t cap)
 {
 	int code = check_item_size(dst, dst_addr, load, allow, err, cap);
-	if (code != 0 || load->items == 0 || dst->limit_maxbytes == 0)
-		return code;
+	if (code != 0 || load->items == 0 || dst->limit_maxbytes == 0 || allow->share)
+		return code; /* a share's size is not known before the keys are walked */
 	uint64_t need = MAX(cap_memory_need(dst, load->items, load->item_bytes), load->item_bytes);
 	uint64_t used = MIN(dst->bytes, dst->limit_maxbytes);
 	char n1[32], n2[32], n3[32], n4[32];

@@ -3,12 +3,14 @@
  * mount (read-only without journal recovery), umount, syncfs, the mount table, and
  * running helper programs with a deadline.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/sysmacros.h>
 #include <sys/stat.h>
@@ -151,11 +153,27 @@ int ebs_create(struct ebs_volume *v, char *err, size_t cap)
 	return ops_of(v->kind)->create(v, err, cap);
 }
 
-int ebs_attach(const struct ebs_volume *v, enum ebs_access a, struct ebs_attachment *at,
-	       char *err, size_t cap)
+int ebs_attach(const struct ebs_volume *v, enum ebs_access a, struct ebs_attachment *at, char *err,
+	       size_t cap)
 {
 	at->access = a;
 	return ops_of(v->kind)->attach(v, a, at, err, cap);
+}
+
+bool ebs_device_is_mounted(const char *dev)
+{
+	struct stat sb;
+	char want[32], line[4096], majmin[32];
+	if (dev[0] == '\0' || stat(dev, &sb) < 0 || !S_ISBLK(sb.st_mode))
+		return false;
+	snprintf(want, sizeof(want), "%u:%u", major(sb.st_rdev), minor(sb.st_rdev));
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	bool found = false;
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "%*s %*s %31s", majmin) == 1 && strcmp(majmin, want) == 0;
+	if (f)
+		fclose(f);
+	return found;
 }
 
 int ebs_detach(const struct ebs_volume *v, struct ebs_attachment *at, char *err, size_t cap)
@@ -165,12 +183,24 @@ int ebs_detach(const struct ebs_volume *v, struct ebs_attachment *at, char *err,
 		if (ret < 0)
 			return ret;
 	}
+	/* ec2: one attachment per instance, which several readers on it may share (a host
+	 * populating two nodes from one volume): the last one to leave detaches it */
+	if (v->kind == EBS_EC2 && at->access == EBS_RO && ebs_device_is_mounted(at->device)) {
+		at->device[0] = '\0';
+		return 0;
+	}
 	return ops_of(v->kind)->detach(v, at, err, cap);
 }
 
 int ebs_destroy(struct ebs_volume *v, char *err, size_t cap)
 {
 	return ops_of(v->kind)->destroy(v, err, cap);
+}
+
+int ebs_check(struct ebs_volume *v, bool rw, bool ro, char *err, size_t cap)
+{
+	const struct ebs_ops *o = ops_of(v->kind);
+	return o->check ? o->check(v, rw, ro, err, cap) : 0;
 }
 
 int ebs_describe(const struct ebs_volume *v, struct ebs_status *st, char *err, size_t cap)
@@ -181,11 +211,17 @@ int ebs_describe(const struct ebs_volume *v, struct ebs_status *st, char *err, s
 
 /* ---- block devices: mkfs, mount, umount, syncfs ---------------------------------------- */
 
-/* Does the device already carry a filesystem? (ext4: magic 0xEF53 at 1080; xfs: "XFSB") */
+#define SUPERBLOCK_READ_BYTES 4096 /* one aligned block holds both magics */
+
+/* Does the device already carry a filesystem? (ext4: magic 0xEF53 at 1080; xfs: "XFSB")
+ * O_DIRECT: a reader's device may cache the blocks it read before the writer's mkfs. */
 static bool has_filesystem(const char *dev)
 {
-	unsigned char sb[2048];
-	int fd = open(dev, O_RDONLY | O_CLOEXEC);
+	static_assert(SUPERBLOCK_READ_BYTES >= 1082, "the ext4 magic is inside the read");
+	_Alignas(4096) unsigned char sb[SUPERBLOCK_READ_BYTES];
+	int fd = open(dev, O_RDONLY | O_CLOEXEC | O_DIRECT);
+	if (fd < 0)
+		fd = open(dev, O_RDONLY | O_CLOEXEC); /* no direct I/O there: the cache is all */
 	if (fd < 0)
 		return false;
 	ssize_t n = pread(fd, sb, sizeof(sb), 0);
@@ -193,6 +229,11 @@ static bool has_filesystem(const char *dev)
 	if (n < (ssize_t)sizeof(sb))
 		return false;
 	return (sb[1080] == 0x53 && sb[1081] == 0xEF) || memcmp(sb, "XFSB", 4) == 0;
+}
+
+bool ebs_has_filesystem(const struct ebs_attachment *at)
+{
+	return has_filesystem(at->device);
 }
 
 int ebs_mkfs(const struct ebs_volume *v, const struct ebs_attachment *at, char *err, size_t cap)
@@ -203,7 +244,8 @@ int ebs_mkfs(const struct ebs_volume *v, const struct ebs_attachment *at, char *
 		return ebs_error(err, cap, -EROFS, "mkfs needs the read-write attachment, not %s",
 				 at->device);
 	char out[256], errout[1024];
-	char *ext4[] = { "mkfs.ext4", "-q", "-F", "-E", "nodiscard,lazy_itable_init=0", (char *)at->device, NULL };
+	char *ext4[] = { "mkfs.ext4",	     "-q", "-F", "-E", "nodiscard,lazy_itable_init=0",
+			 (char *)at->device, NULL };
 	char *xfs[] = { "mkfs.xfs", "-q", "-f", (char *)at->device, NULL };
 	int ret = ebs_run(strcmp(v->fs, "xfs") == 0 ? xfs : ext4, out, sizeof(out), errout,
 			  sizeof(errout), 300000);
@@ -237,16 +279,17 @@ bool ebs_is_mounted(const char *path)
 static int mount_error(char *err, size_t cap, int e, const struct ebs_attachment *at,
 		       const char *mountpoint, bool ro)
 {
-	const char *why = e == EPERM || e == EACCES ? "mounting needs root"
-			  : e == EBUSY		    ? "busy: is it mounted elsewhere, or still open? "
-						      "run mcwarm-ctl umount"
-			  : e == ENOENT || e == ENXIO || e == ENODEV
-				  ? "the device vanished: the volume was detached"
-			  : e == EINVAL || e == EUCLEAN || e == EIO
-				  ? (ro ? "the filesystem is damaged or needs recovery the read-only "
-					  "side cannot do: unmount the writer cleanly, or run fsck on it"
-					: "no valid filesystem: run mcwarm-ctl mkfs")
-				  : strerror(e);
+	const char *why =
+	    e == EPERM || e == EACCES ? "mounting needs root"
+	    : e == EBUSY	      ? "busy: is it mounted elsewhere, or still open? "
+					"run mcwarm-ctl umount"
+	    : e == ENOENT || e == ENXIO || e == ENODEV
+		? "the device vanished: the volume was detached"
+	    : e == EINVAL || e == EUCLEAN || e == EIO
+		? (ro ? "the filesystem is damaged or needs recovery the read-only "
+			"side cannot do: unmount the writer cleanly, or run fsck on it"
+		      : "no valid filesystem: run mcwarm-ctl mkfs")
+		: strerror(e);
 	return ebs_error(err, cap, -e, "cannot mount %s %s at %s: %s (%s)", at->device,
 			 ro ? "read-only" : "read-write", mountpoint, strerror(e), why);
 }
@@ -269,6 +312,19 @@ static bool device_present(const char *dev)
 	return ok;
 }
 
+/* A reader must see what the writer wrote since its last mount. The last close of the
+ * device drops its cached blocks, but another opener (udev probing it, a second reader
+ * of the same attachment) keeps them: drop them here, whoever holds it. Best effort: a
+ * device that refuses keeps the last close as its only flush. */
+static void drop_cached_blocks(const char *dev)
+{
+	int fd = open(dev, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	(void)ioctl(fd, BLKFLSBUF, 0);
+	close(fd);
+}
+
 int ebs_mount(const struct ebs_volume *v, struct ebs_attachment *at, const char *mountpoint,
 	      char *err, size_t cap)
 {
@@ -289,6 +345,8 @@ int ebs_mount(const struct ebs_volume *v, struct ebs_attachment *at, const char 
 				 "cannot mount %s at %s: the device vanished (the volume was "
 				 "detached behind mcwarm-ctl's back): run mcwarm-ctl attach",
 				 at->device, mountpoint);
+	if (ro)
+		drop_cached_blocks(at->device);
 	unsigned long flags = MS_NOATIME | (ro ? MS_RDONLY : 0);
 	const char *data = ro ? (xfs ? "norecovery" : "noload") : "";
 	if (mount(at->device, mountpoint, xfs ? "xfs" : "ext4", flags, data) < 0)

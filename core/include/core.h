@@ -84,6 +84,8 @@ int mcw_server_usage(const char *hostport, uint64_t *items, uint64_t *bytes, cha
 struct mcw_copy_allow {
 	bool shrink;	    /* a destination too small for everything: it evicts the rest */
 	bool smaller_items; /* a smaller item_size_max: larger items are skipped */
+	bool share;	    /* dest gets a share of the source (key or ring filters): its
+			     * memory is not compared with all that the source holds */
 };
 
 /* The checks before a warm-up from source into dest, made on both live servers: not the
