@@ -8,6 +8,7 @@ PACKAGES=(
 	liburing-dev libisal-dev libnuma-dev libmimalloc-dev libcmocka-dev
 	memcached libmemcached-tools libmemcached-dev netcat-openbsd fio gnuplot-nox valgrind
 	python3 procps util-linux e2fsprogs time
+	ansible-core openssh-server openssh-client iproute2
 )
 
 missing=()
