@@ -12,9 +12,11 @@ sees, as every host of an EBS multi-attach sees the one volume.
 Nothing is added to the machine's own network namespace: traffic stays between these
 namespaces. Everything started here is stopped by close(), also after a failure.
 """
+import atexit
 import ctypes
 import glob
 import os
+import re
 import shutil
 import signal
 import socket
@@ -25,6 +27,7 @@ SUBNET = "10.231.0"
 CTL_ADDR = SUBNET + ".2"
 MEMCACHED_PORT = 11211
 SSHD = "/usr/sbin/sshd"
+REGISTRY = "/run/mcwarm-test-hosts"  # one file per live Fleet: its owner's pid -> its dir
 CLONE_NEWNET = 0x40000000
 
 
@@ -193,12 +196,17 @@ class Fleet:
     """Hosts named by `names`, a control host, and the bridge between them."""
 
     def __init__(self, directory, names):
+        reap_stale()
         self.dir = directory
         self.prefix = "mcwmh%d" % os.getpid()
         self.net = self.prefix + "-net"
         self.ctl = self.prefix + "-ctl"
         self.hosts = {}
         self.namespaces = []
+        os.makedirs(REGISTRY, exist_ok=True)
+        with open(os.path.join(REGISTRY, str(os.getpid())), "w") as f:
+            f.write(directory)
+        atexit.register(self.close)  # also when the test run is interrupted
         try:
             self._keys()
             self._network(names)
@@ -319,6 +327,37 @@ class Fleet:
         for ns in reversed(self.namespaces):
             run("ip", "netns", "del", ns, check=False)
         self.namespaces = []
+        try:
+            os.unlink(os.path.join(REGISTRY, str(os.getpid())))
+        except FileNotFoundError:
+            pass
+
+
+def reap_stale():
+    """What an earlier run killed outright (SIGKILL, a CI timeout) left behind: the
+    processes in its namespaces, its loop devices, the namespaces, its directory."""
+    owners = set()
+    for name in run("ip", "netns", "list", check=False).stdout.split():
+        m = re.match(r"mcwmh(\d+)-", name)
+        if m and not os.path.exists("/proc/" + m.group(1)):
+            owners.add(m.group(1))
+            for pid in run("ip", "netns", "pids", name, check=False).stdout.split():
+                kill(int(pid))
+    for f in glob.glob(os.path.join(REGISTRY, "*")):
+        if not os.path.exists("/proc/" + os.path.basename(f)):
+            owners.add(os.path.basename(f))
+    for owner in owners:
+        reg = os.path.join(REGISTRY, owner)
+        if os.path.exists(reg):
+            with open(reg) as f:
+                directory = f.read().strip()
+            time.sleep(0.5)  # the killed processes' mount namespaces go away
+            detach_loops_under(directory)
+            shutil.rmtree(directory, ignore_errors=True)
+            os.unlink(reg)
+        for name in run("ip", "netns", "list", check=False).stdout.split():
+            if name.startswith("mcwmh%s-" % owner):
+                run("ip", "netns", "del", name, check=False)
 
 
 def kill(pid):
