@@ -1,7 +1,9 @@
 /*
  * ctl.c: `mcwarm-ctl COMMAND [options]`: the plan from options (or a plan file of the same
- * options), and the commands. Every command but `warm` and `status` is one idempotent
- * step; `warm` runs them all (warm.c).
+ * options), and the commands. Every command but `warm`, `release` and `status` is one
+ * idempotent step; `warm` runs them all, or one host's half (warm.c). A warm-up saves
+ * its plan as WORK/ctl.plan, which `release` and `status` read, so on a host they need
+ * only --work.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -24,6 +26,7 @@
 #define VOLUME_SLACK_BYTES (256ull << 20)
 #define PLAN_LINE_MAX	   1024
 #define PLAN_OPTIONS_MAX   64
+#define WAIT_VOLUME_S_MAX  86400
 
 static const char usage_text[] =
     "usage: mcwarm-ctl COMMAND [options]\n"
@@ -34,8 +37,21 @@ static const char usage_text[] =
     "again with the same plan continues where it stopped.\n"
     "\n"
     "commands:\n"
-    "  warm      the whole warm-up: create, attach, mkfs, mount, dump, populate passes in\n"
-    "            remount cycles until the dump's MANIFEST is applied, verify, teardown\n"
+    "  warm      the whole warm-up on this host: create, attach, mkfs, mount, dump,\n"
+    "            populate passes in remount cycles until the dump's MANIFEST is applied,\n"
+    "            verify, teardown. With --side, one host's half:\n"
+    "              --side rw (source host): create the volume unless it exists, attach\n"
+    "                read-write, mkfs, mount WORK/rw, dump (syncfs every second), revive\n"
+    "                a dead dumper; returns 0 when DONE is on the volume\n"
+    "              --side ro (populator host): wait for the volume and its filesystem,\n"
+    "                attach read-only (its own attachment), mount WORK/ro, remount\n"
+    "                cycles and populate passes until the dump's MANIFEST is applied,\n"
+    "                verify against the source, unmount and detach; exit 2 when verify\n"
+    "                is below --min-ratio\n"
+    "            each half continues after a kill and returns 0 at once when done\n"
+    "  release   source host, after every reader is done: unmount and detach the\n"
+    "            read-write side, delete the volume it created (unless --keep); exit 75\n"
+    "            naming the reader while one is still attached\n"
     "  create    create the volume (loop: a preallocated image; ec2: an io2 volume with\n"
     "            multi-attach; dir: the directory)\n"
     "  attach    attach it read-write and/or read-only (--side)\n"
@@ -45,16 +61,18 @@ static const char usage_text[] =
     "  umount    unmount (--side)\n"
     "  detach    unmount and detach (--side)\n"
     "  destroy   unmount, detach, and delete the volume\n"
-    "  status    the warm-up's phase, counts, rate, lag, error (--json for tools)\n"
+    "  status    the warm-up's side, phase, counts, rate, lag, error (--json for tools)\n"
     "\n"
     "plan:\n"
-    "  -s, --source HOST:PORT   the memcached to dump (warm)\n"
-    "  -d, --dest HOST:PORT     the memcached to warm (warm)\n"
+    "  -s, --source HOST:PORT   the memcached to dump (warm; --side ro: to verify against)\n"
+    "  -d, --dest HOST:PORT     the memcached to warm (warm, not --side rw)\n"
     "  -w, --work DIR           state, logs, mountpoints WORK/rw and WORK/ro, and the loop\n"
     "                           image (default " DEFAULT_WORK ")\n"
     "  -b, --backend loop|dir|ec2  the volume (default loop)\n"
     "      --volume PATH        loop: the image file (default WORK/volume.img); dir: the\n"
-    "                           directory (default WORK/volume)\n"
+    "                           directory (default WORK/volume); ec2: the volume's tag\n"
+    "                           (as --tag). --side rw|ro: required for loop and dir, the\n"
+    "                           same on both hosts\n"
     "      --size SIZE          the volume's size (default: what the source holds x 1.25\n"
     "                           + 256M, at least 512M)\n"
     "      --fs ext4|xfs        filesystem (default ext4)\n"
@@ -63,6 +81,7 @@ static const char usage_text[] =
     "      --cycle-ms N         pause between populate passes during the dump (default 200)\n"
     "      --min-ratio R        verify: fraction of items that must be equal (default 0.99)\n"
     "      --keep               keep the volume (and so the dump) after a good warm-up\n"
+    "                           (warm) or at release\n"
     "      --mcwarm PATH        the mcwarm binary (default: $MCWARM, else next to\n"
     "                           mcwarm-ctl, else on PATH)\n"
     "  ec2:\n"
@@ -76,16 +95,30 @@ static const char usage_text[] =
     "                           (default: mcwarm-<crc of the plan>)\n"
     "      --attach-timeout S   give up waiting for a volume or attachment state after S\n"
     "                           seconds (default 300)\n"
+    "  one host's half:\n"
+    "      --side rw|ro|both    warm: which half runs here (default both); attach, mount,\n"
+    "                           umount, detach: which attachment they act on\n"
+    "      --group NAME         --side ro: read the resize group OUT/NAME (<host>_<port>\n"
+    "                           of a --ring-to node) of the dump; verify takes its keys\n"
+    "      --wait-volume S      --side ro: wait at most S seconds for the volume and its\n"
+    "                           filesystem (default 300)\n"
+    "      --idle-timeout S     --side ro: give up (exit 75) after S seconds without a new\n"
+    "                           chunk file or DONE from the source host (default 600)\n"
+    "  dump filters (passed to mcwarm dump, and to verify; see mcwarm dump --help):\n"
+    "      --ring KIND  --nodes LIST  --keep NODE (repeatable)  --ring-from LIST\n"
+    "      --ring-to LIST  --ring-points N  --ring-partial-key C\n"
+    "      --key-include PREFIX  --key-exclude PREFIX (repeatable)\n"
+    "      (--keep followed by a value is the ring filter; alone, keep the volume)\n"
     "other:\n"
-    "      --side rw|ro|both    which attachment attach, mount, umount, detach act on\n"
-    "                           (default both): on EC2 each host runs its own side\n"
     "      --plan FILE          read options from FILE: 'option = value' lines (the long\n"
     "                           option names, without --; '#' starts a comment); options on\n"
     "                           the command line win\n"
     "      --json               warm: a JSON report on stdout; status: JSON status\n"
     "  -h, --help               this text\n"
     "\n"
-    "exit codes: those of mcwarm (mcwarm --help); warm returns the failing step's.\n";
+    "exit codes: those of mcwarm (mcwarm --help); warm returns the failing step's;\n"
+    "64 also for a plan EC2 cannot carry out (not io2 multi-attach, another availability\n"
+    "zone, 16 attachments), said before anything is created; 75: try again later.\n";
 
 enum {
 	OPT_VOLUME = 256,
@@ -106,6 +139,10 @@ enum {
 	OPT_SIDE,
 	OPT_PLAN,
 	OPT_JSON,
+	OPT_GROUP,
+	OPT_WAIT_VOLUME,
+	OPT_IDLE_TIMEOUT,
+	OPT_FILTER, /* a dump filter: passed on as it is (the long option's name) */
 };
 
 static const struct option longopts[] = {
@@ -120,7 +157,7 @@ static const struct option longopts[] = {
 	{ "threads", required_argument, NULL, 't' },
 	{ "cycle-ms", required_argument, NULL, OPT_CYCLE_MS },
 	{ "min-ratio", required_argument, NULL, OPT_MIN_RATIO },
-	{ "keep", no_argument, NULL, OPT_KEEP },
+	{ "keep", optional_argument, NULL, OPT_KEEP },
 	{ "mcwarm", required_argument, NULL, OPT_MCWARM },
 	{ "region", required_argument, NULL, OPT_REGION },
 	{ "zone", required_argument, NULL, OPT_ZONE },
@@ -133,13 +170,23 @@ static const struct option longopts[] = {
 	{ "side", required_argument, NULL, OPT_SIDE },
 	{ "plan", required_argument, NULL, OPT_PLAN },
 	{ "json", no_argument, NULL, OPT_JSON },
+	{ "group", required_argument, NULL, OPT_GROUP },
+	{ "wait-volume", required_argument, NULL, OPT_WAIT_VOLUME },
+	{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
+	{ "ring", required_argument, NULL, OPT_FILTER },
+	{ "nodes", required_argument, NULL, OPT_FILTER },
+	{ "ring-from", required_argument, NULL, OPT_FILTER },
+	{ "ring-to", required_argument, NULL, OPT_FILTER },
+	{ "ring-points", required_argument, NULL, OPT_FILTER },
+	{ "ring-partial-key", required_argument, NULL, OPT_FILTER },
+	{ "key-include", required_argument, NULL, OPT_FILTER },
+	{ "key-exclude", required_argument, NULL, OPT_FILTER },
 	{ "help", no_argument, NULL, 'h' },
 	{ 0 },
 };
 
 struct ctl_opts {
 	struct ctl_plan plan;
-	enum ctl_side side;
 	bool json, help;
 	bool size_given;
 	const char *plan_file;
@@ -176,7 +223,19 @@ static int uint_opt(const char *opt, const char *val, unsigned long max, unsigne
 	return 0;
 }
 
-static int option(int ch, const char *arg, struct ctl_opts *o)
+/* A dump filter, kept as the words `--name value` for mcwarm dump and verify. */
+static int filter(struct ctl_plan *p, const char *name, const char *arg)
+{
+	if (p->nfilters + 2 > CTL_FILTER_ARGS_MAX)
+		return usage_error("at most %d dump filter options", CTL_FILTER_ARGS_MAX / 2);
+	snprintf(p->filter[p->nfilters], CTL_FILTER_ARG_MAX, "--%s", name);
+	int code = copy(p->filter[p->nfilters + 1], CTL_FILTER_ARG_MAX, name, arg);
+	if (code == 0)
+		p->nfilters += 2;
+	return code;
+}
+
+static int option(int ch, const char *name, const char *arg, struct ctl_opts *o)
 {
 	struct ctl_plan *p = &o->plan;
 	struct ebs_volume *v = &p->vol;
@@ -217,9 +276,23 @@ static int option(int ch, const char *arg, struct ctl_opts *o)
 			return usage_error("--min-ratio: '%s' is not a number from 0 to 1", arg);
 		return 0;
 	}
-	case OPT_KEEP:
+	case OPT_KEEP: /* with a node: the ring filter; alone: keep the volume */
+		if (arg != NULL && arg[0] != '\0')
+			return filter(p, "keep", arg);
 		p->keep = true;
 		return 0;
+	case OPT_FILTER:
+		return filter(p, name, arg);
+	case OPT_GROUP:
+		if (strchr(arg, '/') || strcmp(arg, ".") == 0 || strcmp(arg, "..") == 0)
+			return usage_error("--group: '%s' is not a group directory name "
+					   "(<host>_<port>)",
+					   arg);
+		return copy(p->group, sizeof(p->group), "group", arg);
+	case OPT_WAIT_VOLUME:
+		return uint_opt("wait-volume", arg, WAIT_VOLUME_S_MAX, &p->wait_volume_s);
+	case OPT_IDLE_TIMEOUT:
+		return uint_opt("idle-timeout", arg, WAIT_VOLUME_S_MAX, &p->idle_s);
 	case OPT_MCWARM:
 		return copy(p->mcwarm, sizeof(p->mcwarm), "mcwarm", arg);
 	case OPT_REGION:
@@ -232,7 +305,8 @@ static int option(int ch, const char *arg, struct ctl_opts *o)
 		return copy(v->instance_ro, sizeof(v->instance_ro), "instance-ro", arg);
 	case OPT_VOLUME_ID:
 		if (strncmp(arg, "vol-", 4) != 0)
-			return usage_error("--volume-id: '%s' is not an EBS volume id (vol-...)", arg);
+			return usage_error("--volume-id: '%s' is not an EBS volume id (vol-...)",
+					   arg);
 		return copy(v->volume_id, sizeof(v->volume_id), "volume-id", arg);
 	case OPT_IOPS:
 		return uint_opt("iops", arg, 256000, &v->iops);
@@ -241,13 +315,7 @@ static int option(int ch, const char *arg, struct ctl_opts *o)
 	case OPT_ATTACH_TIMEOUT:
 		return uint_opt("attach-timeout", arg, 86400, &v->wait_s);
 	case OPT_SIDE:
-		if (strcmp(arg, "rw") == 0)
-			o->side = SIDE_RW;
-		else if (strcmp(arg, "ro") == 0)
-			o->side = SIDE_RO;
-		else if (strcmp(arg, "both") == 0)
-			o->side = SIDE_BOTH;
-		else
+		if (ctl_side_parse(arg, &p->side) < 0)
 			return usage_error("--side: use rw, ro or both, not '%s'", arg);
 		return 0;
 	case OPT_PLAN:
@@ -269,8 +337,8 @@ static char *trim(char *s)
 	while (*s == ' ' || *s == '\t')
 		s++;
 	size_t n = strlen(s);
-	while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' ||
-			 s[n - 1] == '\r'))
+	while (n > 0 &&
+	       (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
 		s[--n] = '\0';
 	return s;
 }
@@ -298,13 +366,15 @@ static int read_plan(const char *path, struct ctl_opts *o)
 		const struct option *lo = longopts;
 		while (lo->name && strcmp(lo->name, key) != 0)
 			lo++;
+		bool valued = eq != NULL && *val;
 		if (lo->name == NULL || lo->val == OPT_PLAN)
 			code = usage_error("%s:%u: unknown option '%s'", path, lineno, key);
-		else if ((lo->has_arg == required_argument) != (eq != NULL && *val))
+		else if (lo->has_arg != optional_argument &&
+			 (lo->has_arg == required_argument) != valued)
 			code = usage_error("%s:%u: '%s' %s", path, lineno, key,
 					   lo->has_arg ? "needs '= value'" : "takes no value");
 		else
-			code = option(lo->val, val, o);
+			code = option(lo->val, lo->name, val, o);
 	}
 	fclose(f);
 	return code;
@@ -356,14 +426,93 @@ static int size_from_source(struct ctl_plan *p)
 	uint64_t items, bytes;
 	char err[512];
 	if (mcw_server_usage(p->source, &items, &bytes, err, sizeof(err)) < 0) {
-		fprintf(stderr, "mcwarm-ctl: cannot size the volume from the source: %s (or give "
-				"--size)\n",
+		fprintf(stderr,
+			"mcwarm-ctl: cannot size the volume from the source: %s (or give "
+			"--size)\n",
 			err);
 		return MCW_EXIT_UNAVAILABLE;
 	}
 	uint64_t size = bytes + bytes / 4 + VOLUME_SLACK_BYTES;
 	size = (size + (64ull << 20) - 1) & ~((64ull << 20) - 1);
 	p->vol.size_bytes = size < VOLUME_MIN_BYTES ? VOLUME_MIN_BYTES : size;
+	return 0;
+}
+
+/* The --work of the command line, or NULL. */
+static const char *work_arg(int argc, char **argv)
+{
+	const char *work = NULL;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if ((strcmp(a, "--work") == 0 || strcmp(a, "-w") == 0) && i + 1 < argc)
+			work = argv[i + 1];
+		else if (strncmp(a, "--work=", 7) == 0)
+			work = a + 7;
+		else if (strncmp(a, "-w", 2) == 0 && a[2] != '\0')
+			work = a + 2;
+	}
+	return work;
+}
+
+/* release and status: the plan the warm-up saved in WORK/ctl.plan, under the command
+ * line's options, so that --work is all they need. */
+static int saved_plan(int argc, char **argv, struct ctl_opts *o)
+{
+	const char *cmd = argv[0], *work = work_arg(argc, argv);
+	char path[CTL_PATH_MAX + 16];
+	if (strcmp(cmd, "release") != 0 && strcmp(cmd, "status") != 0)
+		return 0;
+	snprintf(path, sizeof(path), "%s/ctl.plan", work ? work : DEFAULT_WORK);
+	return access(path, R_OK) == 0 ? read_plan(path, o) : 0;
+}
+
+/* Reads the command line's options over the plan file's. */
+static int command_line(int argc, char **argv, struct ctl_opts *o)
+{
+	int ch, at;
+	optind = 1;
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":s:d:w:b:m:t:h", longopts, &at)) != -1) {
+		if (ch == OPT_PLAN)
+			continue;
+		if (ch == '?')
+			return usage_error("unknown option '%s'", argv[optind - 1]);
+		if (ch == ':')
+			return usage_error("option '%s' needs a value", argv[optind - 1]);
+		const char *arg = optarg;
+		/* `--keep NODE`: mcwarm-ctl takes no operands, so a word after --keep that is
+		 * not an option is the ring filter's node */
+		if (ch == OPT_KEEP && arg == NULL && optind < argc && argv[optind][0] != '-')
+			arg = argv[optind++];
+		int code = option(ch, ch >= OPT_VOLUME ? longopts[at].name : NULL, arg, o);
+		if (code != 0)
+			return code;
+	}
+	if (optind < argc)
+		return usage_error("unexpected '%s'", argv[optind]);
+	return 0;
+}
+
+/* --side rw|ro: what both hosts must name alike. */
+static int side_defaults(struct ctl_plan *p)
+{
+	if (p->side == SIDE_BOTH)
+		return 0;
+	if (p->vol.kind != EBS_EC2 && p->vol.path[0] == '\0')
+		return usage_error("--side %s needs --volume PATH: the %s both hosts use",
+				   ctl_side_name(p->side),
+				   p->vol.kind == EBS_LOOP ? "image file" : "directory");
+	if (p->vol.kind == EBS_EC2 && p->vol.tag[0] == '\0') {
+		if (p->vol.path[0] != '\0')
+			return copy(p->vol.tag, sizeof(p->vol.tag), "volume", p->vol.path);
+		/* one volume per source node: both hosts derive the same name from it */
+		snprintf(p->vol.tag, sizeof(p->vol.tag), "mcwarm-%08x",
+			 mcw_crc32c(0, p->source, strlen(p->source)));
+	}
+	if (p->wait_volume_s == 0)
+		p->wait_volume_s = CTL_WAIT_VOLUME_S_DEFAULT;
+	if (p->idle_s == 0)
+		p->idle_s = CTL_IDLE_S_DEFAULT;
 	return 0;
 }
 
@@ -376,30 +525,21 @@ static int parse(int argc, char **argv, struct ctl_opts *o)
 	p->cycle_ms = DEFAULT_CYCLE_MS;
 	p->min_ratio = 0.99;
 	/* the plan file first, so the command line wins */
+	bool plan_given = false;
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i];
 		if (strncmp(a, "--plan=", 7) == 0 || (strcmp(a, "--plan") == 0 && i + 1 < argc)) {
+			plan_given = true;
 			int code = read_plan(a[6] == '=' ? a + 7 : argv[i + 1], o);
 			if (code != 0)
 				return code;
 		}
 	}
-	int ch;
-	optind = 1;
-	opterr = 0;
-	while ((ch = getopt_long(argc, argv, ":s:d:w:b:m:t:h", longopts, NULL)) != -1) {
-		if (ch == OPT_PLAN)
-			continue;
-		if (ch == '?')
-			return usage_error("unknown option '%s'", argv[optind - 1]);
-		if (ch == ':')
-			return usage_error("option '%s' needs a value", argv[optind - 1]);
-		int code = option(ch, optarg, o);
-		if (code != 0)
-			return code;
-	}
-	if (o->help)
-		return 0;
+	int code = plan_given ? 0 : saved_plan(argc, argv, o);
+	if (code == 0)
+		code = command_line(argc, argv, o);
+	if (code != 0 || o->help)
+		return code;
 	if (p->work[0] == '\0')
 		snprintf(p->work, sizeof(p->work), "%s", DEFAULT_WORK);
 	char real[PATH_MAX];
@@ -407,6 +547,9 @@ static int parse(int argc, char **argv, struct ctl_opts *o)
 		return usage_error("--work: cannot create %s: %s", p->work, strerror(errno));
 	if (copy(p->work, sizeof(p->work), "work", real) != 0)
 		return MCW_EXIT_USAGE;
+	code = strcmp(argv[0], "warm") == 0 ? side_defaults(p) : 0;
+	if (code != 0)
+		return code;
 	if (p->vol.path[0] == '\0') {
 		if (p->vol.kind == EBS_LOOP)
 			ctl_path(p->vol.path, sizeof(p->vol.path), p, "volume.img");
@@ -441,8 +584,9 @@ static int load_state(const struct ctl_plan *p, struct ctl_state *s)
 		return 0;
 	}
 	if (s->plan_crc != ctl_plan_crc(p)) {
-		fprintf(stderr, "mcwarm-ctl: %s/ctl.state belongs to another plan (other servers "
-				"or volume): give the same options, or use another --work directory\n",
+		fprintf(stderr,
+			"mcwarm-ctl: %s/ctl.state belongs to another plan (other servers "
+			"or volume): give the same options, or use another --work directory\n",
 			p->work);
 		return MCW_EXIT_USAGE;
 	}
@@ -460,28 +604,62 @@ static void print_volume(const struct ctl_plan *p, const struct ctl_state *s)
 	ctl_path(rw, sizeof(rw), p, "rw");
 	ctl_path(ro, sizeof(ro), p, "ro");
 	if (ebs_describe(&v, &st, err, sizeof(err)) < 0) {
-		printf("volume: %s %s: %s\n", ebs_kind_name(v.kind), v.volume_id[0] ? v.volume_id : v.path,
-		       err);
+		printf("volume: %s %s: %s\n", ebs_kind_name(v.kind),
+		       v.volume_id[0] ? v.volume_id : v.path, err);
 		return;
 	}
 	printf("volume: %s %s: %s; read-write %s%s; read-only %s%s\n", ebs_kind_name(v.kind),
 	       v.volume_id[0] ? v.volume_id : v.path, st.exists ? st.state : "missing",
-	       s->rw_device[0] ? s->rw_device : "detached",
-	       ebs_is_mounted(rw) ? " (mounted)" : "", s->ro_device[0] ? s->ro_device : "detached",
-	       ebs_is_mounted(ro) ? " (mounted)" : "");
+	       s->rw_device[0] ? s->rw_device : "detached", ebs_is_mounted(rw) ? " (mounted)" : "",
+	       s->ro_device[0] ? s->ro_device : "detached", ebs_is_mounted(ro) ? " (mounted)" : "");
+}
+
+static int warm_usage(const struct ctl_plan *p)
+{
+	bool need_dest = p->side != SIDE_RW;
+	if (p->source[0] == '\0' || (need_dest && p->dest[0] == '\0'))
+		return usage_error("warm%s needs --source%s",
+				   p->side == SIDE_RW	? " --side rw"
+				   : p->side == SIDE_RO ? " --side ro"
+							: "",
+				   need_dest ? " and --dest" : "");
+	if (need_dest && strcmp(p->source, p->dest) == 0)
+		return usage_error("--source and --dest are the same server");
+	if (p->group[0] != '\0' && p->side != SIDE_RO)
+		return usage_error("--group is for --side ro (the rw side writes every group)");
+	if (p->mcwarm[0] == '\0' || access(p->mcwarm, X_OK) != 0)
+		return usage_error("cannot find the mcwarm binary%s%s: give --mcwarm PATH",
+				   p->mcwarm[0] ? " at " : "", p->mcwarm);
+	return 0;
+}
+
+/* The backend's constraints, before anything is created: ec2 fills in the zone from the
+ * source instance when the plan names none. */
+static int check_plan(struct ctl_plan *p)
+{
+	char err[1024] = "";
+	int ret = ebs_check(&p->vol, p->side != SIDE_RO, p->side != SIDE_RW, err, sizeof(err));
+	if (ret == 0)
+		return 0;
+	fprintf(stderr, "mcwarm-ctl: %s: %s\n",
+		ret == -EINVAL ? "the plan cannot work, nothing was created"
+			       : "cannot check the plan",
+		err);
+	return ret == -EINVAL ? MCW_EXIT_USAGE : MCW_EXIT_UNAVAILABLE;
 }
 
 int ctl_main(int argc, char **argv)
 {
 	if (argc < 2 || argv[1][0] == '-') {
-		bool help = argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0);
+		bool help =
+		    argc >= 2 && (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0);
 		fputs(usage_text, help ? stdout : stderr);
 		return help ? MCW_EXIT_OK : MCW_EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
-	static const char *const commands[] = { "warm",	 "create", "attach",  "mkfs",
-						"mount", "cycle",  "umount",  "detach",
-						"destroy", "status", NULL };
+	static const char *const commands[] = { "warm",	   "create",  "attach", "mkfs",
+						"mount",   "cycle",   "umount", "detach",
+						"destroy", "release", "status", NULL };
 	size_t ci = 0;
 	while (commands[ci] && strcmp(commands[ci], cmd) != 0)
 		ci++;
@@ -496,14 +674,21 @@ int ctl_main(int argc, char **argv)
 		return MCW_EXIT_OK;
 	}
 	struct ctl_plan *p = &o.plan;
-	if (strcmp(cmd, "warm") == 0) {
-		if (p->source[0] == '\0' || p->dest[0] == '\0')
-			return usage_error("warm needs --source and --dest");
-		if (strcmp(p->source, p->dest) == 0)
-			return usage_error("--source and --dest are the same server");
-		if (p->mcwarm[0] == '\0' || access(p->mcwarm, X_OK) != 0)
-			return usage_error("cannot find the mcwarm binary%s%s: give --mcwarm PATH",
-					   p->mcwarm[0] ? " at " : "", p->mcwarm);
+	bool warm = strcmp(cmd, "warm") == 0;
+	enum ctl_side side = p->side; /* a step's attachment; warm: the plan's half */
+	if (!warm && strcmp(cmd, "status") != 0)
+		p->side = SIDE_BOTH;
+	if (warm) {
+		code = warm_usage(p);
+		if (code != 0)
+			return code;
+	}
+	if (strcmp(cmd, "release") == 0)
+		return ctl_release(p, p->keep, o.json);
+	if (warm || strcmp(cmd, "create") == 0) {
+		code = check_plan(p);
+		if (code != 0)
+			return code;
 	}
 	if (strcmp(cmd, "status") == 0) {
 		/* status reads whatever warm-up the work directory records; the volume's
@@ -515,7 +700,8 @@ int ctl_main(int argc, char **argv)
 			if (s.plan_crc == ctl_plan_crc(p))
 				print_volume(p, &s);
 			else
-				printf("volume: give the warm-up's plan options (or --plan) to see it\n");
+				printf("volume: give the warm-up's plan options (or --plan) to see "
+				       "it\n");
 		}
 		return code;
 	}
@@ -527,7 +713,7 @@ int ctl_main(int argc, char **argv)
 	if (!o.size_given && s.volume_bytes > 0)
 		p->vol.size_bytes = s.volume_bytes;
 	if (p->vol.size_bytes == 0 && p->vol.kind != EBS_DIR && p->source[0] &&
-	    (strcmp(cmd, "warm") == 0 || strcmp(cmd, "create") == 0)) {
+	    p->side != SIDE_RO && (warm || strcmp(cmd, "create") == 0)) {
 		code = size_from_source(p);
 		if (code != 0)
 			return code;
@@ -539,17 +725,17 @@ int ctl_main(int argc, char **argv)
 	if (strcmp(cmd, "create") == 0)
 		code = ctl_step_create(p, &s, err, sizeof(err));
 	else if (strcmp(cmd, "attach") == 0)
-		code = ctl_step_attach(p, &s, o.side, err, sizeof(err));
+		code = ctl_step_attach(p, &s, side, err, sizeof(err));
 	else if (strcmp(cmd, "mkfs") == 0)
 		code = ctl_step_mkfs(p, &s, err, sizeof(err));
 	else if (strcmp(cmd, "mount") == 0)
-		code = ctl_step_mount(p, &s, o.side, err, sizeof(err));
+		code = ctl_step_mount(p, &s, side, err, sizeof(err));
 	else if (strcmp(cmd, "cycle") == 0)
 		code = ctl_step_cycle(p, &s, err, sizeof(err));
 	else if (strcmp(cmd, "umount") == 0)
-		code = ctl_step_umount(p, &s, o.side, err, sizeof(err));
+		code = ctl_step_umount(p, &s, side, err, sizeof(err));
 	else if (strcmp(cmd, "detach") == 0)
-		code = ctl_step_detach(p, &s, o.side, err, sizeof(err));
+		code = ctl_step_detach(p, &s, side, err, sizeof(err));
 	else
 		code = ctl_step_destroy(p, &s, err, sizeof(err));
 	if (code != 0) {

@@ -16,7 +16,15 @@
 
 #include "ebs.h"
 
-#define CTL_PATH_MAX 512
+#define CTL_PATH_MAX		  512
+#define CTL_FILTER_ARGS_MAX	  32   /* dump filter words passed on: option, value, ... */
+#define CTL_FILTER_ARG_MAX	  1024 /* one word: a --nodes list of many nodes */
+#define CTL_GROUP_MAX		  128  /* <host>_<port> of a resize group */
+#define CTL_WAIT_VOLUME_S_DEFAULT 300  /* ro: how long the volume may take to appear */
+#define CTL_IDLE_S_DEFAULT	  600  /* ro: how long the dump may stay without a new file */
+#define CTL_SYNCFS_INTERVAL_S	  1    /* rw: the dumper's syncfs period for a remote reader */
+
+enum ctl_side { SIDE_BOTH, SIDE_RW, SIDE_RO };
 
 struct ctl_plan {
 	char source[300];
@@ -29,22 +37,28 @@ struct ctl_plan {
 	double min_ratio;      /* verify */
 	bool keep;	       /* keep the volume after a good warm-up */
 	char mcwarm[CTL_PATH_MAX];
+	enum ctl_side side;	   /* warm: both halves here, or one host's half */
+	char group[CTL_GROUP_MAX]; /* ro: read OUT/<group>/ of a resize dump */
+	unsigned wait_volume_s;	   /* ro: wait this long for the volume and its filesystem */
+	unsigned idle_s;	   /* ro: give up after this long without a new file */
+	unsigned nfilters;	   /* words in filter: passed to dump and verify */
+	char filter[CTL_FILTER_ARGS_MAX][CTL_FILTER_ARG_MAX];
 };
-
-enum ctl_side { SIDE_BOTH, SIDE_RW, SIDE_RO };
 
 enum ctl_phase {
 	PHASE_NEW,
-	PHASE_VOLUME,	/* created, attached both ways, formatted, mounted */
-	PHASE_DUMPING,	/* dumper started; populate cycles running */
+	PHASE_VOLUME,	 /* created, attached both ways, formatted, mounted */
+	PHASE_DUMPING,	 /* dumper started; populate cycles running */
+	PHASE_DUMPED,	 /* rw: DONE is on the volume (the reader's turn) */
 	PHASE_POPULATED, /* the dump's MANIFEST is fully applied */
 	PHASE_VERIFIED,
-	PHASE_DONE, /* torn down */
+	PHASE_DONE, /* torn down (rw: released) */
 	PHASE_FAILED,
 };
 
 struct ctl_state {
 	uint32_t plan_crc; /* a different plan in the same work directory is refused */
+	enum ctl_side side;
 	enum ctl_phase phase;
 	bool created_volume;
 	char volume_id[64];
@@ -53,7 +67,8 @@ struct ctl_state {
 	unsigned dump_n; /* attempt number: dump-<n> and pop-<n> */
 	pid_t dump_pid;
 	int64_t dump_started_ns, dump_done_ns;
-	int dump_exit; /* -1 while running */
+	int dump_exit;		/* -1 while running */
+	unsigned dump_revivals; /* by this controller run (not saved) */
 	pid_t populate_pid;
 	unsigned cycles;
 	int64_t first_apply_ns, last_cycle_ns, populated_ns;
@@ -65,6 +80,8 @@ struct ctl_state {
 };
 
 const char *ctl_phase_name(enum ctl_phase p);
+const char *ctl_side_name(enum ctl_side side);
+int ctl_side_parse(const char *name, enum ctl_side *out);
 
 /* Crash tests: if $MCW_CTL_CRASH_AT names this point (a phase, when its state is first
  * saved; "pass", a populate pass running; "teardown", between detaching the reader and
@@ -80,12 +97,20 @@ uint32_t ctl_plan_crc(const struct ctl_plan *p);
 
 /* Paths inside the work directory. */
 void ctl_path(char *out, size_t cap, const struct ctl_plan *p, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Where dump attempt n is, as the writer (rw) or the reader (ro) sees it: under the
- * mountpoints WORK/rw and WORK/ro, or in the directory of the dir backend. */
+ * mountpoints WORK/rw and WORK/ro, or in the directory of the dir backend; the reader's
+ * is the plan's group directory in it, if the plan names one. */
 void ctl_dump_dir(char *out, size_t cap, const struct ctl_plan *p, enum ebs_access side,
 		  unsigned n);
+
+/* The plan as a plan file (WORK/ctl.plan), so release and status find the volume from
+ * --work alone. 0 or -errno. */
+int ctl_plan_save(const struct ctl_plan *p);
+
+/* Appends the plan's dump filters to args (at most cap words); returns the new count. */
+int ctl_filter_args(const struct ctl_plan *p, char **args, int n, int cap);
 
 /* Steps, each idempotent; 0 or an exit code, err explains. */
 int ctl_step_create(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap);
@@ -100,18 +125,41 @@ int ctl_step_detach(const struct ctl_plan *p, struct ctl_state *s, enum ctl_side
 		    size_t cap);
 /* Detaches both sides and deletes the volume, whoever created it. */
 int ctl_step_destroy(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap);
-/* create, attach rw, mkfs, mount rw, attach ro. */
-int ctl_step_volume(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap);
+/* rw: create, attach rw, mkfs, mount rw. ro: attach ro, and mount ro once the volume
+ * carries a filesystem (MCW_EXIT_TEMPFAIL while it does not). both: the two. */
+int ctl_step_volume(const struct ctl_plan *p, struct ctl_state *s, enum ctl_side side, char *err,
+		    size_t cap);
 /* syncfs rw, umount ro, mount ro: the reader sees what the writer has synced. */
 int ctl_step_cycle(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap);
 /* Unmounts and detaches both sides; destroys the volume if destroy and we created it. */
 int ctl_step_teardown(const struct ctl_plan *p, struct ctl_state *s, bool destroy, char *err,
 		      size_t cap);
 
-/* The warm-up from start (or from where a killed run stopped) to its end. */
+/* The warm-up from start (or from where a killed run stopped) to its end: both halves
+ * on this host, or the plan's side. */
 int ctl_warm(const struct ctl_plan *p, bool json);
+/* rw side, after every reader is done: umount, detach, delete the volume unless keep. */
+int ctl_release(const struct ctl_plan *p, bool keep, bool json);
 /* Prints phase, counts, rates and lag (human or JSON). */
 int ctl_status(const struct ctl_plan *p, bool json);
+
+/* dumper.c: the writer's half. ensure: a dumper runs, or has finished, for the current
+ * attempt (found running, found DONE, continued from its checkpoint, or a new attempt);
+ * check: notes its end (a dumper killed by a signal is revived); 0 or an exit code. */
+int ctl_dump_ensure(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap);
+int ctl_dump_check(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap);
+/* Stops the current attempt's dumper, if one runs. */
+void ctl_dump_stop(const struct ctl_plan *p, const struct ctl_state *s);
+/* Is the dump in dir complete: DONE, or (resize) DONE in every group's directory? */
+bool ctl_dump_is_done(const char *dir);
+int64_t ctl_wall_ns(void);
+
+/* reader.c: the populator's half. Remount cycles and populate passes until the dump's
+ * MANIFEST is fully applied (0), else an exit code and err. */
+int ctl_read_cycles(const struct ctl_plan *p, struct ctl_state *s, bool tty, char *err, size_t cap);
+/* mcwarm verify with the plan's filters; its exit code. */
+int ctl_verify(const struct ctl_plan *p, struct ctl_state *s);
+unsigned ctl_count_chunks(const char *dir);
 
 /* Runs mcwarm with args (stdout to out_path, stderr to log_path), waits, returns its exit
  * code (or 128+signal); *pid_out is set while it runs for the state file. */

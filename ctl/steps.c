@@ -4,6 +4,8 @@
  * then records it, so repeating a step, or a whole warm-up after a kill, is safe.
  *
  *   create -> attach rw -> mkfs -> mount rw at <work>/rw -> attach ro -> mount ro at <work>/ro
+ *   (a host running one side does its half of this line; a reader on another host waits
+ *   for the volume and its filesystem: ctl_step_volume returns MCW_EXIT_TEMPFAIL until then)
  *   cycle:    syncfs rw -> umount ro -> mount ro (ro, noload) again
  *   teardown: umount ro, rw -> detach ro, rw -> destroy (only a volume we created)
  */
@@ -62,8 +64,10 @@ static int volume_of(const struct ctl_plan *p, struct ctl_state *s, bool must_ex
 	if (ebs_find(v, err, cap) < 0)
 		return MCW_EXIT_UNAVAILABLE;
 	if (v->volume_id[0] == '\0')
-		return must_exist ? (snprintf(err, cap, "no volume tagged mcwarm=%s: run "
-				       "mcwarm-ctl create first, or give --volume-id", v->tag),
+		return must_exist ? (snprintf(err, cap,
+					      "no volume tagged mcwarm=%s: run "
+					      "mcwarm-ctl create first, or give --volume-id",
+					      v->tag),
 				     MCW_EXIT_USAGE)
 				  : 0;
 	snprintf(s->volume_id, sizeof(s->volume_id), "%s", v->volume_id);
@@ -81,10 +85,11 @@ int ctl_step_create(const struct ctl_plan *p, struct ctl_state *s, char *err, si
 		return MCW_EXIT_UNAVAILABLE;
 	if (!st.exists) {
 		if (v.size_bytes == 0 && v.kind != EBS_DIR)
-			return snprintf(err, cap, "no volume size: give --size (or --source, to size "
+			return snprintf(err, cap,
+					"no volume size: give --size (or --source, to size "
 					"it from what the source holds)"),
 			       MCW_EXIT_USAGE;
-		s->created_volume = true; /* so teardown knows it may destroy it: recorded */
+		s->created_volume = true;    /* so teardown knows it may destroy it: recorded */
 		code = save(p, s, err, cap); /* before it exists, so a kill cannot lose it */
 		if (code != 0)
 			return code;
@@ -140,7 +145,8 @@ static int mount_one(const struct ctl_plan *p, struct ctl_state *s, const struct
 	(void)s;
 	bool rw = at->access == EBS_RW;
 	if (v->kind != EBS_DIR && at->device[0] == '\0')
-		return snprintf(err, cap, "the volume is not attached %s: run mcwarm-ctl attach "
+		return snprintf(err, cap,
+				"the volume is not attached %s: run mcwarm-ctl attach "
 				"--side %s first",
 				rw ? "read-write" : "read-only", rw ? "rw" : "ro"),
 		       MCW_EXIT_USAGE;
@@ -183,7 +189,8 @@ int ctl_step_mkfs(const struct ctl_plan *p, struct ctl_state *s, char *err, size
 		return code;
 	struct ebs_attachment rw;
 	if (v.kind != EBS_DIR && s->rw_device[0] == '\0')
-		return snprintf(err, cap, "the volume is not attached read-write: run mcwarm-ctl "
+		return snprintf(err, cap,
+				"the volume is not attached read-write: run mcwarm-ctl "
 				"attach --side rw first"),
 		       MCW_EXIT_USAGE;
 	attachment(p, s, EBS_RW, &rw);
@@ -224,17 +231,58 @@ int ctl_step_destroy(const struct ctl_plan *p, struct ctl_state *s, char *err, s
 	return save(p, s, err, cap);
 }
 
-int ctl_step_volume(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap)
+/* The reader's half on its own host: the volume may not exist yet, or not carry the
+ * writer's filesystem yet (MCW_EXIT_TEMPFAIL: wait and call again). */
+static int reader_volume(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap)
 {
-	int code = ctl_step_create(p, s, err, cap);
-	if (code == 0)
-		code = ctl_step_attach(p, s, SIDE_RW, err, cap);
-	if (code == 0)
-		code = ctl_step_mkfs(p, s, err, cap);
-	if (code == 0)
-		code = ctl_step_mount(p, s, SIDE_RW, err, cap);
+	struct ebs_volume v;
+	struct ebs_status st;
+	struct ebs_attachment ro;
+	int code = volume_of(p, s, false, &v, err, cap);
+	if (code != 0 || s->ro_device[0] != '\0')
+		goto attach; /* attached already: only the filesystem may be missing */
+	if (ebs_describe(&v, &st, err, cap) < 0)
+		return MCW_EXIT_UNAVAILABLE;
+	if (!st.exists || strcmp(st.state, "creating") == 0)
+		return snprintf(err, cap,
+				"the volume %s does not exist yet (is mcwarm-ctl warm "
+				"--side rw running on the source host?)",
+				v.kind == EBS_EC2 ? v.tag : v.path),
+		       MCW_EXIT_TEMPFAIL;
+	if (ebs_check(&v, false, true, err, cap) < 0) /* the volume's own constraints */
+		return MCW_EXIT_USAGE;
+attach:
 	if (code == 0)
 		code = ctl_step_attach(p, s, SIDE_RO, err, cap);
+	if (code != 0)
+		return code;
+	attachment(p, s, EBS_RO, &ro);
+	if (v.kind != EBS_DIR && !ebs_has_filesystem(&ro))
+		return snprintf(err, cap,
+				"the volume %s carries no filesystem yet (the source "
+				"host has not made it)",
+				ro.device),
+		       MCW_EXIT_TEMPFAIL;
+	return ctl_step_mount(p, s, SIDE_RO, err, cap);
+}
+
+int ctl_step_volume(const struct ctl_plan *p, struct ctl_state *s, enum ctl_side side, char *err,
+		    size_t cap)
+{
+	int code = 0;
+	if (side != SIDE_RO) {
+		code = ctl_step_create(p, s, err, cap);
+		if (code == 0)
+			code = ctl_step_attach(p, s, SIDE_RW, err, cap);
+		if (code == 0)
+			code = ctl_step_mkfs(p, s, err, cap);
+		if (code == 0)
+			code = ctl_step_mount(p, s, SIDE_RW, err, cap);
+	}
+	if (code == 0 && side == SIDE_BOTH) /* mounted by the first cycle */
+		code = ctl_step_attach(p, s, SIDE_RO, err, cap);
+	if (code == 0 && side == SIDE_RO)
+		code = reader_volume(p, s, err, cap);
 	if (code == 0 && s->phase < PHASE_VOLUME) {
 		s->phase = PHASE_VOLUME;
 		code = save(p, s, err, cap);
@@ -254,7 +302,8 @@ int ctl_step_cycle(const struct ctl_plan *p, struct ctl_state *s, char *err, siz
 	if (v.kind == EBS_DIR)
 		return 0; /* one directory: the reader always sees everything */
 	if (ro.device[0] == '\0')
-		return snprintf(err, cap, "the volume is not attached read-only: run mcwarm-ctl "
+		return snprintf(err, cap,
+				"the volume is not attached read-only: run mcwarm-ctl "
 				"attach --side ro first"),
 		       MCW_EXIT_USAGE;
 	/* what the writer synced is what the reader sees after a full remount; on another
@@ -332,8 +381,7 @@ static size_t cmdline(pid_t pid, char *buf, size_t cap)
 }
 
 /* Is this command line "…/mcwarm <cmd> … <opt> <value> …"? */
-static bool matches(const char *buf, size_t n, const char *cmd, const char *opt,
-		    const char *value)
+static bool matches(const char *buf, size_t n, const char *cmd, const char *opt, const char *value)
 {
 	const char *argv0 = buf, *base = strrchr(argv0, '/');
 	base = base ? base + 1 : argv0;

@@ -1,17 +1,20 @@
 /*
- * warm.c: `mcwarm-ctl warm`: a whole warm-up, or the rest of one a killed controller
- * left behind.
+ * warm.c: `mcwarm-ctl warm` and `release`: a whole warm-up, or one host's half of it, or
+ * the rest of either that a killed controller left behind; made of the writer's pieces
+ * (dumper.c) and the reader's (reader.c), one way each.
  *
- *   NEW --volume--> VOLUME --start dump--> DUMPING --(cycles: remount ro, populate --once)
- *   --> POPULATED --verify--> VERIFIED --teardown--> DONE        any failure: FAILED
+ *   both: NEW --volume--> VOLUME --ctl_dump_ensure--> DUMPING --ctl_read_cycles-->
+ *         POPULATED --ctl_verify--> VERIFIED --teardown--> DONE
+ *   rw:   NEW --volume (rw)--> VOLUME --ctl_dump_ensure--> DUMPING --DONE--> DUMPED
+ *         --ctl_release (no reader left)--> DONE
+ *   ro:   NEW --wait, volume (ro)--> VOLUME --ctl_read_cycles--> POPULATED --ctl_verify-->
+ *         VERIFIED --detach ro--> DONE
+ *   any failure: FAILED (both: torn down; rw: the volume stays for a run again and for
+ *   its readers; ro: its own attachment detached, its journal kept)
  *
- * The dumper runs in the background and survives a killed controller; a restarted one
- * finds it by pid (or its DONE if it finished meanwhile), or, if it died, runs it again
- * into the same directory, where it continues from its checkpoint (or, without one,
- * starts a new attempt: dump-<n+1>, pop-<n+1>). Populate passes are journaled, so a
- * repeated cycle never applies a file twice.
+ * Run again, a half continues where it stopped (a finished one returns at once); a
+ * whole warm-up that ended (done or failed) starts a new one.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,245 +28,30 @@
 #include "core.h"
 #include "ctl_private.h"
 
-#define CYCLES_AFTER_DUMP_MAX 20 /* passes allowed after the dump ended */
-#define CTL_DUMP_ATTEMPTS_MAX 3
-
-static int64_t wall_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
-static unsigned count_chunks(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	unsigned n = 0;
-	while (d && (de = readdir(d)) != NULL) {
-		size_t l = strlen(de->d_name);
-		n += strncmp(de->d_name, "chunk-", 6) == 0 && l > 4 &&
-		     strcmp(de->d_name + l - 4, ".mcw") == 0;
-	}
-	if (d)
-		closedir(d);
-	return n;
-}
-
-/* A number from a flat JSON object: 0 if absent. */
-static double json_num(const char *path, const char *key)
-{
-	char text[8192], pat[64];
-	FILE *f = fopen(path, "r");
-	if (f == NULL)
-		return 0;
-	size_t n = fread(text, 1, sizeof(text) - 1, f);
-	fclose(f);
-	text[n] = '\0';
-	snprintf(pat, sizeof(pat), "\"%s\":", key);
-	char *at = strstr(text, pat);
-	return at ? strtod(at + strlen(pat), NULL) : 0;
-}
-
-static void progress(const struct ctl_plan *p, const struct ctl_state *s, bool tty)
-{
-	if (!tty)
-		return;
-	char dir[CTL_PATH_MAX + 32];
-	ctl_dump_dir(dir, sizeof(dir), p, EBS_RW, s->dump_n);
-	unsigned written = count_chunks(dir);
-	fprintf(stderr,
-		"\r\033[Kwarm: %s | dump %s: %u chunk files | populate: %llu applied (lag %lld), "
-		"%llu items | cycle %u",
-		ctl_phase_name(s->phase), s->dump_exit == 0 ? "done" : "running", written,
-		(unsigned long long)s->files_applied,
-		(long long)written - (long long)s->files_applied,
-		(unsigned long long)s->items_sent, s->cycles);
-	fflush(stderr);
-}
-
-static bool dir_is_empty(const char *dir)
-{
-	DIR *d = opendir(dir);
-	struct dirent *de;
-	bool empty = true;
-	while (d && empty && (de = readdir(d)) != NULL)
-		empty = strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0;
-	if (d)
-		closedir(d);
-	return empty;
-}
-
-/* Makes sure a dumper runs, or has finished, for the current attempt. */
-static int ensure_dump(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap)
-{
-	char out[CTL_PATH_MAX + 32], log[CTL_PATH_MAX + 32], dir[CTL_PATH_MAX + 32],
-		done[CTL_PATH_MAX + 48];
-	if (s->dump_exit == 0)
-		return 0;
-	if (s->dump_n == 0)
-		s->dump_n = 1;
-	for (;;) {
-		ctl_dump_dir(dir, sizeof(dir), p, EBS_RW, s->dump_n);
-		snprintf(done, sizeof(done), "%s/DONE", dir);
-		pid_t pid = ctl_find_mcwarm("dump", "--out", dir);
-		if (pid > 0) { /* still running, maybe started by a controller that was killed */
-			s->dump_pid = pid;
-			return 0;
-		}
-		if (access(done, F_OK) == 0) { /* it finished while nobody watched */
-			s->dump_exit = 0;
-			if (s->dump_done_ns == 0)
-				s->dump_done_ns = wall_ns();
-			return ctl_state_save(p->work, s) < 0 ? MCW_EXIT_IO : 0;
-		}
-		if (access(dir, F_OK) != 0 || dir_is_empty(dir))
-			break;
-		char ckpt[CTL_PATH_MAX + 64];
-		snprintf(ckpt, sizeof(ckpt), "%s/.mcwarm/checkpoint", dir);
-		if (access(ckpt, F_OK) == 0) { /* mcwarm dump continues where it stopped */
-			fprintf(stderr, "mcwarm-ctl: the dumper of attempt %u is gone without "
-					"finishing: continuing it from its checkpoint\n",
-				s->dump_n);
-			break;
-		}
-		/* a dumper started here and ended without finishing: a new attempt in a new
-		 * directory (and a new populate journal); add mode makes re-adds harmless */
-		if (s->dump_n >= CTL_DUMP_ATTEMPTS_MAX)
-			return snprintf(err, cap,
-					"the dump did not finish in %u attempts: see %s/dump-*.log",
-					CTL_DUMP_ATTEMPTS_MAX, p->work),
-			       MCW_EXIT_UNAVAILABLE;
-		fprintf(stderr, "mcwarm-ctl: the dumper of attempt %u is gone without finishing: "
-				"starting attempt %u\n",
-			s->dump_n, s->dump_n + 1);
-		s->dump_n++;
-		s->files_applied = 0;
-	}
-	ctl_path(out, sizeof(out), p, "dump-%u.json", s->dump_n);
-	ctl_path(log, sizeof(log), p, "dump-%u.log", s->dump_n);
-	char mem[32], thr[16];
-	snprintf(mem, sizeof(mem), "%llu", (unsigned long long)p->memory_bytes);
-	snprintf(thr, sizeof(thr), "%u", p->threads);
-	char *args[] = { "dump", "--source", (char *)p->source, "--out", dir, "--json", "-q",
-			 "--memory", mem, p->threads ? "--threads" : NULL, thr, NULL };
-	s->dump_pid = ctl_spawn_mcwarm(p, args, out, log);
-	if (s->dump_pid < 0)
-		return snprintf(err, cap, "cannot start the dumper: %s", strerror(errno)),
-		       MCW_EXIT_SOFTWARE;
-	s->dump_started_ns = wall_ns();
-	s->dump_done_ns = 0;
-	s->dump_exit = -1;
-	s->phase = PHASE_DUMPING;
-	return ctl_state_save(p->work, s) < 0 ? MCW_EXIT_IO : 0;
-}
-
-/* Notes the dumper's end; an error if it failed. */
-static int check_dump(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap)
-{
-	int status;
-	if (s->dump_exit != -1)
-		return 0;
-	pid_t w = waitpid(s->dump_pid, &status, WNOHANG);
-	if (w == 0)
-		return 0; /* our child, still running */
-	if (w < 0) /* not our child (a predecessor started it): look again */
-		return ensure_dump(p, s, err, cap);
-	s->dump_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-	if (s->dump_exit != 0) {
-		snprintf(err, cap, "the dumper failed (exit %d): see %s/dump-%u.log", s->dump_exit,
-			 p->work, s->dump_n);
-		return s->dump_exit < 128 ? s->dump_exit : MCW_EXIT_SOFTWARE;
-	}
-	s->dump_done_ns = wall_ns();
-	return ctl_state_save(p->work, s) < 0 ? MCW_EXIT_IO : 0;
-}
-
-/* One populate pass over what the reader sees now. 0: complete; 1: not yet; else fail. */
-static int populate_pass(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap)
-{
-	char from[CTL_PATH_MAX + 32], state[CTL_PATH_MAX + 32], out[CTL_PATH_MAX + 32],
-		log[CTL_PATH_MAX + 32], mem[32], thr[16];
-	ctl_dump_dir(from, sizeof(from), p, EBS_RO, s->dump_n);
-	ctl_path(state, sizeof(state), p, "pop-%u", s->dump_n);
-	ctl_path(out, sizeof(out), p, "populate-%u.json", s->dump_n);
-	ctl_path(log, sizeof(log), p, "populate-%u.log", s->dump_n);
-	struct stat sb;
-	if (stat(from, &sb) < 0)
-		return 1; /* the dumper has not made its directory visible yet */
-	snprintf(mem, sizeof(mem), "%llu", (unsigned long long)p->memory_bytes);
-	snprintf(thr, sizeof(thr), "%u", p->threads);
-	char *args[] = { "populate", "--dest", (char *)p->dest, "--from", from, "--state", state,
-			 "--once", "--json", "-q", "--memory", mem,
-			 p->threads ? "--threads" : NULL, thr, NULL };
-	int code = ctl_run_mcwarm(p, args, out, log, &s->populate_pid, s);
-	uint64_t applied = (uint64_t)json_num(out, "files_done");
-	s->files_applied += applied;
-	s->items_sent += (uint64_t)json_num(out, "items_sent");
-	s->already_present += (uint64_t)json_num(out, "already_present");
-	if (applied > 0 && s->first_apply_ns == 0)
-		s->first_apply_ns = wall_ns();
-	s->cycles++;
-	s->last_cycle_ns = wall_ns();
-	ctl_state_save(p->work, s);
-	if (code == MCW_EXIT_OK || code == MCW_EXIT_INCOMPLETE)
-		return code;
-	if (code == MCW_EXIT_DATA && s->dump_exit != 0)
-		return 1; /* a file seen damaged while the dump runs: it may be rewritten */
-	snprintf(err, cap, "populate failed (exit %d): see %s", code, log);
-	return code;
-}
-
-static int cycles(const struct ctl_plan *p, struct ctl_state *s, bool tty, char *err, size_t cap)
-{
-	unsigned after_dump = 0;
-	for (;;) {
-		int code = check_dump(p, s, err, cap);
-		if (code != 0)
-			return code;
-		bool dump_done = s->dump_exit == 0;
-		code = ctl_step_cycle(p, s, err, cap);
-		if (code == 0)
-			code = populate_pass(p, s, err, cap);
-		progress(p, s, tty);
-		if (code == 0 && dump_done)
-			return 0; /* the dump's MANIFEST is fully applied */
-		if (code != 0 && code != 1)
-			return code;
-		if (dump_done && ++after_dump > CYCLES_AFTER_DUMP_MAX) {
-			snprintf(err, cap,
-				 "the dump finished but %u passes later its MANIFEST is still not "
-				 "fully applied: see %s/populate-%u.log",
-				 CYCLES_AFTER_DUMP_MAX, p->work, s->dump_n);
-			return MCW_EXIT_DATA;
-		}
-		if (!dump_done) {
-			struct timespec ts = { p->cycle_ms / 1000, (long)(p->cycle_ms % 1000) * 1000000L };
-			nanosleep(&ts, NULL);
-		}
-	}
-}
-
-static int verify(const struct ctl_plan *p, struct ctl_state *s)
-{
-	char out[CTL_PATH_MAX + 32], log[CTL_PATH_MAX + 32], ratio[32];
-	ctl_path(out, sizeof(out), p, "verify.json");
-	ctl_path(log, sizeof(log), p, "verify.log");
-	snprintf(ratio, sizeof(ratio), "%g", p->min_ratio);
-	char *args[] = { "verify", "--source", (char *)p->source, "--dest", (char *)p->dest,
-			 "--min-ratio", ratio, "--json", "-q", NULL };
-	pid_t pid;
-	s->verify_exit = ctl_run_mcwarm(p, args, out, log, &pid, s);
-	s->verify_ratio = json_num(out, "warm_ratio");
-	s->phase = PHASE_VERIFIED;
-	s->verified_ns = wall_ns();
-	ctl_state_save(p->work, s);
-	return s->verify_exit;
-}
+#define VOLUME_POLL_MS 500 /* ro: between looks for the writer's volume */
 
 static double span_s(int64_t from_ns, int64_t to_ns)
 {
 	return from_ns && to_ns && to_ns > from_ns ? (double)(to_ns - from_ns) / 1e9 : 0;
+}
+
+static void report_json(const struct ctl_plan *p, const struct ctl_state *s, int code)
+{
+	double total = span_s(s->started_ns, s->finished_ns ? s->finished_ns : ctl_wall_ns());
+	printf("{\"command\":\"warm\",\"side\":\"%s\",\"ok\":%s,\"exit_code\":%d,\"phase\":\"%s\","
+	       "\"backend\":\"%s\",\"volume\":\"%s\",\"verify_ratio\":%.6f,\"verify_exit\":%d,"
+	       "\"items_sent\":%llu,\"already_present\":%llu,\"files_applied\":%llu,"
+	       "\"cycles\":%u,\"volume_seconds\":%.3f,\"dump_seconds\":%.3f,"
+	       "\"overlap_seconds\":%.3f,\"populated_seconds\":%.3f,\"verify_seconds\":%.3f,"
+	       "\"total_seconds\":%.3f,\"dump_attempt\":%u,\"error\":\"%s\"}\n",
+	       ctl_side_name(p->side), code == 0 ? "true" : "false", code, ctl_phase_name(s->phase),
+	       ebs_kind_name(p->vol.kind), s->volume_id[0] ? s->volume_id : p->vol.path,
+	       s->verify_ratio, s->verify_exit, (unsigned long long)s->items_sent,
+	       (unsigned long long)s->already_present, (unsigned long long)s->files_applied,
+	       s->cycles, span_s(s->started_ns, s->volume_ns),
+	       span_s(s->dump_started_ns, s->dump_done_ns),
+	       span_s(s->first_apply_ns, s->dump_done_ns), span_s(s->started_ns, s->populated_ns),
+	       span_s(s->populated_ns, s->verified_ns), total, s->dump_n, s->error);
 }
 
 static void report(const struct ctl_plan *p, const struct ctl_state *s, int code, bool json)
@@ -279,54 +67,233 @@ static void report(const struct ctl_plan *p, const struct ctl_state *s, int code
 	if (s->first_apply_ns == 0)
 		snprintf(how, sizeof(how), "nothing applied");
 	else if (overlap > 0)
-		snprintf(how, sizeof(how), "populate applied files during its last %.1f s", overlap);
+		snprintf(how, sizeof(how), "populate applied files during its last %.1f s",
+			 overlap);
 	else
 		snprintf(how, sizeof(how), "the dump ended before the first populate pass");
-	fprintf(stderr,
-		"mcwarm-ctl: warm %s: verify warm ratio %.6f; %llu items sent (%llu already "
-		"present) in %u populate passes; volume ready in %.1f s, dump %.1f s (%s), "
-		"populated at %.1f s, verify %.1f s, total %.1f s%s%s\n",
-		code == 0 ? "complete" : "FAILED", s->verify_ratio,
-		(unsigned long long)s->items_sent, (unsigned long long)s->already_present, s->cycles,
-		volume, dump, how, populated, verify, total, s->error[0] ? "; error: " : "",
-		s->error);
-	if (!json)
-		return;
-	printf("{\"command\":\"warm\",\"ok\":%s,\"exit_code\":%d,\"phase\":\"%s\","
-	       "\"backend\":\"%s\",\"verify_ratio\":%.6f,\"verify_exit\":%d,\"items_sent\":%llu,"
-	       "\"already_present\":%llu,\"cycles\":%u,\"volume_seconds\":%.3f,"
-	       "\"dump_seconds\":%.3f,\"overlap_seconds\":%.3f,\"populated_seconds\":%.3f,"
-	       "\"verify_seconds\":%.3f,\"total_seconds\":%.3f,\"dump_attempt\":%u}\n",
-	       code == 0 ? "true" : "false", code, ctl_phase_name(s->phase),
-	       ebs_kind_name(p->vol.kind), s->verify_ratio, s->verify_exit,
-	       (unsigned long long)s->items_sent, (unsigned long long)s->already_present,
-	       s->cycles, volume, dump, overlap, populated, verify, total, s->dump_n);
+	if (p->side == SIDE_RW)
+		fprintf(stderr,
+			"mcwarm-ctl: warm --side rw %s: dump attempt %u %s in %.1f s "
+			"(volume ready in %.1f s)%s%s\n",
+			code == 0 ? "complete" : "FAILED", s->dump_n,
+			s->dump_exit == 0 ? "is DONE on the volume" : "did not finish", dump,
+			volume, s->error[0] ? "; error: " : "", s->error);
+	else
+		fprintf(stderr,
+			"mcwarm-ctl: warm%s %s: verify warm ratio %.6f; %llu items sent (%llu "
+			"already present) in %u populate passes; volume ready in %.1f s, dump %.1f "
+			"s (%s), populated at %.1f s, verify %.1f s, total %.1f s%s%s\n",
+			p->side == SIDE_RO ? " --side ro" : "", code == 0 ? "complete" : "FAILED",
+			s->verify_ratio, (unsigned long long)s->items_sent,
+			(unsigned long long)s->already_present, s->cycles, volume, dump, how,
+			populated, verify, total, s->error[0] ? "; error: " : "", s->error);
+	if (json)
+		report_json(p, s, code);
 }
 
-/* A failure: record it, tear down what this warm-up created, say what is left. */
-static int fail(const struct ctl_plan *p, struct ctl_state *s, int code, const char *err,
-		bool json)
+/* What a failed half leaves behind, so that running it again continues. */
+static int fail_cleanup(const struct ctl_plan *p, struct ctl_state *s, char *terr, size_t cap)
+{
+	if (p->side == SIDE_RW) /* readers may still be attached: release tears down */
+		return 0;
+	if (p->side == SIDE_RO)
+		return ctl_step_detach(p, s, SIDE_RO, terr, cap);
+	return ctl_step_teardown(p, s, true, terr, cap);
+}
+
+/* A failure: record it, clean up what this side may, say what is left. */
+static int fail(const struct ctl_plan *p, struct ctl_state *s, int code, const char *err, bool json)
 {
 	char terr[512] = "";
 	snprintf(s->error, sizeof(s->error), "%s", err);
 	fprintf(stderr, "\nmcwarm-ctl: error: %s\n", err);
-	char dir[CTL_PATH_MAX + 32];
-	ctl_dump_dir(dir, sizeof(dir), p, EBS_RW, s->dump_n);
-	if (s->dump_exit == -1)
-		ctl_stop_pid(ctl_find_mcwarm("dump", "--out", dir));
+	ctl_dump_stop(p, s);
 	s->phase = PHASE_FAILED;
-	s->finished_ns = wall_ns();
-	if (ctl_step_teardown(p, s, true, terr, sizeof(terr)) != 0)
-		fprintf(stderr, "mcwarm-ctl: could not clean up everything: %s; left behind: %s%s%s\n",
+	s->finished_ns = ctl_wall_ns();
+	if (fail_cleanup(p, s, terr, sizeof(terr)) != 0)
+		fprintf(stderr,
+			"mcwarm-ctl: could not clean up everything: %s; left behind: %s%s%s\n",
 			terr, s->rw_device[0] ? s->rw_device : "", s->ro_device[0] ? " " : "",
 			s->ro_device);
+	else if (p->side == SIDE_RW)
+		fprintf(stderr,
+			"mcwarm-ctl: the volume stays attached and mounted at %s/rw: run "
+			"this again to continue the dump, or mcwarm-ctl release to remove it\n",
+			p->work);
+	else if (p->side == SIDE_RO)
+		fprintf(stderr,
+			"mcwarm-ctl: detached this host's read-only attachment; the "
+			"populate journal in %s is kept: run this again to continue\n",
+			p->work);
 	else
 		fprintf(stderr, "mcwarm-ctl: cleaned up: nothing mounted or attached; %s\n",
 			s->volume_id[0] || p->vol.kind == EBS_DIR
-				? "the volume and the dump's logs are kept in the work directory"
-				: "the volume was removed; logs are kept in the work directory");
+			    ? "the volume and the dump's logs are kept in the work directory"
+			    : "the volume was removed; logs are kept in the work directory");
 	ctl_state_save(p->work, s);
 	report(p, s, code, json);
+	return code;
+}
+
+/* A new warm-up in this work directory: the volume an ended one created and kept stays
+ * ours, and the attempt numbers go on, so no directory of an earlier warm-up is mistaken
+ * for this one's. */
+static void state_new(const struct ctl_plan *p, struct ctl_state *s, bool had)
+{
+	struct ctl_state prev = *s;
+	memset(s, 0, sizeof(*s));
+	if (had) {
+		s->created_volume = prev.created_volume;
+		snprintf(s->volume_id, sizeof(s->volume_id), "%s", prev.volume_id);
+		s->volume_bytes = prev.volume_bytes;
+		s->dump_n = prev.dump_n;
+	}
+	if (p->side != SIDE_RO) /* the reader follows the writer's numbers */
+		s->dump_n++;
+	s->dump_exit = s->verify_exit = -1;
+	s->plan_crc = ctl_plan_crc(p);
+	s->side = p->side;
+	s->started_ns = ctl_wall_ns();
+}
+
+/* A half that failed goes on from where it stopped: its volume, attempt and journal. */
+static void state_retry(struct ctl_state *s)
+{
+	s->phase = s->rw_device[0] || s->ro_device[0] ? PHASE_VOLUME : PHASE_NEW;
+	s->error[0] = '\0';
+	s->dump_exit = s->verify_exit = -1;
+	s->finished_ns = 0;
+}
+
+/* The state of this work directory: continued, or a new warm-up. 0 or an exit code. */
+static int begin(const struct ctl_plan *p, struct ctl_state *s)
+{
+	char err[512] = "";
+	int ret = ctl_state_load(p->work, s, err, sizeof(err));
+	if (ret == -EBADMSG) {
+		fprintf(stderr, "mcwarm-ctl: %s\n", err);
+		return MCW_EXIT_DATA;
+	}
+	if (ret == 0 && s->plan_crc != ctl_plan_crc(p)) {
+		fprintf(stderr,
+			"mcwarm-ctl: %s holds the state of another warm-up (other servers, "
+			"volume, side or filters): use another --work directory\n",
+			p->work);
+		return MCW_EXIT_USAGE;
+	}
+	bool half = p->side != SIDE_BOTH;
+	if (ret < 0 || (s->phase == PHASE_DONE && p->side != SIDE_RO) ||
+	    (s->phase == PHASE_FAILED && !half))
+		state_new(p, s, ret == 0);
+	else if (s->phase == PHASE_FAILED)
+		state_retry(s);
+	else if (s->phase != PHASE_DONE)
+		fprintf(stderr,
+			"mcwarm-ctl: continuing the warm-up recorded in %s/ctl.state "
+			"(phase %s)\n",
+			p->work, ctl_phase_name(s->phase));
+	if (ctl_plan_save(p) < 0 || ctl_state_save(p->work, s) < 0) {
+		fprintf(stderr, "mcwarm-ctl: cannot write the plan and state into %s: %s\n",
+			p->work, strerror(errno));
+		return MCW_EXIT_IO;
+	}
+	if (s->dump_n > 0) { /* a populate pass a killed controller left running */
+		char st[CTL_PATH_MAX + 32];
+		ctl_path(st, sizeof(st), p, "pop-%u", s->dump_n);
+		ctl_stop_pid(ctl_find_mcwarm("populate", "--state", st));
+	}
+	return 0;
+}
+
+static void mark(const struct ctl_plan *p, struct ctl_state *s, enum ctl_phase phase,
+		 int64_t *at_ns)
+{
+	s->phase = phase;
+	if (at_ns != NULL && *at_ns == 0)
+		*at_ns = ctl_wall_ns();
+	ctl_state_save(p->work, s);
+}
+
+/* The writer's volume, or both sides', ready. */
+static int volume(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap)
+{
+	int code = ctl_step_volume(p, s, p->side, err, cap);
+	if (code == 0 && s->volume_ns == 0)
+		mark(p, s, s->phase, &s->volume_ns);
+	return code;
+}
+
+/* The reader on its own host: the volume, once the writer has made it and its
+ * filesystem (bounded by plan->wait_volume_s). */
+static int reader_volume(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap)
+{
+	int64_t deadline_ns = ctl_wall_ns() + (int64_t)p->wait_volume_s * 1000000000LL;
+	bool said = false;
+	for (;;) {
+		int code = volume(p, s, err, cap);
+		if (code != MCW_EXIT_TEMPFAIL)
+			return code;
+		if (ctl_wall_ns() > deadline_ns) {
+			size_t n = strlen(err);
+			snprintf(err + n, cap - n, "; gave up after --wait-volume %u s",
+				 p->wait_volume_s);
+			return code;
+		}
+		if (!said)
+			fprintf(stderr, "mcwarm-ctl: waiting for the source host: %s\n", err);
+		said = true;
+		struct timespec ts = { 0, VOLUME_POLL_MS * 1000000L };
+		nanosleep(&ts, NULL);
+	}
+}
+
+/* The dump on this host, until DONE is on the volume. */
+static int writer(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap)
+{
+	int code = ctl_dump_ensure(p, s, err, cap);
+	while (code == 0 && s->dump_exit != 0) {
+		struct timespec ts = { p->cycle_ms / 1000, (long)(p->cycle_ms % 1000) * 1000000L };
+		nanosleep(&ts, NULL);
+		code = ctl_dump_check(p, s, err, cap);
+	}
+	if (code == 0)
+		mark(p, s, PHASE_DUMPED, &s->dump_done_ns);
+	return code;
+}
+
+/* Populate cycles until the dump is applied, then verify. */
+static int reader(const struct ctl_plan *p, struct ctl_state *s, bool tty, char *err, size_t cap)
+{
+	int code = 0;
+	if (s->phase < PHASE_POPULATED) {
+		code = ctl_read_cycles(p, s, tty, err, cap);
+		if (tty)
+			fputc('\n', stderr);
+		if (code == 0)
+			mark(p, s, PHASE_POPULATED, &s->populated_ns);
+	}
+	if (code == 0 && s->phase < PHASE_VERIFIED) {
+		code = ctl_verify(p, s);
+		if (code != 0)
+			snprintf(err, cap,
+				 "verify: warm ratio %.6f is below %g (exit %d): see "
+				 "%s/verify.json",
+				 s->verify_ratio, p->min_ratio, code, p->work);
+	}
+	return code;
+}
+
+/* The end of a good run: what this side takes down. */
+static int finish(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap)
+{
+	if (p->side == SIDE_RW)
+		return 0; /* the volume stays for its readers until release */
+	int code = p->side == SIDE_RO ? ctl_step_detach(p, s, SIDE_RO, err, cap)
+				      : ctl_step_teardown(p, s, !p->keep, err, cap);
+	if (code == 0) {
+		s->finished_ns = ctl_wall_ns();
+		mark(p, s, PHASE_DONE, NULL);
+	}
 	return code;
 }
 
@@ -335,118 +302,136 @@ int ctl_warm(const struct ctl_plan *p, bool json)
 	struct ctl_state s;
 	char err[1024] = "";
 	bool tty = isatty(STDERR_FILENO);
-	if (ebs_mkdirs(p->work) < 0) {
-		fprintf(stderr, "mcwarm-ctl: cannot create the work directory %s: %s\n", p->work,
-			strerror(errno));
-		return MCW_EXIT_IO;
+	int code = begin(p, &s);
+	if (code != 0)
+		return code;
+	bool finished = p->side == SIDE_RO ? s.phase == PHASE_DONE
+					   : p->side == SIDE_RW && s.phase == PHASE_DUMPED;
+	if (finished) { /* a half run again after it ended well: nothing to do */
+		fprintf(stderr, "mcwarm-ctl: this half is finished already (phase %s)\n",
+			ctl_phase_name(s.phase));
+		report(p, &s, 0, json);
+		return 0;
 	}
-	int ret = ctl_state_load(p->work, &s, err, sizeof(err));
-	if (ret == -EBADMSG) {
-		fprintf(stderr, "mcwarm-ctl: %s\n", err);
-		return MCW_EXIT_DATA;
-	}
-	if (ret < 0 || s.phase == PHASE_FAILED || s.phase == PHASE_DONE) {
-		/* a new warm-up; the volume a failed one created and kept stays ours, and the
-		 * attempt numbers go on, so no directory of an earlier warm-up is mistaken
-		 * for this one's */
-		struct ctl_state prev = s;
-		memset(&s, 0, sizeof(s));
-		if (ret == 0) {
-			s.created_volume = prev.created_volume;
-			snprintf(s.volume_id, sizeof(s.volume_id), "%s", prev.volume_id);
-			s.volume_bytes = prev.volume_bytes;
-			s.dump_n = prev.dump_n;
-		}
-		s.dump_n++;
-		s.dump_exit = s.verify_exit = -1;
-		s.plan_crc = ctl_plan_crc(p);
-		s.started_ns = wall_ns();
-	} else if (s.plan_crc != ctl_plan_crc(p)) {
-		fprintf(stderr, "mcwarm-ctl: %s holds the state of another warm-up (other servers "
-				"or volume): use another --work directory\n",
-			p->work);
-		return MCW_EXIT_USAGE;
-	} else {
-		fprintf(stderr, "mcwarm-ctl: continuing the warm-up recorded in %s/ctl.state "
-				"(phase %s)\n",
-			p->work, ctl_phase_name(s.phase));
-	}
-	if (s.dump_n > 0) { /* a populate pass a killed controller left running */
-		char st[CTL_PATH_MAX + 32];
-		ctl_path(st, sizeof(st), p, "pop-%u", s.dump_n);
-		ctl_stop_pid(ctl_find_mcwarm("populate", "--state", st));
-	}
-	int code = ctl_step_volume(p, &s, err, sizeof(err));
-	if (code == 0 && s.volume_ns == 0) {
-		s.volume_ns = wall_ns();
-		ctl_state_save(p->work, &s);
-	}
-	if (code == 0 && s.phase < PHASE_POPULATED)
-		code = ensure_dump(p, &s, err, sizeof(err));
-	if (code == 0 && s.phase < PHASE_POPULATED) {
-		code = cycles(p, &s, tty, err, sizeof(err));
-		if (tty)
-			fputc('\n', stderr);
-		if (code == 0) {
-			s.phase = PHASE_POPULATED;
-			s.populated_ns = wall_ns();
-			ctl_state_save(p->work, &s);
-		}
-	}
-	if (code == 0 && s.phase < PHASE_VERIFIED) {
-		code = verify(p, &s);
-		if (code != 0)
-			snprintf(err, sizeof(err), "verify: warm ratio %.6f is below %g (exit %d): "
-				 "see %s/verify.json",
-				 s.verify_ratio, p->min_ratio, code, p->work);
-	}
+	code = p->side == SIDE_RO ? reader_volume(p, &s, err, sizeof(err))
+				  : volume(p, &s, err, sizeof(err));
+	if (code == 0 && p->side != SIDE_RO && s.phase < PHASE_DUMPED)
+		code = p->side == SIDE_RW ? writer(p, &s, err, sizeof(err))
+					  : ctl_dump_ensure(p, &s, err, sizeof(err));
+	if (code == 0 && p->side != SIDE_RW)
+		code = reader(p, &s, tty, err, sizeof(err));
+	if (code == 0)
+		code = finish(p, &s, err, sizeof(err));
 	if (code != 0)
 		return fail(p, &s, code, err, json);
-	code = ctl_step_teardown(p, &s, !p->keep, err, sizeof(err));
-	if (code != 0)
-		return fail(p, &s, code, err, json);
-	s.phase = PHASE_DONE;
-	s.finished_ns = wall_ns();
-	ctl_state_save(p->work, &s);
 	report(p, &s, 0, json);
 	return 0;
+}
+
+/* Is anyone but the writer still attached? MCW_EXIT_TEMPFAIL naming it, or 0. */
+static int readers_gone(const struct ctl_plan *p, const struct ctl_state *s, char *err, size_t cap)
+{
+	struct ebs_volume v = p->vol;
+	struct ebs_status st;
+	if (v.volume_id[0] == '\0')
+		snprintf(v.volume_id, sizeof(v.volume_id), "%s", s->volume_id);
+	if (v.kind == EBS_DIR)
+		return 0; /* nothing to attach, nothing to check */
+	if (ebs_describe(&v, &st, err, cap) < 0)
+		return MCW_EXIT_UNAVAILABLE;
+	if (st.others == 0)
+		return 0;
+	return snprintf(err, cap,
+			"%u reader%s still attached to %.255s (%.255s): release it "
+			"after every mcwarm-ctl warm --side ro has finished; try later",
+			st.others, st.others == 1 ? " is" : "s are",
+			v.kind == EBS_EC2 ? v.volume_id : v.path, st.other),
+	       MCW_EXIT_TEMPFAIL;
+}
+
+int ctl_release(const struct ctl_plan *p, bool keep, bool json)
+{
+	struct ctl_state s;
+	char err[1024] = "";
+	int code = ctl_state_load(p->work, &s, err, sizeof(err));
+	if (code == -ENOENT) {
+		fprintf(stderr, "mcwarm-ctl release: no warm-up recorded in %s: nothing to do\n",
+			p->work);
+		return 0;
+	}
+	if (code < 0)
+		return fprintf(stderr, "mcwarm-ctl release: %s\n", err), MCW_EXIT_DATA;
+	if (s.side != SIDE_RW)
+		return fprintf(stderr,
+			       "mcwarm-ctl release: %s holds a warm-up of side %s: release "
+			       "is for the source host's side (warm --side rw)\n",
+			       p->work, ctl_side_name(s.side)),
+		       MCW_EXIT_USAGE;
+	code = s.phase == PHASE_DONE ? 0 : readers_gone(p, &s, err, sizeof(err));
+	if (code == 0 && s.phase != PHASE_DONE) {
+		ctl_dump_stop(p, &s); /* released before DONE: the dump is abandoned */
+		code = ctl_step_detach(p, &s, SIDE_RW, err, sizeof(err));
+		if (code == 0 && !keep && s.created_volume)
+			code = ctl_step_destroy(p, &s, err, sizeof(err));
+		if (code == 0) {
+			s.finished_ns = ctl_wall_ns();
+			mark(p, &s, PHASE_DONE, NULL);
+		}
+	}
+	if (code != 0)
+		fprintf(stderr, "mcwarm-ctl release: %s\n", err);
+	else
+		fprintf(stderr,
+			"mcwarm-ctl release: nothing mounted or attached here; the volume "
+			"%s\n",
+			keep || !s.created_volume ? "is kept" : "is deleted");
+	if (json)
+		printf("{\"command\":\"release\",\"ok\":%s,\"exit_code\":%d,\"error\":\"%s\"}\n",
+		       code == 0 ? "true" : "false", code, code ? err : "");
+	return code;
 }
 
 int ctl_status(const struct ctl_plan *p, bool json)
 {
 	struct ctl_state s;
-	char err[512], dir[CTL_PATH_MAX + 32];
+	char err[512], dir[CTL_PATH_MAX + 32 + CTL_GROUP_MAX];
 	int ret = ctl_state_load(p->work, &s, err, sizeof(err));
 	if (ret < 0) {
 		fprintf(stderr, "mcwarm-ctl: %s\n",
 			ret == -ENOENT ? "no warm-up recorded in this work directory" : err);
 		return ret == -ENOENT ? MCW_EXIT_USAGE : MCW_EXIT_DATA;
 	}
-	ctl_dump_dir(dir, sizeof(dir), p, EBS_RW, s.dump_n);
-	unsigned written = count_chunks(dir);
-	double secs = s.started_ns == 0 ? 0
-			  : (double)((s.finished_ns ? s.finished_ns : wall_ns()) - s.started_ns) / 1e9;
+	ctl_dump_dir(dir, sizeof(dir), p, s.side == SIDE_RO ? EBS_RO : EBS_RW, s.dump_n);
+	unsigned written = ctl_count_chunks(dir);
+	double secs =
+	    s.started_ns == 0
+		? 0
+		: (double)((s.finished_ns ? s.finished_ns : ctl_wall_ns()) - s.started_ns) / 1e9;
 	double rate = secs > 0 ? (double)s.items_sent / secs : 0;
-	bool dumper_alive = s.dump_exit == -1 && ctl_find_mcwarm("dump", "--out", dir) > 0;
+	bool dumper_alive =
+	    s.side != SIDE_RO && s.dump_exit == -1 && ctl_find_mcwarm("dump", "--out", dir) > 0;
 	if (json) {
-		printf("{\"phase\":\"%s\",\"dump_attempt\":%u,\"dump_running\":%s,"
+		printf("{\"side\":\"%s\",\"phase\":\"%s\",\"dump_attempt\":%u,\"dump_running\":%s,"
 		       "\"dump_exit\":%d,\"chunk_files_written\":%u,\"chunk_files_applied\":%llu,"
 		       "\"lag_files\":%lld,\"items_sent\":%llu,\"already_present\":%llu,"
 		       "\"items_per_second\":%.0f,\"cycles\":%u,\"verify_ratio\":%.6f,"
-		       "\"elapsed_seconds\":%.1f,\"error\":\"%s\"}\n",
-		       ctl_phase_name(s.phase), s.dump_n, dumper_alive ? "true" : "false",
-		       s.dump_exit, written, (unsigned long long)s.files_applied,
+		       "\"verify_exit\":%d,\"elapsed_seconds\":%.1f,\"error\":\"%s\"}\n",
+		       ctl_side_name(s.side), ctl_phase_name(s.phase), s.dump_n,
+		       dumper_alive ? "true" : "false", s.dump_exit, written,
+		       (unsigned long long)s.files_applied,
 		       (long long)written - (long long)s.files_applied,
-		       (unsigned long long)s.items_sent, (unsigned long long)s.already_present, rate,
-		       s.cycles, s.verify_ratio, secs, s.error);
+		       (unsigned long long)s.items_sent, (unsigned long long)s.already_present,
+		       rate, s.cycles, s.verify_ratio, s.verify_exit, secs, s.error);
 		return 0;
 	}
-	printf("phase %s; dump attempt %u %s; chunk files written %u, applied %llu (lag %lld); "
-	       "items sent %llu (%.0f/s); %u passes; verify ratio %.6f; %.1f s%s%s\n",
-	       ctl_phase_name(s.phase), s.dump_n,
-	       dumper_alive ? "running" : s.dump_exit == 0 ? "done" : "not running", written,
-	       (unsigned long long)s.files_applied, (long long)written - (long long)s.files_applied,
-	       (unsigned long long)s.items_sent, rate, s.cycles, s.verify_ratio, secs,
-	       s.error[0] ? "; error: " : "", s.error);
+	printf("side %s; phase %s; dump attempt %u %s; chunk files written %u, applied %llu (lag "
+	       "%lld); items sent %llu (%.0f/s); %u passes; verify ratio %.6f; %.1f s%s%s\n",
+	       ctl_side_name(s.side), ctl_phase_name(s.phase), s.dump_n,
+	       dumper_alive	  ? "running"
+	       : s.dump_exit == 0 ? "done"
+				  : "not running",
+	       written, (unsigned long long)s.files_applied,
+	       (long long)written - (long long)s.files_applied, (unsigned long long)s.items_sent,
+	       rate, s.cycles, s.verify_ratio, secs, s.error[0] ? "; error: " : "", s.error);
 	return 0;
 }

@@ -3,6 +3,7 @@
  * mount (read-only without journal recovery), umount, syncfs, the mount table, and
  * running helper programs with a deadline.
  */
+#include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -151,8 +152,8 @@ int ebs_create(struct ebs_volume *v, char *err, size_t cap)
 	return ops_of(v->kind)->create(v, err, cap);
 }
 
-int ebs_attach(const struct ebs_volume *v, enum ebs_access a, struct ebs_attachment *at,
-	       char *err, size_t cap)
+int ebs_attach(const struct ebs_volume *v, enum ebs_access a, struct ebs_attachment *at, char *err,
+	       size_t cap)
 {
 	at->access = a;
 	return ops_of(v->kind)->attach(v, a, at, err, cap);
@@ -173,6 +174,12 @@ int ebs_destroy(struct ebs_volume *v, char *err, size_t cap)
 	return ops_of(v->kind)->destroy(v, err, cap);
 }
 
+int ebs_check(struct ebs_volume *v, bool rw, bool ro, char *err, size_t cap)
+{
+	const struct ebs_ops *o = ops_of(v->kind);
+	return o->check ? o->check(v, rw, ro, err, cap) : 0;
+}
+
 int ebs_describe(const struct ebs_volume *v, struct ebs_status *st, char *err, size_t cap)
 {
 	memset(st, 0, sizeof(*st));
@@ -181,11 +188,17 @@ int ebs_describe(const struct ebs_volume *v, struct ebs_status *st, char *err, s
 
 /* ---- block devices: mkfs, mount, umount, syncfs ---------------------------------------- */
 
-/* Does the device already carry a filesystem? (ext4: magic 0xEF53 at 1080; xfs: "XFSB") */
+#define SUPERBLOCK_READ_BYTES 4096 /* one aligned block holds both magics */
+
+/* Does the device already carry a filesystem? (ext4: magic 0xEF53 at 1080; xfs: "XFSB")
+ * O_DIRECT: a reader's device may cache the blocks it read before the writer's mkfs. */
 static bool has_filesystem(const char *dev)
 {
-	unsigned char sb[2048];
-	int fd = open(dev, O_RDONLY | O_CLOEXEC);
+	static_assert(SUPERBLOCK_READ_BYTES >= 1082, "the ext4 magic is inside the read");
+	_Alignas(4096) unsigned char sb[SUPERBLOCK_READ_BYTES];
+	int fd = open(dev, O_RDONLY | O_CLOEXEC | O_DIRECT);
+	if (fd < 0)
+		fd = open(dev, O_RDONLY | O_CLOEXEC); /* no direct I/O there: the cache is all */
 	if (fd < 0)
 		return false;
 	ssize_t n = pread(fd, sb, sizeof(sb), 0);
@@ -193,6 +206,11 @@ static bool has_filesystem(const char *dev)
 	if (n < (ssize_t)sizeof(sb))
 		return false;
 	return (sb[1080] == 0x53 && sb[1081] == 0xEF) || memcmp(sb, "XFSB", 4) == 0;
+}
+
+bool ebs_has_filesystem(const struct ebs_attachment *at)
+{
+	return has_filesystem(at->device);
 }
 
 int ebs_mkfs(const struct ebs_volume *v, const struct ebs_attachment *at, char *err, size_t cap)
@@ -203,7 +221,8 @@ int ebs_mkfs(const struct ebs_volume *v, const struct ebs_attachment *at, char *
 		return ebs_error(err, cap, -EROFS, "mkfs needs the read-write attachment, not %s",
 				 at->device);
 	char out[256], errout[1024];
-	char *ext4[] = { "mkfs.ext4", "-q", "-F", "-E", "nodiscard,lazy_itable_init=0", (char *)at->device, NULL };
+	char *ext4[] = { "mkfs.ext4",	     "-q", "-F", "-E", "nodiscard,lazy_itable_init=0",
+			 (char *)at->device, NULL };
 	char *xfs[] = { "mkfs.xfs", "-q", "-f", (char *)at->device, NULL };
 	int ret = ebs_run(strcmp(v->fs, "xfs") == 0 ? xfs : ext4, out, sizeof(out), errout,
 			  sizeof(errout), 300000);
@@ -237,16 +256,17 @@ bool ebs_is_mounted(const char *path)
 static int mount_error(char *err, size_t cap, int e, const struct ebs_attachment *at,
 		       const char *mountpoint, bool ro)
 {
-	const char *why = e == EPERM || e == EACCES ? "mounting needs root"
-			  : e == EBUSY		    ? "busy: is it mounted elsewhere, or still open? "
-						      "run mcwarm-ctl umount"
-			  : e == ENOENT || e == ENXIO || e == ENODEV
-				  ? "the device vanished: the volume was detached"
-			  : e == EINVAL || e == EUCLEAN || e == EIO
-				  ? (ro ? "the filesystem is damaged or needs recovery the read-only "
-					  "side cannot do: unmount the writer cleanly, or run fsck on it"
-					: "no valid filesystem: run mcwarm-ctl mkfs")
-				  : strerror(e);
+	const char *why =
+	    e == EPERM || e == EACCES ? "mounting needs root"
+	    : e == EBUSY	      ? "busy: is it mounted elsewhere, or still open? "
+					"run mcwarm-ctl umount"
+	    : e == ENOENT || e == ENXIO || e == ENODEV
+		? "the device vanished: the volume was detached"
+	    : e == EINVAL || e == EUCLEAN || e == EIO
+		? (ro ? "the filesystem is damaged or needs recovery the read-only "
+			"side cannot do: unmount the writer cleanly, or run fsck on it"
+		      : "no valid filesystem: run mcwarm-ctl mkfs")
+		: strerror(e);
 	return ebs_error(err, cap, -e, "cannot mount %s %s at %s: %s (%s)", at->device,
 			 ro ? "read-only" : "read-write", mountpoint, strerror(e), why);
 }

@@ -7,6 +7,10 @@
  *
  * Limits: throttled calls are retried EC2_RETRIES times with backoff; every wait for a
  * state (available, attached, detached, the device node) gives up after v->wait_s.
+ * Before anything is created, ec2_check refuses a plan EBS cannot carry out: a volume
+ * that is not io2 with multi-attach, an instance in another availability zone, or a
+ * volume already attached to EBS_ATTACHMENTS_MAX instances. A populator instance may
+ * read several volumes: that is not limited here.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -79,9 +83,9 @@ static int aws(const struct ebs_volume *v, const char *const args[], char *out, 
 			return ebs_error(err, cap, -ETIME, "aws ec2 %s did not answer within %d s",
 					 args[0], EC2_CALL_MS / 1000);
 		if (!throttled(errout) || attempt == EC2_RETRIES)
-			return ebs_error(err, cap, -EIO, "aws ec2 %s failed%s: %s", args[0],
-					 throttled(errout) ? " (still throttled after retries)" : "",
-					 errout);
+			return ebs_error(
+			    err, cap, -EIO, "aws ec2 %s failed%s: %s", args[0],
+			    throttled(errout) ? " (still throttled after retries)" : "", errout);
 		unsigned jitter = (unsigned)rand() % (delay / 2 + 1);
 		sleep_ms(delay / 2 + jitter);
 		delay = delay * 2 > EC2_BACKOFF_MAX_MS ? EC2_BACKOFF_MAX_MS : delay * 2;
@@ -91,8 +95,8 @@ static int aws(const struct ebs_volume *v, const char *const args[], char *out, 
 static int volume_state(const struct ebs_volume *v, char *state, size_t state_cap, char *err,
 			size_t cap)
 {
-	const char *args[] = { "describe-volumes", "--volume-ids", v->volume_id, "--query",
-			       "Volumes[0].State", NULL };
+	const char *args[] = { "describe-volumes", "--volume-ids",     v->volume_id,
+			       "--query",	   "Volumes[0].State", NULL };
 	return aws(v, args, state, state_cap, err, cap);
 }
 
@@ -103,14 +107,14 @@ static int attachment_state(const struct ebs_volume *v, const char *instance, ch
 	char query[160];
 	snprintf(query, sizeof(query), "Volumes[0].Attachments[?InstanceId=='%s'].State | [0]",
 		 instance);
-	const char *args[] = { "describe-volumes", "--volume-ids", v->volume_id, "--query", query,
-			       NULL };
+	const char *args[] = { "describe-volumes", "--volume-ids", v->volume_id,
+			       "--query",	   query,	   NULL };
 	return aws(v, args, state, state_cap, err, cap);
 }
 
 /* Polls until the attachment (or the volume with instance NULL) reaches want. */
-static int wait_state(const struct ebs_volume *v, const char *instance, const char *want,
-		      char *err, size_t cap)
+static int wait_state(const struct ebs_volume *v, const char *instance, const char *want, char *err,
+		      size_t cap)
 {
 	char state[64] = "";
 	int64_t deadline = now_ms() + wait_ms(v);
@@ -124,11 +128,12 @@ static int wait_state(const struct ebs_volume *v, const char *instance, const ch
 		if (now_ms() > deadline)
 			return ebs_error(err, cap, -ETIME,
 					 "%s %s: still '%s' after %d s, not '%s'%s", v->volume_id,
-					 instance ? instance : "", state, (int)(wait_ms(v) / 1000), want,
+					 instance ? instance : "", state, (int)(wait_ms(v) / 1000),
+					 want,
 					 strcmp(state, "attaching") == 0
-						 ? " (stuck attaching: detach it with aws ec2 "
-						   "detach-volume --force, then run again)"
-						 : "");
+					     ? " (stuck attaching: detach it with aws ec2 "
+					       "detach-volume --force, then run again)"
+					     : "");
 		sleep_ms(EC2_POLL_MS);
 	}
 }
@@ -139,8 +144,8 @@ static int ec2_find(struct ebs_volume *v, char *err, size_t cap)
 	if (v->volume_id[0] != '\0')
 		return 0;
 	snprintf(tagq, sizeof(tagq), "Name=tag:mcwarm,Values=%s", v->tag);
-	const char *find[] = { "describe-volumes", "--filters", tagq, "--query",
-			       "Volumes[0].VolumeId", NULL };
+	const char *find[] = { "describe-volumes", "--filters",		  tagq,
+			       "--query",	   "Volumes[0].VolumeId", NULL };
 	int ret = aws(v, find, out, sizeof(out), err, cap);
 	if (ret == 0 && strncmp(out, "vol-", 4) == 0)
 		snprintf(v->volume_id, sizeof(v->volume_id), "%.63s", out);
@@ -159,10 +164,21 @@ static int ec2_create(struct ebs_volume *v, char *err, size_t cap)
 		snprintf(iops, sizeof(iops), "%u", v->iops ? v->iops : 3000);
 		snprintf(tagspec, sizeof(tagspec),
 			 "ResourceType=volume,Tags=[{Key=mcwarm,Value=%s}]", v->tag);
-		const char *create[] = { "create-volume", "--availability-zone", v->zone, "--size",
-					 size, "--volume-type", "io2", "--iops", iops,
-					 "--multi-attach-enabled", "--tag-specifications", tagspec,
-					 "--query", "VolumeId", NULL };
+		const char *create[] = { "create-volume",
+					 "--availability-zone",
+					 v->zone,
+					 "--size",
+					 size,
+					 "--volume-type",
+					 "io2",
+					 "--iops",
+					 iops,
+					 "--multi-attach-enabled",
+					 "--tag-specifications",
+					 tagspec,
+					 "--query",
+					 "VolumeId",
+					 NULL };
 		ret = aws(v, create, out, sizeof(out), err, cap);
 		if (ret < 0)
 			return ret;
@@ -225,9 +241,14 @@ static int ec2_attach(const struct ebs_volume *v, enum ebs_access a, struct ebs_
 		return ret;
 	if (strcmp(state, "attached") != 0) {
 		if (strcmp(state, "attaching") != 0) {
-			const char *args[] = { "attach-volume", "--volume-id", v->volume_id,
-					       "--instance-id", instance, "--device",
-					       a == EBS_RW ? "/dev/sdf" : "/dev/sdg", NULL };
+			const char *args[] = { "attach-volume",
+					       "--volume-id",
+					       v->volume_id,
+					       "--instance-id",
+					       instance,
+					       "--device",
+					       a == EBS_RW ? "/dev/sdf" : "/dev/sdg",
+					       NULL };
 			ret = aws(v, args, NULL, 0, err, cap);
 			if (ret < 0)
 				return ret;
@@ -239,8 +260,7 @@ static int ec2_attach(const struct ebs_volume *v, enum ebs_access a, struct ebs_
 	return find_device(v, instance, at->device, sizeof(at->device), err, cap);
 }
 
-static int ec2_detach(const struct ebs_volume *v, struct ebs_attachment *at, char *err,
-		      size_t cap)
+static int ec2_detach(const struct ebs_volume *v, struct ebs_attachment *at, char *err, size_t cap)
 {
 	const char *instance = at->access == EBS_RW ? v->instance_rw : v->instance_ro;
 	char state[64];
@@ -253,7 +273,7 @@ static int ec2_detach(const struct ebs_volume *v, struct ebs_attachment *at, cha
 		return ret;
 	if (strcmp(state, "None") != 0 && strcmp(state, "detaching") != 0) {
 		const char *args[] = { "detach-volume", "--volume-id", v->volume_id,
-				       "--instance-id", instance, NULL };
+				       "--instance-id", instance,      NULL };
 		ret = aws(v, args, NULL, 0, err, cap);
 		if (ret < 0)
 			return ret;
@@ -277,6 +297,96 @@ static int ec2_destroy(struct ebs_volume *v, char *err, size_t cap)
 	return ret;
 }
 
+/* The availability zone of an instance. */
+static int instance_zone(const struct ebs_volume *v, const char *instance, char *zone,
+			 size_t zone_cap, char *err, size_t cap)
+{
+	const char *args[] = { "describe-instances",
+			       "--instance-ids",
+			       instance,
+			       "--query",
+			       "Reservations[0].Instances[0].Placement.AvailabilityZone",
+			       NULL };
+	int ret = aws(v, args, zone, zone_cap, err, cap);
+	if (ret == 0 && (zone[0] == '\0' || strcmp(zone, "None") == 0))
+		return ebs_error(err, cap, -EINVAL,
+				 "instance %s does not exist (describe-instances "
+				 "found no placement): check --instance-rw/--instance-ro",
+				 instance);
+	return ret;
+}
+
+/* An existing volume's type, multi-attach flag, zone and attachment count. */
+static int check_volume(const struct ebs_volume *v, const char *instance, char *err, size_t cap)
+{
+	char out[256] = "", type[32] = "", multi[16] = "", zone[32] = "", state[64] = "";
+	unsigned n = 0;
+	const char *args[] = { "describe-volumes",
+			       "--volume-ids",
+			       v->volume_id,
+			       "--query",
+			       "Volumes[0].[VolumeType,MultiAttachEnabled,AvailabilityZone,"
+			       "length(Attachments)]",
+			       NULL };
+	int ret = aws(v, args, out, sizeof(out), err, cap);
+	if (ret < 0)
+		return ret;
+	sscanf(out, "%31s %15s %31s %u", type, multi, zone, &n);
+	if (strcmp(type, "io2") != 0 || strcmp(multi, "True") != 0)
+		return ebs_error(
+		    err, cap, -EINVAL,
+		    "%s is %s%s, not io2 with multi-attach: a "
+		    "reader on another host cannot attach it; use an io2 volume "
+		    "created with --multi-attach-enabled (or let mcwarm-ctl create one)",
+		    v->volume_id, type, strcmp(multi, "True") == 0 ? "" : " without multi-attach");
+	if (v->zone[0] != '\0' && strcmp(zone, v->zone) != 0)
+		return ebs_error(err, cap, -EINVAL,
+				 "%s is in %s, but the plan (--zone, or the instances) is in %s: "
+				 "EBS attaches a volume only within its own availability zone",
+				 v->volume_id, zone, v->zone);
+	if (attachment_state(v, instance, state, sizeof(state), err, cap) < 0)
+		return -EIO;
+	if (n >= EBS_ATTACHMENTS_MAX && strcmp(state, "None") == 0)
+		return ebs_error(err, cap, -EINVAL,
+				 "%s is already attached to %u instances, the "
+				 "io2 multi-attach limit (%d): %s cannot attach it; let a reader "
+				 "finish and detach first, or split the readers over more volumes",
+				 v->volume_id, n, EBS_ATTACHMENTS_MAX, instance);
+	return 0;
+}
+
+/* One instance of the plan: in the volume's zone (the zone becomes the instance's when
+ * the plan names none), and the volume, if it exists, fit for it. */
+static int check_instance(struct ebs_volume *v, const char *instance, const char *role, char *err,
+			  size_t cap)
+{
+	char zone[32] = "";
+	if (instance[0] == '\0')
+		return 0; /* not attached by this plan (attach says so if it should be) */
+	int ret = instance_zone(v, instance, zone, sizeof(zone), err, cap);
+	if (ret < 0)
+		return ret;
+	if (v->zone[0] == '\0')
+		snprintf(v->zone, sizeof(v->zone), "%s", zone);
+	if (strcmp(zone, v->zone) != 0)
+		return ebs_error(err, cap, -EINVAL,
+				 "the %s instance %s is in %s but the volume is "
+				 "in %s: EBS attaches a volume only to instances of its own "
+				 "availability zone; run this half on an instance in %s",
+				 role, instance, zone, v->zone, v->zone);
+	return v->volume_id[0] ? check_volume(v, instance, err, cap) : 0;
+}
+
+static int ec2_check(struct ebs_volume *v, bool rw, bool ro, char *err, size_t cap)
+{
+	int ret = ec2_find(v, err, cap);
+	if (ret == 0 && rw)
+		ret = check_instance(v, v->instance_rw, "source", err, cap);
+	if (ret == 0 && ro)
+		ret = check_instance(v, v->instance_ro, "populator", err, cap);
+	return ret;
+}
+
 static int ec2_describe(const struct ebs_volume *v, struct ebs_status *st, char *err, size_t cap)
 {
 	if (v->volume_id[0] == '\0')
@@ -290,7 +400,28 @@ static int ec2_describe(const struct ebs_volume *v, struct ebs_status *st, char 
 		st->rw_attached = strcmp(a, "attached") == 0;
 	if (v->instance_ro[0] && attachment_state(v, v->instance_ro, a, sizeof(a), err, cap) == 0)
 		st->ro_attached = strcmp(a, "attached") == 0;
-	st->attachments = st->rw_attached + st->ro_attached;
+	/* every attached instance, for a writer releasing the volume */
+	char list[1024] = "";
+	const char *args[] = { "describe-volumes",
+			       "--volume-ids",
+			       v->volume_id,
+			       "--query",
+			       "Volumes[0].Attachments[].InstanceId",
+			       NULL };
+	ret = aws(v, args, list, sizeof(list), err, cap);
+	if (ret < 0)
+		return ret;
+	st->attachments = 0;
+	for (char *save = NULL, *w = strtok_r(list, " \t\n", &save); w;
+	     w = strtok_r(NULL, " \t\n", &save)) {
+		if (strcmp(w, "None") == 0)
+			continue;
+		st->attachments++;
+		if (strcmp(w, v->instance_rw) == 0)
+			continue;
+		if (st->others++ == 0)
+			snprintf(st->other, sizeof(st->other), "instance %s", w);
+	}
 	return 0;
 }
 
@@ -301,4 +432,5 @@ const struct ebs_ops ebs_ec2_ops = {
 	.detach = ec2_detach,
 	.destroy = ec2_destroy,
 	.describe = ec2_describe,
+	.check = ec2_check,
 };

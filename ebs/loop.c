@@ -3,7 +3,9 @@
  * its own loop device with direct I/O, so the read-only side reads what reached the disk
  * and sees new files only after it remounts, as an EBS multi-attach reader does.
  * Attachments are found again through /sys/block/loopN/loop/backing_file, which makes
- * attach and detach idempotent across restarts.
+ * attach and detach idempotent across restarts. A read-only attachment also carries its
+ * reader's name (a hash of its mountpoint) as the loop device's file name, so readers
+ * of one image on one host (several populator halves) each find their own device.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -13,11 +15,35 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "ebs_private.h"
 
-#define LOOP_ATTACH_RETRIES 8 /* another process may take the free device first */
+#define LOOP_ATTACH_RETRIES  32 /* another process may take the free device first */
+#define LOOP_RETRY_JITTER_MS 20 /* so racing attachers do not collide again in step */
+#define LOOP_LABEL_MAX	     LO_NAME_SIZE
+
+/* The name a reader's device carries: "mcwarm-ro:<fnv1a of its mountpoint>". */
+static void reader_label(const char *mountpoint, char *out, size_t cap)
+{
+	uint32_t h = 2166136261u;
+	for (const char *c = mountpoint; *c; c++)
+		h = (h ^ (uint8_t)*c) * 16777619u;
+	snprintf(out, cap, "mcwarm-ro:%08x", h);
+}
+
+/* Does the loop device carry this name? */
+static bool has_label(const char *dev, const char *label)
+{
+	struct loop_info64 li;
+	int fd = open(dev, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	int ret = ioctl(fd, LOOP_GET_STATUS64, &li);
+	close(fd);
+	return ret == 0 && strncmp((const char *)li.lo_file_name, label, LOOP_LABEL_MAX) == 0;
+}
 
 static int loop_create(struct ebs_volume *v, char *err, size_t cap)
 {
@@ -36,25 +62,30 @@ static int loop_create(struct ebs_volume *v, char *err, size_t cap)
 		return ebs_error(err, cap, -errno, "cannot create the image %s: %s", v->path,
 				 strerror(errno));
 	/* preallocated, so the volume cannot run out of disk halfway through a dump */
-	if (fallocate(fd, 0, 0, (off_t)v->size_bytes) < 0 && ftruncate(fd, (off_t)v->size_bytes) < 0) {
+	if (fallocate(fd, 0, 0, (off_t)v->size_bytes) < 0 &&
+	    ftruncate(fd, (off_t)v->size_bytes) < 0) {
 		int e = errno;
 		close(fd);
 		unlink(v->path);
 		return ebs_error(err, cap, -e, "cannot allocate %llu bytes for %s: %s%s",
 				 (unsigned long long)v->size_bytes, v->path, strerror(e),
-				 e == ENOSPC ? " (free space there, or choose a smaller --size)" : "");
+				 e == ENOSPC ? " (free space there, or choose a smaller --size)"
+					     : "");
 	}
 	close(fd);
 	return 0;
 }
 
-/* Finds the loop device attached to path with the given access; "" if none. */
-static void find_attachment(const char *path, enum ebs_access a, char *dev, size_t cap)
+/* Finds a loop device attached to path with the given access (and, given a label, that
+ * name); "" if none. Returns how many devices are attached to path in all. */
+static unsigned find_attachment(const char *path, enum ebs_access a, const char *label, char *dev,
+				size_t cap)
 {
 	char real[EBS_PATH_MAX];
+	unsigned all = 0;
 	dev[0] = '\0';
 	if (realpath(path, real) == NULL)
-		return;
+		return 0;
 	DIR *d = opendir("/sys/block");
 	struct dirent *de;
 	while (d && (de = readdir(d)) != NULL) {
@@ -74,25 +105,41 @@ static void find_attachment(const char *path, enum ebs_access a, char *dev, size
 				ro[0] = '0';
 			fclose(f);
 		}
-		if (strcmp(backing, real) == 0 && (ro[0] == '1') == (a == EBS_RO)) {
-			snprintf(dev, cap, "/dev/%s", de->d_name);
-			break;
-		}
+		if (strcmp(backing, real) != 0)
+			continue;
+		all++;
+		char cand[300];
+		snprintf(cand, sizeof(cand), "/dev/%s", de->d_name);
+		if (dev[0] == '\0' && (ro[0] == '1') == (a == EBS_RO) &&
+		    (label == NULL || has_label(cand, label)))
+			snprintf(dev, cap, "%s", cand);
 	}
 	if (d)
 		closedir(d);
+	return all;
 }
 
-static int attach_once(const struct ebs_volume *v, enum ebs_access a, char *dev, size_t dev_cap,
-		       char *err, size_t cap)
+/* The attachment's own device: the writer's, or this reader's. */
+static void find_own(const struct ebs_volume *v, const struct ebs_attachment *at, char *dev,
+		     size_t cap)
+{
+	char label[LOOP_LABEL_MAX];
+	bool named = at->access == EBS_RO && at->mountpoint[0] != '\0';
+	if (named)
+		reader_label(at->mountpoint, label, sizeof(label));
+	find_attachment(v->path, at->access, named ? label : NULL, dev, cap);
+}
+
+static int attach_once(const struct ebs_volume *v, enum ebs_access a, const char *label, char *dev,
+		       size_t dev_cap, char *err, size_t cap)
 {
 	int ctl = open("/dev/loop-control", O_RDWR | O_CLOEXEC);
 	if (ctl < 0)
 		return ebs_error(err, cap, -errno, "no loop devices: /dev/loop-control: %s%s",
 				 strerror(errno),
 				 errno == EACCES || errno == EPERM
-					 ? " (loop devices need root)"
-					 : " (load the loop module, or use --backend dir)");
+				     ? " (loop devices need root)"
+				     : " (load the loop module, or use --backend dir)");
 	int n = ioctl(ctl, LOOP_CTL_GET_FREE);
 	close(ctl);
 	if (n < 0)
@@ -107,13 +154,15 @@ static int attach_once(const struct ebs_volume *v, enum ebs_access a, char *dev,
 			close(lfd);
 		if (ffd >= 0)
 			close(ffd);
-		return ebs_error(err, cap, -e, "cannot open %s or %s: %s", dev, v->path, strerror(e));
+		return ebs_error(err, cap, -e, "cannot open %s or %s: %s", dev, v->path,
+				 strerror(e));
 	}
 	struct loop_config lc;
 	memset(&lc, 0, sizeof(lc));
 	lc.fd = (unsigned)ffd;
 	lc.info.lo_flags = LO_FLAGS_DIRECT_IO | (ro ? LO_FLAGS_READ_ONLY : 0);
-	snprintf((char *)lc.info.lo_file_name, sizeof(lc.info.lo_file_name), "%.63s", v->path);
+	snprintf((char *)lc.info.lo_file_name, sizeof(lc.info.lo_file_name), "%.63s",
+		 label ? label : v->path);
 	int ret = ioctl(lfd, LOOP_CONFIGURE, &lc);
 	int e = errno;
 	if (ret < 0 && e == EINVAL) { /* no direct I/O here (tmpfs image): buffered */
@@ -133,23 +182,31 @@ static int attach_once(const struct ebs_volume *v, enum ebs_access a, char *dev,
 static int loop_attach(const struct ebs_volume *v, enum ebs_access a, struct ebs_attachment *at,
 		       char *err, size_t cap)
 {
-	find_attachment(v->path, a, at->device, sizeof(at->device));
+	char label[LOOP_LABEL_MAX];
+	bool named = a == EBS_RO && at->mountpoint[0] != '\0';
+	if (named)
+		reader_label(at->mountpoint, label, sizeof(label));
+	find_own(v, at, at->device, sizeof(at->device));
 	if (at->device[0] != '\0')
 		return 0;
 	for (int i = 0; i < LOOP_ATTACH_RETRIES; i++) {
-		int ret = attach_once(v, a, at->device, sizeof(at->device), err, cap);
+		int ret = attach_once(v, a, named ? label : NULL, at->device, sizeof(at->device),
+				      err, cap);
 		if (ret != -EBUSY)
 			return ret;
+		struct timespec ts = { 0, (long)(rand() % LOOP_RETRY_JITTER_MS + 1) * 1000000L };
+		nanosleep(&ts, NULL);
 	}
-	return ebs_error(err, cap, -EBUSY, "every free loop device was taken by another process "
-			 "%d times in a row: try again", LOOP_ATTACH_RETRIES);
+	return ebs_error(err, cap, -EBUSY,
+			 "every free loop device was taken by another process "
+			 "%d times in a row: try again",
+			 LOOP_ATTACH_RETRIES);
 }
 
-static int loop_detach(const struct ebs_volume *v, struct ebs_attachment *at, char *err,
-		       size_t cap)
+static int loop_detach(const struct ebs_volume *v, struct ebs_attachment *at, char *err, size_t cap)
 {
 	if (at->device[0] == '\0')
-		find_attachment(v->path, at->access, at->device, sizeof(at->device));
+		find_own(v, at, at->device, sizeof(at->device));
 	if (at->device[0] == '\0')
 		return 0;
 	int fd = open(at->device, O_RDWR | O_CLOEXEC);
@@ -162,7 +219,8 @@ static int loop_detach(const struct ebs_volume *v, struct ebs_attachment *at, ch
 		if (fd >= 0)
 			close(fd);
 		return ebs_error(err, cap, -e, "cannot detach %s: %s%s", at->device, strerror(e),
-				 e == EBUSY ? " (still mounted or open: run mcwarm-ctl umount)" : "");
+				 e == EBUSY ? " (still mounted or open: run mcwarm-ctl umount)"
+					    : "");
 	}
 	close(fd);
 	at->device[0] = '\0';
@@ -172,14 +230,15 @@ static int loop_detach(const struct ebs_volume *v, struct ebs_attachment *at, ch
 static int loop_destroy(struct ebs_volume *v, char *err, size_t cap)
 {
 	char dev[EBS_PATH_MAX];
-	find_attachment(v->path, EBS_RW, dev, sizeof(dev));
+	find_attachment(v->path, EBS_RW, NULL, dev, sizeof(dev));
 	if (dev[0] == '\0')
-		find_attachment(v->path, EBS_RO, dev, sizeof(dev));
+		find_attachment(v->path, EBS_RO, NULL, dev, sizeof(dev));
 	if (dev[0] != '\0')
 		return ebs_error(err, cap, -EBUSY, "%s is still attached as %s: detach it first",
 				 v->path, dev);
 	if (unlink(v->path) < 0 && errno != ENOENT)
-		return ebs_error(err, cap, -errno, "cannot remove %s: %s", v->path, strerror(errno));
+		return ebs_error(err, cap, -errno, "cannot remove %s: %s", v->path,
+				 strerror(errno));
 	return 0;
 }
 
@@ -188,14 +247,19 @@ static int loop_describe(const struct ebs_volume *v, struct ebs_status *st, char
 	(void)err;
 	(void)cap;
 	struct stat sb;
-	st->exists = stat(v->path, &sb) == 0;
-	find_attachment(v->path, EBS_RW, st->rw_device, sizeof(st->rw_device));
-	find_attachment(v->path, EBS_RO, st->ro_device, sizeof(st->ro_device));
+	/* an image still being preallocated is not there yet for a reader */
+	st->exists = stat(v->path, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size > 0;
+	st->attachments =
+	    find_attachment(v->path, EBS_RW, NULL, st->rw_device, sizeof(st->rw_device));
+	find_attachment(v->path, EBS_RO, NULL, st->ro_device, sizeof(st->ro_device));
 	st->rw_attached = st->rw_device[0] != '\0';
 	st->ro_attached = st->ro_device[0] != '\0';
-	st->attachments = st->rw_attached + st->ro_attached;
+	st->others = st->attachments - st->rw_attached; /* one writer; the rest read */
+	snprintf(st->other, sizeof(st->other), "%s", st->ro_device);
 	snprintf(st->state, sizeof(st->state), "%s",
-		 !st->exists ? "missing" : st->attachments ? "in-use" : "available");
+		 !st->exists	   ? "missing"
+		 : st->attachments ? "in-use"
+				   : "available");
 	return 0;
 }
 

@@ -49,10 +49,14 @@ struct ebs_attachment {
 	char mountpoint[EBS_PATH_MAX];
 };
 
+#define EBS_ATTACHMENTS_MAX 16 /* io2 multi-attach: instances one volume attaches to */
+
 struct ebs_status {
 	bool exists;
-	char state[32]; /* backend's word: available, in-use, ... */
-	unsigned attachments;
+	char state[32];		  /* backend's word: available, in-use, ... */
+	unsigned attachments;	  /* all of them, this plan's and any other reader's */
+	unsigned others;	  /* attachments that are not the writer's (readers) */
+	char other[EBS_PATH_MAX]; /* one of them: loop: its device; ec2: its instance */
 	bool rw_attached, ro_attached;
 	char rw_device[EBS_PATH_MAX], ro_device[EBS_PATH_MAX];
 	bool rw_mounted, ro_mounted;
@@ -70,9 +74,21 @@ int ebs_find(struct ebs_volume *v, char *err, size_t cap);
 int ebs_create(struct ebs_volume *v, char *err, size_t cap);
 
 /* Attaches for reading and writing or read-only; an existing attachment is reused.
- * Fills at->device. */
-int ebs_attach(const struct ebs_volume *v, enum ebs_access a, struct ebs_attachment *at,
-	       char *err, size_t cap);
+ * Fills at->device. loop: each read-only attachment is its reader's own device, named
+ * by at->mountpoint, so several readers of one image on one host never share one. */
+int ebs_attach(const struct ebs_volume *v, enum ebs_access a, struct ebs_attachment *at, char *err,
+	       size_t cap);
+
+/* Checks, before anything is created or attached, that the plan can work: ec2: the
+ * volume (when it exists) is io2 with multi-attach, in the availability zone of the
+ * instances this host attaches (rw and/or ro), with room for one more attachment
+ * (EBS_ATTACHMENTS_MAX); without --zone the zone becomes the instance's. Other backends:
+ * nothing to check. -EINVAL with the reason and the fix in err. */
+int ebs_check(struct ebs_volume *v, bool rw, bool ro, char *err, size_t cap);
+
+/* Does the attached device carry a filesystem (read past the page cache, so a reader
+ * sees the writer's mkfs)? */
+bool ebs_has_filesystem(const struct ebs_attachment *at);
 
 /* Makes the filesystem unless the device already holds one. */
 int ebs_mkfs(const struct ebs_volume *v, const struct ebs_attachment *at, char *err, size_t cap);

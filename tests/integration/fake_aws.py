@@ -8,6 +8,9 @@ instance). Every call is appended to $FAKE_AWS_DIR/calls.log (one JSON list per 
 Failures on demand:
   FAKE_AWS_THROTTLE=N         the next N calls fail with RequestLimitExceeded
   FAKE_AWS_STUCK=INSTANCE     attachments to INSTANCE stay 'attaching' forever
+  FAKE_AWS_ZONES=I=Z,...      instance I is in availability zone Z (default us-east-1a)
+A volume a test puts into state.json may carry "type", "multi_attach" and "zone" (default
+io2, true, us-east-1a) and attachments without a device (other instances).
 """
 import fcntl
 import json
@@ -81,7 +84,8 @@ def handle(argv, st):
         with open(img, "wb") as f:
             f.truncate(int(opt(args, "--size")) << 30)
         vols[vid] = {"state": "creating", "polls": 0, "tag": tag.group(1) if tag else "",
-                     "image": img, "attachments": {}}
+                     "image": img, "attachments": {}, "type": opt(args, "--volume-type"),
+                     "multi_attach": True, "zone": opt(args, "--availability-zone")}
         if query != "VolumeId":
             fail("Usage", opname, "fake aws: unexpected query %r" % query, status=252)
         return vid
@@ -104,6 +108,13 @@ def handle(argv, st):
                     d["state"] = "available"
                 return "creating"
             return "in-use" if d["attachments"] else "available"
+        if query == ("Volumes[0].[VolumeType,MultiAttachEnabled,AvailabilityZone,"
+                     "length(Attachments)]"):
+            return "%s\t%s\t%s\t%d" % (d.get("type", "io2"),
+                                       "True" if d.get("multi_attach", True) else "False",
+                                       d.get("zone", "us-east-1a"), len(d["attachments"]))
+        if query == "Volumes[0].Attachments[].InstanceId":
+            return "\t".join(d["attachments"])
         m = re.fullmatch(r"Volumes\[0\]\.Attachments\[\?InstanceId=='([^']+)'\]\.State \| \[0\]",
                          query or "")
         if not m:
@@ -118,6 +129,13 @@ def handle(argv, st):
         elif state == "detaching":
             del d["attachments"][m.group(1)]
         return state
+
+    if op == "describe-instances":
+        if query != "Reservations[0].Instances[0].Placement.AvailabilityZone":
+            fail("Usage", opname, "fake aws: unexpected query %r" % query, status=252)
+        zones = dict(z.split("=", 1) for z in
+                     os.environ.get("FAKE_AWS_ZONES", "").split(",") if "=" in z)
+        return zones.get(opt(args, "--instance-ids"), "us-east-1a")
 
     if op == "attach-volume":
         vid, inst = opt(args, "--volume-id"), opt(args, "--instance-id")
@@ -149,7 +167,8 @@ def handle(argv, st):
             fail("InvalidVolume.NotFound", opname, "The volume '%s' does not exist." % vid)
         if vols[vid]["attachments"]:
             fail("VolumeInUse", opname, "Volume %s is currently attached" % vid)
-        os.remove(vols[vid]["image"])
+        if os.path.exists(vols[vid]["image"]):
+            os.remove(vols[vid]["image"])
         del vols[vid]
         return None
 

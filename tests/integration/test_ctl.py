@@ -502,6 +502,199 @@ class CrashTest(CtlTestCase):
         self.assert_sample_equal(dst, items)
         self.assert_clean(work)
 
+class SidesTest(CtlTestCase):
+    """`warm --side rw` and `warm --side ro`: one host's half each, two work directories
+    standing in for the source host and the populator host, one loop image between them
+    (each side its own loop device on it, as each host has its own EBS attachment)."""
+
+    def setUp(self):
+        super().setUp()
+        self.shared = self.work("shared")  # where the "volume" lives
+        self.image = os.path.join(self.shared, "volume.img")
+
+    def rw_plan(self, src, work, *extra):
+        return ["--side", "rw", "--source", src.addr, "--work", work, "--backend", "loop",
+                "--volume", self.image, "--size", "512M", "--threads", "1", "--json"] + \
+            list(extra)
+
+    def ro_plan(self, src, dst, work, *extra):
+        return ["--side", "ro", "--source", src.addr, "--dest", dst.addr, "--work", work,
+                "--backend", "loop", "--volume", self.image, "--threads", "1",
+                "--cycle-ms", "50", "--min-ratio", "1", "--wait-volume", "60", "--json"] + \
+            list(extra)
+
+    def start(self, plan, env=None):
+        return subprocess.Popen([CTL, "warm"] + plan, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env)
+
+    def finish(self, proc, want=0):
+        out, err = proc.communicate(timeout=600)
+        self.assertEqual(proc.returncode, want, err[-4000:])
+        return last_json(out), err
+
+    def assert_all_equal(self, dst, items):
+        c = dst.client()
+        for key, value, _, flags in items:
+            got = c.get(key)
+            self.assertIsNotNone(got, "%r missing in the destination" % key)
+            self.assertEqual((got[0], got[1]), (value, flags), "item %r" % key)
+
+    def wait_phase(self, work, phase, timeout=60):
+        state = os.path.join(work, "ctl.state")
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if os.path.exists(state):
+                with open(state) as f:
+                    if "phase=%s\n" % phase in f.read():
+                        return
+            time.sleep(0.005)
+        self.fail("%s never reached phase %s" % (work, phase))
+
+    def status(self, work):
+        return json.loads(self.ctl("status", "--work", work, "--json").stdout)
+
+    def release_and_check(self, rw_work, *ro_works):
+        self.ctl("release", "--work", rw_work)
+        self.ctl("release", "--work", rw_work)  # a second release: nothing to do
+        self.assertFalse(os.path.exists(self.image), "the volume was not deleted")
+        for w in (rw_work,) + ro_works:
+            self.assert_clean(w)
+        self.assertEqual(mounts_under(self.shared), [])
+
+    def test_halves_started_concurrently_complete_and_verify_item_by_item(self):
+        src, dst = self.server(memory_mb=512), self.server(memory_mb=512)
+        items = self.fill(src, 40000)
+        rw_work, ro_work = self.work("source-host"), self.work("populator-host")
+        ro = self.start(self.ro_plan(src, dst, ro_work))  # first: it waits for the volume
+        time.sleep(1)
+        self.assertIsNone(ro.poll(), "the ro half did not wait for the volume")
+        rw = self.start(self.rw_plan(src, rw_work))
+        rw_report, rw_err = self.finish(rw)
+        ro_report, ro_err = self.finish(ro)
+        self.assertEqual((rw_report["side"], rw_report["phase"]), ("rw", "dumped"))
+        self.assertEqual((ro_report["side"], ro_report["phase"]), ("ro", "done"), ro_err)
+        self.assertIn("waiting for the source host", ro_err)
+        self.assertEqual(ro_report["verify_ratio"], 1.0)
+        self.assertEqual(ro_report["items_sent"], len(items))
+        self.assert_all_equal(dst, items)
+        self.assertEqual(mounts_under(ro_work), [])  # the reader took its attachment down
+        self.assertEqual(len(loops_on(self.image)), 1)  # only the writer's is left
+        st = self.status(rw_work)
+        self.assertEqual((st["side"], st["phase"], st["dump_exit"]), ("rw", "dumped", 0))
+        st = self.status(ro_work)
+        self.assertEqual((st["side"], st["phase"]), ("ro", "done"))
+        self.assertEqual(st["items_sent"], len(items))
+        # both halves again: finished already, 0 at once, nothing applied twice
+        again = self.ctl("warm", *self.rw_plan(src, rw_work))
+        self.assertIn("finished already", again.stderr)
+        again = self.ctl("warm", *self.ro_plan(src, dst, ro_work))
+        self.assertEqual(last_json(again.stdout)["items_sent"], len(items))
+        self.release_and_check(rw_work, ro_work)
+
+    def test_release_refused_while_a_reader_is_attached(self):
+        src, dst = self.server(), self.server()
+        items = self.fill(src, 5000)
+        rw_work, ro_work = self.work("source-host"), self.work("populator-host")
+        self.finish(self.start(self.rw_plan(src, rw_work)))
+        # the reader's controller dies with its attachment mounted
+        env = dict(os.environ, MCW_CTL_CRASH_AT="populated")
+        p = self.ctl("warm", *self.ro_plan(src, dst, ro_work), env=env, check=None)
+        self.assertEqual(p.returncode, -9)
+        reader = loops_on(self.image)
+        self.assertEqual(len(reader), 2)
+        p = self.ctl("release", "--work", rw_work, "--json", check=75)
+        self.assertIn("still attached", p.stderr)
+        self.assertTrue(any("/dev/" + d in p.stderr for d in reader), p.stderr)
+        self.assertTrue(os.path.exists(self.image))
+        report, _ = self.finish(self.start(self.ro_plan(src, dst, ro_work)))
+        self.assertEqual(report["verify_ratio"], 1.0)
+        self.assert_all_equal(dst, items)
+        self.release_and_check(rw_work, ro_work)
+
+    def test_rw_half_killed_mid_dump_then_run_again_continues(self):
+        src, dst = self.server(memory_mb=1024), self.server(memory_mb=1024)
+        items = self.fill(src, 200000)
+        rw_work, ro_work = self.work("source-host"), self.work("populator-host")
+        ro = self.start(self.ro_plan(src, dst, ro_work))
+        rw = self.start(self.rw_plan(src, rw_work))
+        self.wait_phase(rw_work, "dumping")
+        time.sleep(0.4)  # some key chunks finish
+        rw.kill()
+        rw.communicate()
+        dumper = subprocess.run(["pgrep", "-f", "mcwarm dump .*--out %s" % rw_work],
+                                capture_output=True, text=True).stdout.split()
+        for pid in dumper:  # the dumper dies too: the next run continues its checkpoint
+            os.kill(int(pid), signal.SIGKILL)
+        report, err = self.finish(self.start(self.rw_plan(src, rw_work)))
+        self.assertIn("continuing the warm-up", err)
+        if dumper:
+            self.assertIn("continuing it from its checkpoint", err)
+        self.assertEqual(report["dump_attempt"], 1, "a new attempt instead of continuing")
+        ro_report, ro_err = self.finish(ro)
+        self.assertEqual(ro_report["verify_ratio"], 1.0, ro_err)
+        self.assert_sample_equal(dst, items, step=7)
+        self.release_and_check(rw_work, ro_work)
+
+    def test_ro_half_killed_mid_pass_then_run_again_continues(self):
+        src, dst = self.server(memory_mb=512), self.server(memory_mb=512)
+        items = self.fill(src, 40000)
+        rw_work, ro_work = self.work("source-host"), self.work("populator-host")
+        rw = self.start(self.rw_plan(src, rw_work))
+        env = dict(os.environ, MCW_CTL_CRASH_AT="pass")
+        p = self.ctl("warm", *self.ro_plan(src, dst, ro_work), env=env, check=None)
+        self.assertEqual(p.returncode, -9)
+        report, err = self.finish(self.start(self.ro_plan(src, dst, ro_work)))
+        self.assertIn("continuing the warm-up", err)
+        self.assertEqual(report["verify_ratio"], 1.0)
+        self.assertLessEqual(report["items_sent"], len(items))  # nothing applied twice
+        self.assert_all_equal(dst, items)
+        self.finish(rw)
+        self.assertEqual(len(loops_on(self.image)), 1)
+        self.release_and_check(rw_work, ro_work)
+
+    def test_resize_one_dump_read_by_two_groups(self):
+        from test_filters import make_keys, owners, value_of
+        src = self.server(memory_mb=512)
+        new = [self.server(memory_mb=512), self.server(memory_mb=512)]
+        keys = make_keys(20000, seed=5)
+        src.client().set_many([(k, value_of(k), 0, 0) for k in keys])
+        ring_to = [s.addr for s in new]
+        ring = ["--ring", "libmemcached", "--ring-from", src.addr, "--ring-to",
+                ",".join(ring_to)]
+        rw_work = self.work("source-host")
+        ro_works = [self.work("populator-%d" % i) for i in range(2)]
+        readers = [self.start(self.ro_plan(src, s, w, "--group", s.addr.replace(":", "_"),
+                                           *ring))
+                   for s, w in zip(new, ro_works)]
+        self.finish(self.start(self.rw_plan(src, rw_work, *ring)))
+        for r in readers:
+            report, err = self.finish(r)
+            self.assertEqual(report["verify_ratio"], 1.0, err)
+        after = owners("libmemcached", ring_to, keys)
+        for j, s in enumerate(new):  # every key at its new owner, and only there
+            c = s.client()
+            for k, o in zip(keys, after):
+                got = c.get(k)
+                if o == j:
+                    self.assertIsNotNone(got, "%r missing at %s" % (k, s.addr))
+                    self.assertEqual(got[0], value_of(k))
+                else:
+                    self.assertIsNone(got, "%r copied to %s, not its owner" % (k, s.addr))
+        self.release_and_check(rw_work, *ro_works)
+
+    def test_usage(self):
+        src = self.server()
+        w = self.work()
+        p = self.ctl("warm", "--side", "ro", "--source", src.addr, "--work", w, "--volume",
+                     self.image, check=64)
+        self.assertIn("needs --source and --dest", p.stderr)
+        p = self.ctl("warm", "--side", "rw", "--source", src.addr, "--work", w, check=64)
+        self.assertIn("needs --volume PATH", p.stderr)
+        p = self.ctl("warm", *self.rw_plan(src, w, "--group", "x_1"), check=64)
+        self.assertIn("--group is for --side ro", p.stderr)
+        p = self.ctl("release", "--work", self.work("empty"))
+        self.assertIn("nothing to do", p.stderr)
+
 
 class Ec2Test(CtlTestCase):
     """The ec2 backend through a fake `aws` that keeps real loop devices behind each
@@ -605,6 +798,107 @@ class Ec2Test(CtlTestCase):
                                "detach-volume i-pop", "detach-volume i-src", "delete-volume"])
         self.assertEqual(self.fake_volumes(), {})
         self.assert_clean(work)
+
+    def seed_volume(self, tag, **fields):
+        """A volume made outside mcwarm-ctl, in the fake's state."""
+        path = os.path.join(self.fake, "state.json")
+        st = {"volumes": {}, "next": 100, "throttled": 0}
+        if os.path.exists(path):
+            with open(path) as f:
+                st = json.load(f)
+        vid = "vol-%017x" % (0xdef000 + len(st["volumes"]))
+        st["volumes"][vid] = dict({"state": "available", "polls": 0, "tag": tag,
+                                   "image": os.path.join(self.fake, vid + ".img"),
+                                   "attachments": {}, "type": "io2", "multi_attach": True,
+                                   "zone": "us-east-1a"}, **fields)
+        with open(path, "w") as f:
+            json.dump(st, f)
+        return vid
+
+    def side_plan(self, side, src, work, *extra, dst=None):
+        plan = ["--side", side, "--backend", "ec2", "--source", src.addr, "--work", work,
+                "--region", "us-east-1", "--attach-timeout", "5", "--json"]
+        if dst is not None:
+            plan += ["--dest", dst.addr, "--min-ratio", "1", "--cycle-ms", "50",
+                     "--wait-volume", "60", "--idle-timeout", "30"]
+        return plan + list(extra)
+
+    def assert_nothing_created(self):
+        ops = [o.split()[0] for o in self.ops()]
+        for op in ("create-volume", "attach-volume"):
+            self.assertNotIn(op, ops)
+
+    def test_plans_ec2_cannot_carry_out_are_refused_before_anything_is_created(self):
+        src, dst = self.server(), self.server()
+        cases = [
+            # the populator in another availability zone than the source and volume
+            ("zone", lambda w: self.plan(src, dst, w), {"FAKE_AWS_ZONES": "i-pop=us-east-1b"},
+             None, "the populator instance i-pop is in us-east-1b but the volume is in "
+             "us-east-1a"),
+            # an existing volume that is not io2 multi-attach
+            ("gp3", lambda w: self.side_plan("rw", src, w, "--volume", "gp3-vol",
+                                             "--instance-rw", "i-src", "--size", "1G"), {},
+             dict(tag="gp3-vol", type="gp3", multi_attach=False),
+             "is gp3 without multi-attach, not io2 with multi-attach"),
+            # an existing volume in another zone than the instance
+            ("az", lambda w: self.side_plan("ro", src, w, "--volume", "far-vol",
+                                            "--instance-ro", "i-pop", dst=dst), {},
+             dict(tag="far-vol", zone="us-east-1c"), "is in us-east-1c, but the plan"),
+            # a volume already attached to 16 instances
+            ("full", lambda w: self.side_plan("ro", src, w, "--volume", "full-vol",
+                                              "--instance-ro", "i-pop", dst=dst), {},
+             dict(tag="full-vol", state="in-use",
+                  attachments={"i-%02d" % i: {"state": "attached", "device": None}
+                               for i in range(16)}),
+             "already attached to 16 instances, the io2 multi-attach limit (16)"),
+        ]
+        for name, plan, env, seed, message in cases:
+            with self.subTest(case=name):
+                if os.path.exists(os.path.join(self.fake, "calls.log")):
+                    os.remove(os.path.join(self.fake, "calls.log"))
+                if seed is not None:
+                    self.seed_volume(**seed)
+                p = self.ctl("warm", *plan(self.work("work-" + name)),
+                             env=dict(self.env, **env), check=64)
+                self.assertIn("nothing was created", p.stderr)
+                self.assertIn(message, p.stderr)
+                self.assert_nothing_created()
+
+    def test_halves_on_ec2_a_populator_reads_two_volumes(self):
+        srcs = [self.server(), self.server()]
+        dsts = [self.server(), self.server()]
+        items = [self.fill(s, 5000, prefix=b"s%d-" % i) for i, s in enumerate(srcs)]
+        rw_works = [self.work("source-%d" % i) for i in range(2)]
+        ro_works = [self.work("populator-%d" % i) for i in range(2)]
+        readers = [subprocess.Popen(
+            [CTL, "warm"] + self.side_plan("ro", s, w, "--instance-ro", "i-pop", dst=d),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env)
+            for s, d, w in zip(srcs, dsts, ro_works)]
+        for i, (s, w) in enumerate(zip(srcs, rw_works)):
+            p = self.ctl("warm", *self.side_plan("rw", s, w, "--instance-rw", "i-src%d" % i,
+                                                 "--size", "1G"), env=self.env)
+            self.assertEqual(last_json(p.stdout)["phase"], "dumped")
+        for r, d, its in zip(readers, dsts, items):
+            out, err = r.communicate(timeout=120)
+            if os.environ.get("DEBUG_SIDES"):
+                sys.stderr.write(err)
+            if r.returncode != 0:
+                for w in ro_works:
+                    os.system("cat %s/ctl.state %s/*.log >&2; ls -la %s/ro %s/ro/* >&2"
+                              % (w, w, w, w))
+            self.assertEqual(r.returncode, 0, err[-3000:])
+            self.assertEqual(last_json(out)["verify_ratio"], 1.0)
+            self.assert_sample_equal(d, its, step=13)
+        vols = self.fake_volumes()
+        self.assertEqual(len(vols), 2)
+        for v in vols.values():  # each volume: only its writer is left attached
+            self.assertEqual([k for k in v["attachments"] if not k.startswith("i-src")], [])
+        for w in rw_works:
+            self.ctl("release", "--work", w, env=self.env)
+            self.ctl("release", "--work", w, env=self.env)
+        self.assertEqual(self.fake_volumes(), {})
+        for w in rw_works + ro_works:
+            self.assert_clean(w)
 
     def test_no_aws_cli_is_a_clear_error(self):
         src, dst = self.server(), self.server()

@@ -1,0 +1,268 @@
+/*
+ * reader.c: the populator's half of a warm-up: remount cycles and `mcwarm populate
+ * --once` passes until the dump's MANIFEST is fully applied, then `mcwarm verify`.
+ *
+ *   ctl_read_cycles: (cycle: remount ro -> which attempt -> populate pass)* -> applied
+ *   ctl_verify:      verify against the source, with the plan's filters
+ *
+ * With both halves on one host the dumper is ours and its end is known; a reader on its
+ * own host knows the dump only from the volume: it follows the highest dump-<n> the
+ * writer made, takes DONE (or every group's DONE) as the end, and gives up after
+ * plan->idle_s without a new file. Populate passes are journaled (WORK/pop-<n>), so a
+ * repeated cycle, or a reader killed and started again, never applies a file twice.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "ctl_private.h"
+
+#define CYCLES_AFTER_DUMP_MAX 20 /* passes allowed after the dump ended */
+#define CTL_RUN_ARGS_MAX      (24 + CTL_FILTER_ARGS_MAX)
+#define JSON_REPORT_MAX	      8192 /* the part of a JSON summary searched for a number */
+
+unsigned ctl_count_chunks(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *de;
+	unsigned n = 0;
+	while (d && (de = readdir(d)) != NULL) {
+		size_t l = strlen(de->d_name);
+		n += strncmp(de->d_name, "chunk-", 6) == 0 && l > 4 &&
+		     strcmp(de->d_name + l - 4, ".mcw") == 0;
+	}
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/* A number from a flat JSON object: 0 if absent. */
+static double json_num(const char *path, const char *key)
+{
+	char text[JSON_REPORT_MAX], pat[64];
+	FILE *f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	snprintf(pat, sizeof(pat), "\"%s\":", key);
+	char *at = strstr(text, pat);
+	return at ? strtod(at + strlen(pat), NULL) : 0;
+}
+
+static void progress(const struct ctl_plan *p, const struct ctl_state *s, bool tty)
+{
+	if (!tty)
+		return;
+	char dir[CTL_PATH_MAX + 32];
+	ctl_dump_dir(dir, sizeof(dir), p, p->side == SIDE_RO ? EBS_RO : EBS_RW, s->dump_n);
+	unsigned written = ctl_count_chunks(dir);
+	fprintf(stderr,
+		"\r\033[Kwarm: %s | dump %s: %u chunk files | populate: %llu applied (lag %lld), "
+		"%llu items | cycle %u",
+		ctl_phase_name(s->phase), s->dump_exit == 0 ? "done" : "running", written,
+		(unsigned long long)s->files_applied,
+		(long long)written - (long long)s->files_applied, (unsigned long long)s->items_sent,
+		s->cycles);
+	fflush(stderr);
+}
+
+/* The reader on its own host: the writer's latest attempt (dump-<n>, highest n) as the
+ * reader sees it now; a newer one than we read replaces it (and its journal). */
+static void follow_attempt(const struct ctl_plan *p, struct ctl_state *s)
+{
+	char top[CTL_PATH_MAX + 32];
+	if (p->vol.kind == EBS_DIR)
+		snprintf(top, sizeof(top), "%s", p->vol.path);
+	else
+		ctl_path(top, sizeof(top), p, "ro");
+	DIR *d = opendir(top);
+	struct dirent *de;
+	unsigned n, latest = 0;
+	while (d && (de = readdir(d)) != NULL)
+		if (sscanf(de->d_name, "dump-%u", &n) == 1 && n > latest)
+			latest = n;
+	if (d)
+		closedir(d);
+	if (latest > s->dump_n) {
+		if (s->dump_n > 0)
+			fprintf(stderr,
+				"mcwarm-ctl: the source host started dump attempt %u: "
+				"reading it\n",
+				latest);
+		s->dump_n = latest;
+		s->files_applied = 0;
+		ctl_state_save(p->work, s);
+	}
+}
+
+/* One populate pass over what the reader sees now. 0: complete; 1: not yet; else fail. */
+static int populate_pass(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap)
+{
+	char from[CTL_PATH_MAX + 32 + CTL_GROUP_MAX], state[CTL_PATH_MAX + 32],
+	    out[CTL_PATH_MAX + 32], log[CTL_PATH_MAX + 32], mem[32], thr[16];
+	ctl_dump_dir(from, sizeof(from), p, EBS_RO, s->dump_n);
+	ctl_path(state, sizeof(state), p, "pop-%u", s->dump_n);
+	ctl_path(out, sizeof(out), p, "populate-%u.json", s->dump_n);
+	ctl_path(log, sizeof(log), p, "populate-%u.log", s->dump_n);
+	struct stat sb;
+	if (s->dump_n == 0 || stat(from, &sb) < 0)
+		return 1; /* the dumper has not made its directory visible yet */
+	snprintf(mem, sizeof(mem), "%llu", (unsigned long long)p->memory_bytes);
+	snprintf(thr, sizeof(thr), "%u", p->threads);
+	char *args[] = { "populate",
+			 "--dest",
+			 (char *)p->dest,
+			 "--from",
+			 from,
+			 "--state",
+			 state,
+			 "--once",
+			 "--json",
+			 "-q",
+			 "--memory",
+			 mem,
+			 p->threads ? "--threads" : NULL,
+			 thr,
+			 NULL };
+	int code = ctl_run_mcwarm(p, args, out, log, &s->populate_pid, s);
+	uint64_t applied = (uint64_t)json_num(out, "files_done");
+	s->files_applied += applied;
+	s->items_sent += (uint64_t)json_num(out, "items_sent");
+	s->already_present += (uint64_t)json_num(out, "already_present");
+	if (applied > 0 && s->first_apply_ns == 0)
+		s->first_apply_ns = ctl_wall_ns();
+	s->cycles++;
+	s->last_cycle_ns = ctl_wall_ns();
+	ctl_state_save(p->work, s);
+	if (code == MCW_EXIT_OK || code == MCW_EXIT_INCOMPLETE)
+		return code;
+	if (code == MCW_EXIT_DATA && s->dump_exit != 0)
+		return 1; /* a file seen damaged while the dump runs: it may be rewritten */
+	snprintf(err, cap, "populate failed (exit %d): see %s", code, log);
+	return code;
+}
+
+/* Has the dump ended? Our own dumper tells; a reader on its own host reads DONE. */
+static int dump_state(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap)
+{
+	if (p->side != SIDE_RO)
+		return ctl_dump_check(p, s, err, cap);
+	char dir[CTL_PATH_MAX + 32 + CTL_GROUP_MAX];
+	follow_attempt(p, s);
+	ctl_dump_dir(dir, sizeof(dir), p, EBS_RO, s->dump_n);
+	if (s->dump_n > 0 && s->dump_exit != 0 && ctl_dump_is_done(dir)) {
+		s->dump_exit = 0;
+		s->dump_done_ns = ctl_wall_ns();
+	}
+	return 0;
+}
+
+/* A reader on its own host waits for the writer, but not forever. */
+static int idle_check(const struct ctl_plan *p, const struct ctl_state *s, int64_t since_ns,
+		      char *err, size_t cap)
+{
+	if (p->side != SIDE_RO || ctl_wall_ns() - since_ns < (int64_t)p->idle_s * 1000000000LL)
+		return 0;
+	return snprintf(err, cap,
+			"no new chunk file and no DONE from the source host in %u s "
+			"(dump attempt %u): is mcwarm-ctl warm --side rw still running there? "
+			"(mcwarm-ctl status on that host); run this again to go on waiting",
+			p->idle_s, s->dump_n),
+	       MCW_EXIT_TEMPFAIL;
+}
+
+static void pause_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+	nanosleep(&ts, NULL);
+}
+
+int ctl_read_cycles(const struct ctl_plan *p, struct ctl_state *s, bool tty, char *err, size_t cap)
+{
+	unsigned after_dump = 0;
+	uint64_t seen = s->files_applied;
+	unsigned seen_n = s->dump_n;
+	int64_t since_ns = ctl_wall_ns();
+	for (;;) {
+		/* our own dumper's end is known before the remount that shows all of it; a
+		 * remote one's only after the remount */
+		bool remote = p->side == SIDE_RO;
+		int code = remote ? 0 : dump_state(p, s, err, cap);
+		if (code == 0)
+			code = ctl_step_cycle(p, s, err, cap);
+		if (code == 0 && remote)
+			code = dump_state(p, s, err, cap);
+		if (code != 0)
+			return code;
+		bool dump_done = s->dump_exit == 0;
+		code = populate_pass(p, s, err, cap);
+		progress(p, s, tty);
+		if (code == 0 && dump_done)
+			return 0; /* the dump's MANIFEST is fully applied */
+		if (code != 0 && code != 1)
+			return code;
+		if (dump_done && ++after_dump > CYCLES_AFTER_DUMP_MAX)
+			return snprintf(err, cap,
+					"the dump finished but %u passes later its MANIFEST is "
+					"still not fully applied: see %s/populate-%u.log",
+					CYCLES_AFTER_DUMP_MAX, p->work, s->dump_n),
+			       MCW_EXIT_DATA;
+		if (s->files_applied != seen || s->dump_n != seen_n) {
+			seen = s->files_applied;
+			seen_n = s->dump_n;
+			since_ns = ctl_wall_ns();
+		}
+		code = idle_check(p, s, since_ns, err, cap);
+		if (code != 0)
+			return code;
+		if (!dump_done)
+			pause_ms(p->cycle_ms);
+	}
+}
+
+/* --keep for verify of one resize group: its node, host_port -> host:port. */
+static int group_keep(const struct ctl_plan *p, char **args, int n, char *node, size_t cap)
+{
+	bool ring_to = false, keep = false;
+	for (unsigned i = 0; i < p->nfilters; i++) {
+		ring_to |= strcmp(p->filter[i], "--ring-to") == 0;
+		keep |= strcmp(p->filter[i], "--keep") == 0;
+	}
+	if (p->group[0] == '\0' || !ring_to || keep)
+		return n;
+	snprintf(node, cap, "%s", p->group);
+	char *us = strrchr(node, '_');
+	if (us)
+		*us = ':';
+	args[n++] = "--keep";
+	args[n++] = node;
+	return n;
+}
+
+int ctl_verify(const struct ctl_plan *p, struct ctl_state *s)
+{
+	char out[CTL_PATH_MAX + 32], log[CTL_PATH_MAX + 32], ratio[32], node[CTL_GROUP_MAX];
+	ctl_path(out, sizeof(out), p, "verify.json");
+	ctl_path(log, sizeof(log), p, "verify.log");
+	snprintf(ratio, sizeof(ratio), "%g", p->min_ratio);
+	char *args[CTL_RUN_ARGS_MAX] = { "verify", "--source",	    (char *)p->source,
+					 "--dest", (char *)p->dest, "--min-ratio",
+					 ratio,	   "--json",	    "-q" };
+	int n = ctl_filter_args(p, args, 9, CTL_RUN_ARGS_MAX - 3);
+	n = group_keep(p, args, n, node, sizeof(node));
+	args[n] = NULL;
+	pid_t pid;
+	s->verify_exit = ctl_run_mcwarm(p, args, out, log, &pid, s);
+	s->verify_ratio = json_num(out, "warm_ratio");
+	s->phase = PHASE_VERIFIED;
+	s->verified_ns = ctl_wall_ns();
+	ctl_state_save(p->work, s);
+	return s->verify_exit;
+}
