@@ -34,6 +34,8 @@ PLAYBOOK_TIMEOUT_S = 600
 
 sys.path.insert(0, os.path.join(ROOT, "deploy", "ansible", "filter_plugins"))
 import mcwarm_fleet  # noqa: E402  (the playbook's own planning, tested without Ansible)
+sys.path.insert(0, os.path.join(ROOT, "deploy", "ansible", "roles", "mcwarm_warm", "files"))
+import halves  # noqa: E402  (what runs the halves on each host)
 
 
 def host_client(host):
@@ -149,20 +151,47 @@ class PlanTest(unittest.TestCase):
 
     def test_report_rows_name_the_failing_half(self):
         plan = mcwarm_fleet.mcwarm_plan(self.replica())
-        ok = dict(rc=0, stdout='{"ok":true,"items_sent":10,"verify_ratio":1.0}', stderr="")
+        ok = dict(rc=0, running=False, report=dict(ok=True, items_sent=10, verify_ratio=1.0),
+                  stderr=[])
         results = {}
         for v, p in zip(plan["volumes"], plan["pairs"]):
             results[v["id"]] = dict(rw=ok, ro={p["id"]: ok}, release=dict(rc=0))
         bad = plan["volumes"][1]["id"]
-        results[bad]["rw"] = dict(rc=69, stdout="", stderr="mcwarm-ctl: cannot reach X\n")
+        results[bad]["rw"] = dict(rc=69, running=False, report=None,
+                                  stderr=["mcwarm-ctl: cannot reach X"])
+        results[plan["volumes"][2]["id"]]["release"] = dict(rc=75, stderr="reader attached")
         rows = mcwarm_fleet.mcwarm_rows(plan, [results])
-        self.assertEqual([r["ok"] for r in rows], [True, False, True])
+        self.assertEqual([r["ok"] for r in rows], [True, False, False])
+        self.assertEqual(rows[0]["items"], 10)
         self.assertEqual(rows[1]["error"], "source half (exit 69): mcwarm-ctl: cannot reach X")
+        self.assertEqual(rows[2]["error"], "release (exit 75): reader attached")
         table = mcwarm_fleet.mcwarm_table(rows)
-        self.assertIn("cannot reach X", table[-2])  # failures last
-        self.assertEqual(table[-1], "2 of 3 pairs warmed: the run is NOT whole")
+        self.assertIn("cannot reach X", table[-3])  # failures last
+        self.assertEqual(table[-1], "1 of 3 pairs warmed: the run is NOT whole")
         rows = mcwarm_fleet.mcwarm_rows(plan, [])
         self.assertIn("no result", rows[0]["error"])
+
+    def test_halves_are_found_again_and_report_their_end(self):
+        tmp = TempDir()
+        try:
+            work = tmp.sub("w")
+            argv = [sys.executable, "-c", "import sys, time; time.sleep(float(sys.argv[1])); "
+                    "print('{\"ok\": true}'); sys.exit(3)", "0.5", "--work", work]
+            self.assertEqual(halves.start([dict(work=work, argv=argv)])[work]["state"],
+                             "started")
+            self.assertEqual(halves.start([dict(work=work, argv=argv)])[work]["state"],
+                             "running", "a running half was started twice")
+            got = halves.wait(30, [work])
+            self.assertTrue(got["done"])
+            self.assertEqual(got["halves"][work]["rc"], 3)
+            self.assertEqual(got["halves"][work]["report"], {"ok": True})
+            argv[3] = "60"
+            halves.start([dict(work=work, argv=argv)])
+            self.assertFalse(halves.wait(0.2, [work])["done"])
+            self.assertTrue(halves.stop([dict(work=work)])[work]["stopped"])
+            self.assertEqual(halves.wait(0, [work])["halves"][work]["rc"], 143)
+        finally:
+            tmp.cleanup()
 
 
 class FleetTestCase(unittest.TestCase):

@@ -170,63 +170,88 @@ def mcwarm_plan(r):
     return dict(name=r["name"], shape=shape, volumes=volumes, pairs=pairs, hosts=hosts)
 
 
-def _last_json(text):
-    for line in reversed(str(text or "").splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except ValueError:
-                return None
+def mcwarm_halves_to_start(items, argv_key, ctl, extra):
+    """What halves.py start takes: each volume's or pair's work and its command line."""
+    return [dict(work=i["work"], argv=list(ctl) + i[argv_key] + list(extra)) for i in items]
+
+
+def mcwarm_halves_to_stop(pairs, ctl):
+    """What halves.py stop takes: each reader, and the detach of its attachment."""
+    return [dict(work=p["work"], after=[ctl, "detach", "--side", "ro", "--work", p["work"]] +
+                 p["vol_argv"]) for p in pairs]
+
+
+def _states(result):
+    """{work: state} from one halves.py wait task result ({} when it did not answer)."""
+    try:
+        return json.loads(result.get("stdout") or "{}").get("halves", {})
+    except (AttributeError, ValueError):
+        return {}
+
+
+def _trouble(result, where):
+    """Why a halves.py task on a host gave no answer, or None."""
+    if not result:
+        return "%s: no answer (its host was unreachable or the play stopped)" % where
+    if result.get("unreachable"):
+        return "%s: unreachable: %s" % (where, result.get("msg", ""))
+    if result.get("rc") not in (0, None) or result.get("failed"):
+        err = (result.get("stderr") or result.get("msg") or "").strip().splitlines()
+        return "%s: %s" % (where, err[-1] if err else "failed")
     return None
 
 
-def _why(job, half):
-    """The failing half's own words: its JSON error, else its last line on stderr."""
-    if not job:
-        return "%s half: no result (its host was unreachable or the play stopped)" % half
-    j = _last_json(job.get("stdout"))
-    if j and j.get("error"):
-        return "%s half: %s" % (half, j["error"])
-    err = [l for l in str(job.get("stderr") or "").splitlines() if l.strip()]
-    if err:
-        return "%s half (exit %s): %s" % (half, job.get("rc"), err[-1].strip())
-    return "%s half: exit %s %s" % (half, job.get("rc"), job.get("msg") or "")
+def mcwarm_failed_sources(pairs, rw_wait):
+    """The pairs whose source half ended without success (or never reported)."""
+    states = _states(rw_wait)
+    return [p for p in pairs if (states.get(p["rw_work"]) or {}).get("rc") != 0]
 
 
-def _job(result):
-    """A final async_status (or command) result as {rc, stdout, stderr, msg}; a job still
-    running when the wait gave up has no rc."""
-    if not result or result.get("skipped"):
-        return None
-    job = dict(rc=result.get("rc"), stdout=result.get("stdout", ""),
-               stderr=result.get("stderr", ""), msg=result.get("msg", ""))
-    if "finished" in result and not result.get("finished"):
-        job.update(rc=None, msg="still running when the wait gave up (mcwarm_timeout_s)")
-    return job
-
-
-def mcwarm_collect(volumes, rw_done, ro_done, released):
-    """The results of one source host's role run, {volume id: {rw, ro: {pair id}, release}}
-    from the registered loop results of its wait and release tasks."""
-    out = {v["id"]: dict(rw=None, ro={}, release=None) for v in volumes}
-    for r in rw_done or []:
-        vol = r["item"]["item"]
-        out[vol["id"]]["rw"] = _job(r)
-    for r in ro_done or []:
-        pair = r["item"]["item"]
-        out[pair["volume_id"]]["ro"][pair["id"]] = _job(r)
-    for r in released or []:
-        out[r["item"]["id"]]["release"] = _job(r)
+def mcwarm_collect(volumes, pairs, rw_wait, ro_started, ro_wait, released):
+    """One source host's results, {volume id: {rw: half, ro: {pair id: half}, release:
+    {rc, stderr}}}; a half is halves.py's state of it, or {error} when nobody could
+    say."""
+    out = {}
+    rw_states, rw_trouble = _states(rw_wait), _trouble(rw_wait, "source host")
+    ro_states, ro_trouble = {}, {}
+    for results in (ro_started, ro_wait):
+        for r in (results or {}).get("results", []):
+            host = r["item"][0]
+            trouble = _trouble(r, "populator host %s" % host)
+            if trouble:
+                ro_trouble.setdefault(host, trouble)
+            ro_states.update(_states(r))
+    rel = {r["item"]["id"]: r for r in (released or {}).get("results", [])}
+    for v in volumes:
+        out[v["id"]] = dict(rw=rw_states.get(v["work"]) or dict(error=rw_trouble), ro={},
+                            release=rel.get(v["id"]))
+    for p in pairs:
+        out[p["volume_id"]]["ro"][p["id"]] = ro_states.get(p["work"]) or dict(
+            error=ro_trouble.get(p["populator"]) or "no answer from populator host %s" %
+            p["populator"])
     return out
 
 
-def mcwarm_failed_sources(pairs, rw_done):
-    """The pairs whose source half ended without success."""
-    bad = {r["item"]["item"]["id"] for r in rw_done or []
-           if not r.get("skipped") and r.get("rc") != 0}
-    started = {r["item"]["item"]["id"] for r in rw_done or [] if not r.get("skipped")}
-    return [p for p in pairs if p["volume_id"] in bad or p["volume_id"] not in started]
+def _why(half, what):
+    """The failing half's own words: its report's error, else its last line on stderr."""
+    if not half:
+        return "%s half: no result (its host was unreachable or the play stopped)" % what
+    if half.get("error"):
+        return "%s half: %s" % (what, half["error"])
+    if half.get("running"):
+        return "%s half: still running when the wait gave up (mcwarm_timeout_s)" % what
+    report = half.get("report") or {}
+    words = report.get("error") or (half.get("stderr") or [""])[-1].strip()
+    if half.get("rc") is None:
+        return "%s half: ended without an exit status (killed?) %s" % (what, words)
+    return "%s half (exit %s): %s" % (what, half.get("rc"), words)
+
+
+def _release_error(rel):
+    if not rel:
+        return "release: not run"
+    err = (rel.get("stderr") or rel.get("msg") or "").strip().splitlines()
+    return "release (exit %s): %s" % (rel.get("rc"), err[-1] if err else "")
 
 
 def mcwarm_rows(plan, results):
@@ -235,29 +260,25 @@ def mcwarm_rows(plan, results):
     merged = {}
     for r in results or []:
         merged.update(r or {})
-    results = merged
     rows = []
     for p in plan["pairs"]:
-        got = results.get(p["volume_id"]) or {}
+        got = merged.get(p["volume_id"]) or {}
         rw, ro = got.get("rw"), (got.get("ro") or {}).get(p["id"])
         release = got.get("release")
         row = dict(pair=p["id"], source=p["source"], dest=p["dest"],
                    populator=p["populator"], volume=p["volume"], ok=False, items=None,
                    bytes=None, seconds=None, verify_ratio=None, exit_code=None, error="")
-        rj = _last_json(ro.get("stdout")) if ro else None
-        if rj:
-            row.update(items=rj.get("items_sent", rj.get("items")),
-                       bytes=rj.get("bytes_sent", rj.get("bytes")),
-                       seconds=rj.get("total_seconds", rj.get("seconds")),
-                       verify_ratio=rj.get("verify_ratio"))
-        if ro:
-            row["exit_code"] = ro.get("rc")
+        rj = (ro or {}).get("report") or {}
+        row.update(items=rj.get("items_sent", rj.get("items")),
+                   bytes=rj.get("bytes_sent", rj.get("bytes")),
+                   seconds=rj.get("total_seconds", rj.get("seconds")),
+                   verify_ratio=rj.get("verify_ratio"), exit_code=(ro or {}).get("rc"))
         if not rw or rw.get("rc") != 0:
             row["error"] = _why(rw, "source")
         elif not ro or ro.get("rc") != 0:
             row["error"] = _why(ro, "populator")
         elif not release or release.get("rc") != 0:
-            row["error"] = _why(release, "release")
+            row["error"] = _release_error(release)
         else:
             row["ok"] = True
         rows.append(row)
@@ -285,6 +306,7 @@ def mcwarm_table(rows):
 
 class FilterModule:
     def filters(self):
-        return dict(mcwarm_plan=mcwarm_plan, mcwarm_collect=mcwarm_collect,
-                    mcwarm_failed_sources=mcwarm_failed_sources, mcwarm_rows=mcwarm_rows,
-                    mcwarm_table=mcwarm_table)
+        return dict(mcwarm_plan=mcwarm_plan, mcwarm_halves_to_start=mcwarm_halves_to_start,
+                    mcwarm_halves_to_stop=mcwarm_halves_to_stop,
+                    mcwarm_failed_sources=mcwarm_failed_sources, mcwarm_collect=mcwarm_collect,
+                    mcwarm_rows=mcwarm_rows, mcwarm_table=mcwarm_table)
