@@ -12,7 +12,8 @@ earlier state: that is what makes the playbook converge.
                       node's populator reads every source volume
     resize   N -> M   every source dumps with --ring-from OLD --ring-to NEW (one group per
                       new owner); each new owner's populator reads its group <host>_<port>
-                      from every source volume (several read-only halves on one host)
+                      from every source volume (several read-only halves on one host) but
+                      its own
 """
 import json
 import re
@@ -151,6 +152,9 @@ def mcwarm_plan(r):
                             rw_work] + vargs + _instance(s, "instance", "--instance-rw") +
                    common + filters + rw_extra + ["--json"])
         targets = [(i, dests[i])] if shape == "replica" else list(enumerate(dests))
+        if shape == "resize":  # a node's own group of its own dump is empty: the keys
+            # that stay with it are not dumped
+            targets = [(j, d) for j, d in targets if d["memcached"] != s["memcached"]]
         for j, d in targets:
             dslug = _slug(d["memcached"])
             ro_work = "%s/ro-%s-to-%s" % (work, sslug, dslug)
@@ -175,10 +179,12 @@ def mcwarm_halves_to_start(items, argv_key, ctl, extra):
     return [dict(work=i["work"], argv=list(ctl) + i[argv_key] + list(extra)) for i in items]
 
 
-def mcwarm_halves_to_stop(pairs, ctl):
-    """What halves.py stop takes: each reader, and the detach of its attachment."""
-    return [dict(work=p["work"], after=[ctl, "detach", "--side", "ro", "--work", p["work"]] +
-                 p["vol_argv"]) for p in pairs]
+def mcwarm_halves_to_stop(pairs, ctl, extra):
+    """What halves.py stop takes: each reader, and then the same half once more with
+    nothing to wait for, so that it ends through its own failure path, which unmounts and
+    detaches this host's read-only attachment and keeps its journal for a later run."""
+    return [dict(work=p["work"], after=[ctl] + p["ro_argv"] + list(extra) +
+                 ["--wait-volume", "1", "--idle-timeout", "1"]) for p in pairs]
 
 
 def _states(result):
@@ -268,11 +274,13 @@ def mcwarm_rows(plan, results):
         row = dict(pair=p["id"], source=p["source"], dest=p["dest"],
                    populator=p["populator"], volume=p["volume"], ok=False, items=None,
                    bytes=None, seconds=None, verify_ratio=None, exit_code=None, error="")
-        rj = (ro or {}).get("report") or {}
+        rj, sj = (ro or {}).get("report") or {}, (rw or {}).get("report") or {}
         row.update(items=rj.get("items_sent", rj.get("items")),
                    bytes=rj.get("bytes_sent", rj.get("bytes")),
                    seconds=rj.get("total_seconds", rj.get("seconds")),
-                   verify_ratio=rj.get("verify_ratio"), exit_code=(ro or {}).get("rc"))
+                   verify_ratio=rj.get("verify_ratio"), exit_code=(ro or {}).get("rc"),
+                   already_present=rj.get("already_present"),
+                   dump_seconds=sj.get("dump_seconds"), dump_attempt=sj.get("dump_attempt"))
         if not rw or rw.get("rc") != 0:
             row["error"] = _why(rw, "source")
         elif not ro or ro.get("rc") != 0:

@@ -12,7 +12,7 @@ Next to its work directory WORK it keeps:
     wait  {"seconds": S, "works": [W, ...]}   block up to S seconds until every half has
                                               ended; print each one's state as JSON
     stop  [{"work": W, "after": [...]}, ...]  end each half (its process group), record
-                                              exit 143, then run `after` (a detach)
+                                              exit 143, then run `after` (its cleanup)
 """
 import json
 import os
@@ -53,6 +53,8 @@ def start(halves):
             p = subprocess.Popen(["/bin/sh", "-c", RUNNER, work] + h["argv"],
                                  stdin=subprocess.DEVNULL, stdout=o, stderr=e,
                                  start_new_session=True, close_fds=True)
+        with open(work + ".pid", "w") as f:  # now, not when the shell gets to it
+            f.write("%d\n" % p.pid)
         out[work] = dict(state="started", pid=p.pid)
     return out
 
