@@ -235,6 +235,36 @@ static int filter(struct ctl_plan *p, const char *name, const char *arg)
 	return code;
 }
 
+/* The options of one host's half: --side, --group, waits, --keep, dump filters. */
+static int half_option(int ch, const char *name, const char *arg, struct ctl_plan *p)
+{
+	switch (ch) {
+	case OPT_KEEP: /* with a node: the ring filter; alone: keep the volume */
+		if (arg != NULL && arg[0] != '\0')
+			return filter(p, "keep", arg);
+		p->keep = true;
+		return 0;
+	case OPT_FILTER:
+		return filter(p, name, arg);
+	case OPT_GROUP:
+		if (strchr(arg, '/') || strcmp(arg, ".") == 0 || strcmp(arg, "..") == 0)
+			return usage_error("--group: '%s' is not a group directory name "
+					   "(<host>_<port>)",
+					   arg);
+		return copy(p->group, sizeof(p->group), "group", arg);
+	case OPT_WAIT_VOLUME:
+		return uint_opt("wait-volume", arg, WAIT_VOLUME_S_MAX, &p->wait_volume_s);
+	case OPT_IDLE_TIMEOUT:
+		return uint_opt("idle-timeout", arg, WAIT_VOLUME_S_MAX, &p->idle_s);
+	case OPT_SIDE:
+		if (ctl_side_parse(arg, &p->side) < 0)
+			return usage_error("--side: use rw, ro or both, not '%s'", arg);
+		return 0;
+	default:
+		return usage_error("unknown option");
+	}
+}
+
 static int option(int ch, const char *name, const char *arg, struct ctl_opts *o)
 {
 	struct ctl_plan *p = &o->plan;
@@ -276,23 +306,6 @@ static int option(int ch, const char *name, const char *arg, struct ctl_opts *o)
 			return usage_error("--min-ratio: '%s' is not a number from 0 to 1", arg);
 		return 0;
 	}
-	case OPT_KEEP: /* with a node: the ring filter; alone: keep the volume */
-		if (arg != NULL && arg[0] != '\0')
-			return filter(p, "keep", arg);
-		p->keep = true;
-		return 0;
-	case OPT_FILTER:
-		return filter(p, name, arg);
-	case OPT_GROUP:
-		if (strchr(arg, '/') || strcmp(arg, ".") == 0 || strcmp(arg, "..") == 0)
-			return usage_error("--group: '%s' is not a group directory name "
-					   "(<host>_<port>)",
-					   arg);
-		return copy(p->group, sizeof(p->group), "group", arg);
-	case OPT_WAIT_VOLUME:
-		return uint_opt("wait-volume", arg, WAIT_VOLUME_S_MAX, &p->wait_volume_s);
-	case OPT_IDLE_TIMEOUT:
-		return uint_opt("idle-timeout", arg, WAIT_VOLUME_S_MAX, &p->idle_s);
 	case OPT_MCWARM:
 		return copy(p->mcwarm, sizeof(p->mcwarm), "mcwarm", arg);
 	case OPT_REGION:
@@ -314,10 +327,6 @@ static int option(int ch, const char *name, const char *arg, struct ctl_opts *o)
 		return copy(v->tag, sizeof(v->tag), "tag", arg);
 	case OPT_ATTACH_TIMEOUT:
 		return uint_opt("attach-timeout", arg, 86400, &v->wait_s);
-	case OPT_SIDE:
-		if (ctl_side_parse(arg, &p->side) < 0)
-			return usage_error("--side: use rw, ro or both, not '%s'", arg);
-		return 0;
 	case OPT_PLAN:
 		o->plan_file = arg;
 		return 0;
@@ -328,7 +337,7 @@ static int option(int ch, const char *name, const char *arg, struct ctl_opts *o)
 		o->help = true;
 		return 0;
 	default:
-		return usage_error("unknown option");
+		return half_option(ch, name, arg, &o->plan);
 	}
 }
 
@@ -648,6 +657,73 @@ static int check_plan(struct ctl_plan *p)
 	return ret == -EINVAL ? MCW_EXIT_USAGE : MCW_EXIT_UNAVAILABLE;
 }
 
+/* status reads whatever warm-up the work directory records; the volume's state only
+ * with that warm-up's plan (it says where the volume is) */
+static int status_command(const struct ctl_plan *p, bool json)
+{
+	int code = ctl_status(p, json);
+	struct ctl_state s;
+	char err[512];
+	if (code == 0 && !json && ctl_state_load(p->work, &s, err, sizeof(err)) == 0) {
+		if (s.plan_crc == ctl_plan_crc(p))
+			print_volume(p, &s);
+		else
+			printf("volume: give the warm-up's plan options (or --plan) to see it\n");
+	}
+	return code;
+}
+
+/* One idempotent step, its state saved, what exists printed. */
+static int step_command(const char *cmd, const struct ctl_plan *p, struct ctl_state *s,
+			enum ctl_side side, bool json)
+{
+	char err[1024] = "";
+	int code;
+	if (strcmp(cmd, "create") == 0)
+		code = ctl_step_create(p, s, err, sizeof(err));
+	else if (strcmp(cmd, "attach") == 0)
+		code = ctl_step_attach(p, s, side, err, sizeof(err));
+	else if (strcmp(cmd, "mkfs") == 0)
+		code = ctl_step_mkfs(p, s, err, sizeof(err));
+	else if (strcmp(cmd, "mount") == 0)
+		code = ctl_step_mount(p, s, side, err, sizeof(err));
+	else if (strcmp(cmd, "cycle") == 0)
+		code = ctl_step_cycle(p, s, err, sizeof(err));
+	else if (strcmp(cmd, "umount") == 0)
+		code = ctl_step_umount(p, s, side, err, sizeof(err));
+	else if (strcmp(cmd, "detach") == 0)
+		code = ctl_step_detach(p, s, side, err, sizeof(err));
+	else
+		code = ctl_step_destroy(p, s, err, sizeof(err));
+	if (code != 0) {
+		fprintf(stderr, "mcwarm-ctl %s: %s\n", cmd, err);
+		return code;
+	}
+	if (ctl_state_save(p->work, s) < 0) {
+		fprintf(stderr, "mcwarm-ctl %s: cannot write %s/ctl.state: %s\n", cmd, p->work,
+			strerror(errno));
+		return MCW_EXIT_IO;
+	}
+	if (json)
+		printf("{\"command\":\"%s\",\"ok\":true,\"volume_id\":\"%s\",\"rw_device\":\"%s\","
+		       "\"ro_device\":\"%s\"}\n",
+		       cmd, s->volume_id, s->rw_device, s->ro_device);
+	else
+		print_volume(p, s);
+	return 0;
+}
+
+static bool is_command(const char *cmd)
+{
+	static const char *const commands[] = { "warm",	   "create",  "attach", "mkfs",
+						"mount",   "cycle",   "umount", "detach",
+						"destroy", "release", "status", NULL };
+	size_t ci = 0;
+	while (commands[ci] && strcmp(commands[ci], cmd) != 0)
+		ci++;
+	return commands[ci] != NULL;
+}
+
 int ctl_main(int argc, char **argv)
 {
 	if (argc < 2 || argv[1][0] == '-') {
@@ -657,54 +733,28 @@ int ctl_main(int argc, char **argv)
 		return help ? MCW_EXIT_OK : MCW_EXIT_USAGE;
 	}
 	const char *cmd = argv[1];
-	static const char *const commands[] = { "warm",	   "create",  "attach", "mkfs",
-						"mount",   "cycle",   "umount", "detach",
-						"destroy", "release", "status", NULL };
-	size_t ci = 0;
-	while (commands[ci] && strcmp(commands[ci], cmd) != 0)
-		ci++;
-	if (commands[ci] == NULL)
+	if (!is_command(cmd))
 		return usage_error("unknown command '%s'", cmd);
 	struct ctl_opts o;
 	int code = parse(argc - 1, argv + 1, &o);
-	if (code != 0)
+	if (code != 0 || o.help) {
+		if (o.help)
+			fputs(usage_text, stdout);
 		return code;
-	if (o.help) {
-		fputs(usage_text, stdout);
-		return MCW_EXIT_OK;
 	}
 	struct ctl_plan *p = &o.plan;
-	bool warm = strcmp(cmd, "warm") == 0;
+	bool warm = strcmp(cmd, "warm") == 0, create = strcmp(cmd, "create") == 0;
 	enum ctl_side side = p->side; /* a step's attachment; warm: the plan's half */
 	if (!warm && strcmp(cmd, "status") != 0)
 		p->side = SIDE_BOTH;
-	if (warm) {
-		code = warm_usage(p);
-		if (code != 0)
-			return code;
-	}
+	if (warm && (code = warm_usage(p)) != 0)
+		return code;
 	if (strcmp(cmd, "release") == 0)
 		return ctl_release(p, p->keep, o.json);
-	if (warm || strcmp(cmd, "create") == 0) {
-		code = check_plan(p);
-		if (code != 0)
-			return code;
-	}
-	if (strcmp(cmd, "status") == 0) {
-		/* status reads whatever warm-up the work directory records; the volume's
-		 * state only with that warm-up's plan (it says where the volume is) */
-		code = ctl_status(p, o.json);
-		struct ctl_state s;
-		char err[512];
-		if (code == 0 && !o.json && ctl_state_load(p->work, &s, err, sizeof(err)) == 0) {
-			if (s.plan_crc == ctl_plan_crc(p))
-				print_volume(p, &s);
-			else
-				printf("volume: give the warm-up's plan options (or --plan) to see "
-				       "it\n");
-		}
+	if ((warm || create) && (code = check_plan(p)) != 0)
 		return code;
-	}
+	if (strcmp(cmd, "status") == 0)
+		return status_command(p, o.json);
 	struct ctl_state s;
 	code = load_state(p, &s);
 	if (code != 0)
@@ -713,45 +763,7 @@ int ctl_main(int argc, char **argv)
 	if (!o.size_given && s.volume_bytes > 0)
 		p->vol.size_bytes = s.volume_bytes;
 	if (p->vol.size_bytes == 0 && p->vol.kind != EBS_DIR && p->source[0] &&
-	    p->side != SIDE_RO && (warm || strcmp(cmd, "create") == 0)) {
-		code = size_from_source(p);
-		if (code != 0)
-			return code;
-	}
-	if (strcmp(cmd, "warm") == 0)
-		return ctl_warm(p, o.json);
-
-	char err[1024] = "";
-	if (strcmp(cmd, "create") == 0)
-		code = ctl_step_create(p, &s, err, sizeof(err));
-	else if (strcmp(cmd, "attach") == 0)
-		code = ctl_step_attach(p, &s, side, err, sizeof(err));
-	else if (strcmp(cmd, "mkfs") == 0)
-		code = ctl_step_mkfs(p, &s, err, sizeof(err));
-	else if (strcmp(cmd, "mount") == 0)
-		code = ctl_step_mount(p, &s, side, err, sizeof(err));
-	else if (strcmp(cmd, "cycle") == 0)
-		code = ctl_step_cycle(p, &s, err, sizeof(err));
-	else if (strcmp(cmd, "umount") == 0)
-		code = ctl_step_umount(p, &s, side, err, sizeof(err));
-	else if (strcmp(cmd, "detach") == 0)
-		code = ctl_step_detach(p, &s, side, err, sizeof(err));
-	else
-		code = ctl_step_destroy(p, &s, err, sizeof(err));
-	if (code != 0) {
-		fprintf(stderr, "mcwarm-ctl %s: %s\n", cmd, err);
+	    p->side != SIDE_RO && (warm || create) && (code = size_from_source(p)) != 0)
 		return code;
-	}
-	if (ctl_state_save(p->work, &s) < 0) {
-		fprintf(stderr, "mcwarm-ctl %s: cannot write %s/ctl.state: %s\n", cmd, p->work,
-			strerror(errno));
-		return MCW_EXIT_IO;
-	}
-	if (o.json)
-		printf("{\"command\":\"%s\",\"ok\":true,\"volume_id\":\"%s\",\"rw_device\":\"%s\","
-		       "\"ro_device\":\"%s\"}\n",
-		       cmd, s.volume_id, s.rw_device, s.ro_device);
-	else
-		print_volume(p, &s);
-	return 0;
+	return warm ? ctl_warm(p, o.json) : step_command(cmd, p, &s, side, o.json);
 }

@@ -10,6 +10,7 @@
 #ifndef CTL_PRIVATE_H
 #define CTL_PRIVATE_H
 
+#include <assert.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -23,6 +24,9 @@
 #define CTL_WAIT_VOLUME_S_DEFAULT 300  /* ro: how long the volume may take to appear */
 #define CTL_IDLE_S_DEFAULT	  600  /* ro: how long the dump may stay without a new file */
 #define CTL_SYNCFS_INTERVAL_S	  1    /* rw: the dumper's syncfs period for a remote reader */
+#define CTL_MCWARM_ARGS_MAX	  64   /* words of one mcwarm command line */
+#define CTL_RUN_ARGS_MAX	  (24 + CTL_FILTER_ARGS_MAX) /* ours, then the filters */
+static_assert(CTL_RUN_ARGS_MAX < CTL_MCWARM_ARGS_MAX, "a command line fits, filters and all");
 
 enum ctl_side { SIDE_BOTH, SIDE_RW, SIDE_RO };
 
@@ -72,7 +76,7 @@ struct ctl_state {
 	pid_t populate_pid;
 	unsigned cycles;
 	int64_t first_apply_ns, last_cycle_ns, populated_ns;
-	uint64_t files_applied, items_sent, already_present;
+	uint64_t files_applied, items_sent, already_present, bytes_sent;
 	double verify_ratio;
 	int verify_exit;
 	int64_t started_ns, volume_ns, verified_ns, finished_ns; /* wall clock */
@@ -160,6 +164,8 @@ int ctl_read_cycles(const struct ctl_plan *p, struct ctl_state *s, bool tty, cha
 /* mcwarm verify with the plan's filters; its exit code. */
 int ctl_verify(const struct ctl_plan *p, struct ctl_state *s);
 unsigned ctl_count_chunks(const char *dir);
+/* A number from a flat JSON summary of mcwarm (the first occurrence of key): 0 if absent. */
+double ctl_json_num(const char *path, const char *key);
 
 /* Runs mcwarm with args (stdout to out_path, stderr to log_path), waits, returns its exit
  * code (or 128+signal); *pid_out is set while it runs for the state file. */

@@ -24,7 +24,6 @@
 
 #define CTL_DUMP_ATTEMPTS_MAX 3
 #define CTL_DUMP_REVIVALS_MAX 3 /* a dumper killed by a signal (OOM) while we watch */
-#define CTL_DUMP_ARGS_MAX     (24 + CTL_FILTER_ARGS_MAX)
 
 int64_t ctl_wall_ns(void)
 {
@@ -110,9 +109,9 @@ static int spawn_dump(const struct ctl_plan *p, struct ctl_state *s, const char 
 	snprintf(mem, sizeof(mem), "%llu", (unsigned long long)p->memory_bytes);
 	snprintf(thr, sizeof(thr), "%u", p->threads);
 	snprintf(sync, sizeof(sync), "%u", CTL_SYNCFS_INTERVAL_S);
-	char *args[CTL_DUMP_ARGS_MAX] = { "dump",  "--source",	(char *)p->source,
-					  "--out", (char *)dir, "--json",
-					  "-q",	   "--memory",	mem };
+	char *args[CTL_RUN_ARGS_MAX] = { "dump",  "--source",  (char *)p->source,
+					 "--out", (char *)dir, "--json",
+					 "-q",	  "--memory",  mem };
 	int n = 9;
 	if (p->side == SIDE_RW) { /* the reader is on another host: the dumper syncs */
 		args[n++] = "--syncfs-interval";
@@ -122,7 +121,7 @@ static int spawn_dump(const struct ctl_plan *p, struct ctl_state *s, const char 
 		args[n++] = "--threads";
 		args[n++] = thr;
 	}
-	n = ctl_filter_args(p, args, n, CTL_DUMP_ARGS_MAX - 1);
+	n = ctl_filter_args(p, args, n, CTL_RUN_ARGS_MAX - 1);
 	args[n] = NULL;
 	s->dump_pid = ctl_spawn_mcwarm(p, args, out, log);
 	if (s->dump_pid < 0)
@@ -196,6 +195,8 @@ int ctl_dump_check(const struct ctl_plan *p, struct ctl_state *s, char *err, siz
 void ctl_dump_stop(const struct ctl_plan *p, const struct ctl_state *s)
 {
 	char dir[CTL_PATH_MAX + 32];
+	if (p->side == SIDE_RO)
+		return; /* the dumper is on another host */
 	ctl_dump_dir(dir, sizeof(dir), p, EBS_RW, s->dump_n);
 	if (s->dump_exit == -1)
 		ctl_stop_pid(ctl_find_mcwarm("dump", "--out", dir));

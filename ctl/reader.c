@@ -22,8 +22,7 @@
 #include "core.h"
 #include "ctl_private.h"
 
-#define CYCLES_AFTER_DUMP_MAX 20 /* passes allowed after the dump ended */
-#define CTL_RUN_ARGS_MAX      (24 + CTL_FILTER_ARGS_MAX)
+#define CYCLES_AFTER_DUMP_MAX 20   /* passes allowed after the dump ended */
 #define JSON_REPORT_MAX	      8192 /* the part of a JSON summary searched for a number */
 
 unsigned ctl_count_chunks(const char *dir)
@@ -41,8 +40,7 @@ unsigned ctl_count_chunks(const char *dir)
 	return n;
 }
 
-/* A number from a flat JSON object: 0 if absent. */
-static double json_num(const char *path, const char *key)
+double ctl_json_num(const char *path, const char *key)
 {
 	char text[JSON_REPORT_MAX], pat[64];
 	FILE *f = fopen(path, "r");
@@ -98,6 +96,8 @@ static void follow_attempt(const struct ctl_plan *p, struct ctl_state *s)
 				latest);
 		s->dump_n = latest;
 		s->files_applied = 0;
+		/* the reader's view of the dump's span: from its directory to its DONE */
+		s->dump_started_ns = ctl_wall_ns();
 		ctl_state_save(p->work, s);
 	}
 }
@@ -132,10 +132,11 @@ static int populate_pass(const struct ctl_plan *p, struct ctl_state *s, char *er
 			 thr,
 			 NULL };
 	int code = ctl_run_mcwarm(p, args, out, log, &s->populate_pid, s);
-	uint64_t applied = (uint64_t)json_num(out, "files_done");
+	uint64_t applied = (uint64_t)ctl_json_num(out, "files_done");
 	s->files_applied += applied;
-	s->items_sent += (uint64_t)json_num(out, "items_sent");
-	s->already_present += (uint64_t)json_num(out, "already_present");
+	s->items_sent += (uint64_t)ctl_json_num(out, "items_sent");
+	s->already_present += (uint64_t)ctl_json_num(out, "already_present");
+	s->bytes_sent += (uint64_t)ctl_json_num(out, "value_bytes");
 	if (applied > 0 && s->first_apply_ns == 0)
 		s->first_apply_ns = ctl_wall_ns();
 	s->cycles++;
@@ -260,7 +261,7 @@ int ctl_verify(const struct ctl_plan *p, struct ctl_state *s)
 	args[n] = NULL;
 	pid_t pid;
 	s->verify_exit = ctl_run_mcwarm(p, args, out, log, &pid, s);
-	s->verify_ratio = json_num(out, "warm_ratio");
+	s->verify_ratio = ctl_json_num(out, "warm_ratio");
 	s->phase = PHASE_VERIFIED;
 	s->verified_ns = ctl_wall_ns();
 	ctl_state_save(p->work, s);

@@ -329,10 +329,10 @@ int ctl_step_teardown(const struct ctl_plan *p, struct ctl_state *s, bool destro
 pid_t ctl_spawn_mcwarm(const struct ctl_plan *p, char *const args[], const char *out_path,
 		       const char *log_path)
 {
-	char *argv[48];
+	char *argv[CTL_MCWARM_ARGS_MAX];
 	int n = 0;
 	argv[n++] = (char *)p->mcwarm;
-	for (int i = 0; args[i] != NULL && n < 47; i++)
+	for (int i = 0; args[i] != NULL && n < CTL_MCWARM_ARGS_MAX - 1; i++)
 		argv[n++] = args[i];
 	argv[n] = NULL;
 	pid_t pid = fork();

@@ -38,17 +38,22 @@ static double span_s(int64_t from_ns, int64_t to_ns)
 static void report_json(const struct ctl_plan *p, const struct ctl_state *s, int code)
 {
 	double total = span_s(s->started_ns, s->finished_ns ? s->finished_ns : ctl_wall_ns());
+	char dump_json[CTL_PATH_MAX + 32]; /* the dumper's own summary: what it wrote */
+	ctl_path(dump_json, sizeof(dump_json), p, "dump-%u.json", s->dump_n);
+	bool ours = p->side != SIDE_RO;
 	printf("{\"command\":\"warm\",\"side\":\"%s\",\"ok\":%s,\"exit_code\":%d,\"phase\":\"%s\","
 	       "\"backend\":\"%s\",\"volume\":\"%s\",\"verify_ratio\":%.6f,\"verify_exit\":%d,"
-	       "\"items_sent\":%llu,\"already_present\":%llu,\"files_applied\":%llu,"
+	       "\"dump_items\":%.0f,\"dump_bytes\":%.0f,\"items_sent\":%llu,"
+	       "\"bytes_sent\":%llu,\"already_present\":%llu,\"files_applied\":%llu,"
 	       "\"cycles\":%u,\"volume_seconds\":%.3f,\"dump_seconds\":%.3f,"
 	       "\"overlap_seconds\":%.3f,\"populated_seconds\":%.3f,\"verify_seconds\":%.3f,"
 	       "\"total_seconds\":%.3f,\"dump_attempt\":%u,\"error\":\"%s\"}\n",
 	       ctl_side_name(p->side), code == 0 ? "true" : "false", code, ctl_phase_name(s->phase),
 	       ebs_kind_name(p->vol.kind), s->volume_id[0] ? s->volume_id : p->vol.path,
-	       s->verify_ratio, s->verify_exit, (unsigned long long)s->items_sent,
-	       (unsigned long long)s->already_present, (unsigned long long)s->files_applied,
-	       s->cycles, span_s(s->started_ns, s->volume_ns),
+	       s->verify_ratio, s->verify_exit, ours ? ctl_json_num(dump_json, "items") : 0,
+	       ours ? ctl_json_num(dump_json, "value_bytes") : 0, (unsigned long long)s->items_sent,
+	       (unsigned long long)s->bytes_sent, (unsigned long long)s->already_present,
+	       (unsigned long long)s->files_applied, s->cycles, span_s(s->started_ns, s->volume_ns),
 	       span_s(s->dump_started_ns, s->dump_done_ns),
 	       span_s(s->first_apply_ns, s->dump_done_ns), span_s(s->started_ns, s->populated_ns),
 	       span_s(s->populated_ns, s->verified_ns), total, s->dump_n, s->error);
@@ -181,18 +186,20 @@ static int begin(const struct ctl_plan *p, struct ctl_state *s)
 			p->work);
 		return MCW_EXIT_USAGE;
 	}
-	bool half = p->side != SIDE_BOTH;
+	bool half = p->side != SIDE_BOTH, fresh = true;
 	if (ret < 0 || (s->phase == PHASE_DONE && p->side != SIDE_RO) ||
 	    (s->phase == PHASE_FAILED && !half))
 		state_new(p, s, ret == 0);
 	else if (s->phase == PHASE_FAILED)
 		state_retry(s);
-	else if (s->phase != PHASE_DONE)
+	else
+		fresh = false;
+	if (!fresh && s->phase != PHASE_DONE)
 		fprintf(stderr,
 			"mcwarm-ctl: continuing the warm-up recorded in %s/ctl.state "
 			"(phase %s)\n",
 			p->work, ctl_phase_name(s->phase));
-	if (ctl_plan_save(p) < 0 || ctl_state_save(p->work, s) < 0) {
+	if (ctl_plan_save(p) < 0 || (fresh && ctl_state_save(p->work, s) < 0)) {
 		fprintf(stderr, "mcwarm-ctl: cannot write the plan and state into %s: %s\n",
 			p->work, strerror(errno));
 		return MCW_EXIT_IO;
@@ -265,6 +272,8 @@ static int writer(const struct ctl_plan *p, struct ctl_state *s, char *err, size
 static int reader(const struct ctl_plan *p, struct ctl_state *s, bool tty, char *err, size_t cap)
 {
 	int code = 0;
+	if (p->side == SIDE_RO && s->phase < PHASE_DUMPING) /* reading while it dumps */
+		mark(p, s, PHASE_DUMPING, NULL);
 	if (s->phase < PHASE_POPULATED) {
 		code = ctl_read_cycles(p, s, tty, err, cap);
 		if (tty)
@@ -403,6 +412,8 @@ int ctl_status(const struct ctl_plan *p, bool json)
 	}
 	ctl_dump_dir(dir, sizeof(dir), p, s.side == SIDE_RO ? EBS_RO : EBS_RW, s.dump_n);
 	unsigned written = ctl_count_chunks(dir);
+	/* files written but not applied yet; the reader's mount may be gone (done) */
+	long long lag = written > s.files_applied ? (long long)(written - s.files_applied) : 0;
 	double secs =
 	    s.started_ns == 0
 		? 0
@@ -413,14 +424,14 @@ int ctl_status(const struct ctl_plan *p, bool json)
 	if (json) {
 		printf("{\"side\":\"%s\",\"phase\":\"%s\",\"dump_attempt\":%u,\"dump_running\":%s,"
 		       "\"dump_exit\":%d,\"chunk_files_written\":%u,\"chunk_files_applied\":%llu,"
-		       "\"lag_files\":%lld,\"items_sent\":%llu,\"already_present\":%llu,"
+		       "\"lag_files\":%lld,\"items_sent\":%llu,\"bytes_sent\":%llu,"
+		       "\"already_present\":%llu,"
 		       "\"items_per_second\":%.0f,\"cycles\":%u,\"verify_ratio\":%.6f,"
 		       "\"verify_exit\":%d,\"elapsed_seconds\":%.1f,\"error\":\"%s\"}\n",
 		       ctl_side_name(s.side), ctl_phase_name(s.phase), s.dump_n,
 		       dumper_alive ? "true" : "false", s.dump_exit, written,
-		       (unsigned long long)s.files_applied,
-		       (long long)written - (long long)s.files_applied,
-		       (unsigned long long)s.items_sent, (unsigned long long)s.already_present,
+		       (unsigned long long)s.files_applied, lag, (unsigned long long)s.items_sent,
+		       (unsigned long long)s.bytes_sent, (unsigned long long)s.already_present,
 		       rate, s.cycles, s.verify_ratio, s.verify_exit, secs, s.error);
 		return 0;
 	}

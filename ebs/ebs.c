@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/sysmacros.h>
 #include <sys/stat.h>
@@ -289,6 +290,19 @@ static bool device_present(const char *dev)
 	return ok;
 }
 
+/* A reader must see what the writer wrote since its last mount. The last close of the
+ * device drops its cached blocks, but another opener (udev probing it, a second reader
+ * of the same attachment) keeps them: drop them here, whoever holds it. Best effort: a
+ * device that refuses keeps the last close as its only flush. */
+static void drop_cached_blocks(const char *dev)
+{
+	int fd = open(dev, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	(void)ioctl(fd, BLKFLSBUF, 0);
+	close(fd);
+}
+
 int ebs_mount(const struct ebs_volume *v, struct ebs_attachment *at, const char *mountpoint,
 	      char *err, size_t cap)
 {
@@ -309,6 +323,8 @@ int ebs_mount(const struct ebs_volume *v, struct ebs_attachment *at, const char 
 				 "cannot mount %s at %s: the device vanished (the volume was "
 				 "detached behind mcwarm-ctl's back): run mcwarm-ctl attach",
 				 at->device, mountpoint);
+	if (ro)
+		drop_cached_blocks(at->device);
 	unsigned long flags = MS_NOATIME | (ro ? MS_RDONLY : 0);
 	const char *data = ro ? (xfs ? "norecovery" : "noload") : "";
 	if (mount(at->device, mountpoint, xfs ? "xfs" : "ext4", flags, data) < 0)

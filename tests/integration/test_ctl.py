@@ -576,6 +576,8 @@ class SidesTest(CtlTestCase):
         self.assertIn("waiting for the source host", ro_err)
         self.assertEqual(ro_report["verify_ratio"], 1.0)
         self.assertEqual(ro_report["items_sent"], len(items))
+        self.assertEqual(rw_report["dump_items"], len(items))
+        self.assertEqual(ro_report["bytes_sent"], rw_report["dump_bytes"])
         self.assert_all_equal(dst, items)
         self.assertEqual(mounts_under(ro_work), [])  # the reader took its attachment down
         self.assertEqual(len(loops_on(self.image)), 1)  # only the writer's is left
@@ -618,6 +620,10 @@ class SidesTest(CtlTestCase):
         ro = self.start(self.ro_plan(src, dst, ro_work))
         rw = self.start(self.rw_plan(src, rw_work))
         self.wait_phase(rw_work, "dumping")
+        checkpoint = os.path.join(rw_work, "rw", "dump-1", ".mcwarm", "checkpoint")
+        deadline = time.time() + 60
+        while not os.path.exists(checkpoint) and time.time() < deadline:
+            time.sleep(0.005)
         time.sleep(0.4)  # some key chunks finish
         rw.kill()
         rw.communicate()
@@ -627,8 +633,8 @@ class SidesTest(CtlTestCase):
             os.kill(int(pid), signal.SIGKILL)
         report, err = self.finish(self.start(self.rw_plan(src, rw_work)))
         self.assertIn("continuing the warm-up", err)
-        if dumper:
-            self.assertIn("continuing it from its checkpoint", err)
+        self.assertTrue(dumper, "the dumper was not running")
+        self.assertIn("continuing it from its checkpoint", err)
         self.assertEqual(report["dump_attempt"], 1, "a new attempt instead of continuing")
         ro_report, ro_err = self.finish(ro)
         self.assertEqual(ro_report["verify_ratio"], 1.0, ro_err)
@@ -650,6 +656,27 @@ class SidesTest(CtlTestCase):
         self.assert_all_equal(dst, items)
         self.finish(rw)
         self.assertEqual(len(loops_on(self.image)), 1)
+        self.release_and_check(rw_work, ro_work)
+
+    def test_each_half_killed_at_each_point_then_run_again_continues(self):
+        src, dst = self.server(memory_mb=512), self.server(memory_mb=512)
+        items = self.fill(src, 20000)
+        rw_work, ro_work = self.work("source-host"), self.work("populator-host")
+        halves = (("rw", self.rw_plan(src, rw_work), ("volume", "dumping", "dumped")),
+                  ("ro", self.ro_plan(src, dst, ro_work),
+                   ("volume", "dumping", "pass", "populated", "verified", "teardown")))
+        for side, plan, points in halves:
+            for point in points:  # each run continues what the killed one left
+                with self.subTest(side=side, point=point):
+                    env = dict(os.environ, MCW_CTL_CRASH_AT=point)
+                    p = self.ctl("warm", *plan, env=env, check=None)
+                    self.assertEqual(p.returncode, -9, "not killed at %s:\n%s" % (point,
+                                                                                 p.stderr))
+            report, _ = self.finish(self.start(plan))
+            self.assertEqual(report["phase"], "dumped" if side == "rw" else "done")
+        self.assertEqual(report["verify_ratio"], 1.0)
+        self.assertEqual(report["dump_attempt"], 1)
+        self.assert_all_equal(dst, items)
         self.release_and_check(rw_work, ro_work)
 
     def test_resize_one_dump_read_by_two_groups(self):
@@ -681,6 +708,40 @@ class SidesTest(CtlTestCase):
                 else:
                     self.assertIsNone(got, "%r copied to %s, not its owner" % (k, s.addr))
         self.release_and_check(rw_work, *ro_works)
+
+    def test_verify_below_the_ratio_is_exit_2_and_detaches(self):
+        src, dst = self.server(), self.server()
+        self.fill(src, 2000, prefix=b"a")
+        self.fill(src, 2000, prefix=b"b")
+        rw_work, ro_work = self.work("source-host"), self.work("populator-host")
+        # the source host dumps only a-keys; this reader verifies every key
+        self.ctl("warm", *self.rw_plan(src, rw_work, "--key-include", "a"))
+        p = self.ctl("warm", *self.ro_plan(src, dst, ro_work), check=2)
+        report = last_json(p.stdout)
+        self.assertEqual((report["phase"], report["verify_exit"]), ("failed", 2))
+        self.assertLess(report["verify_ratio"], 0.6)
+        self.assertIn("verify: warm ratio", p.stderr)
+        self.assertEqual(mounts_under(ro_work), [])
+        self.assertIn("verify", self.status(ro_work)["error"])
+        # the same filter on the reader: verified on the dumped keys only
+        self.ctl("warm", *self.ro_plan(src, dst, self.work("reader-2"), "--key-include", "a"))
+        self.release_and_check(rw_work, ro_work)
+
+    def test_halves_on_the_dir_backend(self):
+        src, dst = self.server(), self.server()
+        items = self.fill(src, 3000)
+        rw_work, ro_work = self.work("source-host"), self.work("populator-host")
+        vol = os.path.join(self.shared, "dir-volume")
+        common = ["--backend", "dir", "--volume", vol, "--json"]
+        ro = self.start(self.ro_plan(src, dst, ro_work, *common))  # later options win
+        rw = self.ctl("warm", "--side", "rw", "--source", src.addr, "--work", rw_work, *common)
+        self.assertEqual(last_json(rw.stdout)["phase"], "dumped")
+        self.assertTrue(os.path.exists(os.path.join(vol, "dump-1", "DONE")))
+        report, _ = self.finish(ro)
+        self.assertEqual(report["verify_ratio"], 1.0)
+        self.assert_all_equal(dst, items)
+        self.ctl("release", "--work", rw_work)
+        self.assertTrue(os.path.isdir(vol), "the directory is the operator's: kept")
 
     def test_usage(self):
         src = self.server()
