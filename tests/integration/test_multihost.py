@@ -411,7 +411,8 @@ class ReplicaTest(FleetTestCase):
     def test_source_memcached_down_fails_that_pair_only(self):
         data = self.fill_sources(n=2000)
         self.hosts["s2"].stop_memcached()
-        code, report, out = self.playbook(self.replica_plan("down"))
+        # in batches of two source hosts: the failing pair's batch does not stop the next
+        code, report, out = self.playbook(self.replica_plan("down"), mcwarm_max_parallel=2)
         self.assertNotEqual(code, 0, "the run was not whole but the play says it was")
         self.assertFalse(report["whole"])
         rows = {r["source"]: r for r in report["pairs"]}
@@ -421,6 +422,7 @@ class ReplicaTest(FleetTestCase):
         self.assertIn("dump", bad["error"])
         self.assertTrue(all(r["ok"] for r in rows.values()), rows)
         self.assertIn("2 of 3 pairs warmed: the run is NOT whole", out)
+        self.assertEqual(out.count("PLAY [warm, volume by volume, source hosts in batches]"), 2)
         self.assertIn("did not warm: %s>" % self.hosts["s2"].mc_addr, out)
         self.assert_same_items("d1", data["s1"], "s1")
         self.assert_same_items("d3", data["s3"], "s3")
