@@ -4,7 +4,8 @@ the role with the host's python, as `python3 -c <this file> COMMAND JSON`).
 A half runs detached from the SSH session that started it (its own session, output to
 files), so it goes on when the control host goes away, and a later run finds it again.
 Next to its work directory WORK it keeps:
-    WORK.pid  the running half (a shell that runs mcwarm-ctl, then writes WORK.rc)
+    WORK.pid  the running half (a shell that runs mcwarm-ctl, then writes WORK.rc),
+              written by start before anyone can look
     WORK.out  mcwarm-ctl's stdout (its JSON report), WORK.err its stderr
     WORK.rc   its exit status, written when it ends
 
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import time
 
-RUNNER = 'echo $$ >"$0.pid"; "$@"; echo $? >"$0.rc.tmp" && mv "$0.rc.tmp" "$0.rc"'
+RUNNER = '"$@"; echo $? >"$0.rc.tmp" && mv "$0.rc.tmp" "$0.rc"'
 TAIL_LINES = 3
 
 
@@ -31,10 +32,15 @@ def running(work):
     try:
         with open(work + ".pid") as f:
             pid = int(f.read().strip() or 0)
+        with open("/proc/%d/stat" % pid) as f:
+            if f.read().rsplit(")", 1)[1].split()[0] in ("Z", "X"):
+                return None  # ended, not reaped yet
         with open("/proc/%d/cmdline" % pid, "rb") as f:
             argv = f.read().split(b"\0")
-    except (OSError, ValueError):
+    except (OSError, ValueError, IndexError):
         return None
+    if argv == [b""]:  # still in execve (the kernel shows no arguments until it is done)
+        return pid
     return pid if b"--work" in argv and work.encode() in argv else None
 
 
@@ -53,8 +59,9 @@ def start(halves):
             p = subprocess.Popen(["/bin/sh", "-c", RUNNER, work] + h["argv"],
                                  stdin=subprocess.DEVNULL, stdout=o, stderr=e,
                                  start_new_session=True, close_fds=True)
-        with open(work + ".pid", "w") as f:  # now, not when the shell gets to it
+        with open(work + ".pid.tmp", "w") as f:  # whole or not at all for a reader
             f.write("%d\n" % p.pid)
+        os.rename(work + ".pid.tmp", work + ".pid")
         out[work] = dict(state="started", pid=p.pid)
     return out
 
