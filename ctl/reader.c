@@ -22,8 +22,10 @@
 #include "core.h"
 #include "ctl_private.h"
 
-#define CYCLES_AFTER_DUMP_MAX 20   /* passes allowed after the dump ended */
-#define JSON_REPORT_MAX	      8192 /* the part of a JSON summary searched for a number */
+#define CYCLES_AFTER_DUMP_MAX	20   /* passes allowed after the dump ended */
+#define AFTER_DUMP_PAUSE_MIN_MS 50   /* then between them: doubling from this, */
+#define AFTER_DUMP_PAUSE_MAX_MS 1000 /* up to this (a reader's view that lags, ~15 s) */
+#define JSON_REPORT_MAX		8192 /* the part of a JSON summary searched for a number */
 
 unsigned ctl_count_chunks(const char *dir)
 {
@@ -185,6 +187,12 @@ static void pause_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
+static unsigned after_dump_pause_ms(unsigned passes)
+{
+	uint64_t ms = (uint64_t)AFTER_DUMP_PAUSE_MIN_MS << (passes < 16 ? passes : 16);
+	return ms < AFTER_DUMP_PAUSE_MAX_MS ? (unsigned)ms : AFTER_DUMP_PAUSE_MAX_MS;
+}
+
 int ctl_read_cycles(const struct ctl_plan *p, struct ctl_state *s, bool tty, char *err, size_t cap)
 {
 	unsigned after_dump = 0;
@@ -225,6 +233,8 @@ int ctl_read_cycles(const struct ctl_plan *p, struct ctl_state *s, bool tty, cha
 			return code;
 		if (!dump_done)
 			pause_ms(p->cycle_ms);
+		else /* DONE is there but this view does not show all of it yet */
+			pause_ms(after_dump_pause_ms(after_dump));
 	}
 }
 

@@ -257,6 +257,14 @@ attach:
 	if (code != 0)
 		return code;
 	attachment(p, s, EBS_RO, &ro);
+	/* ec2: one attachment per instance; a second reader on this host would share its
+	 * superblock, and neither could remount to see new files: wait for the first */
+	if (v.kind == EBS_EC2 && ebs_device_is_mounted(ro.device) && !ebs_is_mounted(ro.mountpoint))
+		return snprintf(err, cap,
+				"another reader on this host has %s (%s) mounted: one reader "
+				"per volume per host at a time",
+				v.volume_id, ro.device),
+		       MCW_EXIT_TEMPFAIL;
 	if (v.kind != EBS_DIR && !ebs_has_filesystem(&ro))
 		return snprintf(err, cap,
 				"the volume %s carries no filesystem yet (the source "

@@ -122,8 +122,9 @@ static int fail(const struct ctl_plan *p, struct ctl_state *s, int code, const c
 			s->ro_device);
 	else if (p->side == SIDE_RW)
 		fprintf(stderr,
-			"mcwarm-ctl: the volume stays attached and mounted at %s/rw: run "
-			"this again to continue the dump, or mcwarm-ctl release to remove it\n",
+			"mcwarm-ctl: the volume stays as it is (%s): run this again to "
+			"continue the dump, or mcwarm-ctl release --work %s to let it go\n",
+			p->vol.kind == EBS_DIR ? p->vol.path : "attached and mounted here",
 			p->work);
 	else if (p->side == SIDE_RO)
 		fprintf(stderr,

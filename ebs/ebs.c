@@ -160,12 +160,34 @@ int ebs_attach(const struct ebs_volume *v, enum ebs_access a, struct ebs_attachm
 	return ops_of(v->kind)->attach(v, a, at, err, cap);
 }
 
+bool ebs_device_is_mounted(const char *dev)
+{
+	struct stat sb;
+	char want[32], line[4096], majmin[32];
+	if (dev[0] == '\0' || stat(dev, &sb) < 0 || !S_ISBLK(sb.st_mode))
+		return false;
+	snprintf(want, sizeof(want), "%u:%u", major(sb.st_rdev), minor(sb.st_rdev));
+	FILE *f = fopen("/proc/self/mountinfo", "r");
+	bool found = false;
+	while (f && !found && fgets(line, sizeof(line), f))
+		found = sscanf(line, "%*s %*s %31s", majmin) == 1 && strcmp(majmin, want) == 0;
+	if (f)
+		fclose(f);
+	return found;
+}
+
 int ebs_detach(const struct ebs_volume *v, struct ebs_attachment *at, char *err, size_t cap)
 {
 	if (at->mountpoint[0] && ebs_is_mounted(at->mountpoint)) {
 		int ret = ebs_umount(at, err, cap);
 		if (ret < 0)
 			return ret;
+	}
+	/* ec2: one attachment per instance, which several readers on it may share (a host
+	 * populating two nodes from one volume): the last one to leave detaches it */
+	if (v->kind == EBS_EC2 && at->access == EBS_RO && ebs_device_is_mounted(at->device)) {
+		at->device[0] = '\0';
+		return 0;
 	}
 	return ops_of(v->kind)->detach(v, at, err, cap);
 }

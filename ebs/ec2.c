@@ -228,6 +228,18 @@ static int find_device(const struct ebs_volume *v, const char *instance, char *d
 	return 0;
 }
 
+/* attach-volume refused as in use: did another reader on this instance attach it a
+ * moment ago (two ro halves of one volume on one host)? Then wait for that one. */
+static bool attached_meanwhile(const struct ebs_volume *v, const char *instance, const char *err)
+{
+	char state[64], again[512];
+	if (strstr(err, "VolumeInUse") == NULL)
+		return false;
+	if (attachment_state(v, instance, state, sizeof(state), again, sizeof(again)) < 0)
+		return false;
+	return strcmp(state, "attaching") == 0 || strcmp(state, "attached") == 0;
+}
+
 static int ec2_attach(const struct ebs_volume *v, enum ebs_access a, struct ebs_attachment *at,
 		      char *err, size_t cap)
 {
@@ -237,6 +249,8 @@ static int ec2_attach(const struct ebs_volume *v, enum ebs_access a, struct ebs_
 		return ebs_error(err, cap, -EINVAL, "no %s instance id in the plan",
 				 a == EBS_RW ? "writer (source)" : "reader (populator)");
 	int ret = attachment_state(v, instance, state, sizeof(state), err, cap);
+	if (ret == 0 && strcmp(state, "detaching") == 0) /* another reader here left it */
+		ret = wait_state(v, instance, "None", err, cap);
 	if (ret < 0)
 		return ret;
 	if (strcmp(state, "attached") != 0) {
@@ -250,7 +264,7 @@ static int ec2_attach(const struct ebs_volume *v, enum ebs_access a, struct ebs_
 					       a == EBS_RW ? "/dev/sdf" : "/dev/sdg",
 					       NULL };
 			ret = aws(v, args, NULL, 0, err, cap);
-			if (ret < 0)
+			if (ret < 0 && !attached_meanwhile(v, instance, err))
 				return ret;
 		}
 		ret = wait_state(v, instance, "attached", err, cap);

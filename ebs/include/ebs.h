@@ -104,7 +104,8 @@ int ebs_umount(struct ebs_attachment *at, char *err, size_t cap);
 /* syncfs on the mount: what a reader sees after its next remount. */
 int ebs_syncfs(const struct ebs_attachment *at, char *err, size_t cap);
 
-/* Detaches (not attached: ok). */
+/* Unmounts at->mountpoint and detaches (not attached: ok). ec2: a read-only attachment
+ * that another reader on this host still has mounted stays attached for it. */
 int ebs_detach(const struct ebs_volume *v, struct ebs_attachment *at, char *err, size_t cap);
 
 /* Deletes the volume (loop: the image; ec2: delete-volume; dir: nothing, it is the
@@ -116,6 +117,10 @@ int ebs_describe(const struct ebs_volume *v, struct ebs_status *st, char *err, s
 
 /* Creates a directory and its parents; 0 or -errno. */
 int ebs_mkdirs(const char *path);
+
+/* Is the block device mounted anywhere on this host (by major:minor, this mount
+ * namespace)? */
+bool ebs_device_is_mounted(const char *dev);
 
 /* Is path a mountpoint right now (from /proc/self/mountinfo)? */
 bool ebs_is_mounted(const char *path);

@@ -961,6 +961,35 @@ class Ec2Test(CtlTestCase):
         for w in rw_works + ro_works:
             self.assert_clean(w)
 
+    def test_one_populator_instance_reads_two_groups_of_one_volume(self):
+        src = self.server()
+        new = [self.server(), self.server()]
+        self.fill(src, 4000)
+        ring = ["--ring", "libmemcached", "--ring-from", src.addr, "--ring-to",
+                ",".join(s.addr for s in new)]
+        rw_work = self.work("source")
+        ro_works = [self.work("populator-%d" % i) for i in range(2)]
+        readers = [subprocess.Popen(
+            [CTL, "warm"] + self.side_plan("ro", src, w, "--instance-ro", "i-pop",
+                                           "--group", d.addr.replace(":", "_"), *ring,
+                                           dst=d),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env)
+            for d, w in zip(new, ro_works)]
+        self.ctl("warm", *self.side_plan("rw", src, rw_work, "--instance-rw", "i-src",
+                                         "--size", "1G", *ring), env=self.env)
+        errs = ""
+        for r in readers:  # one attachment on i-pop: the readers take turns on it
+            out, err = r.communicate(timeout=120)
+            errs += err
+            self.assertEqual(r.returncode, 0, err[-3000:])
+            self.assertEqual(last_json(out)["verify_ratio"], 1.0)
+        total = sum(int(s.client().stats()["curr_items"]) for s in new)
+        self.assertEqual(total, 4000, "every key at exactly one new owner")
+        self.ctl("release", "--work", rw_work, env=self.env)
+        self.assertEqual(self.fake_volumes(), {})
+        for w in [rw_work] + ro_works:
+            self.assert_clean(w)
+
     def test_no_aws_cli_is_a_clear_error(self):
         src, dst = self.server(), self.server()
         work = self.work()
