@@ -8,6 +8,7 @@ PACKAGES=(
 	liburing-dev libisal-dev libnuma-dev libmimalloc-dev libcmocka-dev
 	memcached libmemcached-tools libmemcached-dev netcat-openbsd fio gnuplot-nox valgrind
 	python3 python3-prometheus-client procps util-linux e2fsprogs time man-db
+	ansible-core openssh-server openssh-client iproute2
 )
 
 missing=()
