@@ -621,12 +621,10 @@ static int warm_preflight(const struct ctl_plan *p, const struct ctl_state *s, b
 		return 0;
 	fprintf(stderr, "mcwarm-ctl: warm refused before creating anything: %s\n", err);
 	if (json) {
+		char esc[2 * sizeof(err)];
 		printf("{\"command\":\"warm\",\"side\":\"%s\",\"ok\":false,\"exit_code\":%d,"
-		       "\"phase\":\"preflight\",\"error\":\"",
-		       ctl_side_name(p->side), code);
-		for (const char *c = err; *c; c++) /* the texts hold no control characters */
-			printf(*c == '"' || *c == '\\' ? "\\%c" : "%c", *c);
-		printf("\"}\n");
+		       "\"phase\":\"preflight\",\"error\":\"%s\"}\n",
+		       ctl_side_name(p->side), code, ctl_json_escape(esc, sizeof(esc), err));
 	}
 	return code;
 }

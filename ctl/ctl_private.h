@@ -18,13 +18,14 @@
 #include "ebs.h"
 
 #define CTL_PATH_MAX		  512
-#define CTL_FILTER_ARGS_MAX	  32   /* dump filter words passed on: option, value, ... */
-#define CTL_FILTER_ARG_MAX	  1024 /* one word: a --nodes list of many nodes */
-#define CTL_GROUP_MAX		  128  /* <host>_<port> of a resize group */
-#define CTL_WAIT_VOLUME_S_DEFAULT 300  /* ro: how long the volume may take to appear */
-#define CTL_IDLE_S_DEFAULT	  600  /* ro: how long the dump may stay without a new file */
-#define CTL_SYNCFS_INTERVAL_S	  1    /* rw: the dumper's syncfs period for a remote reader */
-#define CTL_MCWARM_ARGS_MAX	  64   /* words of one mcwarm command line */
+#define CTL_FILTER_ARGS_MAX	  32	/* dump filter words passed on: option, value, ... */
+#define CTL_FILTER_ARG_MAX	  1024	/* one word: a --nodes list of many nodes */
+#define CTL_GROUP_MAX		  128	/* <host>_<port> of a resize group */
+#define CTL_WAIT_VOLUME_S_DEFAULT 300	/* ro: how long the volume may take to appear */
+#define CTL_IDLE_S_DEFAULT	  600	/* ro: how long the dump may stay without a new file */
+#define CTL_SYNCFS_INTERVAL_S	  1	/* rw: the dumper's syncfs period for a remote reader */
+#define CTL_LOG_TAIL_BYTES	  16384 /* the end of a log read for its last error */
+#define CTL_MCWARM_ARGS_MAX	  64	/* words of one mcwarm command line */
 #define CTL_RUN_ARGS_MAX	  (24 + CTL_FILTER_ARGS_MAX) /* ours, then the filters */
 static_assert(CTL_RUN_ARGS_MAX < CTL_MCWARM_ARGS_MAX, "a command line fits, filters and all");
 
@@ -35,12 +36,12 @@ struct ctl_plan {
 	char dest[300];
 	char work[CTL_PATH_MAX]; /* state, image, mountpoints, logs */
 	struct ebs_volume vol;
-	uint64_t memory_bytes; /* for dump and populate */
-	unsigned threads;      /* 0: their default */
-	unsigned cycle_ms;     /* pause between populate passes */
-	double min_ratio;      /* verify */
-	bool keep;	       /* keep the volume after a good warm-up */
-	bool allow_shrink;     /* a destination too small for the source (populate) */
+	uint64_t memory_bytes;	  /* for dump and populate */
+	unsigned threads;	  /* 0: their default */
+	unsigned cycle_ms;	  /* pause between populate passes */
+	double min_ratio;	  /* verify */
+	bool keep;		  /* keep the volume after a good warm-up */
+	bool allow_shrink;	  /* a destination too small for the source (populate) */
 	bool allow_smaller_items; /* a destination with a smaller item_size_max */
 	char mcwarm[CTL_PATH_MAX];
 	enum ctl_side side;	   /* warm: both halves here, or one host's half */
@@ -169,6 +170,12 @@ int ctl_verify(const struct ctl_plan *p, struct ctl_state *s);
 unsigned ctl_count_chunks(const char *dir);
 /* A number from a flat JSON summary of mcwarm (the first occurrence of key): 0 if absent. */
 double ctl_json_num(const char *path, const char *key);
+/* text as the inside of a JSON string (quotes, backslashes and control characters
+ * escaped), cut to fit out; returns out. */
+const char *ctl_json_escape(char *out, size_t cap, const char *text);
+/* The last "error: ..." line mcwarm wrote to log_path (its cause, for a report), without
+ * its prefix; "" if there is none. Returns out. */
+const char *ctl_log_error(const char *log_path, char *out, size_t cap);
 /* A true from a flat JSON object: false if absent. */
 bool ctl_json_true(const char *path, const char *key);
 

@@ -184,8 +184,11 @@ int ctl_dump_check(const struct ctl_plan *p, struct ctl_state *s, char *err, siz
 	}
 	s->dump_exit = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 	if (s->dump_exit != 0) {
-		snprintf(err, cap, "the dumper failed (exit %d): see %s/dump-%u.log", s->dump_exit,
-			 p->work, s->dump_n);
+		char log[CTL_PATH_MAX + 32], why[512];
+		ctl_path(log, sizeof(log), p, "dump-%u.log", s->dump_n);
+		ctl_log_error(log, why, sizeof(why));
+		snprintf(err, cap, "the dumper failed (exit %d)%s%s: see %s", s->dump_exit,
+			 why[0] ? ": " : "", why, log);
 		return s->dump_exit < 128 ? s->dump_exit : MCW_EXIT_SOFTWARE;
 	}
 	s->dump_done_ns = ctl_wall_ns();

@@ -57,6 +57,43 @@ static const char *json_value(const char *path, const char *key, char *text, siz
 	return at ? at + strlen(pat) : NULL;
 }
 
+const char *ctl_json_escape(char *out, size_t cap, const char *text)
+{
+	size_t o = 0;
+	for (const unsigned char *c = (const unsigned char *)text; *c && o + 7 < cap; c++) {
+		if (*c == '"' || *c == '\\')
+			o += (size_t)snprintf(out + o, cap - o, "\\%c", *c);
+		else if (*c < 0x20)
+			o += (size_t)snprintf(out + o, cap - o, "\\u%04x", *c);
+		else
+			out[o++] = (char)*c;
+	}
+	out[o] = '\0';
+	return out;
+}
+
+const char *ctl_log_error(const char *log_path, char *out, size_t cap)
+{
+	char text[CTL_LOG_TAIL_BYTES];
+	out[0] = '\0';
+	FILE *f = fopen(log_path, "r");
+	if (f == NULL)
+		return out;
+	if (fseek(f, 0, SEEK_END) == 0 && ftell(f) > (long)sizeof(text) - 1)
+		fseek(f, -(long)sizeof(text) + 1, SEEK_END);
+	else
+		fseek(f, 0, SEEK_SET);
+	size_t n = fread(text, 1, sizeof(text) - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	const char *last = NULL;
+	for (char *at = strstr(text, "error: "); at; at = strstr(at + 1, "error: "))
+		last = at + strlen("error: ");
+	if (last != NULL)
+		snprintf(out, cap, "%.*s", (int)strcspn(last, "\n"), last);
+	return out;
+}
+
 double ctl_json_num(const char *path, const char *key)
 {
 	char text[JSON_REPORT_MAX];
@@ -133,9 +170,9 @@ static int populate_pass(const struct ctl_plan *p, struct ctl_state *s, char *er
 		return 1; /* the dumper has not made its directory visible yet */
 	snprintf(mem, sizeof(mem), "%llu", (unsigned long long)p->memory_bytes);
 	snprintf(thr, sizeof(thr), "%u", p->threads);
-	char *args[CTL_MCWARM_ARGS_MAX] = { "populate", "--dest",	 (char *)p->dest, "--from",
-					  from,	      "--state", state,		  "--once",
-					  "--json",   "-q",	 "--memory",	  mem };
+	char *args[CTL_MCWARM_ARGS_MAX] = { "populate", "--dest",  (char *)p->dest, "--from",
+					    from,	"--state", state,	    "--once",
+					    "--json",	"-q",	   "--memory",	    mem };
 	unsigned n = 12;
 	if (p->allow_shrink)
 		args[n++] = "--allow-shrink";
@@ -173,7 +210,10 @@ static int populate_pass(const struct ctl_plan *p, struct ctl_state *s, char *er
 	}
 	if (code == MCW_EXIT_DATA && s->dump_exit != 0)
 		return 1; /* a file seen damaged while the dump runs: it may be rewritten */
-	snprintf(err, cap, "populate failed (exit %d): see %s", code, log);
+	char why[512];
+	ctl_log_error(log, why, sizeof(why));
+	snprintf(err, cap, "populate failed (exit %d)%s%s: see %s", code, why[0] ? ": " : "", why,
+		 log);
 	return code;
 }
 

@@ -37,6 +37,7 @@ static double span_s(int64_t from_ns, int64_t to_ns)
 
 static void report_json(const struct ctl_plan *p, const struct ctl_state *s, int code)
 {
+	char esc[2 * sizeof(s->error)];
 	double total = span_s(s->started_ns, s->finished_ns ? s->finished_ns : ctl_wall_ns());
 	char dump_json[CTL_PATH_MAX + 32]; /* the dumper's own summary: what it wrote */
 	ctl_path(dump_json, sizeof(dump_json), p, "dump-%u.json", s->dump_n);
@@ -58,7 +59,7 @@ static void report_json(const struct ctl_plan *p, const struct ctl_state *s, int
 	       span_s(s->dump_started_ns, s->dump_done_ns),
 	       span_s(s->first_apply_ns, s->dump_done_ns), span_s(s->started_ns, s->populated_ns),
 	       span_s(s->populated_ns, s->verified_ns), total, s->dump_n,
-	       (unsigned long long)s->evictions, s->error);
+	       (unsigned long long)s->evictions, ctl_json_escape(esc, sizeof(esc), s->error));
 }
 
 static void report(const struct ctl_plan *p, const struct ctl_state *s, int code, bool json)
@@ -371,6 +372,7 @@ static int readers_gone(const struct ctl_plan *p, const struct ctl_state *s, cha
 
 int ctl_release(const struct ctl_plan *p, bool keep, bool json)
 {
+	char esc[2048];
 	struct ctl_state s;
 	char err[1024] = "";
 	int code = ctl_state_load(p->work, &s, err, sizeof(err));
@@ -407,12 +409,14 @@ int ctl_release(const struct ctl_plan *p, bool keep, bool json)
 			keep || !s.created_volume ? "is kept" : "is deleted");
 	if (json)
 		printf("{\"command\":\"release\",\"ok\":%s,\"exit_code\":%d,\"error\":\"%s\"}\n",
-		       code == 0 ? "true" : "false", code, code ? err : "");
+		       code == 0 ? "true" : "false", code,
+		       ctl_json_escape(esc, sizeof(esc), code ? err : ""));
 	return code;
 }
 
 int ctl_status(const struct ctl_plan *p, bool json)
 {
+	char esc[2048];
 	struct ctl_state s;
 	char err[512], dir[CTL_PATH_MAX + 32 + CTL_GROUP_MAX];
 	int ret = ctl_state_load(p->work, &s, err, sizeof(err));
@@ -445,7 +449,7 @@ int ctl_status(const struct ctl_plan *p, bool json)
 		       (unsigned long long)s.files_applied, lag, (unsigned long long)s.items_sent,
 		       (unsigned long long)s.bytes_sent, (unsigned long long)s.already_present,
 		       rate, s.cycles, s.verify_ratio, s.verify_exit, secs,
-		       (unsigned long long)s.evictions, s.error);
+		       (unsigned long long)s.evictions, ctl_json_escape(esc, sizeof(esc), s.error));
 		return 0;
 	}
 	printf("side %s; phase %s; dump attempt %u %s; chunk files written %u, applied %llu (lag "

@@ -420,6 +420,8 @@ class ReplicaTest(FleetTestCase):
         self.assertFalse(bad["ok"])
         self.assertIn("source half (exit 69)", bad["error"])  # 69: server unreachable
         self.assertIn("dump", bad["error"])
+        # the dumper's own reason, with the address it could not reach
+        self.assertIn("cannot connect to %s" % self.hosts["s2"].mc_addr, bad["error"])
         self.assertTrue(all(r["ok"] for r in rows.values()), rows)
         self.assertIn("2 of 3 pairs warmed: the run is NOT whole", out)
         self.assertEqual(out.count("PLAY [warm, volume by volume, source hosts in batches]"), 2)
