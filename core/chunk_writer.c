@@ -52,8 +52,7 @@ static int fail(struct chunk_writer *w, int err, const char *what, const struct 
 	if (w->error == 0) {
 		w->error = err;
 		snprintf(w->error_msg, sizeof(w->error_msg), "%s %s/%s: %s%s", what,
-			 f ? f->dir_path : w->o.dir_path,
-			 f ? f->temp_name : "", strerror(-err),
+			 f ? f->dir_path : w->o.dir_path, f ? f->temp_name : "", strerror(-err),
 			 err == -ENOSPC || err == -EDQUOT
 			     ? " (the volume is full: free space, then run again; the dump "
 			       "continues where it stopped)"
@@ -670,7 +669,7 @@ int chunk_writer_complete(struct chunk_writer *w, const struct ur_cqe *c)
 			fail(w,
 			     c->res < 0 ? c->res
 					: short_write_errno(f->fd, CW_UD_INDEX(c->user_data) -
-								   (uint64_t)c->res),
+								       (uint64_t)c->res),
 			     "cannot write", f);
 		writev_epoch_reset(w);
 		break;

@@ -83,7 +83,7 @@ struct cw_file {
 	int state; /* enum cw_file_state in chunk_writer.c */
 	int fd;
 	uint32_t job, part;
-	int dir_fd; /* where it is written and renamed */
+	int dir_fd;    /* where it is written and renamed */
 	bool ends_job; /* the job ended: the last of its files to finish reports it */
 	const char *dir_path;
 	uint32_t blocks; /* closed blocks */

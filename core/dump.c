@@ -197,11 +197,11 @@ int dump_plan_compute(const struct dump_plan_in *in, struct dump_plan *p, char *
 	/* stream: key input + two ms batch slots that each hold a largest item + replies */
 	size_t stream_min = MCW_STREAM_SLOTS * ROUND_UP(reply_max + MCP_REQ_MAX + 8, 64 * KIB) +
 			    MCW_STREAM_RECV_BYTES;
-	size_t disk_min = keyin + (in->kind == RUN_DUMP
-					   ? chunk_writer_staging_min(in->mode,
-								      (uint32_t)in->item_size_max)
-				   : in->kind == RUN_VERIFY ? pipe_min
-							    : stream_min);
+	size_t disk_min =
+	    keyin + (in->kind == RUN_DUMP
+			 ? chunk_writer_staging_min(in->mode, (uint32_t)in->item_size_max)
+		     : in->kind == RUN_VERIFY ? pipe_min
+					      : stream_min);
 	size_t buf_min = ROUND_UP(MAX(net_min, disk_min), 64 * KIB);
 	unsigned threads = in->threads;
 	/* receive and two write slots (one group builds right in them); with several groups,
@@ -290,9 +290,8 @@ static int budget_setup(struct dump_ctx *c)
 		for (unsigned g = 0; g < c->kf.ngroups; g++)
 			c->kr_group[g] = groups + g * p.kr_group_bytes;
 	}
-	uint8_t *rings = filter_bytes ? budget_take(&c->budget, filter_bytes, "key reader",
-						    "ring", -1)
-				      : NULL;
+	uint8_t *rings =
+	    filter_bytes ? budget_take(&c->budget, filter_bytes, "key reader", "ring", -1) : NULL;
 	uint8_t *dd = budget_take(&c->budget, p.dedupe_bytes, "key reader", "dedupe", -1);
 	budget_commit(&c->budget);
 	dedupe_init(&c->dedupe, dd, p.dedupe_bytes);
@@ -549,7 +548,7 @@ static int start_threads(struct dump_ctx *c)
 		pthread_create(&c->keys_thread, NULL, keyreader_main, c);
 	else
 		c->keys_listed_before = true;
-	void *(*fn)(void *) = c->o.kind == RUN_DUMP	 ? dump_worker_main
+	void *(*fn)(void *) = c->o.kind == RUN_DUMP	? dump_worker_main
 			      : c->o.kind == RUN_VERIFY ? verify_worker_main
 							: stream_worker_main;
 	for (unsigned i = 0; i < c->o.co.threads; i++)
@@ -628,17 +627,19 @@ static int publish(struct dump_ctx *c)
 		mi.started_unix_ns = c->id.dump_started_unix_ns;
 		mi.finished_unix_ns = wall_ns();
 		mi.source_item_size_max = c->src.item_size_max;
-		int ret = manifest_publish(c->group_fd[g], &mi, entries, (size_t)n, err, sizeof(err));
+		int ret =
+		    manifest_publish(c->group_fd[g], &mi, entries, (size_t)n, err, sizeof(err));
 		free(entries);
 		if (ret < 0) {
 			log_error("%s", err);
 			return MCW_EXIT_IO;
 		}
 		if (mi.records != atomic_load(&c->st.group_items[g])) {
-			log_error("%s holds %llu records but %llu were written there: the directory "
-				  "changed during the dump",
-				  c->group_path[g], (unsigned long long)mi.records,
-				  (unsigned long long)atomic_load(&c->st.group_items[g]));
+			log_error(
+			    "%s holds %llu records but %llu were written there: the directory "
+			    "changed during the dump",
+			    c->group_path[g], (unsigned long long)mi.records,
+			    (unsigned long long)atomic_load(&c->st.group_items[g]));
 			return MCW_EXIT_SOFTWARE;
 		}
 	}
@@ -762,13 +763,12 @@ int engine_run(struct dump_ctx *c)
 	}
 	if (!c->o.co.quiet)
 		log_info("%s %s (memcached %s, %llu items, item_size_max %llu)%s%s",
-			 c->o.kind == RUN_DUMP	  ? "dumping"
+			 c->o.kind == RUN_DUMP	   ? "dumping"
 			 : c->o.kind == RUN_VERIFY ? "verifying"
 						   : "streaming",
-			 c->o.source.text,
-			 c->src.version, (unsigned long long)c->src.curr_items,
+			 c->o.source.text, c->src.version, (unsigned long long)c->src.curr_items,
 			 (unsigned long long)c->src.item_size_max,
-			 c->o.kind == RUN_DUMP	  ? " into "
+			 c->o.kind == RUN_DUMP	   ? " into "
 			 : c->o.kind == RUN_VERIFY ? " against "
 						   : " into ",
 			 c->o.kind == RUN_DUMP ? c->o.out_dir : c->o.dest.text);
@@ -794,7 +794,8 @@ void engine_metrics(struct dump_ctx *c, const char *phase)
 	if (!metrics_on(m))
 		return;
 	double secs = c->start_mono_ns ? (double)(mono_ns() - c->start_mono_ns) / 1e9 : 0;
-	uint64_t items = c->o.kind == RUN_VERIFY ? atomic_load(&st->v_equal) : atomic_load(&st->items);
+	uint64_t items =
+	    c->o.kind == RUN_VERIFY ? atomic_load(&st->v_equal) : atomic_load(&st->items);
 	uint64_t fetched = atomic_load(&st->keys_fetched);
 	uint64_t queued = atomic_load(&st->keys_queued);
 	metrics_begin(m, phase);
@@ -809,20 +810,20 @@ void engine_metrics(struct dump_ctx *c, const char *phase)
 		    (double)items);
 	metrics_add(m, METRICS_COUNTER, "mcwarm_value_bytes_total", "value bytes moved", "",
 		    (double)atomic_load(&st->value_bytes));
-	metrics_add(m, METRICS_GAUGE, "mcwarm_items_per_second",
-		    "items per second since the start", "", secs > 0 ? (double)items / secs : 0);
+	metrics_add(m, METRICS_GAUGE, "mcwarm_items_per_second", "items per second since the start",
+		    "", secs > 0 ? (double)items / secs : 0);
 	static const char *const kinds[] = { "miss", "server_error", "busy_retry" };
 	uint64_t counts[] = { atomic_load(&st->misses), atomic_load(&st->server_errors),
 			      atomic_load(&st->busy_retries) };
 	metrics_add_kinds(m, "mcwarm_events_total",
-			  "keys gone since listed, error answers, waits for a busy crawler",
-			  "kind", kinds, counts, ARRAY_LEN(kinds));
+			  "keys gone since listed, error answers, waits for a busy crawler", "kind",
+			  kinds, counts, ARRAY_LEN(kinds));
 	if (c->o.kind == RUN_VERIFY) {
-		static const char *const outcomes[] = { "equal", "missing", "value", "flags",
-							"ttl", "expired" };
+		static const char *const outcomes[] = { "equal", "missing", "value",
+							"flags", "ttl",	    "expired" };
 		uint64_t v[] = { atomic_load(&st->v_equal), atomic_load(&st->v_missing),
 				 atomic_load(&st->v_value), atomic_load(&st->v_flags),
-				 atomic_load(&st->v_ttl), atomic_load(&st->v_expired) };
+				 atomic_load(&st->v_ttl),   atomic_load(&st->v_expired) };
 		metrics_add_kinds(m, "mcwarm_verify_keys_total", "keys checked, by outcome",
 				  "outcome", outcomes, v, ARRAY_LEN(outcomes));
 	}

@@ -60,25 +60,25 @@ struct dump_opts {
 	bool keep_spool;
 	unsigned syncfs_interval_s; /* 0: never */
 	struct keyfilter_opts filter;
-	enum mcp_ms_mode ms_mode; /* stream */
+	enum mcp_ms_mode ms_mode;    /* stream */
 	struct mcw_copy_allow allow; /* stream: --allow-shrink, --allow-smaller-items */
 };
 
 struct dump_stats {
-	atomic_uint_fast64_t keys_listed;     /* lines the key dump produced */
-	atomic_uint_fast64_t keys_duplicate;  /* listed again, dropped */
-	atomic_uint_fast64_t keys_unchecked;  /* kept without a duplicate check (table full) */
-	atomic_uint_fast64_t keys_expired;    /* expired or below --min-ttl at listing */
+	atomic_uint_fast64_t keys_listed;	   /* lines the key dump produced */
+	atomic_uint_fast64_t keys_duplicate;	   /* listed again, dropped */
+	atomic_uint_fast64_t keys_unchecked;	   /* kept without a duplicate check (table full) */
+	atomic_uint_fast64_t keys_expired;	   /* expired or below --min-ttl at listing */
 	atomic_uint_fast64_t keys_filtered_prefix; /* --key-include / --key-exclude */
 	atomic_uint_fast64_t keys_filtered_ring;   /* another node's, or not moved */
-	atomic_uint_fast64_t keys_unsendable; /* cannot be named in a meta request */
-	atomic_uint_fast64_t keys_queued;     /* written to key chunks */
-	atomic_uint_fast64_t keys_fetched;    /* asked for with mg, answered */
-	atomic_uint_fast64_t items;	      /* records written */
-	atomic_uint_fast64_t items_resumed;   /* of those, in files an earlier run finished */
+	atomic_uint_fast64_t keys_unsendable;	   /* cannot be named in a meta request */
+	atomic_uint_fast64_t keys_queued;	   /* written to key chunks */
+	atomic_uint_fast64_t keys_fetched;	   /* asked for with mg, answered */
+	atomic_uint_fast64_t items;		   /* records written */
+	atomic_uint_fast64_t items_resumed;	   /* of those, in files an earlier run finished */
 	atomic_uint_fast64_t group_items[KEYFILTER_GROUPS_MAX]; /* records per output group */
-	atomic_uint_fast64_t misses;	      /* gone since the key dump */
-	atomic_uint_fast64_t ttl_filtered;    /* below --min-ttl at fetch */
+	atomic_uint_fast64_t misses;				/* gone since the key dump */
+	atomic_uint_fast64_t ttl_filtered;			/* below --min-ttl at fetch */
 	atomic_uint_fast64_t value_bytes;
 	atomic_uint_fast64_t file_bytes;
 	atomic_uint_fast64_t files;
@@ -94,9 +94,9 @@ struct dump_stats {
 	atomic_uint_fast64_t v_expired; /* gone from the source since the listing */
 	atomic_uint_fast64_t keys_unsampled;
 	/* stream outcomes */
-	atomic_uint_fast64_t s_present;	  /* NS: the destination had the key (add mode) */
-	atomic_uint_fast64_t s_expired;	  /* expired before it could be sent */
-	atomic_uint_fast64_t s_too_large; /* over the destination's item size limit */
+	atomic_uint_fast64_t s_present;	      /* NS: the destination had the key (add mode) */
+	atomic_uint_fast64_t s_expired;	      /* expired before it could be sent */
+	atomic_uint_fast64_t s_too_large;     /* over the destination's item size limit */
 	atomic_uint_fast64_t s_out_of_memory; /* SERVER_ERROR out of memory to an ms */
 };
 
@@ -246,7 +246,6 @@ struct dump_plan_in {
 	unsigned groups;     /* output groups (key chunks built at once) */
 	size_t filter_bytes; /* the key filter's rings */
 };
-int dump_plan_compute(const struct dump_plan_in *in, struct dump_plan *out, char *err,
-		      size_t cap);
+int dump_plan_compute(const struct dump_plan_in *in, struct dump_plan *out, char *err, size_t cap);
 
 #endif

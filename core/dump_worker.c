@@ -29,7 +29,7 @@ struct wjob {
 	uint32_t *key_off;
 	unsigned group;	    /* output group of the job's keys */
 	int64_t last_io_ns; /* the last completion: silence is measured from it */
-	bool blocked; /* the writer had no room for the reply at the front */
+	bool blocked;	    /* the writer had no room for the reply at the front */
 };
 
 static void job_fail(struct wjob *j, int code, const char *what)
@@ -186,8 +186,9 @@ static void run_job(struct wjob *j, uint32_t seq)
 		return;
 	unsigned g = j->kv.group;
 	if (g >= j->c->kf.ngroups) {
-		job_fail(j, MCW_EXIT_SOFTWARE, "the key chunk names an output group that does not "
-					       "exist");
+		job_fail(j, MCW_EXIT_SOFTWARE,
+			 "the key chunk names an output group that does not "
+			 "exist");
 		return;
 	}
 	j->group = g;

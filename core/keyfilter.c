@@ -60,19 +60,21 @@ int keyfilter_option(const char *cmd, int ch, const char *arg, struct keyfilter_
 	}
 	case KF_OPT_RING:
 		if (hashring_kind_parse(arg, &o->ring.kind) < 0)
-			return usage(cmd,
-				     "--ring: '%s' is not one of evcache, cachemover, spymemcached, "
-				     "libmemcached, libmemcached-md5, libmemcached-oaat, "
-				     "libmemcached-spy",
-				     arg);
+			return usage(
+			    cmd,
+			    "--ring: '%s' is not one of evcache, cachemover, spymemcached, "
+			    "libmemcached, libmemcached-md5, libmemcached-oaat, "
+			    "libmemcached-spy",
+			    arg);
 		o->ring_set = true;
 		return 0;
 	case KF_OPT_RING_POINTS:
 		if (!cli_uint(cmd, "ring-points", arg, 4, 4096, &v))
 			return MCW_EXIT_USAGE;
 		if (v % 4 != 0)
-			return usage(cmd, "--ring-points: %s is not a multiple of 4 (each digest "
-					  "gives 4 points)",
+			return usage(cmd,
+				     "--ring-points: %s is not a multiple of 4 (each digest "
+				     "gives 4 points)",
 				     arg);
 		o->ring.points = (unsigned)v;
 		return 0;
@@ -127,8 +129,8 @@ static void node_id(char *out, size_t cap, const struct hashring_node *n)
 	strncat(out, port, cap - 1 - h);
 }
 
-static int parse_list(const char *opt, const char *list, struct hashring_node *nodes,
-		      unsigned *n, char *err, size_t cap)
+static int parse_list(const char *opt, const char *list, struct hashring_node *nodes, unsigned *n,
+		      char *err, size_t cap)
 {
 	char why[256];
 	if (hashring_parse_nodes(list, nodes, HASHRING_NODES_MAX, n, why, sizeof(why)) < 0)
@@ -167,15 +169,17 @@ static int prepare_resize(struct keyfilter *kf, char *err, size_t cap)
 		if (o->nkeep) {
 			t = hashring_find_node(kf->to_nodes, kf->nto, o->keep[i]);
 			if (t < 0)
-				return bad(err, cap, "--keep %s: not a node of --ring-to", o->keep[i]);
+				return bad(err, cap, "--keep %s: not a node of --ring-to",
+					   o->keep[i]);
 			if (kf->to_group[t] >= 0)
 				continue;
 		}
 		if (kf->ngroups == KEYFILTER_GROUPS_MAX)
-			return bad(err, cap,
-				   "--ring-to has more than %d nodes to write for: dump for some of "
-				   "them at a time with --keep",
-				   KEYFILTER_GROUPS_MAX);
+			return bad(
+			    err, cap,
+			    "--ring-to has more than %d nodes to write for: dump for some of "
+			    "them at a time with --keep",
+			    KEYFILTER_GROUPS_MAX);
 		kf->to_group[t] = (int16_t)kf->ngroups;
 		group_dir_name(kf->group_name[kf->ngroups], KEYFILTER_GROUP_NAME, &kf->to_nodes[t]);
 		node_id(kf->group_node[kf->ngroups], HASHRING_NAME_MAX, &kf->to_nodes[t]);
@@ -191,12 +195,13 @@ int keyfilter_prepare(struct keyfilter *kf, const struct keyfilter_opts *o, size
 	kf->o = *o;
 	kf->ngroups = 1;
 	*mem_bytes = 0;
-	bool any_ring_opt = o->nodes || o->ring_from || o->ring_to || o->nkeep ||
-			    o->ring.points || o->ring.partial_delim;
+	bool any_ring_opt = o->nodes || o->ring_from || o->ring_to || o->nkeep || o->ring.points ||
+			    o->ring.partial_delim;
 	if (!o->ring_set)
-		return any_ring_opt ? bad(err, cap, "--nodes, --keep, --ring-from, --ring-to, "
-						     "--ring-points and --ring-partial-key need "
-						     "--ring KIND")
+		return any_ring_opt ? bad(err, cap,
+					  "--nodes, --keep, --ring-from, --ring-to, "
+					  "--ring-points and --ring-partial-key need "
+					  "--ring KIND")
 				    : 0;
 	if (o->ring.points && o->ring.kind != RING_EVCACHE && o->ring.kind != RING_CACHEMOVER &&
 	    o->ring.kind != RING_SPYMEMCACHED)
@@ -206,8 +211,9 @@ int keyfilter_prepare(struct keyfilter *kf, const struct keyfilter_opts *o, size
 	int ret;
 	if (kf->resize) {
 		if (!o->ring_from || !o->ring_to || o->nodes)
-			return bad(err, cap, "resizing needs both --ring-from and --ring-to (and "
-					     "no --nodes)");
+			return bad(err, cap,
+				   "resizing needs both --ring-from and --ring-to (and "
+				   "no --nodes)");
 		ret = prepare_resize(kf, err, cap);
 		if (ret < 0)
 			return ret;
@@ -216,8 +222,9 @@ int keyfilter_prepare(struct keyfilter *kf, const struct keyfilter_opts *o, size
 		return 0;
 	}
 	if (!o->nodes || o->nkeep == 0)
-		return bad(err, cap, "--ring needs --nodes LIST and --keep NODE (instance warming) "
-				     "or --ring-from LIST and --ring-to LIST (resizing)");
+		return bad(err, cap,
+			   "--ring needs --nodes LIST and --keep NODE (instance warming) "
+			   "or --ring-from LIST and --ring-to LIST (resizing)");
 	ret = parse_list("nodes", o->nodes, kf->from_nodes, &kf->nfrom, err, cap);
 	if (ret < 0)
 		return ret;
@@ -237,8 +244,8 @@ int keyfilter_build(struct keyfilter *kf, void *mem, size_t mem_bytes, char *err
 		return 0;
 	size_t a = hashring_memory_bytes(&kf->o.ring, kf->from_nodes, kf->nfrom);
 	ASSERT(a <= mem_bytes);
-	int ret = hashring_build(&kf->from, &kf->o.ring, kf->from_nodes, kf->nfrom, mem, a, err,
-				 cap);
+	int ret =
+	    hashring_build(&kf->from, &kf->o.ring, kf->from_nodes, kf->nfrom, mem, a, err, cap);
 	if (ret < 0 || !kf->resize)
 		return ret;
 	return hashring_build(&kf->to, &kf->o.ring, kf->to_nodes, kf->nto, (uint8_t *)mem + a,
@@ -251,8 +258,8 @@ static bool has_prefix(const uint8_t *key, size_t len, const char *p)
 	return n <= len && memcmp(key, p, n) == 0;
 }
 
-enum keyfilter_verdict keyfilter_apply(const struct keyfilter *kf, const uint8_t *key,
-				       size_t len, unsigned *group)
+enum keyfilter_verdict keyfilter_apply(const struct keyfilter *kf, const uint8_t *key, size_t len,
+				       unsigned *group)
 {
 	const struct keyfilter_opts *o = &kf->o;
 	*group = 0;

@@ -35,11 +35,11 @@ struct keyfilter_opts {
 	unsigned ninclude;
 	const char *exclude[KEYFILTER_PREFIXES_MAX];
 	unsigned nexclude;
-	bool ring_set;		 /* --ring given */
+	bool ring_set;		   /* --ring given */
 	struct hashring_opts ring; /* kind, points, partial key */
-	const char *nodes;	 /* --nodes */
-	const char *ring_from;	 /* --ring-from */
-	const char *ring_to;	 /* --ring-to */
+	const char *nodes;	   /* --nodes */
+	const char *ring_from;	   /* --ring-from */
+	const char *ring_to;	   /* --ring-to */
 	const char *keep[KEYFILTER_KEEP_MAX];
 	unsigned nkeep;
 };
@@ -58,12 +58,12 @@ struct keyfilter {
 	struct hashring_node to_nodes[HASHRING_NODES_MAX]; /* --ring-to */
 	unsigned nto;
 	struct hashring from, to;
-	bool keep_from[HASHRING_NODES_MAX]; /* instance warming: nodes whose keys are taken */
-	int16_t to_group[HASHRING_NODES_MAX]; /* resize: group of a new owner, -1: not taken */
+	bool keep_from[HASHRING_NODES_MAX];	/* instance warming: nodes whose keys are taken */
+	int16_t to_group[HASHRING_NODES_MAX];	/* resize: group of a new owner, -1: not taken */
 	int16_t to_in_from[HASHRING_NODES_MAX]; /* resize: the same node in ring A, -1: new */
-	unsigned ngroups; /* 1 unless resizing */
+	unsigned ngroups;			/* 1 unless resizing */
 	char group_name[KEYFILTER_GROUPS_MAX][KEYFILTER_GROUP_NAME]; /* directory names */
-	char group_node[KEYFILTER_GROUPS_MAX][HASHRING_NAME_MAX];   /* "host:port" */
+	char group_node[KEYFILTER_GROUPS_MAX][HASHRING_NAME_MAX];    /* "host:port" */
 };
 
 /* Parses and checks the options (node lists, --keep names, combinations) and says how
@@ -78,8 +78,8 @@ int keyfilter_build(struct keyfilter *kf, void *mem, size_t mem_bytes, char *err
 bool keyfilter_active(const struct keyfilter *kf);
 
 /* The verdict for a key; *group is its output group when taken. */
-enum keyfilter_verdict keyfilter_apply(const struct keyfilter *kf, const uint8_t *key,
-				       size_t len, unsigned *group);
+enum keyfilter_verdict keyfilter_apply(const struct keyfilter *kf, const uint8_t *key, size_t len,
+				       unsigned *group);
 
 /* Command-line options shared by dump and verify: 0 when ch was one of them (taken),
  * 1 when it was not, or the usage exit code. */

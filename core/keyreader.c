@@ -39,7 +39,7 @@ struct kr {
 	struct dump_ctx *c;
 	struct ur_ring *ring;
 	struct keychunk_builder b[KEYFILTER_GROUPS_MAX]; /* one chunk being built per group */
-	unsigned cur; /* staging buffer written next */
+	unsigned cur;					 /* staging buffer written next */
 	struct kr_slot slots[2];
 	uint32_t next_seq;
 	bool items_seen;

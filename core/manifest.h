@@ -30,7 +30,7 @@ struct manifest_info {
 	uint64_t files, records, value_bytes;
 	uint64_t key_bytes;	       /* 0 in a MANIFEST of an older mcwarm */
 	uint64_t source_item_size_max; /* 0 if unknown (an older mcwarm) */
-	uint32_t crc; /* of the manifest text, as DONE records it */
+	uint32_t crc;		       /* of the manifest text, as DONE records it */
 };
 
 /* Finds every final chunk file in dir_fd and checks its footer against its name.

@@ -32,13 +32,13 @@
 #define MCW_PARTS_PER_JOB_MAX	   999
 
 /* Key chunks (the dumper's key spool). */
-#define MCW_KEYCHUNK_BYTES    (1 * MIB)
-#define MCW_KEYCHUNK_KEYS_MAX 16384
+#define MCW_KEYCHUNK_BYTES	 (1 * MIB)
+#define MCW_KEYCHUNK_KEYS_MAX	 16384
 #define MCW_GROUP_KEYCHUNK_BYTES (64 * KIB) /* a key chunk per output group (resize dumps) */
 #define MCW_STREAM_SLOTS	 2	    /* ms batches in flight per stream worker */
 #define MCW_STREAM_BATCH_RECORDS 256	    /* ms requests per batch, closed by mn */
 #define MCW_STREAM_RECV_BYTES	 (64 * KIB) /* the destination's answers (NS, MN, errors) */
-#define MCW_KEY_RECORD_HEADER 4 /* u16 length, u8 flags, u8 reserved */
+#define MCW_KEY_RECORD_HEADER	 4	    /* u16 length, u8 flags, u8 reserved */
 
 /* Pipelining against memcached. */
 #define MCW_BATCH_KEYS	       512 /* mg requests per batch, closed by mn */
@@ -51,10 +51,10 @@
 #define MCW_METRICS_INTERVAL_MS 5000 /* --metrics-file rewritten this often */
 
 /* mcwarm watch. */
-#define WATCH_NODES_MAX		 1024 /* old and new clusters together */
-#define WATCH_SAMPLES_MAX	 121  /* per node: --window / --interval + 1 */
+#define WATCH_NODES_MAX		 1024  /* old and new clusters together */
+#define WATCH_SAMPLES_MAX	 121   /* per node: --window / --interval + 1 */
 #define WATCH_STATS_BYTES	 16384 /* a 'stats' reply (about 4 KiB on memcached 1.6) */
-#define WATCH_CONNECT_TIMEOUT_MS 1000 /* a node slower than this is down for the sample */
+#define WATCH_CONNECT_TIMEOUT_MS 1000  /* a node slower than this is down for the sample */
 #define WATCH_IO_TIMEOUT_MS	 2000
 
 /* Waits and retries. */

@@ -64,7 +64,7 @@ struct mgpipe {
 	size_t rcap, rd, wr, need;
 	bool recv_posted;
 	unsigned recv_retries; /* EAGAIN/EINTR in a row (MCW_RECV_RETRIES_MAX) */
-	int64_t recv_ms; /* wall clock of the last receive */
+	int64_t recv_ms;       /* wall clock of the last receive */
 	/* counters since the last mgpipe_take_counts */
 	uint64_t fetched, values, misses, server_errors;
 	/* rate limit: a batch held back until wake_ns (monotonic), 0 if none */

@@ -378,8 +378,8 @@ static void pop_metrics(struct pop_ctx *c, const char *phase)
 		    (double)sent);
 	metrics_add(m, METRICS_COUNTER, "mcwarm_value_bytes_total", "value bytes sent", "",
 		    (double)atomic_load(&st->value_bytes));
-	metrics_add(m, METRICS_GAUGE, "mcwarm_items_per_second",
-		    "items per second since the start", "", secs > 0 ? (double)sent / secs : 0);
+	metrics_add(m, METRICS_GAUGE, "mcwarm_items_per_second", "items per second since the start",
+		    "", secs > 0 ? (double)sent / secs : 0);
 	metrics_add(m, METRICS_COUNTER, "mcwarm_files_applied_total", "chunk files applied", "",
 		    (double)atomic_load(&st->files_done));
 	metrics_add(m, METRICS_GAUGE, "mcwarm_lag_files",

@@ -27,10 +27,10 @@
 #include "server.h"
 #include "uring.h"
 
-#define POP_QUEUE_MAX	      65536 /* chunk files queued in one pass */
-#define POP_BATCH_RECORDS     512   /* ms requests per batch, closed by mn */
-#define POP_BATCHES_INFLIGHT  4
-#define POP_BATCH_PIECES      2048 /* value pieces of one batch */
+#define POP_QUEUE_MAX	     65536 /* chunk files queued in one pass */
+#define POP_BATCH_RECORDS    512   /* ms requests per batch, closed by mn */
+#define POP_BATCHES_INFLIGHT 4
+#define POP_BATCH_PIECES     2048 /* value pieces of one batch */
 /* (pop_walk.h: POP_REC_PIECES_MAX <= POP_BATCH_PIECES, so a record fits in an empty batch) */
 #define POP_BATCH_HDR_BYTES   (POP_BATCH_RECORDS * MCP_REQ_MAX)
 #define POP_RECV_BYTES	      (64 * 1024)
@@ -99,7 +99,7 @@ struct pop_ctx {
 	char dump_id_hex[33];
 	uint8_t dump_id[16];
 	bool dump_id_known;
-	bool dump_finished; /* DONE was there when this pass began */
+	bool dump_finished;	/* DONE was there when this pass began */
 	bool manifest_checked;	/* the destination's capacity against the MANIFEST */
 	bool complete;		/* the MANIFEST is fully applied */
 	struct cap_watch watch; /* the destination's evictions */

@@ -143,8 +143,8 @@ int64_t rate_bucket_take(struct rate_bucket *b, uint64_t ops, uint64_t bytes, in
 	if (b->ops < (double)ops)
 		wait = wait_ns((double)ops - b->ops, ops_rate, shares);
 	if (b->bytes < (double)bytes || b->bytes < 0)
-		wait = MAX(wait, wait_ns(MAX((double)bytes - b->bytes, -b->bytes), byte_rate,
-					 shares));
+		wait =
+		    MAX(wait, wait_ns(MAX((double)bytes - b->bytes, -b->bytes), byte_rate, shares));
 	if (wait > 0)
 		return wait;
 	b->ops -= (double)ops;

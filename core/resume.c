@@ -135,8 +135,8 @@ static int prune_spool(struct dump_ctx *c, const struct checkpoint *cp)
 		unsigned seq;
 		char rest;
 		bool chunk = sscanf(de->d_name, "keys-%u.mc%c", &seq, &rest) == 2 && rest == 'k';
-		bool keep = chunk && cp != NULL && (cp->keys_done ? seq < cp->chunks
-							       : checkpoint_job_is_done(cp, seq));
+		bool keep = chunk && cp != NULL &&
+			    (cp->keys_done ? seq < cp->chunks : checkpoint_job_is_done(cp, seq));
 		bool ckpt = strcmp(de->d_name, CHECKPOINT_NAME) == 0;
 		if ((!chunk && !ckpt) || keep || (ckpt && cp != NULL))
 			continue;

@@ -186,8 +186,7 @@ int64_t server_now_s(const struct server_info *si)
 	return si->time_s + (mono_ns() - si->probe_mono_ns) / NS_PER_SEC;
 }
 
-int mcw_server_usage(const char *hostport, uint64_t *items, uint64_t *bytes, char *err,
-		     size_t cap)
+int mcw_server_usage(const char *hostport, uint64_t *items, uint64_t *bytes, char *err, size_t cap)
 {
 	struct hostport hp;
 	struct server_info si;

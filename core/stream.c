@@ -224,14 +224,14 @@ static int take_item(struct sjob *j, const struct mcp_meta_reply *rep, uint32_t 
 	uint16_t klen;
 	uint8_t kflags;
 	const uint8_t *key = mgpipe_key(&j->src, index, &klen, &kflags);
-	if (rep->value_len > pop_value_max(c->dst.item_size_max, c->dst.cas_enabled, klen,
-					   rep->client_flags)) {
+	if (rep->value_len >
+	    pop_value_max(c->dst.item_size_max, c->dst.cas_enabled, klen, rep->client_flags)) {
 		j->too_large++;
 		return 0;
 	}
 	int64_t expires_at_ms = rep->ttl < 0 ? 0 : j->src.recv_ms + rep->ttl * 1000;
-	int64_t t = pop_exptime(expires_at_ms, wall_ns() / 1000000, c->o.min_ttl_s,
-				server_now_s(&c->dst));
+	int64_t t =
+	    pop_exptime(expires_at_ms, wall_ns() / 1000000, c->o.min_ttl_s, server_now_s(&c->dst));
 	if (t < 0) {
 		j->expired++;
 		return 0;
@@ -244,9 +244,9 @@ static int take_item(struct sjob *j, const struct mcp_meta_reply *rep, uint32_t 
 	}
 	if (s == NULL)
 		return -EAGAIN;
-	size_t n = mcp_ms_encode((char *)s->buf + s->len, MCP_REQ_MAX, key, klen,
-				 kflags & KEYCHUNK_F_B64, rep->value_len, t, rep->client_flags,
-				 c->o.ms_mode, j->opaque++);
+	size_t n =
+	    mcp_ms_encode((char *)s->buf + s->len, MCP_REQ_MAX, key, klen, kflags & KEYCHUNK_F_B64,
+			  rep->value_len, t, rep->client_flags, c->o.ms_mode, j->opaque++);
 	ASSERT(n > 0); /* the key reader spools only sendable keys */
 	s->len += n;
 	memcpy(s->buf + s->len, rep->value, rep->value_len);
@@ -326,16 +326,18 @@ static void parse_answers(struct sjob *j)
 		const char *nl = memchr(line, '\n', j->wr - j->rd);
 		if (nl == NULL) {
 			if (j->wr - j->rd > MCP_META_LINE_MAX)
-				job_fail(j, MCW_EXIT_PROTOCOL, "an answer line from the destination "
-							       "is too long",
+				job_fail(j, MCW_EXIT_PROTOCOL,
+					 "an answer line from the destination "
+					 "is too long",
 					 "");
 			return;
 		}
 		size_t len = (size_t)(nl - line) + 1;
 		if (len >= 4 && memcmp(line, "MN\r\n", 4) == 0) {
 			if (j->b_answered == j->b_sent) {
-				job_fail(j, MCW_EXIT_PROTOCOL, "an MN from the destination answers "
-							       "nothing in flight",
+				job_fail(j, MCW_EXIT_PROTOCOL,
+					 "an MN from the destination answers "
+					 "nothing in flight",
 					 "");
 				return;
 			}

@@ -145,14 +145,15 @@ int ctl_state_save(const char *work, const struct ctl_state *s)
 	    "\ndump_done_ns=%" PRId64 "\ndump_exit=%d\npopulate_pid=%d\ncycles=%u\n"
 	    "first_apply_ns=%" PRId64 "\nlast_cycle_ns=%" PRId64 "\npopulated_ns=%" PRId64
 	    "\nfiles_applied=%" PRIu64 "\nitems_sent=%" PRIu64 "\nalready_present=%" PRIu64
-	    "\nbytes_sent=%" PRIu64 "\nevictions=%" PRIu64 "\nverify_ratio=%.6f\nverify_exit=%d\nstarted_ns=%" PRId64
-	    "\nvolume_ns=%" PRId64 "\nverified_ns=%" PRId64 "\nfinished_ns=%" PRId64 "\nerror=%s\n",
+	    "\nbytes_sent=%" PRIu64 "\nevictions=%" PRIu64
+	    "\nverify_ratio=%.6f\nverify_exit=%d\nstarted_ns=%" PRId64 "\nvolume_ns=%" PRId64
+	    "\nverified_ns=%" PRId64 "\nfinished_ns=%" PRId64 "\nerror=%s\n",
 	    s->plan_crc, ctl_side_name(s->side), ctl_phase_name(s->phase), s->created_volume,
 	    s->volume_id, s->volume_bytes, s->rw_device, s->ro_device, s->dump_n, (int)s->dump_pid,
 	    s->dump_started_ns, s->dump_done_ns, s->dump_exit, (int)s->populate_pid, s->cycles,
 	    s->first_apply_ns, s->last_cycle_ns, s->populated_ns, s->files_applied, s->items_sent,
-	    s->already_present, s->bytes_sent, s->evictions, s->verify_ratio, s->verify_exit, s->started_ns,
-	    s->volume_ns, s->verified_ns, s->finished_ns, s->error);
+	    s->already_present, s->bytes_sent, s->evictions, s->verify_ratio, s->verify_exit,
+	    s->started_ns, s->volume_ns, s->verified_ns, s->finished_ns, s->error);
 	n += snprintf(text + n, sizeof(text) - (size_t)n, "crc32c=%08x\n",
 		      mcw_crc32c(0, text, (size_t)n));
 	snprintf(path, sizeof(path), "%s/ctl.state", work);

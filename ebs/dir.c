@@ -29,8 +29,7 @@ static int dir_attach(const struct ebs_volume *v, enum ebs_access a, struct ebs_
 	return 0;
 }
 
-static int dir_detach(const struct ebs_volume *v, struct ebs_attachment *at, char *err,
-		      size_t cap)
+static int dir_detach(const struct ebs_volume *v, struct ebs_attachment *at, char *err, size_t cap)
 {
 	(void)v;
 	(void)err;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh Debian 12 machine: installs what is missing, then
-# builds and runs every test (unit and integration, against real memcached servers) in
+# The whole test suite, from a fresh Debian 12 machine: installs what is missing, checks
+# that every C file is formatted as .clang-format says, then builds and runs every test (unit and integration, against real memcached servers) in
 # three configurations: Release (gcc), ASan+UBSan (gcc, debug assertions on, io_uring
 # fault injection built in for tests/integration/test_faults.py) and
 # Release (clang); then the libFuzzer targets for 30 s each (tests/fuzz, clang, ASan+UBSan);
@@ -11,6 +11,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh
+
+echo "== formatting: clang-format --dry-run --Werror over every C file (.clang-format)"
+git ls-files '*.c' '*.h' | xargs clang-format --dry-run --Werror
 
 jobs=$(nproc)
 # run_config NAME "CTEST ARGS" CMAKE ARGS...

@@ -65,9 +65,8 @@ static void test_round_trip(void **state)
 	char err[256];
 	fresh_dir();
 	assert_int_equal(checkpoint_load(&cp, dir_fd, err, sizeof(err)), -ENOENT);
-	assert_int_equal(checkpoint_create(&cp, dir_fd, ID, "10.0.0.5:11211", 1700000000, 4242,
-					   0xdeadbeef),
-			 0);
+	assert_int_equal(
+	    checkpoint_create(&cp, dir_fd, ID, "10.0.0.5:11211", 1700000000, 4242, 0xdeadbeef), 0);
 	assert_int_equal(checkpoint_job_done(&cp, 3), 0);
 	assert_int_equal(checkpoint_job_done(&cp, 0), 0);
 	assert_int_equal(checkpoint_keys_done(&cp, 9), 0);

@@ -364,8 +364,21 @@ static void test_key_needs_b64_every_byte_everywhere(void **state)
 static void test_encoded_numbers(void **state)
 {
 	(void)state;
-	const uint64_t vals[] = { 0, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 12345, 99999, 100000,
-				  4294967295ull, 18446744073709551615ull };
+	const uint64_t vals[] = { 0,
+				  1,
+				  9,
+				  10,
+				  11,
+				  99,
+				  100,
+				  101,
+				  999,
+				  1000,
+				  12345,
+				  99999,
+				  100000,
+				  4294967295ull,
+				  18446744073709551615ull };
 	char out[MCP_REQ_MAX], want[128];
 	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
 		uint64_t v = vals[i];

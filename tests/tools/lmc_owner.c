@@ -41,8 +41,8 @@ int main(int argc, char **argv)
 		unsigned port = 11211, weight = 1;
 		char *colon = strrchr(argv[i], ':');
 		char *eq = strchr(argv[i], '=');
-		size_t hl = colon ? (size_t)(colon - argv[i]) : (eq ? (size_t)(eq - argv[i])
-								    : strlen(argv[i]));
+		size_t hl = colon ? (size_t)(colon - argv[i])
+				  : (eq ? (size_t)(eq - argv[i]) : strlen(argv[i]));
 		if (hl >= sizeof(host))
 			return 64;
 		memcpy(host, argv[i], hl);
