@@ -61,6 +61,16 @@ static void family(struct metrics *m, enum metrics_type type, const char *name, 
 	    type == METRICS_COUNTER ? "counter" : "gauge");
 }
 
+/* The whole family or none of it: a family begun at offset at is dropped unless ok. */
+static void family_end(struct metrics *m, size_t at, bool ok)
+{
+	if (ok)
+		return;
+	m->len = at;
+	m->text[at] = '\0';
+	m->dropped++;
+}
+
 void metrics_add(struct metrics *m, enum metrics_type type, const char *name, const char *help,
 		 const char *labels, double value)
 {
@@ -68,12 +78,9 @@ void metrics_add(struct metrics *m, enum metrics_type type, const char *name, co
 		return;
 	size_t at = m->len;
 	family(m, type, name, help);
-	if (!put(m, "%s{command=\"%s\"%s%s} %.17g\n", name, m->command, labels[0] ? "," : "",
-		 labels, value)) {
-		m->len = at; /* the whole family or none of it */
-		m->text[at] = '\0';
-		m->dropped++;
-	}
+	family_end(m, at,
+		   put(m, "%s{command=\"%s\"%s%s} %.17g\n", name, m->command, labels[0] ? "," : "",
+		       labels, value));
 }
 
 void metrics_add_kinds(struct metrics *m, const char *name, const char *help, const char *label,
@@ -87,11 +94,21 @@ void metrics_add_kinds(struct metrics *m, const char *name, const char *help, co
 	for (unsigned i = 0; i < n && ok; i++)
 		ok = put(m, "%s{command=\"%s\",%s=\"%s\"} %llu\n", name, m->command, label,
 			 kinds[i], (unsigned long long)values[i]);
-	if (!ok) {
-		m->len = at;
-		m->text[at] = '\0';
-		m->dropped++;
-	}
+	family_end(m, at, ok);
+}
+
+void metrics_add_state(struct metrics *m, const char *name, const char *help, const char *label,
+		       const char *const *states, unsigned n, unsigned current)
+{
+	if (!metrics_on(m))
+		return;
+	size_t at = m->len;
+	family(m, METRICS_GAUGE, name, help);
+	bool ok = true;
+	for (unsigned i = 0; i < n && ok; i++)
+		ok = put(m, "%s{command=\"%s\",%s=\"%s\"} %d\n", name, m->command, label, states[i],
+			 i == current);
+	family_end(m, at, ok);
 }
 
 const char *metrics_phase_of(int exit_code)
@@ -111,11 +128,12 @@ void metrics_begin(struct metrics *m, const char *phase)
 	snprintf(labels, sizeof(labels), "version=\"%s\"", MCW_VERSION);
 	metrics_add(m, METRICS_GAUGE, "mcwarm_info", "mcwarm's version and the command running",
 		    labels, 1);
-	family(m, METRICS_GAUGE, "mcwarm_phase",
-	       "1 for the phase the command is in (running, done, incomplete, failed)");
-	for (unsigned i = 0; i < ARRAY_LEN(phases); i++)
-		put(m, "mcwarm_phase{command=\"%s\",phase=\"%s\"} %d\n", m->command, phases[i],
-		    strcmp(phase, phases[i]) == 0);
+	unsigned current = 0;
+	while (current < ARRAY_LEN(phases) - 1 && strcmp(phase, phases[current]) != 0)
+		current++;
+	metrics_add_state(m, "mcwarm_phase",
+			  "1 for the phase the command is in (running, done, incomplete, failed)",
+			  "phase", phases, ARRAY_LEN(phases), current);
 	metrics_add(m, METRICS_GAUGE, "mcwarm_start_time_seconds",
 		    "when the command started, unix time", "", (double)m->start_unix_s);
 	metrics_add(m, METRICS_GAUGE, "mcwarm_last_update_time_seconds",

@@ -120,6 +120,10 @@ static const char usage_text[] =
     "                           option names, without --; '#' starts a comment); options on\n"
     "                           the command line win\n"
     "      --json               warm: a JSON report on stdout; status: JSON status\n"
+    "      --metrics-file PATH  warm: the warm-up as Prometheus text in PATH, rewritten\n"
+    "                           atomically every 5 s and at the end (node_exporter's\n"
+    "                           textfile collector): step, chunk files written, applied\n"
+    "                           and the backlog, items and bytes, evictions, verify ratio\n"
     "  -h, --help               this text\n"
     "      --version            mcwarm-ctl's version\n"
     "\n"
@@ -163,6 +167,7 @@ enum {
 	OPT_FILTER, /* a dump filter: passed on as it is (the long option's name) */
 	OPT_ALLOW_SHRINK,
 	OPT_ALLOW_SMALLER,
+	OPT_METRICS_FILE,
 };
 
 static const struct option longopts[] = {
@@ -195,6 +200,7 @@ static const struct option longopts[] = {
 	{ "idle-timeout", required_argument, NULL, OPT_IDLE_TIMEOUT },
 	{ "allow-shrink", no_argument, NULL, OPT_ALLOW_SHRINK },
 	{ "allow-smaller-items", no_argument, NULL, OPT_ALLOW_SMALLER },
+	{ "metrics-file", required_argument, NULL, OPT_METRICS_FILE },
 	{ "ring", required_argument, NULL, OPT_FILTER },
 	{ "nodes", required_argument, NULL, OPT_FILTER },
 	{ "ring-from", required_argument, NULL, OPT_FILTER },
@@ -361,6 +367,9 @@ static int option(int ch, const char *name, const char *arg, struct ctl_opts *o)
 	case OPT_ALLOW_SMALLER:
 		o->plan.allow_smaller_items = true;
 		return 0;
+	case OPT_METRICS_FILE:
+		return copy(o->plan.metrics_file, sizeof(o->plan.metrics_file), "metrics-file",
+			    arg);
 	case 'h':
 		o->help = true;
 		return 0;
@@ -804,6 +813,9 @@ int ctl_main(int argc, char **argv)
 		p->side = SIDE_BOTH;
 	if (warm && (code = warm_usage(p)) != 0)
 		return code;
+	if (!warm && p->metrics_file[0])
+		return usage_error("--metrics-file is an option of warm only");
+	ctl_metrics_init(p->metrics_file);
 	if (strcmp(cmd, "release") == 0)
 		return ctl_release(p, p->keep, o.json);
 	if ((warm || create) && (code = check_plan(p)) != 0)
@@ -814,8 +826,10 @@ int ctl_main(int argc, char **argv)
 	code = load_state(p, &s); /* reads only: another plan's work directory is refused */
 	if (code != 0)
 		return code;
-	if (warm && p->side != SIDE_RW && (code = warm_preflight(p, &s, o.json)) != 0)
+	if (warm && p->side != SIDE_RW && (code = warm_preflight(p, &s, o.json)) != 0) {
+		ctl_metrics_final(p, &s, code);
 		return code;
+	}
 	/* the size: the option, what an earlier step recorded, or the source's stats */
 	if (!o.size_given && s.volume_bytes > 0)
 		p->vol.size_bytes = s.volume_bytes;

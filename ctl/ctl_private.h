@@ -50,6 +50,7 @@ struct ctl_plan {
 	unsigned idle_s;	   /* ro: give up after this long without a new file */
 	unsigned nfilters;	   /* words in filter: passed to dump and verify */
 	char filter[CTL_FILTER_ARGS_MAX][CTL_FILTER_ARG_MAX];
+	char metrics_file[CTL_PATH_MAX]; /* --metrics-file: not part of the plan's identity */
 };
 
 enum ctl_phase {
@@ -178,6 +179,21 @@ const char *ctl_json_escape(char *out, size_t cap, const char *text);
 const char *ctl_log_error(const char *log_path, char *out, size_t cap);
 /* A true from a flat JSON object: false if absent. */
 bool ctl_json_true(const char *path, const char *key);
+
+/* metrics.c: --metrics-file (see there). init with the path ("" or NULL: off); tick
+ * writes the file when MCW_METRICS_INTERVAL_MS passed, final once at the end with the
+ * exit code; child: where a child's own --metrics-file goes (WORK/<cmd>-<n>.prom). */
+void ctl_metrics_init(const char *path);
+bool ctl_metrics_on(void);
+void ctl_metrics_tick(const struct ctl_plan *p, const struct ctl_state *s);
+void ctl_metrics_final(const struct ctl_plan *p, const struct ctl_state *s, int code);
+void ctl_metrics_child(char *out, size_t cap, const struct ctl_plan *p, const char *cmd,
+		       unsigned n);
+/* Sleeps ms, writing the metrics file on the way. */
+void ctl_wait_ms(const struct ctl_plan *p, const struct ctl_state *s, unsigned ms);
+/* Waits for child pid to end (writing the metrics file on the way): its exit code, or
+ * 128+signal. */
+int ctl_wait_child(const struct ctl_plan *p, const struct ctl_state *s, pid_t pid);
 
 /* Runs mcwarm with args (stdout to out_path, stderr to log_path), waits, returns its exit
  * code (or 128+signal); *pid_out is set while it runs for the state file. */

@@ -113,6 +113,12 @@ static int spawn_dump(const struct ctl_plan *p, struct ctl_state *s, const char 
 					 "--out", (char *)dir, "--json",
 					 "-q",	  "--memory",  mem };
 	int n = 9;
+	char prom[CTL_PATH_MAX + 32];
+	if (ctl_metrics_on()) { /* its live figures, for ours */
+		ctl_metrics_child(prom, sizeof(prom), p, "dump", s->dump_n);
+		args[n++] = "--metrics-file";
+		args[n++] = prom;
+	}
 	if (p->side == SIDE_RW) { /* the reader is on another host: the dumper syncs */
 		args[n++] = "--syncfs-interval";
 		args[n++] = sync;

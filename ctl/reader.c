@@ -174,6 +174,12 @@ static int populate_pass(const struct ctl_plan *p, struct ctl_state *s, char *er
 					    from,	"--state", state,	    "--once",
 					    "--json",	"-q",	   "--memory",	    mem };
 	unsigned n = 12;
+	char prom[CTL_PATH_MAX + 32];
+	if (ctl_metrics_on()) { /* its live figures, for ours */
+		ctl_metrics_child(prom, sizeof(prom), p, "populate", s->dump_n);
+		args[n++] = "--metrics-file";
+		args[n++] = prom;
+	}
 	if (p->allow_shrink)
 		args[n++] = "--allow-shrink";
 	if (p->allow_smaller_items)
@@ -246,12 +252,6 @@ static int idle_check(const struct ctl_plan *p, const struct ctl_state *s, int64
 	       MCW_EXIT_TEMPFAIL;
 }
 
-static void pause_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-	nanosleep(&ts, NULL);
-}
-
 static unsigned after_dump_pause_ms(unsigned passes)
 {
 	uint64_t ms = (uint64_t)AFTER_DUMP_PAUSE_MIN_MS << (passes < 16 ? passes : 16);
@@ -297,9 +297,9 @@ int ctl_read_cycles(const struct ctl_plan *p, struct ctl_state *s, bool tty, cha
 		if (code != 0)
 			return code;
 		if (!dump_done)
-			pause_ms(p->cycle_ms);
+			ctl_wait_ms(p, s, p->cycle_ms);
 		else /* DONE is there but this view does not show all of it yet */
-			pause_ms(after_dump_pause_ms(after_dump));
+			ctl_wait_ms(p, s, after_dump_pause_ms(after_dump));
 	}
 }
 

@@ -367,11 +367,9 @@ int ctl_run_mcwarm(const struct ctl_plan *p, char *const args[], const char *out
 	ctl_state_save(p->work, s);
 	if (strcmp(args[0], "populate") == 0)
 		ctl_crash_point("pass");
-	int status;
-	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-		;
+	int code = ctl_wait_child(p, s, pid);
 	*pid_out = 0;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+	return code;
 }
 
 /* The command line of pid as NUL-separated words; its length, 0 if gone (or a zombie). */

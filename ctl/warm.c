@@ -103,6 +103,7 @@ static void report(const struct ctl_plan *p, const struct ctl_state *s, int code
 			s->error[0] ? "; error: " : "", s->error);
 	if (json)
 		report_json(p, s, code);
+	ctl_metrics_final(p, s, code);
 }
 
 /* What a failed half leaves behind, so that running it again continues. */
@@ -259,8 +260,7 @@ static int reader_volume(const struct ctl_plan *p, struct ctl_state *s, char *er
 		if (!said)
 			fprintf(stderr, "mcwarm-ctl: waiting for the source host: %s\n", err);
 		said = true;
-		struct timespec ts = { 0, VOLUME_POLL_MS * 1000000L };
-		nanosleep(&ts, NULL);
+		ctl_wait_ms(p, s, VOLUME_POLL_MS);
 	}
 }
 
@@ -269,8 +269,7 @@ static int writer(const struct ctl_plan *p, struct ctl_state *s, char *err, size
 {
 	int code = ctl_dump_ensure(p, s, err, cap);
 	while (code == 0 && s->dump_exit != 0) {
-		struct timespec ts = { p->cycle_ms / 1000, (long)(p->cycle_ms % 1000) * 1000000L };
-		nanosleep(&ts, NULL);
+		ctl_wait_ms(p, s, p->cycle_ms);
 		code = ctl_dump_check(p, s, err, cap);
 	}
 	if (code == 0)

@@ -7,8 +7,11 @@ import os
 import re
 import subprocess
 import time
+import unittest
 
 from mcwtest import MCWARM, ServerTestCase, last_json, run_mcwarm
+
+CTL = os.environ.get("MCWARM_CTL", "")
 
 SYSTEM_PYTHON = "/usr/bin/python3"
 PARSE = r"""
@@ -124,3 +127,76 @@ class MetricsTest(ServerTestCase):
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(p.stderr.count("--metrics-file /nonexistent-dir/m.prom"), 1,
                          "reported once: " + p.stderr)
+
+
+class CtlMetricsTest(ServerTestCase):
+    """mcwarm-ctl warm --metrics-file (the dir backend: no root needed)."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if not CTL or not os.path.exists(CTL):
+            raise unittest.SkipTest("MCWARM_CTL is not set to the mcwarm-ctl binary")
+
+    def ctl(self, *args):
+        return subprocess.run([CTL] + list(args), capture_output=True, text=True, timeout=600)
+
+    def check_names(self, samples):
+        for fam, typ, name, labels, _ in samples:
+            self.assertRegex(name, NAME_RE)
+            self.assertEqual(labels["command"], "warm")
+            self.assertEqual(typ == "counter", name.endswith("_total"), name)
+
+    def test_a_warm_up_ends_with_its_figures(self):
+        src, dst = self.server(), self.server()
+        src.client().set_many([(b"w%05d" % i, b"v" * 80, 0, 0) for i in range(8000)])
+        work, path = self.tmp.sub("work"), self.tmp.sub("warm.prom")
+        p = self.ctl("warm", "--source", src.addr, "--dest", dst.addr, "--work", work,
+                     "--backend", "dir", "--volume", self.tmp.sub("vol"), "--json",
+                     "--metrics-file", path)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        report = last_json(p.stdout)
+        s = parse(path)
+        self.check_names(s)
+        self.assertEqual(value(s, "mcwarm_phase", phase="done"), 1)
+        self.assertEqual(value(s, "mcwarm_warm_step", step="done"), 1)
+        self.assertEqual(value(s, "mcwarm_warm_step", step="dumping"), 0)
+        self.assertEqual(value(s, "mcwarm_warm_dump_items_total"), 8000)
+        self.assertEqual(value(s, "mcwarm_warm_items_sent_total"), report["items_sent"])
+        self.assertEqual(report["items_sent"], 8000)
+        self.assertEqual(value(s, "mcwarm_warm_value_bytes_sent_total"), 8000 * 80)
+        self.assertEqual(value(s, "mcwarm_warm_chunk_files_applied_total"),
+                         report["files_applied"])
+        self.assertEqual(value(s, "mcwarm_warm_backlog_files"), 0)
+        self.assertEqual(value(s, "mcwarm_warm_verify_ratio"), report["verify_ratio"])
+        self.assertEqual(value(s, "mcwarm_warm_destination_evictions_total"), 0)
+        # the children wrote their own files, which the controller read
+        self.assertTrue(os.path.exists(os.path.join(work, "populate-1.prom")))
+        self.assertTrue(os.path.exists(os.path.join(work, "dump-1.prom")))
+
+    def test_a_waiting_reader_writes_while_it_waits_then_says_it_failed(self):
+        src, dst = self.server(), self.server()
+        path = self.tmp.sub("ro.prom")
+        proc = subprocess.Popen(
+            [CTL, "warm", "--side", "ro", "--source", src.addr, "--dest", dst.addr,
+             "--work", self.tmp.sub("ro"), "--backend", "dir", "--volume",
+             self.tmp.sub("nothing-yet"), "--wait-volume", "3", "--metrics-file", path],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        running = False
+        deadline = time.time() + 60
+        while proc.poll() is None and time.time() < deadline:
+            if os.path.exists(path):
+                running |= value(parse(path), "mcwarm_phase", phase="running") == 1
+            time.sleep(0.2)
+        out, err = proc.communicate(timeout=60)
+        self.assertEqual(proc.returncode, 75, err)
+        self.assertTrue(running, "written while waiting for the volume")
+        s = parse(path)
+        self.assertEqual(value(s, "mcwarm_phase", phase="failed"), 1)
+        self.assertEqual(value(s, "mcwarm_warm_step", step="failed"), 1)
+        self.assertEqual(value(s, "mcwarm_warm_backlog_files", side="ro"), 0)
+
+    def test_only_warm_takes_it(self):
+        p = self.ctl("status", "--work", self.tmp.sub("w"), "--metrics-file", "x.prom")
+        self.assertEqual(p.returncode, 64)
+        self.assertIn("--metrics-file is an option of warm only", p.stderr)

@@ -7,6 +7,8 @@
  * every MCW_METRICS_INTERVAL_MS and once more at its end. The text is built in a fixed
  * buffer; a family that does not fit is dropped and counted, never truncated mid-line.
  * Names follow Prometheus' rules (mcwarm_ prefix, base units, _total for counters).
+ *
+ * Public (core/include/) because mcwarm-ctl writes its own file with it too.
  */
 #ifndef MCW_METRICS_H
 #define MCW_METRICS_H
@@ -50,6 +52,9 @@ void metrics_add(struct metrics *m, enum metrics_type type, const char *name, co
 /* A family of counters by kind: mcwarm_errors_total{kind="..."} and the like. */
 void metrics_add_kinds(struct metrics *m, const char *name, const char *help, const char *label,
 		       const char *const *kinds, const uint64_t *values, unsigned n);
+/* A state set: one gauge per state, 1 for states[current], 0 for the others. */
+void metrics_add_state(struct metrics *m, const char *name, const char *help, const char *label,
+		       const char *const *states, unsigned n, unsigned current);
 /* The phase a command ends in, from its exit code: done, incomplete (exit 1), failed. */
 const char *metrics_phase_of(int exit_code);
 /* Writes PATH.tmp and renames it over PATH. 0 or -errno (logged once). */
