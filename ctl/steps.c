@@ -271,7 +271,15 @@ attach:
 				"host has not made it)",
 				ro.device),
 		       MCW_EXIT_TEMPFAIL;
-	return ctl_step_mount(p, s, SIDE_RO, err, cap);
+	/* a filesystem the writer is still making shows its signature before it mounts:
+	 * wait (bounded by --wait-volume) rather than fail */
+	code = ctl_step_mount(p, s, SIDE_RO, err, cap);
+	if (code == MCW_EXIT_IO && v.kind != EBS_DIR) {
+		size_t n = strlen(err);
+		snprintf(err + n, cap - n, " (the source host may still be making its filesystem)");
+		return MCW_EXIT_TEMPFAIL;
+	}
+	return code;
 }
 
 int ctl_step_volume(const struct ctl_plan *p, struct ctl_state *s, enum ctl_side side, char *err,

@@ -26,6 +26,7 @@
 #define EC2_BACKOFF_MAX_MS 5000
 #define EC2_POLL_MS	   500
 #define EC2_CALL_MS	   60000
+#define EC2_REATTACH_MAX   4 /* attachments that went away (another reader left) before use */
 
 static void sleep_ms(unsigned ms)
 {
@@ -216,6 +217,7 @@ static int find_device(const struct ebs_volume *v, const char *instance, char *d
 	id[o] = '\0';
 	snprintf(path, sizeof(path), "%s/nvme-Amazon_Elastic_Block_Store_%s", dir, id);
 	int64_t deadline = now_ms() + wait_ms(v);
+	char state[64];
 	while (realpath(path, dev) == NULL) {
 		if (now_ms() > deadline)
 			return ebs_error(err, cap, -ENOENT,
@@ -223,6 +225,10 @@ static int find_device(const struct ebs_volume *v, const char *instance, char *d
 					 "instance it is attached to?)",
 					 v->volume_id, path);
 		sleep_ms(EC2_POLL_MS);
+		/* another reader on this instance whose attachment we found may detach it */
+		if (attachment_state(v, instance, state, sizeof(state), err, cap) == 0 &&
+		    (strcmp(state, "None") == 0 || strcmp(state, "detaching") == 0))
+			return -EAGAIN;
 	}
 	(void)cap_dev;
 	return 0;
@@ -240,8 +246,8 @@ static bool attached_meanwhile(const struct ebs_volume *v, const char *instance,
 	return strcmp(state, "attaching") == 0 || strcmp(state, "attached") == 0;
 }
 
-static int ec2_attach(const struct ebs_volume *v, enum ebs_access a, struct ebs_attachment *at,
-		      char *err, size_t cap)
+static int attach_once(const struct ebs_volume *v, enum ebs_access a, struct ebs_attachment *at,
+		       char *err, size_t cap)
 {
 	const char *instance = a == EBS_RW ? v->instance_rw : v->instance_ro;
 	char state[64];
@@ -272,6 +278,20 @@ static int ec2_attach(const struct ebs_volume *v, enum ebs_access a, struct ebs_
 			return ret;
 	}
 	return find_device(v, instance, at->device, sizeof(at->device), err, cap);
+}
+
+static int ec2_attach(const struct ebs_volume *v, enum ebs_access a, struct ebs_attachment *at,
+		      char *err, size_t cap)
+{
+	int ret = -EAGAIN;
+	for (unsigned i = 0; i < EC2_REATTACH_MAX && ret == -EAGAIN; i++)
+		ret = attach_once(v, a, at, err, cap);
+	if (ret == -EAGAIN)
+		return ebs_error(err, cap, -EAGAIN,
+				 "%s was detached from this instance %d times while we waited for "
+				 "its device (other readers here leaving it): try again",
+				 v->volume_id, EC2_REATTACH_MAX);
+	return ret;
 }
 
 static int ec2_detach(const struct ebs_volume *v, struct ebs_attachment *at, char *err, size_t cap)

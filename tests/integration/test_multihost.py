@@ -391,8 +391,17 @@ class ReplicaTest(FleetTestCase):
     def test_replica_warm_three_to_three(self):
         data = self.fill_sources()
         replica = self.replica_plan("r33")
-        code, report, out = self.playbook(replica)
+        metrics = self.tmp.sub("metrics")
+        os.makedirs(metrics)
+        code, report, out = self.playbook(replica, mcwarm_metrics_dir=metrics)
         self.assert_whole(code, report, out)
+        # every half wrote its Prometheus text: 3 source halves, 3 populator halves, done
+        proms = sorted(os.listdir(metrics))
+        self.assertEqual(len([p for p in proms if p.startswith("mcwarm-rw-")]), 3, proms)
+        self.assertEqual(len([p for p in proms if p.startswith("mcwarm-ro-")]), 3, proms)
+        for p in proms:
+            with open(os.path.join(metrics, p)) as f:
+                self.assertIn('mcwarm_phase{command="warm",phase="done"} 1\n', f.read(), p)
         self.assertEqual(len(report["pairs"]), 3)
         for s, d in zip(SOURCES, REPLICAS):
             row = next(r for r in report["pairs"] if r["dest"] == self.hosts[d].mc_addr)

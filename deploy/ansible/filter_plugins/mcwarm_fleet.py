@@ -174,9 +174,16 @@ def mcwarm_plan(r):
     return dict(name=r["name"], shape=shape, volumes=volumes, pairs=pairs, hosts=hosts)
 
 
-def mcwarm_halves_to_start(items, argv_key, ctl, extra):
-    """What halves.py start takes: each volume's or pair's work and its command line."""
-    return [dict(work=i["work"], argv=list(ctl) + i[argv_key] + list(extra)) for i in items]
+def mcwarm_halves_to_start(items, argv_key, ctl, extra, metrics_dir=""):
+    """What halves.py start takes: each volume's or pair's work and its command line; with
+    metrics_dir, each half writes METRICS_DIR/mcwarm-<its work directory's name>.prom."""
+    def metrics(work):
+        if not metrics_dir:
+            return []
+        return ["--metrics-file", "%s/mcwarm-%s.prom" % (str(metrics_dir).rstrip("/"),
+                                                        work.rstrip("/").rsplit("/", 1)[-1])]
+    return [dict(work=i["work"], argv=list(ctl) + i[argv_key] + list(extra) + metrics(i["work"]))
+            for i in items]
 
 
 def mcwarm_halves_to_stop(pairs, ctl, extra):
