@@ -759,9 +759,10 @@ static int step_command(const char *cmd, const struct ctl_plan *p, struct ctl_st
 		fprintf(stderr, "mcwarm-ctl %s: %s\n", cmd, err);
 		return code;
 	}
-	if (ctl_state_save(p->work, s) < 0) {
+	int ret = ctl_state_save(p->work, s);
+	if (ret < 0) {
 		fprintf(stderr, "mcwarm-ctl %s: cannot write %s/ctl.state: %s\n", cmd, p->work,
-			strerror(errno));
+			strerror(-ret));
 		return MCW_EXIT_IO;
 	}
 	if (json)

@@ -29,9 +29,9 @@
 
 static int save(const struct ctl_plan *p, const struct ctl_state *s, char *err, size_t cap)
 {
-	if (ctl_state_save(p->work, s) < 0)
-		return snprintf(err, cap, "cannot write %s/ctl.state: %s", p->work,
-				strerror(errno)),
+	int ret = ctl_state_save(p->work, s);
+	if (ret < 0)
+		return snprintf(err, cap, "cannot write %s/ctl.state: %s", p->work, strerror(-ret)),
 		       MCW_EXIT_IO;
 	return 0;
 }

@@ -210,9 +210,12 @@ static int begin(const struct ctl_plan *p, struct ctl_state *s)
 			"mcwarm-ctl: continuing the warm-up recorded in %s/ctl.state "
 			"(phase %s)\n",
 			p->work, ctl_phase_name(s->phase));
-	if (ctl_plan_save(p) < 0 || (fresh && ctl_state_save(p->work, s) < 0)) {
+	ret = ctl_plan_save(p);
+	if (ret == 0 && fresh)
+		ret = ctl_state_save(p->work, s);
+	if (ret < 0) {
 		fprintf(stderr, "mcwarm-ctl: cannot write the plan and state into %s: %s\n",
-			p->work, strerror(errno));
+			p->work, strerror(-ret));
 		return MCW_EXIT_IO;
 	}
 	if (s->dump_n > 0) { /* a populate pass a killed controller left running */
