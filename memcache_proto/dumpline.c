@@ -153,7 +153,10 @@ enum mcp_status mcp_dump_line_parse(const char *buf, size_t len, size_t *consume
 		out->kind = MCP_DUMP_SKIP;
 		return MCP_OK;
 	}
-	if (mcp_starts_with(buf, text_len, "BUSY")) {
+	/* BUSY: another crawler job runs; "ERROR locked try again later": a hash dump found
+	 * the hash table locked (it is expanding, as after a large load) */
+	if (mcp_starts_with(buf, text_len, "BUSY") ||
+	    mcp_starts_with(buf, text_len, "ERROR locked")) {
 		out->kind = MCP_DUMP_BUSY;
 		return MCP_OK;
 	}

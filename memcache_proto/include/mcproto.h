@@ -64,7 +64,8 @@ enum mcp_dump_kind {
 	MCP_DUMP_ITEM,	/* one key; fields below are valid */
 	MCP_DUMP_END,	/* END (metadump) or EN (mgdump): the dump is complete */
 	MCP_DUMP_SKIP,	/* a line to ignore (a leading OK) */
-	MCP_DUMP_BUSY,	/* BUSY ...: another crawler job runs; retry later */
+	MCP_DUMP_BUSY,	/* BUSY ..., ERROR locked ...: the crawler or the hash table is
+			 * busy; retry later */
 	MCP_DUMP_ERROR, /* ERROR..., CLIENT_ERROR..., BADCLASS, NOTSTARTED: msg holds the line */
 };
 

@@ -117,6 +117,10 @@ static void test_dump_errors_and_replies(void **state)
 	const char *busy = "BUSY currently processing crawler request\r\n";
 	assert_int_equal(dump_parse(busy, strlen(busy), &used, &it), MCP_OK);
 	assert_int_equal(it.kind, MCP_DUMP_BUSY);
+	/* a hash dump while the hash table expands (memcached's crawler.c): retried too */
+	const char *locked = "ERROR locked try again later\r\n";
+	assert_int_equal(dump_parse(locked, strlen(locked), &used, &it), MCP_OK);
+	assert_int_equal(it.kind, MCP_DUMP_BUSY);
 	const char *e1 = "ERROR metadump not allowed\r\n";
 	assert_int_equal(dump_parse(e1, strlen(e1), &used, &it), MCP_OK);
 	assert_int_equal(it.kind, MCP_DUMP_ERROR);
