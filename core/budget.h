@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#define BUDGET_REGIONS_MAX 256
+#include "mcw_limits.h"
 
 struct budget_region {
 	const char *owner; /* "worker 0", "key reader" */

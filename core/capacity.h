@@ -12,22 +12,17 @@
 #include "core.h"
 #include "net.h"
 #include "server.h"
+#include "mcw_limits.h"
 
 /* memcached 1.6's memory layout (items.c, slabs.c). */
 #define CAP_ITEM_HEADER_BYTES 48	    /* struct _stritem on 64-bit */
 #define CAP_ITEM_CAS_BYTES    8		    /* when CAS is on (not -C) */
 #define CAP_SLAB_PAGE_BYTES   (1024 * 1024) /* memory is handed to slab classes by pages */
 #define CAP_SLAB_ALIGN_BYTES  8
-#define CAP_SLAB_CLASSES_MAX  64
 
 #define CAP_SUGGEST_MARGIN_DIV                                                                     \
-	8			   /* the -m a refusal suggests: the need + 1/8, for mixed         \
-				    * item sizes and the pages each slab class fills alone */
-#define CAP_WATCH_INTERVAL_MS 2000 /* between reads of the destination's evictions */
-#define CAP_WATCH_TIMEOUT_MS  2000 /* a read that takes longer is skipped, not fatal */
-#define CAP_OOM_ERRORS_MAX                                                                         \
-	64 /* "out of memory" answers of an evicting server before                                 \
-	    * we stop; a server that does not evict stops us at one */
+	8 /* the -m a refusal suggests: the need + 1/8, for mixed                                  \
+	   * item sizes and the pages each slab class fills alone */
 
 /* What is about to be sent, as memcached will store it. */
 struct cap_load {

@@ -21,8 +21,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define CHECKPOINT_NAME	    "checkpoint"
-#define CHECKPOINT_JOBS_MAX (1u << 20) /* key chunks of one dump: 17 G keys */
+#include "mcw_limits.h"
+
+#define CHECKPOINT_NAME "checkpoint"
 
 struct checkpoint {
 	int fd;

@@ -14,8 +14,7 @@
 #include <stdint.h>
 
 #include "chunk_format.h"
-
-#define CHUNK_VALUE_MAX (1024u * 1024 * 1024) /* memcached's own ceiling (-I 1024m) */
+#include "mcw_limits.h"
 
 enum chunk_status {
 	CHUNK_OK = 0,

@@ -13,7 +13,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define CRCLINE_MAX 1344 /* longest line, text and seal */
+#include "mcw_limits.h"
 
 /* Appends one line (printf format, without the seal or the newline). 0 or -errno. */
 int crcline_append(int fd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -49,6 +49,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mcw_limits.h"
+
 enum hashring_kind {
 	RING_EVCACHE,		/* "<hostname>/<ip>:11211-<r>", port hard-coded 11211, reps/4 x 4 */
 	RING_CACHEMOVER,	/* "<ip>/<ip>:<port>-<j>", same layout, later node wins */
@@ -59,12 +61,8 @@ enum hashring_kind {
 	RING_LIBMEMCACHED_SPY,	/* DISTRIBUTION_CONSISTENT_KETAMA_SPY + MD5: "/<host>:<port>-<i>" */
 };
 
-#define HASHRING_NODES_MAX	     1024
-#define HASHRING_NAME_MAX	     128 /* bytes of a node's name, host or hostname, with NUL */
-#define HASHRING_PORT_DEFAULT	     11211
-#define HASHRING_WEIGHT_MAX	     1000000
-#define HASHRING_POINTS_DEFAULT	     160  /* evcache, cachemover and spymemcached */
-#define HASHRING_POINTS_PER_NODE_MAX 4096 /* for opts.points */
+#define HASHRING_PORT_DEFAULT	11211
+#define HASHRING_POINTS_DEFAULT 160 /* evcache, cachemover and spymemcached */
 
 struct hashring_node {
 	char name[HASHRING_NAME_MAX];	  /* as given: "[hostname/]host[:port]", no weight */

@@ -21,10 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define JOURNAL_FILES_MAX    65536 /* chunk files one state directory can track (4 TiB at 64 MiB) */
-#define JOURNAL_PARTIALS_MAX 1024  /* damaged files tracked block by block */
-#define JOURNAL_BLOCKS_MAX   4096  /* blocks per chunk file (1 GiB of 256 KiB blocks) */
-#define JOURNAL_LINE_MAX     (JOURNAL_BLOCKS_MAX / 4 + 256)
+#include "mcw_limits.h"
 
 enum journal_state { JOURNAL_DONE = 1, JOURNAL_PARTIAL = 2 };
 

@@ -24,11 +24,9 @@
 #include <stdint.h>
 
 #include "hashring.h"
+#include "mcw_limits.h"
 
-#define KEYFILTER_PREFIXES_MAX 32
-#define KEYFILTER_KEEP_MAX     64
-#define KEYFILTER_GROUPS_MAX   64 /* new owners one resize dump can feed */
-#define KEYFILTER_GROUP_NAME   (HASHRING_NAME_MAX + 8)
+#define KEYFILTER_GROUP_NAME (HASHRING_NAME_MAX + 8)
 
 struct keyfilter_opts {
 	const char *include[KEYFILTER_PREFIXES_MAX];

@@ -6,6 +6,7 @@
 #define MCW_LIMITS_H
 
 #include <assert.h>
+#include <stdint.h>
 
 #include "base.h"
 #include "mcproto.h"
@@ -49,6 +50,40 @@
 #define MCW_IOWQ_WORKERS_MAX   2
 
 #define MCW_METRICS_INTERVAL_MS 5000 /* --metrics-file rewritten this often */
+#define BUDGET_REGIONS_MAX	256  /* named slices of the one budget mapping */
+
+/* Rate limits (ratelimit.h). Under an ops limit, batches shrink so that about
+ * RATELIMIT_BATCHES_PER_S go per second per pipe: a server works through a batch in one
+ * go, and a live client's request that arrives meanwhile waits for the whole batch. */
+#define RATELIMIT_RECHECK_MS	500 /* the limits file is looked at this often */
+#define RATELIMIT_BATCHES_PER_S 1000
+#define RATELIMIT_BATCH_MIN	8
+
+/* Populate's journal and the dump's checkpoint (journal.h, checkpoint.h). */
+#define JOURNAL_FILES_MAX    65536 /* chunk files one state directory can track (4 TiB at 64 MiB) */
+#define JOURNAL_PARTIALS_MAX 1024  /* damaged files tracked block by block */
+#define JOURNAL_BLOCKS_MAX   4096  /* blocks per chunk file (1 GiB of 256 KiB blocks) */
+#define JOURNAL_LINE_MAX     (JOURNAL_BLOCKS_MAX / 4 + 256)
+#define CHECKPOINT_JOBS_MAX  (1u << 20)		   /* key chunks of one dump: 17 G keys */
+#define CRCLINE_MAX	     1344		   /* longest crc-sealed text line, text and seal */
+#define CHUNK_VALUE_MAX	     (1024u * 1024 * 1024) /* memcached's own ceiling (-I 1024m) */
+
+/* Key filters and rings (keyfilter.h, hashring.h). */
+#define HASHRING_NODES_MAX	     1024
+#define HASHRING_NAME_MAX	     128 /* bytes of a node's name, host or hostname, with NUL */
+#define HASHRING_WEIGHT_MAX	     1000000
+#define HASHRING_POINTS_PER_NODE_MAX 4096 /* for opts.points */
+#define KEYFILTER_PREFIXES_MAX	     32
+#define KEYFILTER_KEEP_MAX	     64
+#define KEYFILTER_GROUPS_MAX	     64 /* new owners one resize dump can feed */
+
+/* The destination's capacity (capacity.h). */
+#define CAP_SLAB_CLASSES_MAX  64
+#define CAP_WATCH_INTERVAL_MS 2000 /* between reads of the destination's evictions */
+#define CAP_WATCH_TIMEOUT_MS  2000 /* a read that takes longer is skipped, not fatal */
+#define CAP_OOM_ERRORS_MAX                                                                         \
+	64 /* "out of memory" answers of an evicting server before we stop; a server that does     \
+	    * not evict stops us at one */
 
 /* mcwarm watch. */
 #define WATCH_NODES_MAX		 1024  /* old and new clusters together */
@@ -76,5 +111,23 @@ static_assert(MCW_KEYCHUNK_KEYS_MAX * (MCW_KEY_RECORD_HEADER + 1) < MCW_KEYCHUNK
 static_assert(MCW_KEYCHUNK_BYTES % MCW_ALIGN_BYTES == 0, "key chunks are O_DIRECT aligned");
 static_assert(MCW_BATCH_KEYS * MCW_BATCHES_INFLIGHT <= MCW_KEYCHUNK_KEYS_MAX * 4,
 	      "opaques stay small");
+static_assert((uint64_t)JOURNAL_BLOCKS_MAX * MCW_BLOCK_BYTES >= MCW_CHUNK_BYTES_MAX,
+	      "the journal's block bitmap covers the largest chunk file");
+static_assert((uint64_t)CHECKPOINT_JOBS_MAX * MCW_KEYCHUNK_KEYS_MAX >= (1ull << 34),
+	      "the checkpoint tracks the key chunks of 17 G keys");
+static_assert(CHUNK_VALUE_MAX >= 1024u * MIB, "any value memcached can hold (-I 1024m)");
+static_assert(KEYFILTER_GROUPS_MAX <= HASHRING_NODES_MAX, "a group per new node at most");
+static_assert(CAP_WATCH_TIMEOUT_MS <= CAP_WATCH_INTERVAL_MS,
+	      "an evictions read ends before the next is due");
+static_assert(MCW_CONNECT_TIMEOUT_MS < MCW_IO_TIMEOUT_MS,
+	      "a connect gives up before a silent server is declared gone");
+static_assert((uint64_t)MCW_BUSY_RETRIES_MAX * MCW_BUSY_BACKOFF_MAX_MS <= 3600 * 1000,
+	      "a busy crawler is waited for an hour at most");
+static_assert(MCW_BUSY_BACKOFF_MIN_MS <= MCW_BUSY_BACKOFF_MAX_MS, "backoff grows");
+static_assert(WATCH_CONNECT_TIMEOUT_MS + WATCH_IO_TIMEOUT_MS <= 1000 * 5,
+	      "a sample of a dead node ends within a few seconds");
+static_assert(MCW_METRICS_INTERVAL_MS >= MCW_PROGRESS_INTERVAL_MS,
+	      "metrics are written from the progress loop: not more often than it wakes");
+static_assert(RATELIMIT_BATCH_MIN <= MCW_BATCH_KEYS, "a shrunk batch is still a batch");
 
 #endif

@@ -22,12 +22,7 @@
 #include <stdint.h>
 #include <time.h>
 
-#define RATELIMIT_RECHECK_MS 500 /* the limits file is looked at this often */
-/* Under an ops limit, batches shrink so that about this many go per second per pipe: a
- * server works through a batch in one go, and a live client's request that arrives
- * meanwhile waits for the whole batch. */
-#define RATELIMIT_BATCHES_PER_S 1000
-#define RATELIMIT_BATCH_MIN	8
+#include "mcw_limits.h"
 
 struct rate_limits {
 	atomic_uint_fast64_t ops_per_s;	  /* 0: no limit */
