@@ -31,10 +31,11 @@ enum cw_file_state { CWF_FREE, CWF_FILLING, CWF_DRAINING, CWF_SYNCING };
 
 enum cw_op { CW_OP_UNIT = 1, CW_OP_HEADER, CW_OP_FOOTER, CW_OP_FSYNC, CW_OP_WRITEV };
 
-#define CW_UD_TAG	   (0xCull << 60)
-#define CW_UD(op, slot, i) (CW_UD_TAG | (uint64_t)(op) << 56 | (uint64_t)(slot) << 48 | (i))
-#define CW_UD_OP(ud)	   ((unsigned)(((ud) >> 56) & 0xf))
-#define CW_UD_SLOT(ud)	   ((unsigned)(((ud) >> 48) & 0xff))
+/* user_data (uring.h's scheme): the instance bits carry the operation, the payload the
+ * file slot (8 bits) and an index or byte count (48 bits) */
+#define CW_UD(op, slot, i) ur_ud(UR_OWNER_CHUNK_WRITER, (op), (uint64_t)(slot) << 48 | (i))
+#define CW_UD_OP(ud)	   ur_ud_id(ud)
+#define CW_UD_SLOT(ud)	   ((unsigned)((ur_ud_payload(ud) >> 48) & 0xff))
 #define CW_UD_INDEX(ud)	   ((ud)&0xffffffffffffull)
 #define CW_PAGES_BYTES	   (CHUNK_WRITER_FILES * 2 * MCW_ALIGN_BYTES)
 #define CW_WRITEV_IOV_MAX  1024 /* UIO_MAXIOV */
@@ -630,7 +631,7 @@ int chunk_writer_end(struct chunk_writer *w)
 
 bool chunk_writer_owns(uint64_t user_data)
 {
-	return (user_data & (0xfull << 60)) == CW_UD_TAG;
+	return ur_ud_owner(user_data) == UR_OWNER_CHUNK_WRITER;
 }
 
 static int unit_done(struct chunk_writer *w, struct cw_unit *u, const struct ur_cqe *c)

@@ -77,7 +77,8 @@ static int reap(struct kr *k, bool wait)
 		return -ETIMEDOUT;
 	unsigned n = ur_reap(k->ring, cqes, ARRAY_LEN(cqes));
 	for (unsigned i = 0; i < n; i++) {
-		struct kr_slot *s = &k->slots[cqes[i].user_data];
+		ASSERT(ur_ud_owner(cqes[i].user_data) == UR_OWNER_KEY_SPOOL);
+		struct kr_slot *s = &k->slots[ur_ud_payload(cqes[i].user_data)];
 		ASSERT(s->inflight);
 		s->inflight = false;
 		int err = cqes[i].res < 0 ? cqes[i].res : 0;
@@ -128,8 +129,8 @@ static int flush_chunk(struct kr *k, unsigned g)
 	s->fd = open_chunk_file(k, s->seq);
 	if (s->fd < 0)
 		return s->fd;
-	int ret =
-	    ur_prep_write_fixed(k->ring, s->fd, c->kr_stage[k->cur], s->bytes, 0, k->cur, k->cur);
+	int ret = ur_prep_write_fixed(k->ring, s->fd, c->kr_stage[k->cur], s->bytes, 0, k->cur,
+				      ur_ud(UR_OWNER_KEY_SPOOL, 0, k->cur));
 	if (ret < 0) {
 		close(s->fd);
 		return ret;

@@ -6,6 +6,12 @@
  * A prep call queues one request; it is sent to the kernel by the next ur_submit_wait.
  * Buffers handed to a prep call belong to the kernel until its completion is reaped.
  * user_data is the caller's 64-bit tag, returned unchanged in the completion.
+ *
+ * The user_data scheme, so that several owners share one ring without colliding: every
+ * tag is ur_ud(owner, id, payload): bits 63-60 the owner's kind (enum ur_owner), bits
+ * 59-56 which instance of that kind (a worker's source and destination pipes: 0..15),
+ * bits 55-0 the owner's own payload (a slot, a file generation, a byte count). An owner
+ * routes a completion with ur_ud_owner and ur_ud_id, then reads ur_ud_payload.
  */
 #ifndef URING_H
 #define URING_H
@@ -17,6 +23,32 @@
 #include <sys/uio.h>
 
 struct ur_ring;
+
+enum ur_owner {
+	UR_OWNER_MGPIPE = 1,	   /* mgpipe.c: pipelined mg */
+	UR_OWNER_MSPIPE = 2,	   /* mspipe.c: pipelined ms */
+	UR_OWNER_FILE_READ = 3,	   /* populate's chunk file reads */
+	UR_OWNER_KEY_SPOOL = 4,	   /* the key reader's key chunk writes */
+	UR_OWNER_CHUNK_WRITER = 5, /* chunk_writer.c: chunk file writes and syncs */
+};
+#define UR_UD_PAYLOAD_MASK ((1ull << 56) - 1)
+
+static inline uint64_t ur_ud(enum ur_owner owner, unsigned id, uint64_t payload)
+{
+	return (uint64_t)owner << 60 | (uint64_t)(id & 0xf) << 56 | (payload & UR_UD_PAYLOAD_MASK);
+}
+static inline enum ur_owner ur_ud_owner(uint64_t ud)
+{
+	return (enum ur_owner)(ud >> 60);
+}
+static inline unsigned ur_ud_id(uint64_t ud)
+{
+	return (unsigned)(ud >> 56) & 0xf;
+}
+static inline uint64_t ur_ud_payload(uint64_t ud)
+{
+	return ud & UR_UD_PAYLOAD_MASK;
+}
 
 struct ur_ring_opts {
 	unsigned sq_entries;	   /* submission queue size (power of two is best) */
