@@ -45,7 +45,7 @@ int rate_limits_poll(struct rate_limits *l, char *msg, size_t cap)
 			return 0; /* not there yet: the command-line limits hold */
 		l->file_seen = false;
 		snprintf(msg, cap, "%s is gone: keeping the limits as they are", l->file);
-		return -1;
+		return -ENOENT;
 	}
 	if (l->file_seen && sb.st_mtim.tv_sec == l->file_mtime.tv_sec &&
 	    sb.st_mtim.tv_nsec == l->file_mtime.tv_nsec)
@@ -54,9 +54,10 @@ int rate_limits_poll(struct rate_limits *l, char *msg, size_t cap)
 	l->file_mtime = sb.st_mtim;
 	FILE *f = fopen(l->file, "r");
 	if (f == NULL) {
+		int e = errno;
 		snprintf(msg, cap, "cannot read %s: %s: keeping the limits as they are", l->file,
-			 strerror(errno));
-		return -1;
+			 strerror(e));
+		return -e;
 	}
 	uint64_t ops = 0, bytes = 0;
 	char line[256];
@@ -78,7 +79,7 @@ int rate_limits_poll(struct rate_limits *l, char *msg, size_t cap)
 				 "%s:%u: expected 'max-ops = N' or 'max-bytes = SIZE': keeping the "
 				 "limits as they are",
 				 l->file, lineno);
-			ret = -1;
+			ret = -EINVAL;
 		} else {
 			*(strcmp(key, "max-ops") == 0 ? &ops : &bytes) = v;
 		}

@@ -44,7 +44,8 @@ void rate_limits_init(struct rate_limits *l, uint64_t ops_per_s, uint64_t bytes_
 bool rate_limits_active(const struct rate_limits *l);
 
 /* Reads the limits file again if it changed. 1: limits changed (msg says how), 0: no
- * change, -1: unreadable or malformed (msg says why; the limits stay as they were). */
+ * change, -errno: gone (-ENOENT), unreadable, or malformed (-EINVAL); msg says why and
+ * the limits stay as they were. */
 int rate_limits_poll(struct rate_limits *l, char *msg, size_t cap);
 /* rate_limits_poll, logging a change (info) or a bad file (warning). */
 void rate_limits_poll_log(struct rate_limits *l);

@@ -287,7 +287,7 @@ static void test_limits_file(void **state)
 	};
 	for (size_t i = 0; i < ARRAY_LEN(bad); i++) {
 		write_limits(bad[i]);
-		assert_int_equal(rate_limits_poll(&l, msg, sizeof(msg)), -1);
+		assert_int_equal(rate_limits_poll(&l, msg, sizeof(msg)), -EINVAL);
 		assert_int_equal(atomic_load(&l.ops_per_s), 0);
 		assert_int_equal(atomic_load(&l.bytes_per_s), GIB);
 		char where[160];
@@ -298,7 +298,7 @@ static void test_limits_file(void **state)
 
 	/* gone: said once, the limits stay; back: read again */
 	assert_int_equal(unlink(path), 0);
-	assert_int_equal(rate_limits_poll(&l, msg, sizeof(msg)), -1);
+	assert_int_equal(rate_limits_poll(&l, msg, sizeof(msg)), -ENOENT);
 	assert_non_null(strstr(msg, "is gone"));
 	assert_int_equal(atomic_load(&l.bytes_per_s), GIB);
 	assert_int_equal(rate_limits_poll(&l, msg, sizeof(msg)), 0);
