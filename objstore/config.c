@@ -63,7 +63,7 @@ static void ini_take(struct objs_creds *cr, char *line)
 /* 0 found, -ENOENT no file, -ESRCH no such profile, -EINVAL profile without keys. */
 static int creds_from_file(const char *path, const char *profile, struct objs_creds *cr)
 {
-	static char line[INI_LINE_MAX_BYTES]; /* config is read once, before any thread */
+	char line[INI_LINE_MAX_BYTES];
 	bool in = false, seen = false;
 	FILE *f = fopen(path, "r");
 
@@ -166,7 +166,7 @@ static int64_t iso8601_unix(const char *s)
 static int imds_creds(CURL *e, const char *ep, const char *tok_hdr, struct objs_creds *cr,
 		      char *why, size_t cap)
 {
-	static struct imds_body b; /* IMDS is asked at start-up and on expiry, one thread */
+	struct imds_body b; /* on the stack: clients of several threads may renew at once */
 	char url[OBJS_ENDPOINT_MAX_BYTES + 128], role[256], exp[64];
 	int rc;
 
@@ -195,7 +195,7 @@ static int imds_creds(CURL *e, const char *ep, const char *tok_hdr, struct objs_
 int objs_imds_fetch(const char *ep, struct objs_creds *cr, char *region, size_t region_cap,
 		    struct objs_error *err)
 {
-	static struct imds_body b;
+	struct imds_body b;
 	char url[OBJS_ENDPOINT_MAX_BYTES + 64], hdr[IMDS_BODY_MAX_BYTES + 64], why[512];
 	CURL *e = curl_easy_init();
 	int rc;
@@ -203,8 +203,8 @@ int objs_imds_fetch(const char *ep, struct objs_creds *cr, char *region, size_t 
 	if (!e)
 		return -ENOMEM;
 	snprintf(url, sizeof(url), "%s/latest/api/token", ep);
-	rc = imds_call(e, url, "PUT", "X-aws-ec2-metadata-token-ttl-seconds: 21600", &b, why,
-		       sizeof(why));
+	snprintf(hdr, sizeof(hdr), "X-aws-ec2-metadata-token-ttl-seconds: %d", IMDS_TOKEN_TTL_S);
+	rc = imds_call(e, url, "PUT", hdr, &b, why, sizeof(why));
 	if (rc == 0) {
 		snprintf(hdr, sizeof(hdr), "X-aws-ec2-metadata-token: %.*s",
 			 (int)strcspn(b.buf, "\r\n"), b.buf);

@@ -377,6 +377,7 @@ int objs_request(struct objs_client *c, const struct objs_req *r)
 			if (!r->sink)
 				c->scratch[s.len] = 0;
 			c->content_length = cl;
+			c->http_status = st;
 			c->stats.bytes_up += r->body ? r->body_len : 0;
 			c->stats.bytes_down += s.len;
 			return 0;

@@ -22,7 +22,6 @@ struct objs_req {
 	const char *header;	  /* one more header line, or NULL */
 	void *sink;		  /* 2xx body goes here; NULL: the scratch buffer */
 	size_t sink_cap;
-	const char *what; /* "GET s3://b/k" style words for messages are built from these */
 };
 
 /* Performs r with retries; on success the 2xx body length is in c->resp_len (in sink or

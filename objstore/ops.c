@@ -47,6 +47,10 @@ int64_t objs_get_range(struct objs_client *c, const char *bucket, const char *ke
 						 .header = range,
 						 .sink = buf,
 						 .sink_cap = len });
+	if (rc == 0 && c->http_status != 206 && offset > 0) /* the Range was ignored */
+		return objs_fail(c, OBJS_ERR_PROTOCOL, EPROTO,
+				 "GET s3://%s/%s: the store ignored the Range header (HTTP %ld)",
+				 bucket, key, c->http_status);
 	if (rc == 0)
 		return (int64_t)c->resp_len;
 	if (c->err.http_status == 416) /* at or past the end: nothing to read */

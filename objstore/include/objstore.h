@@ -136,6 +136,7 @@ struct objs_client {
 	size_t err_body_len;
 	char etag[OBJS_ETAG_MAX_BYTES]; /* ETag header of the last answer */
 	int64_t content_length;		/* of the last answer, -1 unknown */
+	long http_status;		/* of the last answer */
 	uint64_t rng;			/* jitter */
 	struct objs_error err;		/* the last failure */
 	struct objs_stats {
@@ -143,7 +144,8 @@ struct objs_client {
 	} stats;
 };
 
-/* Takes cfg by value; scratch (at least OBJS_SCRATCH_MIN_BYTES, caller-owned until
+/* Takes cfg by value (the first call must come before other threads run: it initializes
+ * libcurl); scratch (at least OBJS_SCRATCH_MIN_BYTES, caller-owned until
  * objs_client_fini) holds request bodies (complete) and answers (lists). Returns 0,
  * -EINVAL (scratch too small) or -ENOMEM (libcurl). */
 int objs_client_init(struct objs_client *c, const struct objs_config *cfg, void *scratch,
