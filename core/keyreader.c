@@ -23,7 +23,7 @@
 #include <unistd.h>
 
 #include "base.h"
-#include "dump_private.h"
+#include "engine.h"
 #include "keyspool.h"
 #include "mcw_limits.h"
 
@@ -36,7 +36,7 @@ struct kr_slot {
 };
 
 struct kr {
-	struct dump_ctx *c;
+	struct engine *c;
 	struct ur_ring *ring;
 	struct keychunk_builder b[KEYFILTER_GROUPS_MAX]; /* one chunk being built per group */
 	unsigned cur;					 /* staging buffer written next */
@@ -49,7 +49,7 @@ struct kr {
 
 static void publish_ready(struct kr *k)
 {
-	struct dump_ctx *c = k->c;
+	struct engine *c = k->c;
 	for (;;) {
 		struct kr_slot *s = NULL;
 		for (unsigned i = 0; i < 2; i++) {
@@ -84,9 +84,10 @@ static int reap(struct kr *k, bool wait)
 		int err = cqes[i].res < 0 ? cqes[i].res : 0;
 		if (err == 0 && (size_t)cqes[i].res != s->bytes) {
 			err = short_write_errno(s->fd, s->bytes - (size_t)cqes[i].res);
-			dump_fail(k->c, MCW_EXIT_IO,
-				  "short write of key chunk %u to %s: %d of %zu bytes: %s", s->seq,
-				  k->c->spool_path, cqes[i].res, s->bytes, strerror(-err));
+			engine_fail(k->c, MCW_EXIT_IO,
+				    "short write of key chunk %u to %s: %d of %zu bytes: %s",
+				    s->seq, k->c->spool_path, cqes[i].res, s->bytes,
+				    strerror(-err));
 		}
 		close(s->fd);
 		if (err < 0)
@@ -113,7 +114,7 @@ static int open_chunk_file(struct kr *k, uint32_t seq)
  * builds in its own buffer and a full chunk is copied into the staging buffer. */
 static int flush_chunk(struct kr *k, unsigned g)
 {
-	struct dump_ctx *c = k->c;
+	struct engine *c = k->c;
 	struct keychunk_builder *b = &k->b[g];
 	bool direct = c->kf.ngroups == 1;
 	if (b->count == 0)
@@ -150,7 +151,7 @@ static int flush_chunk(struct kr *k, unsigned g)
 /* Where group g's first chunk is built. */
 static uint8_t *builder_area(struct kr *k, unsigned g, size_t *cap)
 {
-	struct dump_ctx *c = k->c;
+	struct engine *c = k->c;
 	if (c->kf.ngroups == 1) {
 		*cap = MCW_KEYCHUNK_BYTES;
 		return c->kr_stage[k->cur];
@@ -186,7 +187,7 @@ struct kr_pending {
 /* Filters a freshly parsed key; true if it goes on to the duplicate check. */
 static bool key_admit(struct kr *k, struct kr_pending *p)
 {
-	struct dump_ctx *c = k->c;
+	struct engine *c = k->c;
 	const struct mcp_dump_item *it = &p->it[p->n];
 	atomic_fetch_add_explicit(&c->st.keys_listed, 1, memory_order_relaxed);
 	k->items_seen = true;
@@ -228,7 +229,7 @@ static bool key_admit(struct kr *k, struct kr_pending *p)
 /* Dedupes the pending keys in order and adds the new ones to the key chunk. */
 static int pending_flush(struct kr *k, struct kr_pending *p)
 {
-	struct dump_ctx *c = k->c;
+	struct engine *c = k->c;
 	uint64_t dup = 0, unchecked = 0, queued = 0;
 	int ret = 0;
 	for (unsigned i = 0; i < p->n && ret == 0; i++) {
@@ -268,7 +269,7 @@ static const char *dump_command(const struct kr *k)
 }
 
 /* Sleeps a jittered, growing delay; false if the dump failed meanwhile. */
-static bool busy_backoff(struct dump_ctx *c, unsigned attempt)
+static bool busy_backoff(struct engine *c, unsigned attempt)
 {
 	uint64_t base = MCW_BUSY_BACKOFF_MIN_MS << MIN(attempt, 10u);
 	base = MIN(base, (uint64_t)MCW_BUSY_BACKOFF_MAX_MS);
@@ -276,7 +277,7 @@ static bool busy_backoff(struct dump_ctx *c, unsigned attempt)
 	random_bytes(&r, sizeof(r));
 	uint64_t delay_ms = base / 2 + r % (base + 1); /* 0.5x to 1.5x */
 	for (uint64_t slept = 0; slept < delay_ms; slept += 50) {
-		if (dump_failed(c))
+		if (engine_failed(c))
 			return false;
 		struct timespec ts = { 0, 50 * 1000000L };
 		nanosleep(&ts, NULL);
@@ -289,14 +290,14 @@ enum line_verdict { LINE_GO_ON, LINE_END, LINE_RESTART, LINE_FAIL };
 static enum line_verdict handle_reply_line(struct kr *k, const struct mcp_dump_item *it,
 					   unsigned *busy_attempts)
 {
-	struct dump_ctx *c = k->c;
+	struct engine *c = k->c;
 	const char *addr = c->o.source.text;
 	if (it->kind == MCP_DUMP_BUSY && !k->items_seen) {
 		if (++*busy_attempts > MCW_BUSY_RETRIES_MAX) {
-			dump_fail(c, MCW_EXIT_TEMPFAIL,
-				  "the crawler of %s stayed busy through %d retries (another "
-				  "dump or crawl is running there): run again when it is done",
-				  addr, MCW_BUSY_RETRIES_MAX);
+			engine_fail(c, MCW_EXIT_TEMPFAIL,
+				    "the crawler of %s stayed busy through %d retries (another "
+				    "dump or crawl is running there): run again when it is done",
+				    addr, MCW_BUSY_RETRIES_MAX);
 			return LINE_FAIL;
 		}
 		atomic_fetch_add(&c->st.busy_retries, 1);
@@ -310,30 +311,30 @@ static enum line_verdict handle_reply_line(struct kr *k, const struct mcp_dump_i
 		return LINE_RESTART;
 	}
 	if (it->kind == MCP_DUMP_ERROR && memmem(it->msg, it->msg_len, "not allowed", 11)) {
-		dump_fail(c, MCW_EXIT_UNAVAILABLE,
-			  "%s refuses key dumps (%.*s): memcached was started with -X; restart "
-			  "it without -X or warm from another replica",
-			  addr, (int)it->msg_len, it->msg);
+		engine_fail(c, MCW_EXIT_UNAVAILABLE,
+			    "%s refuses key dumps (%.*s): memcached was started with -X; restart "
+			    "it without -X or warm from another replica",
+			    addr, (int)it->msg_len, it->msg);
 	} else if (it->kind == MCP_DUMP_ERROR && memmem(it->msg, it->msg_len, "disabled", 8)) {
-		dump_fail(c, MCW_EXIT_UNAVAILABLE,
-			  "the LRU crawler of %s is disabled (%.*s): enable it with "
-			  "'lru_crawler enable' on that server and run again",
-			  addr, (int)it->msg_len, it->msg);
+		engine_fail(c, MCW_EXIT_UNAVAILABLE,
+			    "the LRU crawler of %s is disabled (%.*s): enable it with "
+			    "'lru_crawler enable' on that server and run again",
+			    addr, (int)it->msg_len, it->msg);
 	} else {
-		dump_fail(c, MCW_EXIT_PROTOCOL, "key dump from %s ended with an error: %.*s", addr,
-			  (int)it->msg_len, it->msg);
+		engine_fail(c, MCW_EXIT_PROTOCOL, "key dump from %s ended with an error: %.*s",
+			    addr, (int)it->msg_len, it->msg);
 	}
 	return LINE_FAIL;
 }
 
 /* A key chunk could not be written: the dump fails, saying why. */
-static void key_chunk_write_failed(struct dump_ctx *c, int ret)
+static void key_chunk_write_failed(struct engine *c, int ret)
 {
-	dump_fail(c, MCW_EXIT_IO, "cannot write key chunk to %s: %s%s", c->spool_path,
-		  strerror(-ret),
-		  ret == -ENOSPC || ret == -EDQUOT ? " (the volume is full: free space, then run "
-						     "again; the dump continues where it stopped)"
-						   : "");
+	engine_fail(c, MCW_EXIT_IO, "cannot write key chunk to %s: %s%s", c->spool_path,
+		    strerror(-ret),
+		    ret == -ENOSPC || ret == -EDQUOT ? " (the volume is full: free space, then run "
+						       "again; the dump continues where it stopped)"
+						     : "");
 }
 
 static bool key_chunk_failed(struct kr *k, int ret, enum line_verdict *v)
@@ -360,9 +361,9 @@ static size_t parse_lines(struct kr *k, const char *buf, size_t len, enum line_v
 		if (st == MCP_NEED_MORE)
 			break;
 		if (st != MCP_OK) {
-			dump_fail(k->c, MCW_EXIT_PROTOCOL,
-				  "malformed key dump line from %s (%s): \"%.80s\"",
-				  k->c->o.source.text, mcp_status_name(st), buf + pos);
+			engine_fail(k->c, MCW_EXIT_PROTOCOL,
+				    "malformed key dump line from %s (%s): \"%.80s\"",
+				    k->c->o.source.text, mcp_status_name(st), buf + pos);
 			*v = LINE_FAIL;
 			return pos;
 		}
@@ -396,7 +397,7 @@ static size_t parse_lines(struct kr *k, const char *buf, size_t len, enum line_v
  */
 static bool crawler_idle(struct kr *k, unsigned *busy_attempts)
 {
-	struct dump_ctx *c = k->c;
+	struct engine *c = k->c;
 	char buf[16 * 1024];
 	for (;;) {
 		ssize_t n =
@@ -404,8 +405,8 @@ static bool crawler_idle(struct kr *k, unsigned *busy_attempts)
 		const char *v;
 		size_t vl;
 		if (n < 0) {
-			dump_fail(c, MCW_EXIT_UNAVAILABLE, "stats from %s failed: %s",
-				  c->o.source.text, strerror((int)-n));
+			engine_fail(c, MCW_EXIT_UNAVAILABLE, "stats from %s failed: %s",
+				    c->o.source.text, strerror((int)-n));
 			return false;
 		}
 		if (!mcp_stats_find(buf, (size_t)n, "lru_crawler_running", &v, &vl) || vl != 1 ||
@@ -426,8 +427,9 @@ static bool start_dump(struct kr *k, unsigned *busy_attempts)
 		return false;
 	int ret = net_send_all(k->c->keys_fd, dump_command(k), strlen(dump_command(k)));
 	if (ret < 0) {
-		dump_fail(k->c, MCW_EXIT_UNAVAILABLE, "cannot send the key dump request to %s: %s",
-			  k->c->o.source.text, strerror(-ret));
+		engine_fail(k->c, MCW_EXIT_UNAVAILABLE,
+			    "cannot send the key dump request to %s: %s", k->c->o.source.text,
+			    strerror(-ret));
 		return false;
 	}
 	return true;
@@ -435,19 +437,20 @@ static bool start_dump(struct kr *k, unsigned *busy_attempts)
 
 static int drain(struct kr *k)
 {
-	struct dump_ctx *c = k->c;
+	struct engine *c = k->c;
 	char *buf = (char *)c->kr_recv;
 	size_t len = 0;
 	unsigned busy_attempts = 0;
 	int ret = start_dump(k, &busy_attempts) ? 0 : -EIO;
-	while (ret == 0 && !dump_failed(c)) {
+	while (ret == 0 && !engine_failed(c)) {
 		ssize_t n = net_recv(c->keys_fd, buf + len, c->kr_recv_bytes - len);
 		if (n <= 0) {
-			dump_fail(c, MCW_EXIT_UNAVAILABLE,
-				  "key dump from %s stopped before END: %s (the key list is "
-				  "incomplete; run again)",
-				  c->o.source.text,
-				  n == 0 ? "the server closed the connection" : strerror((int)-n));
+			engine_fail(c, MCW_EXIT_UNAVAILABLE,
+				    "key dump from %s stopped before END: %s (the key list is "
+				    "incomplete; run again)",
+				    c->o.source.text,
+				    n == 0 ? "the server closed the connection"
+					   : strerror((int)-n));
 			return -EPIPE;
 		}
 		len += (size_t)n;
@@ -463,37 +466,37 @@ static int drain(struct kr *k)
 			len = 0;
 			ret = start_dump(k, &busy_attempts) ? 0 : -EIO;
 		} else if (len == c->kr_recv_bytes) {
-			dump_fail(c, MCW_EXIT_PROTOCOL,
-				  "key dump line from %s longer than %zu bytes", c->o.source.text,
-				  c->kr_recv_bytes);
+			engine_fail(c, MCW_EXIT_PROTOCOL,
+				    "key dump line from %s longer than %zu bytes", c->o.source.text,
+				    c->kr_recv_bytes);
 			return -EIO;
 		}
 		ret = ret == 0 ? reap(k, false) : ret;
 	}
-	if (ret < 0 && !dump_failed(c))
+	if (ret < 0 && !engine_failed(c))
 		key_chunk_write_failed(c, ret); /* the reader's other failures are reported */
 	return -EIO;
 }
 
 void *keyreader_main(void *arg)
 {
-	struct kr k = { .c = arg, .using_mgdump = ((struct dump_ctx *)arg)->o.try_mgdump };
-	struct dump_ctx *c = k.c;
+	struct kr k = { .c = arg, .using_mgdump = ((struct engine *)arg)->o.try_mgdump };
+	struct engine *c = k.c;
 	k.next_seq = c->chunks_ready; /* a resumed dump numbers on after its finished chunks */
 	pthread_setname_np(pthread_self(), "mcw-keys");
 	struct ur_ring_opts ro = { .sq_entries = 8, .iowq_workers_max = 1 };
 	int ret = ur_ring_create(&ro, &k.ring);
 	if (ret < 0) {
-		dump_fail(c, MCW_EXIT_SOFTWARE, "cannot create an io_uring for the key reader: %s",
-			  strerror(-ret));
+		engine_fail(c, MCW_EXIT_SOFTWARE,
+			    "cannot create an io_uring for the key reader: %s", strerror(-ret));
 		goto out;
 	}
 	struct iovec iov[2] = { { c->kr_stage[0], MCW_KEYCHUNK_BYTES },
 				{ c->kr_stage[1], MCW_KEYCHUNK_BYTES } };
 	ret = ur_buffers_register(k.ring, iov, 2);
 	if (ret < 0) {
-		dump_fail(c, MCW_EXIT_SOFTWARE, "cannot register key reader buffers: %s",
-			  strerror(-ret));
+		engine_fail(c, MCW_EXIT_SOFTWARE, "cannot register key reader buffers: %s",
+			    strerror(-ret));
 		goto out;
 	}
 	for (unsigned g = 0; g < c->kf.ngroups; g++) {
@@ -509,11 +512,11 @@ void *keyreader_main(void *arg)
 			ret = reap(&k, true);
 		if (ret < 0) {
 			key_chunk_write_failed(c, ret);
-		} else if (c->ckpt_on && !dump_failed(c)) {
+		} else if (c->ckpt_on && !engine_failed(c)) {
 			ret = checkpoint_keys_done(&c->ckpt, c->chunks_ready);
 			if (ret < 0)
-				dump_fail(c, MCW_EXIT_IO, "cannot write the checkpoint in %s: %s",
-					  c->spool_path, strerror(-ret));
+				engine_fail(c, MCW_EXIT_IO, "cannot write the checkpoint in %s: %s",
+					    c->spool_path, strerror(-ret));
 		}
 	}
 	c->key_dump_cmd = k.using_mgdump

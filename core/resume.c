@@ -28,7 +28,7 @@
 
 #include "base.h"
 #include "crc.h"
-#include "dump_private.h"
+#include "dump.h"
 #include "manifest.h"
 
 /* Chains text into a crc: the crc of everything put so far, of any length. */
@@ -51,7 +51,7 @@ static uint32_t crc_str(uint32_t crc, const char *s)
 
 /* The crc of the options' text ("source=... crawl=... include=..."), built piece by piece
  * so that no length of filters or node lists is cut off. */
-uint32_t dump_options_crc(const struct dump_opts *o)
+uint32_t dump_options_crc(const struct engine_opts *o)
 {
 	const struct keyfilter_opts *f = &o->filter;
 	uint32_t crc = crc_str(crc_str(0, "source="), o->source.text);
@@ -124,9 +124,9 @@ static int prune_dir(int dir_fd, const struct checkpoint *cp, const char *path)
 
 /* Removes the key chunks resuming does not keep (all when cp is NULL) and, when cp is
  * NULL, the checkpoint. */
-static int prune_spool(struct dump_ctx *c, const struct checkpoint *cp)
+static int prune_spool(struct engine *e, const struct checkpoint *cp)
 {
-	DIR *d = list_dir(c->spool_fd, c->spool_path);
+	DIR *d = list_dir(e->spool_fd, e->spool_path);
 	if (d == NULL)
 		return -EIO;
 	struct dirent *de;
@@ -140,8 +140,8 @@ static int prune_spool(struct dump_ctx *c, const struct checkpoint *cp)
 		bool ckpt = strcmp(de->d_name, CHECKPOINT_NAME) == 0;
 		if ((!chunk && !ckpt) || keep || (ckpt && cp != NULL))
 			continue;
-		if (unlinkat(c->spool_fd, de->d_name, 0) < 0) {
-			log_error("cannot remove %s/%s: %s", c->spool_path, de->d_name,
+		if (unlinkat(e->spool_fd, de->d_name, 0) < 0) {
+			log_error("cannot remove %s/%s: %s", e->spool_path, de->d_name,
 				  strerror(errno));
 			ret = -errno;
 			break;
@@ -153,11 +153,11 @@ static int prune_spool(struct dump_ctx *c, const struct checkpoint *cp)
 
 /* Adds the records of the kept files to the counts (publish checks them). -1 when a kept
  * file fails its footer (err says which). */
-static int count_kept(struct dump_ctx *c, char *err, size_t cap)
+static int count_kept(struct dump_cmd *d, char *err, size_t cap)
 {
-	for (unsigned g = 0; g < c->kf.ngroups; g++) {
+	for (unsigned g = 0; g < d->e.kf.ngroups; g++) {
 		struct manifest_entry *e = NULL;
-		long n = manifest_collect(c->group_fd[g], &e, err, cap);
+		long n = manifest_collect(d->group_fd[g], &e, err, cap);
 		if (n < 0)
 			return -1;
 		uint64_t records = 0, bytes = 0, vbytes = 0;
@@ -167,116 +167,115 @@ static int count_kept(struct dump_ctx *c, char *err, size_t cap)
 			vbytes += e[i].value_bytes;
 		}
 		free(e);
-		atomic_fetch_add(&c->st.group_items[g], records);
-		atomic_fetch_add(&c->st.items, records);
-		atomic_fetch_add(&c->st.items_resumed, records);
-		atomic_fetch_add(&c->st.files, (uint64_t)n);
-		atomic_fetch_add(&c->st.file_bytes, bytes);
-		atomic_fetch_add(&c->st.value_bytes, vbytes);
+		atomic_fetch_add(&d->st.group_items[g], records);
+		atomic_fetch_add(&d->e.st.items, records);
+		atomic_fetch_add(&d->st.items_resumed, records);
+		atomic_fetch_add(&d->st.files, (uint64_t)n);
+		atomic_fetch_add(&d->st.file_bytes, bytes);
+		atomic_fetch_add(&d->e.st.value_bytes, vbytes);
 	}
 	return 0;
 }
 
-int resume_prepare(struct dump_ctx *c)
+int resume_prepare(struct dump_cmd *d)
 {
 	char err[512];
-	struct checkpoint *cp = &c->ckpt;
-	int ret = checkpoint_load(cp, c->spool_fd, err, sizeof(err));
+	struct checkpoint *cp = &d->e.ckpt;
+	int ret = checkpoint_load(cp, d->e.spool_fd, err, sizeof(err));
 	if (ret == -EBADMSG) {
-		log_warn("%s in %s: starting the dump over", err, c->spool_path);
-		return resume_wipe(c);
+		log_warn("%s in %s: starting the dump over", err, d->e.spool_path);
+		return resume_wipe(d);
 	}
 	if (ret < 0) {
-		log_error("%s/%s: %s", c->spool_path, CHECKPOINT_NAME, err);
+		log_error("%s/%s: %s", d->e.spool_path, CHECKPOINT_NAME, err);
 		return MCW_EXIT_IO;
 	}
 	const char *why = NULL;
-	if (strcmp(cp->source, c->o.source.text) != 0)
+	if (strcmp(cp->source, d->e.o.source.text) != 0)
 		why = "it is a dump of another server";
-	else if (cp->options_crc != dump_options_crc(&c->o))
+	else if (cp->options_crc != dump_options_crc(&d->e.o))
 		why = "it was started with other key filters, --crawl or --min-ttl";
-	else if (cp->source_pid != c->src.pid ||
-		 cp->source_started_s != c->src.time_s - (int64_t)c->src.uptime_s)
+	else if (cp->source_pid != d->e.src.pid ||
+		 cp->source_started_s != d->e.src.time_s - (int64_t)d->e.src.uptime_s)
 		why = "the source has restarted since (its items then are gone)";
 	if (why != NULL) {
 		log_error("%s holds an unfinished dump of %s (dump %s) that cannot be continued: "
 			  "%s. Continue it with its own options, or dump into a new directory",
-			  c->o.out_dir, cp->source, cp->dump_id_hex, why);
+			  d->e.o.dir, cp->source, cp->dump_id_hex, why);
 		checkpoint_close(cp);
 		return MCW_EXIT_USAGE;
 	}
-	for (unsigned g = 0; g < c->kf.ngroups; g++) {
-		if (prune_dir(c->group_fd[g], cp, c->group_path[g]) < 0)
+	for (unsigned g = 0; g < d->e.kf.ngroups; g++) {
+		if (prune_dir(d->group_fd[g], cp, d->group_path[g]) < 0)
 			return MCW_EXIT_IO;
 	}
-	if (prune_spool(c, cp) < 0)
+	if (prune_spool(&d->e, cp) < 0)
 		return MCW_EXIT_IO;
-	if (count_kept(c, err, sizeof(err)) < 0) {
+	if (count_kept(d, err, sizeof(err)) < 0) {
 		log_warn("%s: a finished file of the unfinished dump is damaged: starting the "
 			 "dump over",
 			 err);
 		checkpoint_close(cp);
-		for (unsigned g = 0; g < KEYFILTER_GROUPS_MAX; g++)
-			atomic_store(&c->st.group_items[g], 0);
-		memset(&c->st, 0, sizeof(c->st));
-		return resume_wipe(c);
+		memset(&d->st, 0, sizeof(d->st));
+		memset(&d->e.st, 0, sizeof(d->e.st));
+		return resume_wipe(d);
 	}
-	c->resuming = true;
+	d->e.resuming = true;
 	if (cp->keys_done) {
-		c->chunks_ready = cp->chunks;
-		c->keys_done = true;
+		d->e.chunks_ready = cp->chunks;
+		d->e.keys_done = true;
 	} else {
-		c->chunks_ready = c->next_job = cp->job_end; /* the new listing goes on from here */
+		d->e.chunks_ready = d->e.next_job =
+		    cp->job_end; /* the new listing goes on from here */
 	}
 	log_info("continuing dump %s of %s: %u key chunks finished (%llu items kept), key "
 		 "listing %s",
 		 cp->dump_id_hex, cp->source, cp->jobs_done,
-		 (unsigned long long)atomic_load(&c->st.items_resumed),
+		 (unsigned long long)atomic_load(&d->st.items_resumed),
 		 cp->keys_done ? "complete" : "to be done again");
 	return 0;
 }
 
-int resume_wipe(struct dump_ctx *c)
+int resume_wipe(struct dump_cmd *d)
 {
-	for (unsigned g = 0; g < c->kf.ngroups; g++) {
-		if (prune_dir(c->group_fd[g], NULL, c->group_path[g]) < 0)
+	for (unsigned g = 0; g < d->e.kf.ngroups; g++) {
+		if (prune_dir(d->group_fd[g], NULL, d->group_path[g]) < 0)
 			return MCW_EXIT_IO;
 	}
-	if (prune_spool(c, NULL) < 0)
+	if (prune_spool(&d->e, NULL) < 0)
 		return MCW_EXIT_IO;
-	c->resuming = false;
+	d->e.resuming = false;
 	return 0;
 }
 
-int resume_load_dedupe(struct dump_ctx *c)
+int resume_load_dedupe(struct dump_cmd *d)
 {
-	if (!c->resuming || c->ckpt.keys_done)
+	if (!d->e.resuming || d->e.ckpt.keys_done)
 		return 0;
 	/* worker 0's key input is free until the workers start */
-	struct dump_worker *w = &c->workers[0];
+	struct engine_worker *w = &d->e.workers[0];
 	struct keychunk_view kv;
-	uint32_t *off;
 	uint32_t n;
 	uint64_t loaded = 0;
-	for (uint32_t seq = 0; seq < c->ckpt.job_end; seq++) {
-		if (!checkpoint_job_is_done(&c->ckpt, seq))
+	for (uint32_t seq = 0; seq < d->e.ckpt.job_end; seq++) {
+		if (!checkpoint_job_is_done(&d->e.ckpt, seq))
 			continue;
-		if (!engine_load_keys(c, w, seq, &kv, &off, &n))
-			return c->run.exit_code;
+		if (!engine_load_keys(&d->e, w, seq, &kv, &n))
+			return d->e.run.exit_code;
 		uint32_t pos = 0;
 		const uint8_t *key;
 		uint16_t klen;
 		uint8_t flags;
 		while (keychunk_next(&kv, &pos, &key, &klen, &flags)) {
-			(void)dedupe_check(&c->dedupe, dedupe_id(0, key, klen));
+			(void)dedupe_check(&d->e.dedupe, dedupe_id(0, key, klen));
 			loaded++;
 		}
 	}
-	if (loaded > dedupe_capacity(&c->dedupe))
+	if (loaded > dedupe_capacity(&d->e.dedupe))
 		log_warn("the dedupe table holds %llu of the %llu keys already dumped: items past "
 			 "that may be dumped twice (populate keeps the first); a larger --memory "
 			 "avoids it",
-			 (unsigned long long)dedupe_capacity(&c->dedupe),
+			 (unsigned long long)dedupe_capacity(&d->e.dedupe),
 			 (unsigned long long)loaded);
 	return 0;
 }

@@ -1,6 +1,6 @@
 /*
- * stream.c: `mcwarm stream`, source straight into destination, no volume. The dump engine
- * lists the source's keys (metadump into a key spool in --work, with the same filters);
+ * stream.c: `mcwarm stream`, source straight into destination, no volume. The engine
+ * (engine.h) lists the source's keys (metadump into a key spool in --work, with the same filters);
  * each worker fetches values with a pipelined quiet `mg` on the source (mgpipe) and
  * writes them with pipelined `ms ... q` batches closed by `mn` on the destination, under
  * the populator's rules: add mode by default, TTL recomputed when the request is built
@@ -21,14 +21,28 @@
 #include <unistd.h>
 
 #include "base.h"
+#include "capacity.h"
 #include "cli.h"
-#include "dump_private.h"
+#include "engine.h"
 #include "json.h"
-#include "mgpipe.h"
+#include "sinks.h"
 #include "populate_private.h"
 
 #define UD_MS_SEND (0x5ull << 60)
 #define UD_MS_RECV (0x6ull << 60)
+
+struct stream_opts {
+	struct hostport dest;
+	enum mcp_ms_mode ms_mode;
+	struct mcw_copy_allow allow; /* --allow-shrink, --allow-smaller-items */
+};
+
+struct stream_stats {
+	atomic_uint_fast64_t present;	    /* NS: the destination had the key (add mode) */
+	atomic_uint_fast64_t expired;	    /* expired before it could be sent */
+	atomic_uint_fast64_t too_large;	    /* over the destination's item size limit */
+	atomic_uint_fast64_t out_of_memory; /* SERVER_ERROR out of memory to an ms */
+};
 
 static const char stream_usage[] =
     "usage: mcwarm stream --source HOST:PORT --dest HOST:PORT [options]\n"
@@ -67,13 +81,58 @@ static const char stream_usage[] =
 
 enum { OPT_MODE = 256, OPT_MIN_TTL, OPT_CRAWL, OPT_WORK, OPT_ALLOW_SHRINK, OPT_ALLOW_SMALLER };
 
-static int stream_option(int ch, const char *arg, struct dump_opts *o)
+struct stream_cmd;
+
+struct sslot {
+	uint8_t *buf;
+	size_t len;
+	uint32_t nrec;
+	bool closed, sent;
+};
+
+struct sjob {
+	struct engine_worker *w;
+	struct stream_cmd *c;
+	/* the destination side: slots by monotonic batch number (slot = n % 2) */
+	int fd;
+	struct sslot slot[MCW_STREAM_SLOTS];
+	size_t slot_cap;
+	uint64_t b_open, b_sent, b_answered; /* [b_answered, b_open] in use; b_open is filling */
+	bool has_open, send_busy;
+	uint8_t *rbuf;
+	size_t rd, wr;
+	bool recv_posted;
+	struct rate_bucket bucket;
+	int64_t wake_ns;
+	uint64_t opaque; /* O<n> of the next ms, for reading a trace */
+	/* counts since the last flush into the shared stats */
+	uint64_t sent, present, expired, too_large, server_errors;
+};
+
+struct stream_cmd {
+	struct engine e; /* e.o.dir is --work */
+	struct stream_opts o;
+	struct stream_stats st;
+	struct server_info dst;
+	struct cap_watch watch; /* the destination's evictions */
+	bool watch_on;
+	struct sjob jobs[MCW_THREADS_MAX]; /* the sink's state of each worker */
+};
+
+static struct sjob *sj(struct engine_worker *w)
 {
+	return w->sink;
+}
+
+static int stream_option(int ch, const char *arg, struct stream_cmd *c)
+{
+	struct engine_opts *eo = &c->e.o;
+	struct stream_opts *o = &c->o;
 	uint64_t v;
 	switch (ch) {
 	case 's':
 	case 'd':
-		if (hostport_parse(arg, ch == 's' ? &o->source : &o->dest) < 0)
+		if (hostport_parse(arg, ch == 's' ? &eo->source : &o->dest) < 0)
 			return cli_usage_error("stream", "'%s' is not HOST:PORT", arg);
 		return 0;
 	case OPT_MODE:
@@ -84,12 +143,12 @@ static int stream_option(int ch, const char *arg, struct dump_opts *o)
 	case OPT_MIN_TTL:
 		if (!cli_uint("stream", "min-ttl", arg, 0, 10ull * 365 * 86400, &v))
 			return MCW_EXIT_USAGE;
-		o->min_ttl_s = (int64_t)v;
+		eo->min_ttl_s = (int64_t)v;
 		return 0;
 	case OPT_CRAWL:
-		return crawl_option("stream", arg, &o->crawl);
+		return crawl_option("stream", arg, &eo->crawl);
 	case OPT_WORK:
-		o->out_dir = arg;
+		eo->dir = arg;
 		return 0;
 	case OPT_ALLOW_SHRINK:
 		o->allow.shrink = true;
@@ -98,11 +157,11 @@ static int stream_option(int ch, const char *arg, struct dump_opts *o)
 		o->allow.smaller_items = true;
 		return 0;
 	default:
-		return engine_shared_option("stream", ch, arg, o);
+		return engine_shared_option("stream", ch, arg, eo);
 	}
 }
 
-static int parse_opts(int argc, char **argv, struct dump_opts *o)
+static int parse_opts(int argc, char **argv, struct stream_cmd *c)
 {
 	static const struct option longopts[] = {
 		{ "source", required_argument, NULL, 's' },
@@ -117,19 +176,19 @@ static int parse_opts(int argc, char **argv, struct dump_opts *o)
 		CLI_COMMON_LONGOPTS,
 		{ 0 },
 	};
-	*o = (struct dump_opts){
-		.kind = RUN_STREAM,
-		.out_dir = "/tmp",
+	struct engine_opts *o = &c->e.o;
+	*o = (struct engine_opts){
+		.dir = "/tmp",
 		.crawl = KEYS_HASH,
 		.try_mgdump = true,
 		.min_ttl_s = 1,
-		.ms_mode = MCP_MS_ADD,
 	};
+	c->o = (struct stream_opts){ .ms_mode = MCP_MS_ADD };
 	cli_common_defaults(&o->co);
 	int ch;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "s:d:" CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
-		int ret = stream_option(ch, optarg, o);
+		int ret = stream_option(ch, optarg, c);
 		if (ret != 0)
 			return ret;
 	}
@@ -140,46 +199,16 @@ static int parse_opts(int argc, char **argv, struct dump_opts *o)
 	}
 	if (optind < argc)
 		return cli_usage_error("stream", "unexpected argument '%s'", argv[optind]);
-	if (o->source.port == 0 || o->dest.port == 0)
+	if (o->source.port == 0 || c->o.dest.port == 0)
 		return cli_usage_error("stream", "--source and --dest are required");
 	return 0;
 }
 
-/* ---- the worker ------------------------------------------------------------------------ */
-
-struct sslot {
-	uint8_t *buf;
-	size_t len;
-	uint32_t nrec;
-	bool closed, sent;
-};
-
-struct sjob {
-	struct dump_worker *w;
-	struct dump_ctx *c;
-	struct mgpipe src;
-	struct keychunk_view kv;
-	uint32_t *key_off;
-	/* the destination side: slots by monotonic batch number (slot = n % 2) */
-	int fd;
-	struct sslot slot[MCW_STREAM_SLOTS];
-	size_t slot_cap;
-	uint64_t b_open, b_sent, b_answered; /* [b_answered, b_open] in use; b_open is filling */
-	bool has_open, send_busy;
-	uint8_t *rbuf;
-	size_t rd, wr;
-	bool recv_posted;
-	struct rate_bucket bucket;
-	int64_t wake_ns;
-	int64_t last_io_ns;
-	uint64_t opaque; /* O<n> of the next ms, for reading a trace */
-	/* counts since the last flush into the shared stats */
-	uint64_t sent, present, expired, too_large, server_errors;
-};
+/* ---- the ms sending (kept as it was; see mspipe) ------------------------------------- */
 
 static void job_fail(struct sjob *j, int code, const char *fmt, const char *what)
 {
-	dump_fail(j->c, code, "worker %u: %s%s", j->w->id, fmt, what);
+	engine_fail(&j->c->e, code, "worker %u: %s%s", j->w->id, fmt, what);
 }
 
 static struct sslot *slot_of(struct sjob *j, uint64_t n)
@@ -220,18 +249,18 @@ static void close_batch(struct sjob *j)
  * -EAGAIN: no room now, keep the reply. */
 static int take_item(struct sjob *j, const struct mcp_meta_reply *rep, uint32_t index)
 {
-	struct dump_ctx *c = j->c;
+	struct stream_cmd *c = j->c;
 	uint16_t klen;
 	uint8_t kflags;
-	const uint8_t *key = mgpipe_key(&j->src, index, &klen, &kflags);
+	const uint8_t *key = mgpipe_key(&j->w->pipe, index, &klen, &kflags);
 	if (rep->value_len >
 	    pop_value_max(c->dst.item_size_max, c->dst.cas_enabled, klen, rep->client_flags)) {
 		j->too_large++;
 		return 0;
 	}
-	int64_t expires_at_ms = rep->ttl < 0 ? 0 : j->src.recv_ms + rep->ttl * 1000;
-	int64_t t =
-	    pop_exptime(expires_at_ms, wall_ns() / 1000000, c->o.min_ttl_s, server_now_s(&c->dst));
+	int64_t expires_at_ms = rep->ttl < 0 ? 0 : j->w->pipe.recv_ms + rep->ttl * 1000;
+	int64_t t = pop_exptime(expires_at_ms, wall_ns() / 1000000, c->e.o.min_ttl_s,
+				server_now_s(&c->dst));
 	if (t < 0) {
 		j->expired++;
 		return 0;
@@ -256,19 +285,6 @@ static int take_item(struct sjob *j, const struct mcp_meta_reply *rep, uint32_t 
 	if (++s->nrec >= rate_bucket_batch(&j->bucket, MCW_STREAM_BATCH_RECORDS))
 		close_batch(j);
 	return 0;
-}
-
-static void take_replies(struct sjob *j)
-{
-	struct mcp_meta_reply rep;
-	uint32_t index;
-	while (mgpipe_next(&j->src, &rep, &index) == MGPIPE_VALUE) {
-		if (take_item(j, &rep, index) == -EAGAIN)
-			break;
-		mgpipe_consume(&j->src, &rep);
-	}
-	if (j->src.exit_code)
-		job_fail(j, j->src.exit_code, "", j->src.error);
 }
 
 static void kick_send(struct sjob *j)
@@ -311,17 +327,17 @@ static void post_recv(struct sjob *j)
  * after CAP_OOM_ERRORS_MAX answers (its slabs are stuck). */
 static void on_out_of_memory(struct sjob *j)
 {
-	struct dump_ctx *c = j->c;
+	struct stream_cmd *c = j->c;
 	char why[512];
-	uint64_t n = atomic_fetch_add(&c->st.s_out_of_memory, 1) + 1;
+	uint64_t n = atomic_fetch_add(&c->st.out_of_memory, 1) + 1;
 	if (cap_oom_stops(c->dst.evictions_on, c->o.dest.text, n, why, sizeof(why)))
-		dump_fail(c, MCW_EXIT_TOO_SMALL, "%s", why);
+		engine_fail(&c->e, MCW_EXIT_TOO_SMALL, "%s", why);
 }
 
 /* The destination's answers: NS (kept: add mode), MN (a batch is done), errors. */
 static void parse_answers(struct sjob *j)
 {
-	while (j->rd < j->wr && !dump_failed(j->c)) {
+	while (j->rd < j->wr && !engine_failed(&j->c->e)) {
 		const char *line = (const char *)j->rbuf + j->rd;
 		const char *nl = memchr(line, '\n', j->wr - j->rd);
 		if (nl == NULL) {
@@ -371,7 +387,8 @@ static void on_cqe(struct sjob *j, const struct ur_cqe *cqe)
 		}
 		s->sent = true;
 		j->b_sent++;
-	} else if (cqe->user_data == UD_MS_RECV) {
+	} else {
+		ASSERT(cqe->user_data == UD_MS_RECV);
 		j->recv_posted = false;
 		if (cqe->res <= 0) {
 			job_fail(j, MCW_EXIT_UNAVAILABLE, "connection to the destination lost: ",
@@ -380,158 +397,36 @@ static void on_cqe(struct sjob *j, const struct ur_cqe *cqe)
 		}
 		j->wr += (size_t)cqe->res;
 		parse_answers(j);
-	} else {
-		ASSERT(mgpipe_owns(&j->src, cqe->user_data));
-		mgpipe_on_cqe(&j->src, cqe);
-		if (j->src.exit_code)
-			job_fail(j, j->src.exit_code, "", j->src.error);
 	}
-}
-
-static bool pump(struct sjob *j)
-{
-	struct ur_cqe cqes[MCW_RING_ENTRIES];
-	bool awaiting = mgpipe_awaiting(&j->src) || j->b_answered < j->b_sent || j->send_busy;
-	int64_t ws = mgpipe_wake_ns(&j->src), wd = j->wake_ns;
-	int64_t wake = ws && wd ? MIN(ws, wd) : MAX(ws, wd);
-	int ret = ur_submit_wait(j->w->ring, 1, engine_wait_ms(j->c, wake));
-	if (ret == -ETIME && awaiting &&
-	    mono_ns() - j->last_io_ns >= (int64_t)j->c->o.co.io_timeout_ms * 1000000) {
-		job_fail(j, MCW_EXIT_UNAVAILABLE, "no answer within --io-timeout", "");
-		return false;
-	}
-	if (ret < 0 && ret != -ETIME) {
-		job_fail(j, MCW_EXIT_SOFTWARE, "io_uring wait failed: ", strerror(-ret));
-		return false;
-	}
-	unsigned n = ur_reap(j->w->ring, cqes, ARRAY_LEN(cqes));
-	if (n > 0)
-		j->last_io_ns = mono_ns();
-	for (unsigned i = 0; i < n; i++)
-		on_cqe(j, &cqes[i]);
-	return !dump_failed(j->c);
 }
 
 static void flush_counts(struct sjob *j)
 {
-	struct dump_stats *st = &j->c->st;
-	atomic_fetch_add(&st->items, j->sent);
-	atomic_fetch_add(&st->s_present, j->present);
-	atomic_fetch_add(&st->s_expired, j->expired);
-	atomic_fetch_add(&st->s_too_large, j->too_large);
-	atomic_fetch_add(&st->server_errors, j->server_errors + j->src.server_errors);
-	atomic_fetch_add(&st->keys_fetched, j->src.fetched);
-	atomic_fetch_add(&st->misses, j->src.misses);
+	struct stream_stats *st = &j->c->st;
+	atomic_fetch_add(&j->c->e.st.items, j->sent);
+	atomic_fetch_add(&st->present, j->present);
+	atomic_fetch_add(&st->expired, j->expired);
+	atomic_fetch_add(&st->too_large, j->too_large);
+	atomic_fetch_add(&j->c->e.st.server_errors, j->server_errors);
 	j->sent = j->present = j->expired = j->too_large = j->server_errors = 0;
-	j->src.fetched = j->src.misses = j->src.server_errors = j->src.values = 0;
-}
-
-static void run_job(struct sjob *j, uint32_t seq)
-{
-	uint32_t n;
-	if (!engine_load_keys(j->c, j->w, seq, &j->kv, &j->key_off, &n))
-		return;
-	mgpipe_job(&j->src, &j->kv, j->key_off, n);
-	j->last_io_ns = mono_ns();
-	for (;;) {
-		take_replies(j);
-		if (dump_failed(j->c))
-			return;
-		bool fetched = mgpipe_done(&j->src) && !j->src.send_busy;
-		if (fetched)
-			close_batch(j); /* the job's last items go now */
-		mgpipe_kick(&j->src);
-		kick_send(j);
-		post_recv(j);
-		if (fetched && j->b_answered == j->b_open && !j->has_open)
-			break;
-		if (!pump(j))
-			return;
-	}
-	flush_counts(j);
-	atomic_fetch_add(&j->c->st.jobs_done, 1);
-}
-
-static int setup(struct dump_worker *w, struct sjob *j)
-{
-	struct dump_ctx *c = w->ctx;
-	char name[16];
-	snprintf(name, sizeof(name), "mcw-stream-%u", w->id);
-	int ret = run_thread_setup(name, w->cpu, &w->ring);
-	if (ret < 0)
-		return ret;
-	memset(j, 0, sizeof(*j));
-	j->w = w;
-	j->c = c;
-	j->fd = w->dst_fd;
-	size_t slots = MCW_BATCHES_INFLIGHT * MCW_BATCH_REQ_BYTES;
-	size_t keyin = ROUND_UP(MCW_KEYCHUNK_KEYS_MAX * sizeof(uint32_t), MCW_ALIGN_BYTES) +
-		       MCW_KEYCHUNK_BYTES;
-	struct rate_limits *limits = rate_limits_active(&c->limits) ? &c->limits : NULL;
-	struct mgpipe_opts so = {
-		.ring = w->ring,
-		.fd = w->fd,
-		.id = 0,
-		.what = "the source",
-		.send_area = w->net_buf,
-		.send_bytes = slots,
-		.recv_area = w->net_buf + slots,
-		.recv_bytes = w->net_bytes - slots,
-		.quiet = true,
-		.value_max = c->src.item_size_max,
-		.limits = limits,
-	};
-	mgpipe_init(&j->src, &so);
-	/* the disk area: key input, then the batch slots, then the answers */
-	uint8_t *area = w->disk_buf + keyin;
-	size_t avail = w->disk_bytes - keyin - MCW_STREAM_RECV_BYTES;
-	j->slot_cap = avail / MCW_STREAM_SLOTS / MCW_ALIGN_BYTES * MCW_ALIGN_BYTES;
-	ASSERT(j->slot_cap >= c->src.item_size_max + MCW_REPLY_OVERHEAD_MAX);
-	for (unsigned i = 0; i < MCW_STREAM_SLOTS; i++)
-		j->slot[i].buf = area + i * j->slot_cap;
-	j->rbuf = area + MCW_STREAM_SLOTS * j->slot_cap;
-	rate_bucket_init(&j->bucket, limits);
-	return 0;
-}
-
-void *stream_worker_main(void *arg)
-{
-	struct dump_worker *w = arg;
-	struct dump_ctx *c = w->ctx;
-	struct sjob j;
-	int ret = setup(w, &j);
-	if (ret < 0)
-		dump_fail(c, MCW_EXIT_SOFTWARE, "worker %u cannot start: %s", w->id,
-			  strerror(-ret));
-	for (int64_t job; ret == 0 && (job = engine_take_job(c, true)) >= 0;)
-		run_job(&j, (uint32_t)job);
-	if (ret == 0)
-		flush_counts(&j);
-	ur_ring_destroy(w->ring);
-	w->ring = NULL;
-	close(w->fd);
-	close(w->dst_fd);
-	w->fd = w->dst_fd = -1;
-	run_thread_done(&c->run);
-	return NULL;
 }
 
 /* ---- the checks before copying --------------------------------------------------------- */
 
-int stream_preflight(struct dump_ctx *c)
+static int stream_preflight(struct stream_cmd *c)
 {
 	char err[1024];
 	struct cap_load load;
 	/* both are live: the same address is the same process, so identity covers both */
-	int code = cap_check_not_same(-1, &c->src, c->o.source.text, -1, &c->dst, c->o.dest.text,
-				      err, sizeof(err));
+	int code = cap_check_not_same(-1, &c->e.src, c->e.o.source.text, -1, &c->dst,
+				      c->o.dest.text, err, sizeof(err));
 	if (code == 0) {
-		cap_load_of_source(&c->src, &load);
-		if (c->filter_on) {
+		cap_load_of_source(&c->e.src, &load);
+		if (c->e.filter_on) {
 			load.items = 0; /* an unknown share: the evictions watch still judges */
 			log_info("key filters select a share of %s: its memory is not compared "
 				 "with %s's before copying",
-				 c->o.source.text, c->o.dest.text);
+				 c->e.o.source.text, c->o.dest.text);
 		}
 		code = cap_check(&c->dst, c->o.dest.text, &load, &c->o.allow, err, sizeof(err));
 	}
@@ -544,12 +439,166 @@ int stream_preflight(struct dump_ctx *c)
 	return 0;
 }
 
+/* ---- the sink's operations ----------------------------------------------------------- */
+
+/* Two ms batch slots that each hold a largest item, then the destination's answers. */
+void stream_sink_need(uint64_t item_size_max, struct engine_sink_need *need)
+{
+	size_t slot =
+	    ROUND_UP((size_t)item_size_max + MCW_REPLY_OVERHEAD_MAX + MCP_REQ_MAX + 8, 64 * KIB);
+	static_assert(MCW_STREAM_SLOTS == 2, "two slot parts below");
+	*need = (struct engine_sink_need){
+		.nparts = 3,
+		.part[0] = { "ms batch A", slot, true },
+		.part[1] = { "ms batch B", slot, true },
+		.part[2] = { "answers", MCW_STREAM_RECV_BYTES, false },
+	};
+}
+
+static void stream_need(const struct engine *e, uint64_t item_size_max,
+			struct engine_sink_need *need)
+{
+	(void)e;
+	stream_sink_need(item_size_max, need);
+}
+
+static int stream_prepare(struct engine *e)
+{
+	struct stream_cmd *c = e->sink_ctx;
+	int code = engine_probe_dest(e, &c->o.dest, &c->dst);
+	if (code == 0)
+		code = stream_preflight(c);
+	return code != 0 ? code : engine_make_work_dir(e);
+}
+
+static int stream_worker_open(struct engine *e, struct engine_worker *w)
+{
+	struct stream_cmd *c = e->sink_ctx;
+	struct sjob *j = &c->jobs[w->id];
+	w->sink = j;
+	return engine_connect(&c->o.dest, &j->fd);
+}
+
+static int stream_worker_init(struct engine_worker *w)
+{
+	struct sjob *j = sj(w);
+	struct stream_cmd *c = w->e->sink_ctx;
+	int fd = j->fd;
+	memset(j, 0, sizeof(*j));
+	j->w = w;
+	j->c = c;
+	j->fd = fd;
+	j->slot_cap = MIN(w->sink_part_bytes[0], w->sink_part_bytes[1]);
+	ASSERT(j->slot_cap >= c->e.src.item_size_max + MCW_REPLY_OVERHEAD_MAX);
+	for (unsigned i = 0; i < MCW_STREAM_SLOTS; i++)
+		j->slot[i].buf = w->sink_part[i];
+	j->rbuf = w->sink_part[2];
+	ASSERT(w->sink_part_bytes[2] >= MCW_STREAM_RECV_BYTES);
+	rate_bucket_init(&j->bucket, rate_limits_active(&c->e.limits) ? &c->e.limits : NULL);
+	return 0;
+}
+
+static int stream_on_value(struct engine_worker *w, enum mgpipe_next kind,
+			   const struct mcp_meta_reply *rep, uint32_t index)
+{
+	ASSERT(kind == MGPIPE_VALUE); /* quiet: misses are silent */
+	return take_item(sj(w), rep, index);
+}
+
+static void stream_kick(struct engine_worker *w, bool fetched)
+{
+	if (fetched)
+		close_batch(sj(w)); /* the job's last items go now */
+	kick_send(sj(w));
+	post_recv(sj(w));
+}
+
+static void stream_on_cqe(struct engine_worker *w, const struct ur_cqe *cqe)
+{
+	on_cqe(sj(w), cqe);
+}
+
+static bool stream_awaiting(struct engine_worker *w)
+{
+	return sj(w)->b_answered < sj(w)->b_sent || sj(w)->send_busy;
+}
+
+static int64_t stream_wake_ns(struct engine_worker *w)
+{
+	return sj(w)->wake_ns;
+}
+
+static bool stream_job_idle(struct engine_worker *w)
+{
+	return sj(w)->b_answered == sj(w)->b_open && !sj(w)->has_open;
+}
+
+static void stream_job_end(struct engine_worker *w, uint32_t seq)
+{
+	(void)seq;
+	flush_counts(sj(w));
+}
+
+static void stream_worker_fini(struct engine_worker *w, bool failed)
+{
+	(void)failed;
+	if (sj(w)->c != NULL)
+		flush_counts(sj(w));
+	if (sj(w)->fd >= 0)
+		close(sj(w)->fd);
+	sj(w)->fd = -1;
+}
+
+static void stream_poll(struct engine *e)
+{
+	struct stream_cmd *c = e->sink_ctx;
+	if (c->watch_on)
+		cap_watch_poll(&c->watch, false);
+}
+
+static void stream_metrics(struct engine *e, struct metrics *m)
+{
+	struct stream_cmd *c = e->sink_ctx;
+	if (!c->watch_on)
+		return;
+	static const char *const ev[] = { "evicted", "evicted_unfetched" };
+	uint64_t n[] = { c->watch.evictions, c->watch.evicted_unfetched };
+	metrics_add_kinds(m, "mcwarm_destination_evictions_total",
+			  "items the destination evicted during the run", "kind", ev, n,
+			  ARRAY_LEN(ev));
+}
+
+static const struct engine_sink_ops stream_sink_ops = {
+	.name = "stream",
+	.thread_name = "mcw-stream",
+	.verb = "streaming",
+	.onto = "into",
+	.src_quiet = true,
+	.peer = "the destination",
+	.need = stream_need,
+	.prepare = stream_prepare,
+	.worker_open = stream_worker_open,
+	.worker_init = stream_worker_init,
+	.on_value = stream_on_value,
+	.kick = stream_kick,
+	.on_cqe = stream_on_cqe,
+	.awaiting = stream_awaiting,
+	.wake_ns = stream_wake_ns,
+	.job_idle = stream_job_idle,
+	.job_end = stream_job_end,
+	.worker_fini = stream_worker_fini,
+	.poll = stream_poll,
+	.metrics = stream_metrics,
+	.fini = engine_remove_work_dir,
+};
+
 /* ---- the summary ---------------------------------------------------------------------- */
 
-static void summary(struct dump_ctx *c, int code, double secs)
+static void summary(struct stream_cmd *c, int code, double secs)
 {
-	struct dump_stats *s = &c->st;
-	uint64_t items = atomic_load(&s->items), present = atomic_load(&s->s_present);
+	struct engine_stats *s = &c->e.st;
+	struct stream_stats *ss = &c->st;
+	uint64_t items = atomic_load(&s->items), present = atomic_load(&ss->present);
 	fprintf(
 	    stderr,
 	    "mcwarm: stream %s: %llu items sent (%llu already present), %.2f s (%.0f items/s); "
@@ -564,13 +613,13 @@ static void summary(struct dump_ctx *c, int code, double secs)
 	    (unsigned long long)(atomic_load(&s->keys_filtered_prefix) +
 				 atomic_load(&s->keys_filtered_ring)),
 	    (unsigned long long)atomic_load(&s->misses),
-	    (unsigned long long)atomic_load(&s->s_expired),
-	    (unsigned long long)atomic_load(&s->s_too_large),
+	    (unsigned long long)atomic_load(&ss->expired),
+	    (unsigned long long)atomic_load(&ss->too_large),
 	    (unsigned long long)atomic_load(&s->server_errors),
-	    (unsigned long long)atomic_load(&s->s_out_of_memory),
+	    (unsigned long long)atomic_load(&ss->out_of_memory),
 	    (unsigned long long)c->watch.evictions, (unsigned long long)c->watch.evicted_unfetched,
 	    cpu_seconds(), (double)peak_rss_bytes() / (double)MIB);
-	if (!c->o.co.json)
+	if (!c->e.o.co.json)
 		return;
 	struct json j;
 	json_begin(&j, stdout);
@@ -578,8 +627,8 @@ static void summary(struct dump_ctx *c, int code, double secs)
 	json_bool(&j, "ok", code == 0);
 	json_i64(&j, "exit_code", code);
 	if (code != 0)
-		json_str(&j, "error", c->run.error);
-	json_str(&j, "source", c->o.source.text);
+		json_str(&j, "error", c->e.run.error);
+	json_str(&j, "source", c->e.o.source.text);
 	json_str(&j, "dest", c->o.dest.text);
 	json_str(&j, "mode", c->o.ms_mode == MCP_MS_ADD ? "add" : "set");
 	json_u64(&j, "keys_listed", atomic_load(&s->keys_listed));
@@ -589,10 +638,10 @@ static void summary(struct dump_ctx *c, int code, double secs)
 	json_u64(&j, "misses", atomic_load(&s->misses));
 	json_u64(&j, "items_sent", items);
 	json_u64(&j, "already_present", present);
-	json_u64(&j, "expired", atomic_load(&s->s_expired));
-	json_u64(&j, "too_large", atomic_load(&s->s_too_large));
+	json_u64(&j, "expired", atomic_load(&ss->expired));
+	json_u64(&j, "too_large", atomic_load(&ss->too_large));
 	json_u64(&j, "server_errors", atomic_load(&s->server_errors));
-	json_u64(&j, "out_of_memory", atomic_load(&s->s_out_of_memory));
+	json_u64(&j, "out_of_memory", atomic_load(&ss->out_of_memory));
 	json_u64(&j, "evictions", c->watch.evictions);
 	json_u64(&j, "evicted_unfetched", c->watch.evicted_unfetched);
 	json_f64(&j, "wall_seconds", secs);
@@ -603,28 +652,30 @@ static void summary(struct dump_ctx *c, int code, double secs)
 
 int mcw_cmd_stream(int argc, char **argv)
 {
-	static struct dump_ctx ctx;
-	struct dump_ctx *c = &ctx;
+	static struct stream_cmd cmd;
+	struct stream_cmd *c = &cmd;
 	memset(c, 0, sizeof(*c));
-	int code = parse_opts(argc, argv, &c->o);
+	engine_init(&c->e, &stream_sink_ops, c);
+	for (unsigned i = 0; i < MCW_THREADS_MAX; i++)
+		c->jobs[i].fd = -1;
+	int code = parse_opts(argc, argv, c);
 	if (code != 0)
 		return code < 0 ? MCW_EXIT_OK : code;
-	engine_init(c);
 	int64_t t0 = mono_ns();
-	code = engine_run(c);
+	code = engine_run(&c->e);
 	if (c->watch_on)
 		cap_watch_end(&c->watch);
 	char why[512];
 	if (code == 0 && cap_watch_evicted(&c->watch, why, sizeof(why))) {
-		dump_fail(c, MCW_EXIT_TOO_SMALL, "%s", why);
+		engine_fail(&c->e, MCW_EXIT_TOO_SMALL, "%s", why);
 		log_error("%s", why);
 		code = MCW_EXIT_TOO_SMALL;
 	}
-	if (code == 0 && atomic_load(&c->st.server_errors) > 0)
+	if (code == 0 && atomic_load(&c->e.st.server_errors) > 0)
 		code = MCW_EXIT_INCOMPLETE; /* the destination refused some items */
-	if (code == 0 || c->start_mono_ns != 0)
+	if (code == 0 || c->e.start_mono_ns != 0)
 		summary(c, code, (double)(mono_ns() - t0) / 1e9);
-	engine_metrics(c, metrics_phase_of(code));
-	engine_release(c);
+	engine_metrics(&c->e, metrics_phase_of(code));
+	engine_release(&c->e);
 	return code;
 }

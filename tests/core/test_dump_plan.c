@@ -1,9 +1,11 @@
 /*
  * test_dump_plan.c: the memory budget split of dump, verify and stream
- * (dump_plan_compute in core/dump.c) for 1 to MCW_THREADS_MAX workers: every accepted plan
- * fits the budget and gives each buffer room for what it holds; every refusal names a
- * --memory size, and that size is accepted while one MiB less is not; edge budgets (zero,
- * exactly enough, one byte short, far more than useful).
+ * (engine_plan_compute in core/engine.c) for 1 to MCW_THREADS_MAX workers: every accepted
+ * plan fits the budget and gives each buffer room for what it holds; every worker's layout
+ * (the slices of its two buffers) has slices that do not overlap, stay inside their
+ * buffer and are each at least their minimum; every refusal names a --memory size, and
+ * that size is accepted while one MiB less is not; edge budgets (zero, exactly enough,
+ * one byte short, far more than useful).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -16,18 +18,51 @@
 
 #include <cmocka.h>
 
-#include "dump_private.h"
+#include "engine.h"
+#include "sinks.h"
 #include "mcw_limits.h"
 
 #define ERR_BYTES 512
 
 static const unsigned thread_counts[] = { 1, 2, 3, 4, 7, 8, 16, 31, 64 };
 static const uint64_t item_sizes[] = { 1 * KIB, 512 * KIB, 1 * MIB, 2 * MIB };
-static const enum run_kind kinds[] = { RUN_DUMP, RUN_VERIFY, RUN_STREAM };
+/* The three sinks; the test's own input (kind, mode) becomes the plan's sink need. */
+enum kind { DUMP, VERIFY, STREAM };
+static const enum kind kinds[] = { DUMP, VERIFY, STREAM };
 
-static const char *kind_name(enum run_kind k)
+struct dump_plan_in {
+	enum kind kind;
+	uint64_t budget_bytes;
+	unsigned threads;
+	uint64_t item_size_max;
+	enum chunk_write_mode mode;
+	unsigned groups;
+	size_t filter_bytes;
+};
+#define dump_plan engine_plan
+
+static const char *kind_name(enum kind k)
 {
-	return k == RUN_DUMP ? "dump" : k == RUN_VERIFY ? "verify" : "stream";
+	return k == DUMP ? "dump" : k == VERIFY ? "verify" : "stream";
+}
+
+static int dump_plan_compute(const struct dump_plan_in *t, struct engine_plan *p, char *err,
+			     size_t cap)
+{
+	struct engine_plan_in in = {
+		.budget_bytes = t->budget_bytes,
+		.threads = t->threads,
+		.item_size_max = t->item_size_max,
+		.groups = t->groups,
+		.filter_bytes = t->filter_bytes,
+	};
+	if (t->kind == DUMP)
+		dump_sink_need(t->mode, t->item_size_max, &in.sink);
+	else if (t->kind == VERIFY)
+		verify_sink_need(t->item_size_max, &in.sink);
+	else
+		stream_sink_need(t->item_size_max, &in.sink);
+	return engine_plan_compute(&in, p, err, cap);
 }
 
 /* What each worker buffer must hold, from the layout the workers carve (dump_worker.c,
@@ -45,33 +80,91 @@ static size_t net_need(const struct dump_plan_in *in)
 static size_t disk_need(const struct dump_plan_in *in)
 {
 	size_t keyin = MCW_KEYCHUNK_KEYS_MAX * sizeof(uint32_t) + MCW_KEYCHUNK_BYTES;
-	if (in->kind == RUN_DUMP)
+	if (in->kind == DUMP)
 		return keyin + chunk_writer_staging_min(in->mode, (uint32_t)in->item_size_max);
-	if (in->kind == RUN_VERIFY)
+	if (in->kind == VERIFY)
 		return keyin + net_need(in);
 	return keyin + MCW_STREAM_SLOTS * (reply_max(in) + MCP_REQ_MAX) + MCW_STREAM_RECV_BYTES;
+}
+
+/* One slice: inside its buffer, at least min bytes, after the end of the one before. */
+static void check_slice(const char *what, const struct engine_slice *s, size_t min, size_t *end,
+			size_t buf)
+{
+	if (s->off < *end || s->off + s->bytes > buf || s->bytes < min)
+		fail_msg("slice %s: [%zu, +%zu) after %zu in %zu bytes, min %zu", what, s->off,
+			 s->bytes, *end, buf, min);
+	*end = s->off + s->bytes;
+}
+
+/* The layout every worker takes its slices from: in order, no overlap, each slice at
+ * least what its holder needs, the sum within the buffer. */
+static void check_layout(const struct dump_plan_in *in, const struct engine_layout *l)
+{
+	struct engine_sink_need need;
+	struct dump_plan_in t = *in;
+	struct engine_plan p;
+	char err[ERR_BYTES];
+	size_t end = 0;
+	check_slice("send slots", &l->send_slots, MCW_BATCHES_INFLIGHT * MCW_BATCH_REQ_BYTES, &end,
+		    l->net_bytes);
+	check_slice("receive", &l->recv, reply_max(in), &end, l->net_bytes);
+	end = 0;
+	check_slice("key offsets", &l->key_off, MCW_KEYCHUNK_KEYS_MAX * sizeof(uint32_t), &end,
+		    l->disk_bytes);
+	check_slice("key input", &l->key_in, MCW_KEYCHUNK_BYTES, &end, l->disk_bytes);
+	if (in->kind == DUMP)
+		dump_sink_need(in->mode, in->item_size_max, &need);
+	else if (in->kind == VERIFY)
+		verify_sink_need(in->item_size_max, &need);
+	else
+		stream_sink_need(in->item_size_max, &need);
+	assert_int_equal(l->nsink, need.nparts);
+	size_t sum = l->key_off.bytes + l->key_in.bytes;
+	for (unsigned i = 0; i < l->nsink; i++) {
+		check_slice(need.part[i].name, &l->sink[i], need.part[i].min_bytes, &end,
+			    l->disk_bytes);
+		sum += l->sink[i].bytes;
+	}
+	assert_true(sum <= l->disk_bytes);
+	assert_true(l->send_slots.bytes + l->recv.bytes <= l->net_bytes);
+	/* what each holder itself requires of its slice */
+	if (in->kind == DUMP)
+		assert_true(l->sink[0].bytes >=
+			    chunk_writer_staging_min(in->mode, (uint32_t)in->item_size_max));
+	if (in->kind == VERIFY)
+		assert_true(l->sink[1].bytes >= reply_max(in));
+	if (in->kind == STREAM) {
+		assert_true(l->sink[0].bytes >= reply_max(in) + MCP_REQ_MAX);
+		assert_int_equal(l->sink[0].bytes, l->sink[1].bytes);
+		assert_true(l->sink[2].bytes >= MCW_STREAM_RECV_BYTES);
+	}
+	/* computed once: the same input gives the same layout */
+	assert_int_equal(dump_plan_compute(&t, &p, err, sizeof(err)), 0);
+	assert_memory_equal(&p.worker, l, sizeof(*l));
 }
 
 static void check_plan(const struct dump_plan_in *in, const struct dump_plan *p)
 {
 	size_t t = in->threads;
 	size_t groups = in->groups > 1 ? in->groups * p->kr_group_bytes : 0;
-	size_t sum = 2 * t * p->worker_net_bytes + p->kr_recv_bytes + 2 * MCW_KEYCHUNK_BYTES +
+	check_layout(in, &p->worker);
+	size_t sum = 2 * t * p->worker.net_bytes + p->kr_recv_bytes + 2 * MCW_KEYCHUNK_BYTES +
 		     groups + ROUND_UP(in->filter_bytes, MCW_ALIGN_BYTES) + p->dedupe_bytes;
 	if (p->total_bytes > in->budget_bytes || p->total_bytes != sum ||
-	    p->worker_net_bytes != p->worker_disk_bytes ||
+	    p->worker.net_bytes != p->worker.disk_bytes ||
 	    /* over the cap only as far as the largest item needs (64 KiB rounding, twice) */
-	    p->worker_net_bytes > MAX((size_t)MCW_WORKER_BUF_MAX_BYTES,
+	    p->worker.net_bytes > MAX((size_t)MCW_WORKER_BUF_MAX_BYTES,
 				      MAX(net_need(in), disk_need(in)) + 128 * KIB) ||
-	    p->worker_net_bytes % (64 * KIB) != 0 || p->worker_net_bytes < net_need(in) ||
-	    p->worker_disk_bytes < disk_need(in) || p->dedupe_bytes < MCW_DEDUPE_MIN_BYTES ||
+	    p->worker.net_bytes % (64 * KIB) != 0 || p->worker.net_bytes < net_need(in) ||
+	    p->worker.disk_bytes < disk_need(in) || p->dedupe_bytes < MCW_DEDUPE_MIN_BYTES ||
 	    p->dedupe_bytes % MCW_ALIGN_BYTES != 0 || p->kr_recv_bytes < MCW_KEYCHUNK_BYTES ||
 	    (in->groups > 1 && p->kr_group_bytes < MCW_GROUP_KEYCHUNK_BYTES))
 		fail_msg("%s, %u threads, item %llu, groups %u, budget %llu: bad plan: net %zu "
 			 "disk %zu (need %zu/%zu) kr %zu group %zu dedupe %zu total %zu (sum %zu)",
 			 kind_name(in->kind), in->threads, (unsigned long long)in->item_size_max,
-			 in->groups, (unsigned long long)in->budget_bytes, p->worker_net_bytes,
-			 p->worker_disk_bytes, net_need(in), disk_need(in), p->kr_recv_bytes,
+			 in->groups, (unsigned long long)in->budget_bytes, p->worker.net_bytes,
+			 p->worker.disk_bytes, net_need(in), disk_need(in), p->kr_recv_bytes,
 			 p->kr_group_bytes, p->dedupe_bytes, p->total_bytes, sum);
 }
 
@@ -129,8 +222,8 @@ static void check_shape(struct dump_plan_in *in)
 				 kind_name(in->kind), in->threads,
 				 (unsigned long long)in->item_size_max, in->groups,
 				 (unsigned long long)b, (unsigned long long)need, err);
-		assert_true(p.worker_net_bytes >= last_net); /* more budget, never less */
-		last_net = p.worker_net_bytes;
+		assert_true(p.worker.net_bytes >= last_net); /* more budget, never less */
+		last_net = p.worker.net_bytes;
 	}
 	assert_int_equal(last_net, MCW_WORKER_BUF_MAX_BYTES); /* far more: capped */
 }
@@ -163,7 +256,7 @@ static void test_groups_and_rings(void **state)
 		for (size_t f = 0; f < ARRAY_LEN(filters); f++)
 			for (size_t t = 0; t < ARRAY_LEN(thread_counts); t += 3) {
 				struct dump_plan_in in = {
-					.kind = RUN_DUMP,
+					.kind = DUMP,
 					.threads = thread_counts[t],
 					.item_size_max = MIB,
 					.groups = groups[g],
@@ -185,7 +278,7 @@ static void test_exact_edges(void **state)
 	char err[ERR_BYTES];
 	struct dump_plan p;
 	struct dump_plan_in in = {
-		.kind = RUN_DUMP,
+		.kind = DUMP,
 		.threads = 4,
 		.item_size_max = MIB,
 		.groups = 1,
@@ -209,7 +302,7 @@ static void test_exact_edges(void **state)
 
 	/* a huge budget: buffers capped, the dedupe table takes the rest */
 	assert_int_equal(plan(&in, 64 * GIB, &p, err), 0);
-	assert_int_equal(p.worker_net_bytes, MCW_WORKER_BUF_MAX_BYTES);
+	assert_int_equal(p.worker.net_bytes, MCW_WORKER_BUF_MAX_BYTES);
 	assert_true(p.total_bytes > 64 * GIB - MCW_ALIGN_BYTES);
 
 	/* the default budget holds a default dump on two workers */
@@ -235,7 +328,7 @@ static void test_large_items(void **state)
 	char refused[2048] = "";
 	size_t len = 0;
 	for (size_t k = 0; k < ARRAY_LEN(kinds); k++)
-		for (int mode = 0; mode < (kinds[k] == RUN_DUMP ? 2 : 1); mode++)
+		for (int mode = 0; mode < (kinds[k] == DUMP ? 2 : 1); mode++)
 			for (size_t i = 0; i < ARRAY_LEN(large); i++) {
 				struct dump_plan_in in = {
 					.kind = kinds[k],

@@ -28,7 +28,7 @@
 
 #include <cmocka.h>
 
-#include "dump_private.h"
+#include "dump.h"
 #include "mcw_limits.h"
 
 #define ID_HEX	     "0123456789abcdef0123456789abcdef"
@@ -44,7 +44,7 @@ static struct checkpoint cp; /* large: written here, loaded by resume into the c
 
 struct rig {
 	char dir[64];
-	struct dump_ctx *c;
+	struct dump_cmd *c;
 	uint8_t *disk_buf;
 	void *dedupe_mem;
 };
@@ -54,50 +54,50 @@ static void rig_open(struct rig *r, unsigned groups)
 	memset(r, 0, sizeof(*r));
 	r->c = calloc(1, sizeof(*r->c));
 	assert_non_null(r->c);
-	struct dump_ctx *c = r->c;
-	engine_init(c);
+	struct dump_cmd *c = r->c;
+	dump_cmd_init(c);
 	snprintf(r->dir, sizeof(r->dir), "/tmp/mcw-test-resume-XXXXXX");
 	assert_non_null(mkdtemp(r->dir));
-	c->o.kind = RUN_DUMP;
-	c->o.out_dir = r->dir;
-	assert_int_equal(hostport_parse(SOURCE, &c->o.source), 0);
-	c->src.pid = PID;
-	c->src.uptime_s = 1000;
-	c->src.time_s = STARTED_S + 1000;
-	memset(c->id.dump_id, 0x01, sizeof(c->id.dump_id));
-	c->out_fd = open(r->dir, O_RDONLY | O_DIRECTORY);
-	assert_true(c->out_fd >= 0);
-	c->kf.ngroups = groups;
+	c->e.o.dir = r->dir;
+	assert_int_equal(hostport_parse(SOURCE, &c->e.o.source), 0);
+	c->e.src.pid = PID;
+	c->e.src.uptime_s = 1000;
+	c->e.src.time_s = STARTED_S + 1000;
+	memset(c->e.id.dump_id, 0x01, sizeof(c->e.id.dump_id));
+	c->e.dir_fd = open(r->dir, O_RDONLY | O_DIRECTORY);
+	assert_true(c->e.dir_fd >= 0);
+	c->e.kf.ngroups = groups;
 	for (unsigned g = 0; g < groups; g++) {
 		if (groups == 1) {
-			c->group_fd[g] = c->out_fd;
+			c->group_fd[g] = c->e.dir_fd;
 			snprintf(c->group_path[g], sizeof(c->group_path[g]), "%s", r->dir);
 			continue;
 		}
 		char name[16];
 		snprintf(name, sizeof(name), "g%u", g);
-		assert_int_equal(mkdirat(c->out_fd, name, 0755), 0);
-		c->group_fd[g] = openat(c->out_fd, name, O_RDONLY | O_DIRECTORY);
+		assert_int_equal(mkdirat(c->e.dir_fd, name, 0755), 0);
+		c->group_fd[g] = openat(c->e.dir_fd, name, O_RDONLY | O_DIRECTORY);
 		assert_true(c->group_fd[g] >= 0);
 		snprintf(c->group_path[g], sizeof(c->group_path[g]), "%s/%s", r->dir, name);
 	}
-	assert_int_equal(mkdirat(c->out_fd, ".mcwarm", 0755), 0);
-	c->spool_fd = openat(c->out_fd, ".mcwarm", O_RDONLY | O_DIRECTORY);
-	assert_true(c->spool_fd >= 0);
-	snprintf(c->spool_path, sizeof(c->spool_path), "%s/.mcwarm", r->dir);
+	assert_int_equal(mkdirat(c->e.dir_fd, ".mcwarm", 0755), 0);
+	c->e.spool_fd = openat(c->e.dir_fd, ".mcwarm", O_RDONLY | O_DIRECTORY);
+	assert_true(c->e.spool_fd >= 0);
+	snprintf(c->e.spool_path, sizeof(c->e.spool_path), "%s/.mcwarm", r->dir);
 	/* what resume_load_dedupe borrows: worker 0's key input and the dedupe table */
 	size_t disk = ROUND_UP(MCW_KEYCHUNK_KEYS_MAX * sizeof(uint32_t), MCW_ALIGN_BYTES) +
 		      MCW_KEYCHUNK_BYTES;
 	r->disk_buf = aligned_alloc(MCW_ALIGN_BYTES, disk);
-	c->workers[0].disk_buf = r->disk_buf;
-	c->workers[0].disk_bytes = disk;
+	c->e.workers[0].key_off = (uint32_t *)r->disk_buf;
+	c->e.workers[0].key_in =
+	    r->disk_buf + ROUND_UP(MCW_KEYCHUNK_KEYS_MAX * sizeof(uint32_t), MCW_ALIGN_BYTES);
 	r->dedupe_mem = calloc(1, MIB);
-	dedupe_init(&c->dedupe, r->dedupe_mem, MIB);
+	dedupe_init(&c->e.dedupe, r->dedupe_mem, MIB);
 }
 
 static void rig_close(struct rig *r)
 {
-	engine_release(r->c);
+	dump_cmd_release(r->c);
 	char cmd[128];
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", r->dir);
 	assert_int_equal(system(cmd), 0);
@@ -127,7 +127,7 @@ static void key_of(char *out, size_t cap, uint32_t job, uint32_t i)
 }
 
 /* Key chunk seq with KEYS_PER_JOB keys, in the spool. */
-static void write_key_chunk(struct dump_ctx *c, uint32_t seq, uint16_t group)
+static void write_key_chunk(struct dump_cmd *c, uint32_t seq, uint16_t group)
 {
 	uint8_t *buf = aligned_alloc(MCW_ALIGN_BYTES, MCW_KEYCHUNK_BYTES);
 	assert_non_null(buf);
@@ -138,10 +138,10 @@ static void write_key_chunk(struct dump_ctx *c, uint32_t seq, uint16_t group)
 		key_of(key, sizeof(key), seq, i);
 		assert_true(keychunk_add(&b, (const uint8_t *)key, strlen(key), 0));
 	}
-	size_t bytes = keychunk_finish(&b, c->id.dump_id, seq, group);
+	size_t bytes = keychunk_finish(&b, c->e.id.dump_id, seq, group);
 	char name[32];
 	keychunk_name(name, seq);
-	int fd = openat(c->spool_fd, name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	int fd = openat(c->e.spool_fd, name, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, buf, bytes), (ssize_t)bytes);
 	close(fd);
@@ -229,11 +229,11 @@ static void write_job_file(int dir_fd, const char *path, uint32_t job, uint32_t 
 }
 
 /* The checkpoint of this context's dump: jobs done, and the listing's end if chunks. */
-static void write_checkpoint(struct dump_ctx *c, const char *source, const uint32_t *done,
+static void write_checkpoint(struct dump_cmd *c, const char *source, const uint32_t *done,
 			     unsigned ndone, uint32_t chunks)
 {
-	assert_int_equal(checkpoint_create(&cp, c->spool_fd, ID_HEX, source, STARTED_S, PID,
-					   dump_options_crc(&c->o)),
+	assert_int_equal(checkpoint_create(&cp, c->e.spool_fd, ID_HEX, source, STARTED_S, PID,
+					   dump_options_crc(&c->e.o)),
 			 0);
 	for (unsigned i = 0; i < ndone; i++)
 		assert_int_equal(checkpoint_job_done(&cp, done[i]), 0);
@@ -247,17 +247,17 @@ static void write_checkpoint(struct dump_ctx *c, const char *source, const uint3
  * temporary file. Returns what the finished jobs wrote. */
 static struct written killed_run(struct rig *r, bool listing_ended)
 {
-	struct dump_ctx *c = r->c;
+	struct dump_cmd *c = r->c;
 	struct written kept = { 0 }, lost = { 0 };
 	for (uint32_t j = 0; j < 5; j++)
 		write_key_chunk(c, j, 0);
-	write_job_file(c->out_fd, r->dir, 0, 5, &kept);
-	write_job_file(c->out_fd, r->dir, 2, 7, &kept);
-	write_job_file(c->out_fd, r->dir, 3, 1, &kept);
-	write_job_file(c->out_fd, r->dir, 1, 4, &lost);
-	touch_at(c->out_fd, "chunk-000004-000.tmp");
-	touch_at(c->out_fd, "notes.txt"); /* the operator's: never touched */
-	touch_at(c->spool_fd, "notes.txt");
+	write_job_file(c->e.dir_fd, r->dir, 0, 5, &kept);
+	write_job_file(c->e.dir_fd, r->dir, 2, 7, &kept);
+	write_job_file(c->e.dir_fd, r->dir, 3, 1, &kept);
+	write_job_file(c->e.dir_fd, r->dir, 1, 4, &lost);
+	touch_at(c->e.dir_fd, "chunk-000004-000.tmp");
+	touch_at(c->e.dir_fd, "notes.txt"); /* the operator's: never touched */
+	touch_at(c->e.spool_fd, "notes.txt");
 	static const uint32_t done[] = { 0, 2, 3 };
 	write_checkpoint(c, SOURCE, done, 3, listing_ended ? 5 : 0);
 	return kept;
@@ -265,29 +265,29 @@ static struct written killed_run(struct rig *r, bool listing_ended)
 
 static void assert_kept(struct rig *r, const struct written *kept, bool listing_ended)
 {
-	struct dump_ctx *c = r->c;
+	struct dump_cmd *c = r->c;
 	for (unsigned i = 0; i < kept->n; i++)
-		assert_true(exists_at(c->out_fd, kept->names[i]));
-	assert_false(exists_at(c->out_fd, "chunk-000004-000.tmp"));
-	assert_true(exists_at(c->out_fd, "notes.txt"));
-	assert_true(exists_at(c->spool_fd, "notes.txt"));
-	assert_true(exists_at(c->spool_fd, CHECKPOINT_NAME));
+		assert_true(exists_at(c->e.dir_fd, kept->names[i]));
+	assert_false(exists_at(c->e.dir_fd, "chunk-000004-000.tmp"));
+	assert_true(exists_at(c->e.dir_fd, "notes.txt"));
+	assert_true(exists_at(c->e.spool_fd, "notes.txt"));
+	assert_true(exists_at(c->e.spool_fd, CHECKPOINT_NAME));
 	for (uint32_t j = 0; j < 5; j++) {
 		char name[32];
 		keychunk_name(name, j);
 		bool job_done = j == 0 || j == 2 || j == 3;
-		assert_int_equal(exists_at(c->spool_fd, name), listing_ended || job_done);
+		assert_int_equal(exists_at(c->e.spool_fd, name), listing_ended || job_done);
 	}
 	/* the kept files are counted as this run's */
-	assert_int_equal(atomic_load(&c->st.items), kept->records);
+	assert_int_equal(atomic_load(&c->e.st.items), kept->records);
 	assert_int_equal(atomic_load(&c->st.items_resumed), kept->records);
 	assert_int_equal(atomic_load(&c->st.group_items[0]), kept->records);
 	assert_int_equal(atomic_load(&c->st.files), kept->n);
 	assert_int_equal(atomic_load(&c->st.file_bytes), kept->file_bytes);
-	assert_int_equal(atomic_load(&c->st.value_bytes), kept->value_bytes);
-	assert_true(c->resuming);
-	assert_true(checkpoint_job_is_done(&c->ckpt, 2));
-	assert_false(checkpoint_job_is_done(&c->ckpt, 1));
+	assert_int_equal(atomic_load(&c->e.st.value_bytes), kept->value_bytes);
+	assert_true(c->e.resuming);
+	assert_true(checkpoint_job_is_done(&c->e.ckpt, 2));
+	assert_false(checkpoint_job_is_done(&c->e.ckpt, 1));
 }
 
 /* The final chunk files in dir_fd. */
@@ -311,7 +311,7 @@ static unsigned chunk_files(int dir_fd)
 static void test_options_crc(void **state)
 {
 	(void)state;
-	struct dump_opts a = { 0 };
+	struct engine_opts a = { 0 };
 	assert_int_equal(hostport_parse(SOURCE, &a.source), 0);
 	a.filter.include[0] = "user:";
 	a.filter.ninclude = 1;
@@ -319,15 +319,12 @@ static void test_options_crc(void **state)
 	assert_int_equal(dump_options_crc(&a), base); /* a function of the options */
 
 	/* what does not shape the content: no change */
-	struct dump_opts b = a;
+	struct engine_opts b = a;
 	b.co.memory_bytes = 1 << 30;
 	b.co.threads = 9;
-	b.chunk_bytes = 5 * MIB;
-	b.write_mode = CHUNK_WRITE_WRITEV;
-	b.out_dir = "/elsewhere";
-	b.keep_spool = true;
-	b.syncfs_interval_s = 30;
-	b.direct = true;
+	b.dir = "/elsewhere";
+	b.try_mgdump = false;
+	/* the writer, chunk size, spool and syncfs options are dump_opts: not an input */
 	assert_int_equal(dump_options_crc(&b), base);
 
 	/* what does: each changes it */
@@ -336,7 +333,7 @@ static void test_options_crc(void **state)
 	seen[n++] = base;
 #define CHANGED(stmt)                                                                              \
 	do {                                                                                       \
-		struct dump_opts x = a;                                                            \
+		struct engine_opts x = a;                                                          \
 		stmt;                                                                              \
 		uint32_t v = dump_options_crc(&x);                                                 \
 		for (unsigned k = 0; k < n; k++)                                                   \
@@ -370,14 +367,14 @@ static void test_options_crc_long(void **state)
 {
 	(void)state;
 	static char prefix[KEYFILTER_PREFIXES_MAX][251];
-	struct dump_opts a = { 0 };
+	struct engine_opts a = { 0 };
 	assert_int_equal(hostport_parse(SOURCE, &a.source), 0);
 	for (unsigned i = 0; i < KEYFILTER_PREFIXES_MAX; i++) {
 		memset(prefix[i], 'a' + (int)(i % 26), 250);
 		a.filter.include[i] = prefix[i];
 	}
 	a.filter.ninclude = KEYFILTER_PREFIXES_MAX;
-	struct dump_opts b = a;
+	struct engine_opts b = a;
 	b.filter.exclude[0] = "tmp:";
 	b.filter.nexclude = 1;
 	bool same = dump_options_crc(&a) == dump_options_crc(&b);
@@ -402,19 +399,19 @@ static void test_refusals_touch_nothing(void **state)
 		struct rig r;
 		rig_open(&r, 1);
 		struct written kept = killed_run(&r, true);
-		r.c->src.time_s = c[i].time_s;
-		r.c->src.pid = c[i].pid;
-		r.c->o.min_ttl_s = c[i].min_ttl_s;
-		assert_int_equal(hostport_parse(c[i].source, &r.c->o.source), 0);
+		r.c->e.src.time_s = c[i].time_s;
+		r.c->e.src.pid = c[i].pid;
+		r.c->e.o.min_ttl_s = c[i].min_ttl_s;
+		assert_int_equal(hostport_parse(c[i].source, &r.c->e.o.source), 0);
 		assert_int_equal(resume_prepare(r.c), MCW_EXIT_USAGE);
-		assert_false(r.c->resuming);
+		assert_false(r.c->e.resuming);
 		/* everything of the old run is still there for the operator to decide */
 		for (unsigned k = 0; k < kept.n; k++)
-			assert_true(exists_at(r.c->out_fd, kept.names[k]));
-		assert_true(exists_at(r.c->out_fd, "chunk-000004-000.tmp"));
-		assert_true(exists_at(r.c->spool_fd, CHECKPOINT_NAME));
-		assert_int_equal(chunk_files(r.c->out_fd), 4);
-		assert_int_equal(atomic_load(&r.c->st.items), 0);
+			assert_true(exists_at(r.c->e.dir_fd, kept.names[k]));
+		assert_true(exists_at(r.c->e.dir_fd, "chunk-000004-000.tmp"));
+		assert_true(exists_at(r.c->e.spool_fd, CHECKPOINT_NAME));
+		assert_int_equal(chunk_files(r.c->e.dir_fd), 4);
+		assert_int_equal(atomic_load(&r.c->e.st.items), 0);
 		rig_close(&r);
 	}
 }
@@ -427,14 +424,14 @@ static void test_continue_after_listing(void **state)
 	struct written kept = killed_run(&r, true);
 	assert_int_equal(resume_prepare(r.c), 0);
 	assert_kept(&r, &kept, true);
-	assert_int_equal(chunk_files(r.c->out_fd), 3); /* job 1's file is fetched again */
+	assert_int_equal(chunk_files(r.c->e.dir_fd), 3); /* job 1's file is fetched again */
 	/* no new listing: the workers take the old key chunks */
-	assert_true(r.c->keys_done);
-	assert_int_equal(r.c->chunks_ready, 5);
-	assert_int_equal(r.c->next_job, 0);
+	assert_true(r.c->e.keys_done);
+	assert_int_equal(r.c->e.chunks_ready, 5);
+	assert_int_equal(r.c->e.next_job, 0);
 	/* nothing to load into the dedupe table: no listing follows */
 	assert_int_equal(resume_load_dedupe(r.c), 0);
-	assert_int_equal(r.c->dedupe.used, 0);
+	assert_int_equal(r.c->e.dedupe.used, 0);
 	rig_close(&r);
 }
 
@@ -446,21 +443,21 @@ static void test_continue_during_listing(void **state)
 	struct written kept = killed_run(&r, false);
 	assert_int_equal(resume_prepare(r.c), 0);
 	assert_kept(&r, &kept, false);
-	assert_int_equal(chunk_files(r.c->out_fd), 3);
+	assert_int_equal(chunk_files(r.c->e.dir_fd), 3);
 	/* a new listing numbers its key chunks after the highest job named */
-	assert_false(r.c->keys_done);
-	assert_int_equal(r.c->chunks_ready, 4);
-	assert_int_equal(r.c->next_job, 4);
+	assert_false(r.c->e.keys_done);
+	assert_int_equal(r.c->e.chunks_ready, 4);
+	assert_int_equal(r.c->e.next_job, 4);
 	/* the keys of finished jobs are in the dedupe table, the others are not */
 	assert_int_equal(resume_load_dedupe(r.c), 0);
-	assert_int_equal(r.c->dedupe.used, 3 * KEYS_PER_JOB);
+	assert_int_equal(r.c->e.dedupe.used, 3 * KEYS_PER_JOB);
 	for (uint32_t j = 0; j < 5; j++) {
 		bool done = j == 0 || j == 2 || j == 3;
 		for (uint32_t i = 0; i < KEYS_PER_JOB; i += 7) {
 			char key[32];
 			key_of(key, sizeof(key), j, i);
 			uint64_t id = dedupe_id(0, (const uint8_t *)key, strlen(key));
-			assert_int_equal(dedupe_check(&r.c->dedupe, id),
+			assert_int_equal(dedupe_check(&r.c->e.dedupe, id),
 					 done ? DEDUPE_DUPLICATE : DEDUPE_NEW);
 		}
 	}
@@ -477,33 +474,33 @@ static void test_damaged_key_chunk_fails_load(void **state)
 	/* a kept key chunk that no longer reads back: the dump fails, it is not guessed */
 	char name[32];
 	keychunk_name(name, 2);
-	int fd = openat(r.c->spool_fd, name, O_WRONLY);
+	int fd = openat(r.c->e.spool_fd, name, O_WRONLY);
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, "garbage", 7, 4096 + 10), 7);
 	close(fd);
 	assert_int_equal(resume_load_dedupe(r.c), MCW_EXIT_IO);
-	assert_true(run_failed(&r.c->run));
-	assert_non_null(strstr(r.c->run.error, name));
+	assert_true(run_failed(&r.c->e.run));
+	assert_non_null(strstr(r.c->e.run.error, name));
 	rig_close(&r);
 }
 
 static void assert_wiped(struct rig *r, const struct written *kept)
 {
-	struct dump_ctx *c = r->c;
-	assert_false(c->resuming);
+	struct dump_cmd *c = r->c;
+	assert_false(c->e.resuming);
 	for (unsigned i = 0; i < kept->n; i++)
-		assert_false(exists_at(c->out_fd, kept->names[i]));
-	assert_int_equal(chunk_files(c->out_fd), 0);
-	assert_false(exists_at(c->out_fd, "chunk-000004-000.tmp"));
-	assert_false(exists_at(c->spool_fd, CHECKPOINT_NAME));
+		assert_false(exists_at(c->e.dir_fd, kept->names[i]));
+	assert_int_equal(chunk_files(c->e.dir_fd), 0);
+	assert_false(exists_at(c->e.dir_fd, "chunk-000004-000.tmp"));
+	assert_false(exists_at(c->e.spool_fd, CHECKPOINT_NAME));
 	for (uint32_t j = 0; j < 5; j++) {
 		char name[32];
 		keychunk_name(name, j);
-		assert_false(exists_at(c->spool_fd, name));
+		assert_false(exists_at(c->e.spool_fd, name));
 	}
-	assert_true(exists_at(c->out_fd, "notes.txt"));
-	assert_true(exists_at(c->spool_fd, "notes.txt"));
-	assert_int_equal(atomic_load(&c->st.items), 0);
+	assert_true(exists_at(c->e.dir_fd, "notes.txt"));
+	assert_true(exists_at(c->e.spool_fd, "notes.txt"));
+	assert_int_equal(atomic_load(&c->e.st.items), 0);
 	assert_int_equal(atomic_load(&c->st.items_resumed), 0);
 	assert_int_equal(atomic_load(&c->st.files), 0);
 	assert_int_equal(atomic_load(&c->st.group_items[0]), 0);
@@ -515,7 +512,7 @@ static void test_damaged_checkpoint_starts_over(void **state)
 	struct rig r;
 	rig_open(&r, 1);
 	struct written kept = killed_run(&r, true);
-	int fd = openat(r.c->spool_fd, CHECKPOINT_NAME, O_WRONLY);
+	int fd = openat(r.c->e.spool_fd, CHECKPOINT_NAME, O_WRONLY);
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, "X", 1, 20), 1); /* a byte of its first line */
 	close(fd);
@@ -531,7 +528,7 @@ static void test_damaged_kept_file_starts_over(void **state)
 	rig_open(&r, 1);
 	struct written kept = killed_run(&r, false);
 	/* a finished file whose footer no longer matches its name */
-	int fd = openat(r.c->out_fd, kept.names[1], O_WRONLY);
+	int fd = openat(r.c->e.dir_fd, kept.names[1], O_WRONLY);
 	assert_true(fd >= 0);
 	struct stat sb;
 	assert_int_equal(fstat(fd, &sb), 0);
@@ -548,7 +545,7 @@ static void test_wipe(void **state)
 	struct rig r;
 	rig_open(&r, 1);
 	struct written kept = killed_run(&r, true);
-	r.c->resuming = true;
+	r.c->e.resuming = true;
 	assert_int_equal(resume_wipe(r.c), 0);
 	assert_wiped(&r, &kept);
 	/* again: nothing left to remove */
@@ -561,7 +558,7 @@ static void test_groups(void **state)
 	(void)state;
 	struct rig r;
 	rig_open(&r, 3);
-	struct dump_ctx *c = r.c;
+	struct dump_cmd *c = r.c;
 	struct written g0 = { 0 }, g2 = { 0 }, lost = { 0 };
 	for (uint32_t j = 0; j < 4; j++)
 		write_key_chunk(c, j, (uint16_t)(j % 3));
@@ -572,7 +569,7 @@ static void test_groups(void **state)
 	static const uint32_t done[] = { 0, 2 };
 	write_checkpoint(c, SOURCE, done, 2, 4);
 	assert_int_equal(resume_prepare(c), 0);
-	assert_true(c->resuming);
+	assert_true(c->e.resuming);
 	assert_true(exists_at(c->group_fd[0], g0.names[0]));
 	assert_true(exists_at(c->group_fd[2], g2.names[0]));
 	assert_false(exists_at(c->group_fd[1], lost.names[0]));
@@ -580,7 +577,7 @@ static void test_groups(void **state)
 	assert_int_equal(atomic_load(&c->st.group_items[0]), 3);
 	assert_int_equal(atomic_load(&c->st.group_items[1]), 0);
 	assert_int_equal(atomic_load(&c->st.group_items[2]), 6);
-	assert_int_equal(atomic_load(&c->st.items), 9);
+	assert_int_equal(atomic_load(&c->e.st.items), 9);
 	assert_int_equal(atomic_load(&c->st.files), 2);
 	rig_close(&r);
 }
@@ -598,11 +595,11 @@ static void test_long_source_name(void **state)
 	assert_true(strlen(longname) > 63);
 	struct rig r;
 	rig_open(&r, 1);
-	assert_int_equal(hostport_parse(longname, &r.c->o.source), 0);
+	assert_int_equal(hostport_parse(longname, &r.c->e.o.source), 0);
 	static const uint32_t done[] = { 0 };
 	struct written kept = { 0 };
 	write_key_chunk(r.c, 0, 0);
-	write_job_file(r.c->out_fd, r.dir, 0, 2, &kept);
+	write_job_file(r.c->e.dir_fd, r.dir, 0, 2, &kept);
 	write_checkpoint(r.c, longname, done, 1, 1);
 	int ret = resume_prepare(r.c);
 	rig_close(&r);

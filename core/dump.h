@@ -1,0 +1,74 @@
+/*
+ * dump.h: `mcwarm dump`, shared by its three files: the command (dump.c: options, output
+ * directory, MANIFEST and DONE, summary), the chunk sink (dump_sink.c: fetched values into
+ * chunk files through one chunk writer per worker) and resuming an unfinished dump
+ * (resume.c). All three sit on the engine (engine.h); the engine knows none of them.
+ */
+#ifndef MCW_DUMP_H
+#define MCW_DUMP_H
+
+#include "engine.h"
+#include "sinks.h"
+
+struct dump_opts {
+	enum chunk_write_mode write_mode;
+	bool direct;
+	uint64_t chunk_bytes;
+	bool keep_spool;
+	unsigned syncfs_interval_s; /* 0: never */
+};
+
+struct dump_stats {
+	atomic_uint_fast64_t items_resumed; /* of e.st.items, in files an earlier run finished */
+	atomic_uint_fast64_t group_items[KEYFILTER_GROUPS_MAX]; /* records per output group */
+	atomic_uint_fast64_t ttl_filtered;			/* below --min-ttl at fetch */
+	atomic_uint_fast64_t file_bytes;
+	atomic_uint_fast64_t files;
+};
+
+/* The chunk sink's state of one worker. */
+struct dump_worker {
+	struct dump_cmd *d;
+	struct chunk_writer cw;
+	bool cw_ready;	/* cw was initialized */
+	unsigned group; /* output group of the job's keys */
+};
+
+struct dump_cmd {
+	struct engine e; /* e.o.dir is --out */
+	struct dump_opts o;
+	struct dump_stats st;
+	int group_fd[KEYFILTER_GROUPS_MAX]; /* where each group's files go (e.dir_fd if one) */
+	char group_path[KEYFILTER_GROUPS_MAX][PATH_MAX];
+	bool already_complete; /* the directory holds a finished dump */
+	int64_t next_sync_ns;  /* --syncfs-interval */
+	struct dump_worker workers[MCW_THREADS_MAX];
+};
+
+/* dump_sink.c: the chunk sink's worker operations (the table is in dump.c). */
+int dump_sink_worker_open(struct engine *e, struct engine_worker *w);
+int dump_sink_worker_init(struct engine_worker *w);
+bool dump_sink_recv_reusable(void *sink_worker);
+bool dump_sink_job_begin(struct engine_worker *w, uint32_t seq, unsigned group);
+int dump_sink_on_value(struct engine_worker *w, enum mgpipe_next kind,
+		       const struct mcp_meta_reply *rep, uint32_t index);
+void dump_sink_on_cqe(struct engine_worker *w, const struct ur_cqe *cqe);
+void dump_sink_job_end(struct engine_worker *w, uint32_t seq);
+bool dump_sink_idle(struct engine_worker *w);
+void dump_sink_worker_fini(struct engine_worker *w, bool failed);
+
+/* dump.c: before a run, the command's context empty (tests set one up as dump.c does). */
+void dump_cmd_init(struct dump_cmd *d);
+void dump_cmd_release(struct dump_cmd *d);
+
+/* resume.c. The options that shape a dump's content, as a crc (the checkpoint's). */
+uint32_t dump_options_crc(const struct engine_opts *o);
+/* The output directory holds .mcwarm/checkpoint: continue that dump (or refuse, or wipe
+ * it and start over). 0 or an exit code. */
+int resume_prepare(struct dump_cmd *d);
+/* Removes every chunk file, key chunk and the checkpoint of an earlier run. */
+int resume_wipe(struct dump_cmd *d);
+/* A resumed listing: loads the keys of finished jobs into the dedupe table. */
+int resume_load_dedupe(struct dump_cmd *d);
+
+#endif
