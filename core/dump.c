@@ -194,9 +194,10 @@ int dump_plan_compute(const struct dump_plan_in *in, struct dump_plan *p, char *
 	size_t keyin = ROUND_UP(MCW_KEYCHUNK_KEYS_MAX * sizeof(uint32_t), MCW_ALIGN_BYTES) +
 		       MCW_KEYCHUNK_BYTES;
 	/* dump: key input + writer staging; verify: key input + the destination's pipe */
-	/* stream: key input + two ms batch slots that each hold a largest item + replies */
-	size_t stream_min = MCW_STREAM_SLOTS * ROUND_UP(reply_max + MCP_REQ_MAX + 8, 64 * KIB) +
-			    MCW_STREAM_RECV_BYTES;
+	/* stream: key input + the ms pipe, its two batches each with room for a largest
+	 * value, + replies */
+	size_t stream_min = MCW_STREAM_SLOTS * (reply_max + MCP_REQ_MAX + 8) +
+			    MCW_STREAM_RECV_BYTES + stream_pipe_bytes();
 	size_t disk_min =
 	    keyin + (in->kind == RUN_DUMP
 			 ? chunk_writer_staging_min(in->mode, (uint32_t)in->item_size_max)

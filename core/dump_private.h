@@ -212,6 +212,8 @@ int engine_wait_ms(const struct dump_ctx *c, int64_t wake_ns);
  * limit and memory against the source's stats; then watches its evictions. 0 or an exit
  * code (reported). */
 int stream_preflight(struct dump_ctx *c);
+/* stream.c. Bytes of a stream worker's ms pipe without its values (the plan adds those). */
+size_t stream_pipe_bytes(void);
 
 /* Thread bodies. */
 void *keyreader_main(void *arg);

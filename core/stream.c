@@ -2,18 +2,18 @@
  * stream.c: `mcwarm stream`, source straight into destination, no volume. The dump engine
  * lists the source's keys (metadump into a key spool in --work, with the same filters);
  * each worker fetches values with a pipelined quiet `mg` on the source (mgpipe) and
- * writes them with pipelined `ms ... q` batches closed by `mn` on the destination, under
- * the populator's rules: add mode by default, TTL recomputed when the request is built
- * (expired items skipped), values the destination cannot hold skipped (a failed ms
- * deletes the key on memcached 1.6.18).
+ * writes them through an ms pipe (mspipe) on the destination, under the populator's
+ * rules: add mode by default, TTL recomputed when the request is sent (expired items
+ * skipped), values the destination cannot hold skipped (a failed ms deletes the key on
+ * memcached 1.6.18).
  *
- *   source --mg--> receive area --copy--> ms batch slot (2) --send--> destination
- *                                                                  <-- NS / MN / errors
+ *   source --mg--> receive area --copy--> ms batch (2) --send--> destination
+ *                                                          <-- NS / MN / errors
  *
- * Values are copied once, from the receive area into a batch slot: a slot holds the
- * header, value and CRLF of up to MCW_STREAM_BATCH_RECORDS items, so the receive area is
- * free again as soon as a reply is copied. A reply that does not fit waits (not consumed)
- * until a slot is answered; its slot always has room for one largest item.
+ * Values are copied once, from the receive area into the pipe's batch: a batch holds the
+ * values of up to MCW_STREAM_BATCH_RECORDS items, so the receive area is free again as
+ * soon as a reply is copied. A reply that does not fit waits (not consumed) until a batch
+ * is answered; an empty batch always has room for one largest item.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -25,10 +25,7 @@
 #include "dump_private.h"
 #include "json.h"
 #include "mgpipe.h"
-#include "populate_private.h"
-
-#define UD_MS_SEND (0x5ull << 60)
-#define UD_MS_RECV (0x6ull << 60)
+#include "mspipe.h"
 
 static const char stream_usage[] =
     "usage: mcwarm stream --source HOST:PORT --dest HOST:PORT [options]\n"
@@ -147,34 +144,15 @@ static int parse_opts(int argc, char **argv, struct dump_opts *o)
 
 /* ---- the worker ------------------------------------------------------------------------ */
 
-struct sslot {
-	uint8_t *buf;
-	size_t len;
-	uint32_t nrec;
-	bool closed, sent;
-};
-
 struct sjob {
 	struct dump_worker *w;
 	struct dump_ctx *c;
 	struct mgpipe src;
+	struct mspipe dst;
 	struct keychunk_view kv;
 	uint32_t *key_off;
-	/* the destination side: slots by monotonic batch number (slot = n % 2) */
-	int fd;
-	struct sslot slot[MCW_STREAM_SLOTS];
-	size_t slot_cap;
-	uint64_t b_open, b_sent, b_answered; /* [b_answered, b_open] in use; b_open is filling */
-	bool has_open, send_busy;
-	uint8_t *rbuf;
-	size_t rd, wr;
-	bool recv_posted;
-	struct rate_bucket bucket;
-	int64_t wake_ns;
 	int64_t last_io_ns;
-	uint64_t opaque; /* O<n> of the next ms, for reading a trace */
-	/* counts since the last flush into the shared stats */
-	uint64_t sent, present, expired, too_large, server_errors;
+	uint64_t too_large; /* since the last flush into the shared stats */
 };
 
 static void job_fail(struct sjob *j, int code, const char *fmt, const char *what)
@@ -182,41 +160,7 @@ static void job_fail(struct sjob *j, int code, const char *fmt, const char *what
 	dump_fail(j->c, code, "worker %u: %s%s", j->w->id, fmt, what);
 }
 
-static struct sslot *slot_of(struct sjob *j, uint64_t n)
-{
-	return &j->slot[n % MCW_STREAM_SLOTS];
-}
-
-/* The open batch, opening one if a slot is free; NULL when both are in flight. */
-static struct sslot *open_batch(struct sjob *j)
-{
-	if (j->has_open)
-		return slot_of(j, j->b_open);
-	if (j->b_open - j->b_answered == MCW_STREAM_SLOTS)
-		return NULL;
-	struct sslot *s = slot_of(j, j->b_open);
-	s->len = 0;
-	s->nrec = 0;
-	s->closed = s->sent = false;
-	j->has_open = true;
-	return s;
-}
-
-static void close_batch(struct sjob *j)
-{
-	if (!j->has_open)
-		return;
-	struct sslot *s = slot_of(j, j->b_open);
-	j->has_open = false;
-	if (s->nrec == 0)
-		return; /* nothing in it: the slot stays free */
-	memcpy(s->buf + s->len, "mn\r\n", 4);
-	s->len += 4;
-	s->closed = true;
-	j->b_open++;
-}
-
-/* Copies one fetched item into the open batch. 0: taken (or skipped and counted);
+/* Puts one fetched item into the open batch. 0: taken (or skipped and counted);
  * -EAGAIN: no room now, keep the reply. */
 static int take_item(struct sjob *j, const struct mcp_meta_reply *rep, uint32_t index)
 {
@@ -225,37 +169,22 @@ static int take_item(struct sjob *j, const struct mcp_meta_reply *rep, uint32_t 
 	uint8_t kflags;
 	const uint8_t *key = mgpipe_key(&j->src, index, &klen, &kflags);
 	if (rep->value_len >
-	    pop_value_max(c->dst.item_size_max, c->dst.cas_enabled, klen, rep->client_flags)) {
+	    cap_value_max(c->dst.item_size_max, c->dst.cas_enabled, klen, rep->client_flags)) {
 		j->too_large++;
 		return 0;
 	}
-	int64_t expires_at_ms = rep->ttl < 0 ? 0 : j->src.recv_ms + rep->ttl * 1000;
-	int64_t t =
-	    pop_exptime(expires_at_ms, wall_ns() / 1000000, c->o.min_ttl_s, server_now_s(&c->dst));
-	if (t < 0) {
-		j->expired++;
-		return 0;
-	}
-	size_t need = MCP_REQ_MAX + rep->value_len + 2 + 4;
-	struct sslot *s = open_batch(j);
-	if (s != NULL && s->len + need > j->slot_cap) {
-		close_batch(j);
-		s = open_batch(j);
-	}
-	if (s == NULL)
-		return -EAGAIN;
-	size_t n =
-	    mcp_ms_encode((char *)s->buf + s->len, MCP_REQ_MAX, key, klen, kflags & KEYCHUNK_F_B64,
-			  rep->value_len, t, rep->client_flags, c->o.ms_mode, j->opaque++);
-	ASSERT(n > 0); /* the key reader spools only sendable keys */
-	s->len += n;
-	memcpy(s->buf + s->len, rep->value, rep->value_len);
-	s->len += rep->value_len;
-	memcpy(s->buf + s->len, "\r\n", 2);
-	s->len += 2;
-	if (++s->nrec >= rate_bucket_batch(&j->bucket, MCW_STREAM_BATCH_RECORDS))
-		close_batch(j);
-	return 0;
+	struct iovec value = { (void *)rep->value, rep->value_len };
+	const struct mspipe_item it = {
+		.key = key, /* the key chunk stays loaded until the job is answered */
+		.key_len = klen,
+		.key_b64 = (kflags & KEYCHUNK_F_B64) != 0,
+		.client_flags = rep->client_flags,
+		.value_len = (uint32_t)rep->value_len,
+		.expires_at_ms = rep->ttl < 0 ? 0 : j->src.recv_ms + rep->ttl * 1000,
+		.pieces = &value,
+		.npieces = 1,
+	};
+	return mspipe_add(&j->dst, &it) < 0 ? -EAGAIN : 0;
 }
 
 static void take_replies(struct sjob *j)
@@ -271,115 +200,22 @@ static void take_replies(struct sjob *j)
 		job_fail(j, j->src.exit_code, "", j->src.error);
 }
 
-static void kick_send(struct sjob *j)
+static int64_t dest_now_hook(void *arg)
 {
-	j->wake_ns = 0;
-	if (j->send_busy || j->b_sent == j->b_open)
-		return;
-	struct sslot *s = slot_of(j, j->b_sent);
-	int64_t now = mono_ns();
-	uint64_t bytes = s->len; /* headers included: close enough for a byte limit */
-	int64_t wait = rate_bucket_take(&j->bucket, s->nrec, bytes, now);
-	if (wait > 0) {
-		j->wake_ns = now + wait;
-		return;
-	}
-	if (ur_prep_send(j->w->ring, j->fd, s->buf, s->len, UD_MS_SEND) < 0) {
-		job_fail(j, MCW_EXIT_SOFTWARE, "cannot queue a send", "");
-		return;
-	}
-	j->send_busy = true;
+	return server_now_s(&((struct dump_ctx *)arg)->dst);
 }
 
-static void post_recv(struct sjob *j)
+static bool dest_evicts_hook(void *arg)
 {
-	if (j->recv_posted)
-		return;
-	if (j->rd == j->wr) {
-		j->rd = j->wr = 0;
-	} else if (j->rd > 0) {
-		memmove(j->rbuf, j->rbuf + j->rd, j->wr - j->rd);
-		j->wr -= j->rd;
-		j->rd = 0;
-	}
-	if (ur_prep_recv(j->w->ring, j->fd, j->rbuf + j->wr, MCW_STREAM_RECV_BYTES - j->wr,
-			 UD_MS_RECV) == 0)
-		j->recv_posted = true;
-}
-
-/* Out of memory stops the run: at once when the destination does not evict (-M), else
- * after CAP_OOM_ERRORS_MAX answers (its slabs are stuck). */
-static void on_out_of_memory(struct sjob *j)
-{
-	struct dump_ctx *c = j->c;
-	char why[512];
-	uint64_t n = atomic_fetch_add(&c->st.s_out_of_memory, 1) + 1;
-	if (cap_oom_stops(c->dst.evictions_on, c->o.dest.text, n, why, sizeof(why)))
-		dump_fail(c, MCW_EXIT_TOO_SMALL, "%s", why);
-}
-
-/* The destination's answers: NS (kept: add mode), MN (a batch is done), errors. */
-static void parse_answers(struct sjob *j)
-{
-	while (j->rd < j->wr && !dump_failed(j->c)) {
-		const char *line = (const char *)j->rbuf + j->rd;
-		const char *nl = memchr(line, '\n', j->wr - j->rd);
-		if (nl == NULL) {
-			if (j->wr - j->rd > MCP_META_LINE_MAX)
-				job_fail(j, MCW_EXIT_PROTOCOL,
-					 "an answer line from the destination "
-					 "is too long",
-					 "");
-			return;
-		}
-		size_t len = (size_t)(nl - line) + 1;
-		if (len >= 4 && memcmp(line, "MN\r\n", 4) == 0) {
-			if (j->b_answered == j->b_sent) {
-				job_fail(j, MCW_EXIT_PROTOCOL,
-					 "an MN from the destination answers "
-					 "nothing in flight",
-					 "");
-				return;
-			}
-			j->sent += slot_of(j, j->b_answered)->nrec;
-			j->b_answered++;
-		} else if (len >= 2 && memcmp(line, "NS", 2) == 0) {
-			j->present++;
-		} else if (len >= 12 && memcmp(line, "SERVER_ERROR", 12) == 0) {
-			j->server_errors++; /* that item is not stored */
-			if (cap_is_out_of_memory(line, len))
-				on_out_of_memory(j);
-		} else {
-			char what[120];
-			snprintf(what, sizeof(what), "%.*s", (int)MIN(len, sizeof(what) - 1), line);
-			job_fail(j, MCW_EXIT_PROTOCOL, "the destination answered: ", what);
-			return;
-		}
-		j->rd += len;
-	}
+	return ((struct dump_ctx *)arg)->dst.evictions_on;
 }
 
 static void on_cqe(struct sjob *j, const struct ur_cqe *cqe)
 {
-	if (cqe->user_data == UD_MS_SEND) {
-		j->send_busy = false;
-		struct sslot *s = slot_of(j, j->b_sent);
-		if (cqe->res < 0 || (size_t)cqe->res != s->len) {
-			job_fail(j, MCW_EXIT_UNAVAILABLE, "sending to the destination failed: ",
-				 cqe->res < 0 ? strerror(-cqe->res) : "short send");
-			return;
-		}
-		s->sent = true;
-		j->b_sent++;
-	} else if (cqe->user_data == UD_MS_RECV) {
-		j->recv_posted = false;
-		if (cqe->res <= 0) {
-			job_fail(j, MCW_EXIT_UNAVAILABLE, "connection to the destination lost: ",
-				 cqe->res == 0 ? "closed by the server" : strerror(-cqe->res));
-			return;
-		}
-		j->wr += (size_t)cqe->res;
-		parse_answers(j);
+	if (mspipe_owns(&j->dst, cqe->user_data)) {
+		mspipe_on_cqe(&j->dst, cqe);
+		if (j->dst.exit_code)
+			job_fail(j, j->dst.exit_code, "", j->dst.error);
 	} else {
 		ASSERT(mgpipe_owns(&j->src, cqe->user_data));
 		mgpipe_on_cqe(&j->src, cqe);
@@ -391,8 +227,8 @@ static void on_cqe(struct sjob *j, const struct ur_cqe *cqe)
 static bool pump(struct sjob *j)
 {
 	struct ur_cqe cqes[MCW_RING_ENTRIES];
-	bool awaiting = mgpipe_awaiting(&j->src) || j->b_answered < j->b_sent || j->send_busy;
-	int64_t ws = mgpipe_wake_ns(&j->src), wd = j->wake_ns;
+	bool awaiting = mgpipe_awaiting(&j->src) || mspipe_awaiting(&j->dst);
+	int64_t ws = mgpipe_wake_ns(&j->src), wd = mspipe_wake_ns(&j->dst);
 	int64_t wake = ws && wd ? MIN(ws, wd) : MAX(ws, wd);
 	int ret = ur_submit_wait(j->w->ring, 1, engine_wait_ms(j->c, wake));
 	if (ret == -ETIME && awaiting &&
@@ -415,14 +251,16 @@ static bool pump(struct sjob *j)
 static void flush_counts(struct sjob *j)
 {
 	struct dump_stats *st = &j->c->st;
-	atomic_fetch_add(&st->items, j->sent);
-	atomic_fetch_add(&st->s_present, j->present);
-	atomic_fetch_add(&st->s_expired, j->expired);
+	struct mspipe_counts n;
+	mspipe_take_counts(&j->dst, &n);
+	atomic_fetch_add(&st->items, n.sent);
+	atomic_fetch_add(&st->s_present, n.present);
+	atomic_fetch_add(&st->s_expired, n.expired);
 	atomic_fetch_add(&st->s_too_large, j->too_large);
-	atomic_fetch_add(&st->server_errors, j->server_errors + j->src.server_errors);
+	atomic_fetch_add(&st->server_errors, n.server_errors + j->src.server_errors);
 	atomic_fetch_add(&st->keys_fetched, j->src.fetched);
 	atomic_fetch_add(&st->misses, j->src.misses);
-	j->sent = j->present = j->expired = j->too_large = j->server_errors = 0;
+	j->too_large = 0;
 	j->src.fetched = j->src.misses = j->src.server_errors = j->src.values = 0;
 }
 
@@ -439,17 +277,24 @@ static void run_job(struct sjob *j, uint32_t seq)
 			return;
 		bool fetched = mgpipe_done(&j->src) && !j->src.send_busy;
 		if (fetched)
-			close_batch(j); /* the job's last items go now */
+			mspipe_close(&j->dst); /* the job's last items go now */
 		mgpipe_kick(&j->src);
-		kick_send(j);
-		post_recv(j);
-		if (fetched && j->b_answered == j->b_open && !j->has_open)
+		mspipe_kick(&j->dst);
+		if (j->dst.exit_code)
+			job_fail(j, j->dst.exit_code, "", j->dst.error);
+		if (fetched && mspipe_idle(&j->dst))
 			break;
 		if (!pump(j))
 			return;
 	}
 	flush_counts(j);
 	atomic_fetch_add(&j->c->st.jobs_done, 1);
+}
+
+size_t stream_pipe_bytes(void)
+{
+	return mspipe_area_bytes(MCW_STREAM_SLOTS, MCW_STREAM_BATCH_RECORDS,
+				 MCW_STREAM_BATCH_RECORDS, 0);
 }
 
 static int setup(struct dump_worker *w, struct sjob *j)
@@ -463,7 +308,6 @@ static int setup(struct dump_worker *w, struct sjob *j)
 	memset(j, 0, sizeof(*j));
 	j->w = w;
 	j->c = c;
-	j->fd = w->dst_fd;
 	size_t slots = MCW_BATCHES_INFLIGHT * MCW_BATCH_REQ_BYTES;
 	size_t keyin = ROUND_UP(MCW_KEYCHUNK_KEYS_MAX * sizeof(uint32_t), MCW_ALIGN_BYTES) +
 		       MCW_KEYCHUNK_BYTES;
@@ -482,15 +326,34 @@ static int setup(struct dump_worker *w, struct sjob *j)
 		.limits = limits,
 	};
 	mgpipe_init(&j->src, &so);
-	/* the disk area: key input, then the batch slots, then the answers */
-	uint8_t *area = w->disk_buf + keyin;
-	size_t avail = w->disk_bytes - keyin - MCW_STREAM_RECV_BYTES;
-	j->slot_cap = avail / MCW_STREAM_SLOTS / MCW_ALIGN_BYTES * MCW_ALIGN_BYTES;
-	ASSERT(j->slot_cap >= c->src.item_size_max + MCW_REPLY_OVERHEAD_MAX);
-	for (unsigned i = 0; i < MCW_STREAM_SLOTS; i++)
-		j->slot[i].buf = area + i * j->slot_cap;
-	j->rbuf = area + MCW_STREAM_SLOTS * j->slot_cap;
-	rate_bucket_init(&j->bucket, limits);
+	/* the disk area: key input, the answers, then the pipe's batches with their values */
+	size_t fixed = stream_pipe_bytes();
+	size_t copy =
+	    (w->disk_bytes - keyin - MCW_STREAM_RECV_BYTES - fixed) / MCW_STREAM_SLOTS / 16 * 16;
+	ASSERT(copy >= c->src.item_size_max);
+	const struct mspipe_opts mo = {
+		.ring = w->ring,
+		.fd = w->dst_fd,
+		.id = 1,
+		.what = "the destination",
+		.area = w->disk_buf + keyin + MCW_STREAM_RECV_BYTES,
+		.area_bytes = w->disk_bytes - keyin - MCW_STREAM_RECV_BYTES,
+		.batches = MCW_STREAM_SLOTS,
+		.batch_records = MCW_STREAM_BATCH_RECORDS,
+		.batch_pieces = MCW_STREAM_BATCH_RECORDS,
+		.copy_bytes = copy,
+		.recv_area = w->disk_buf + keyin,
+		.recv_bytes = MCW_STREAM_RECV_BYTES,
+		.mode = c->o.ms_mode,
+		.min_ttl_s = c->o.min_ttl_s,
+		.io_timeout_ms = c->o.co.io_timeout_ms,
+		.dest_now_s = dest_now_hook,
+		.dest_evicts = dest_evicts_hook,
+		.arg = c,
+		.oom_answers = &c->st.s_out_of_memory,
+		.limits = limits,
+	};
+	mspipe_init(&j->dst, &mo);
 	return 0;
 }
 
@@ -510,7 +373,7 @@ void *stream_worker_main(void *arg)
 	ur_ring_destroy(w->ring);
 	w->ring = NULL;
 	close(w->fd);
-	close(w->dst_fd);
+	close(w->dst_fd); /* the pipe never reconnects here: still its connection */
 	w->fd = w->dst_fd = -1;
 	run_thread_done(&c->run);
 	return NULL;

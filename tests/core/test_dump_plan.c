@@ -18,6 +18,7 @@
 
 #include "dump_private.h"
 #include "mcw_limits.h"
+#include "mspipe.h"
 
 #define ERR_BYTES 512
 
@@ -49,7 +50,9 @@ static size_t disk_need(const struct dump_plan_in *in)
 		return keyin + chunk_writer_staging_min(in->mode, (uint32_t)in->item_size_max);
 	if (in->kind == RUN_VERIFY)
 		return keyin + net_need(in);
-	return keyin + MCW_STREAM_SLOTS * (reply_max(in) + MCP_REQ_MAX) + MCW_STREAM_RECV_BYTES;
+	return keyin + MCW_STREAM_SLOTS * (reply_max(in) + MCP_REQ_MAX) + MCW_STREAM_RECV_BYTES +
+	       mspipe_area_bytes(MCW_STREAM_SLOTS, MCW_STREAM_BATCH_RECORDS,
+				 MCW_STREAM_BATCH_RECORDS, 0);
 }
 
 static void check_plan(const struct dump_plan_in *in, const struct dump_plan *p)
