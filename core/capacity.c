@@ -21,12 +21,26 @@
 
 static_assert(CAP_SLAB_PAGE_BYTES % CAP_SLAB_ALIGN_BYTES == 0, "pages hold aligned chunks");
 
+/* memcached 1.6's item layout, the one place it is written down: the header, the key and
+ * its NUL, 4 bytes of client flags when non-zero, 8 of CAS when on, and the value's CRLF. */
+static uint64_t item_overhead(bool cas_enabled, uint64_t key_len, uint32_t client_flags)
+{
+	return CAP_ITEM_HEADER_BYTES + key_len + 1 + (client_flags ? 4 : 0) +
+	       (cas_enabled ? CAP_ITEM_CAS_BYTES : 0) + 2;
+}
+
 uint64_t cap_item_bytes(const struct server_info *dst, uint64_t items, uint64_t key_bytes,
 			uint64_t value_bytes)
 {
-	uint64_t per_item =
-	    CAP_ITEM_HEADER_BYTES + 1 + 2 + (dst->cas_enabled ? CAP_ITEM_CAS_BYTES : 0);
-	return items * per_item + key_bytes + value_bytes;
+	/* flags are not known in bulk: counted as zero */
+	return items * item_overhead(dst->cas_enabled, 0, 0) + key_bytes + value_bytes;
+}
+
+uint64_t cap_value_max(uint64_t item_size_max, bool cas_enabled, size_t key_len,
+		       uint32_t client_flags)
+{
+	uint64_t overhead = item_overhead(cas_enabled, key_len, client_flags);
+	return item_size_max > overhead ? item_size_max - overhead : 0;
 }
 
 uint64_t cap_slab_chunk(const struct server_info *dst, uint64_t item_bytes)

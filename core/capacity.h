@@ -38,6 +38,10 @@ struct cap_load {
 uint64_t cap_item_bytes(const struct server_info *dst, uint64_t items, uint64_t key_bytes,
 			uint64_t value_bytes);
 
+/* The largest value the destination stores for this key and flags (memcached 1.6's item
+ * layout: see item_overhead in capacity.c). */
+uint64_t cap_value_max(uint64_t item_size_max, bool cas_enabled, size_t key_len,
+		       uint32_t client_flags);
 /* The slab chunk that holds an item of item_bytes in dst (memcached 1.6's slab classes
  * from its chunk size, growth factor and largest chunk). Exposed for tests. */
 uint64_t cap_slab_chunk(const struct server_info *dst, uint64_t item_bytes);

@@ -21,11 +21,13 @@
 #include "core.h"
 #include "mgpipe.h"
 
-#define UD_RECV		   1ull
-#define UD_SEND		   2ull
-#define UD(kind, id, slot) ((kind) << 60 | (uint64_t)(id) << 56 | (slot))
-#define UD_KIND(ud)	   ((ud) >> 60)
-#define UD_ID(ud)	   ((unsigned)(((ud) >> 56) & 0xf))
+#define UD_RECV 1ull
+#define UD_SEND 2ull
+/* user_data (uring.h's scheme): owner UR_OWNER_MGPIPE, the pipe's id, and in the payload
+ * the kind (receive or send) and the batch slot */
+#define UD(kind, id, slot) ur_ud(UR_OWNER_MGPIPE, (id), (kind) << 48 | (slot))
+#define UD_KIND(ud)	   (ur_ud_payload(ud) >> 48)
+#define UD_ID(ud)	   ur_ud_id(ud)
 #define ERRORS_LOGGED_MAX  5
 
 static void fail(struct mgpipe *p, int code, const char *fmt, ...)
@@ -175,7 +177,7 @@ void mgpipe_kick(struct mgpipe *p)
 
 bool mgpipe_owns(const struct mgpipe *p, uint64_t ud)
 {
-	return (UD_KIND(ud) == UD_RECV || UD_KIND(ud) == UD_SEND) && UD_ID(ud) == p->o.id;
+	return ur_ud_owner(ud) == UR_OWNER_MGPIPE && UD_ID(ud) == p->o.id;
 }
 
 void mgpipe_on_cqe(struct mgpipe *p, const struct ur_cqe *cqe)

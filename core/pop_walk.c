@@ -89,7 +89,7 @@ static bool take_piece(struct pop_walk *w, const struct chunk_piece *pc, enum po
 		w->records_begun++;
 		if (w->f.applied_before && bitmap_get(w->f.applied_before, w->blk))
 			return false; /* sent by an earlier pass */
-		uint64_t vmax = pop_value_max(w->f.item_size_max, w->f.cas_enabled, pc->hdr.key_len,
+		uint64_t vmax = cap_value_max(w->f.item_size_max, w->f.cas_enabled, pc->hdr.key_len,
 					      pc->hdr.client_flags);
 		if (pc->hdr.value_len > MIN(vmax, w->span_value_max)) {
 			w->ev_block = w->blk;

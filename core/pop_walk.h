@@ -38,7 +38,7 @@ struct pop_walk_file {
 	uint32_t window_blocks;	       /* blocks per read window (at least 4) */
 	const uint8_t *applied_before; /* blocks an earlier pass applied (NULL: none) */
 	uint64_t item_size_max;	       /* the destination's, and whether it keeps CAS: */
-	bool cas_enabled;	       /* the largest value it stores (pop_value_max) */
+	bool cas_enabled;	       /* the largest value it stores (cap_value_max) */
 };
 
 struct pop_walk_record {

@@ -7,7 +7,7 @@
  *
  * A refusal is a run failure (pop_fail): its text names cause, numbers and fix, and the
  * JSON summary carries it. The same holds for a destination that answers 'out of memory'
- * while items are sent (pop_server_error, from the workers).
+ * while items are sent (mspipe.c, in the workers).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -82,24 +82,6 @@ int pop_check_manifest(struct pop_ctx *c, const struct manifest_info *mi)
 	if (code != 0)
 		pop_fail(c, code, "%s", err);
 	return code;
-}
-
-void pop_server_error(struct pop_ctx *c, const struct mcp_meta_reply *rep, unsigned *logged)
-{
-	char why[512];
-	atomic_fetch_add(&c->st.server_errors, 1);
-	if (cap_is_out_of_memory(rep->msg, rep->msg_len)) {
-		uint64_t n = atomic_fetch_add(&c->st.out_of_memory, 1) + 1;
-		pthread_mutex_lock(&c->run.mu); /* c->dst is refreshed on reconnects */
-		bool evictions_on = c->dst.evictions_on;
-		pthread_mutex_unlock(&c->run.mu);
-		if (cap_oom_stops(evictions_on, c->o.dest.text, n, why, sizeof(why))) {
-			pop_fail(c, MCW_EXIT_TOO_SMALL, "%s", why);
-			return;
-		}
-	}
-	if ((*logged)++ < POP_ERRORS_LOGGED_MAX)
-		log_warn("destination could not store an item: %.*s", (int)rep->msg_len, rep->msg);
 }
 
 int pop_preflight(struct pop_ctx *c)

@@ -131,25 +131,11 @@ bool pop_first_header(int dir_fd, struct chunk_header *h);
 int pop_preflight(struct pop_ctx *c);
 /* The destination's memory and item size limit against the MANIFEST (once). */
 int pop_check_manifest(struct pop_ctx *c, const struct manifest_info *mi);
-/* A SERVER_ERROR answer (the item is not stored): counted, the first few logged (logged
- * counts them per worker); out of memory may stop the run (cap_oom_stops). */
-void pop_server_error(struct pop_ctx *c, const struct mcp_meta_reply *rep, unsigned *logged);
 
 #define pop_fail(c, ...) run_fail(&(c)->run, __VA_ARGS__)
 #define pop_failed(c)	 run_failed(&(c)->run)
 void *pop_worker_main(void *arg);
 /* Bytes of one worker's send area (its batches). */
 size_t pop_send_area_bytes(void);
-
-/* The largest value the destination stores for this key and flags (memcached 1.6's item
- * layout: 48-byte header, key + 1, 4 bytes of flags when non-zero, 8 of CAS when on, and
- * the value + 2). Exposed for tests. */
-uint64_t pop_value_max(uint64_t item_size_max, bool cas_enabled, size_t key_len,
-		       uint32_t client_flags);
-
-/* The exptime to send for a record at now_ms (mover clock): 0 never; -1 expired (skip);
- * relative seconds up to 30 days; beyond, absolute on the destination's clock. Rounds
- * down: a lifetime is never extended. Exposed for tests. */
-int64_t pop_exptime(int64_t expires_at_ms, int64_t now_ms, int64_t min_ttl_s, int64_t dest_now_s);
 
 #endif

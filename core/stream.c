@@ -1,19 +1,19 @@
 /*
- * stream.c: `mcwarm stream`, source straight into destination, no volume. The engine
- * (engine.h) lists the source's keys (metadump into a key spool in --work, with the same filters);
+ * stream.c: `mcwarm stream`, source straight into destination, no volume. The dump engine
+ * lists the source's keys (metadump into a key spool in --work, with the same filters);
  * each worker fetches values with a pipelined quiet `mg` on the source (mgpipe) and
- * writes them with pipelined `ms ... q` batches closed by `mn` on the destination, under
- * the populator's rules: add mode by default, TTL recomputed when the request is built
- * (expired items skipped), values the destination cannot hold skipped (a failed ms
- * deletes the key on memcached 1.6.18).
+ * writes them through an ms pipe (mspipe) on the destination, under the populator's
+ * rules: add mode by default, TTL recomputed when the request is sent (expired items
+ * skipped), values the destination cannot hold skipped (a failed ms deletes the key on
+ * memcached 1.6.18).
  *
- *   source --mg--> receive area --copy--> ms batch slot (2) --send--> destination
- *                                                                  <-- NS / MN / errors
+ *   source --mg--> receive area --copy--> ms batch (2) --send--> destination
+ *                                                          <-- NS / MN / errors
  *
- * Values are copied once, from the receive area into a batch slot: a slot holds the
- * header, value and CRLF of up to MCW_STREAM_BATCH_RECORDS items, so the receive area is
- * free again as soon as a reply is copied. A reply that does not fit waits (not consumed)
- * until a slot is answered; its slot always has room for one largest item.
+ * Values are copied once, from the receive area into the pipe's batch: a batch holds the
+ * values of up to MCW_STREAM_BATCH_RECORDS items, so the receive area is free again as
+ * soon as a reply is copied. A reply that does not fit waits (not consumed) until a batch
+ * is answered; an empty batch always has room for one largest item.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -25,11 +25,9 @@
 #include "cli.h"
 #include "engine.h"
 #include "json.h"
+#include "mgpipe.h"
+#include "mspipe.h"
 #include "sinks.h"
-#include "populate_private.h"
-
-#define UD_MS_SEND (0x5ull << 60)
-#define UD_MS_RECV (0x6ull << 60)
 
 struct stream_opts {
 	struct hostport dest;
@@ -83,30 +81,12 @@ enum { OPT_MODE = 256, OPT_MIN_TTL, OPT_CRAWL, OPT_WORK, OPT_ALLOW_SHRINK, OPT_A
 
 struct stream_cmd;
 
-struct sslot {
-	uint8_t *buf;
-	size_t len;
-	uint32_t nrec;
-	bool closed, sent;
-};
-
 struct sjob {
 	struct engine_worker *w;
 	struct stream_cmd *c;
-	/* the destination side: slots by monotonic batch number (slot = n % 2) */
-	int fd;
-	struct sslot slot[MCW_STREAM_SLOTS];
-	size_t slot_cap;
-	uint64_t b_open, b_sent, b_answered; /* [b_answered, b_open] in use; b_open is filling */
-	bool has_open, send_busy;
-	uint8_t *rbuf;
-	size_t rd, wr;
-	bool recv_posted;
-	struct rate_bucket bucket;
-	int64_t wake_ns;
-	uint64_t opaque; /* O<n> of the next ms, for reading a trace */
-	/* counts since the last flush into the shared stats */
-	uint64_t sent, present, expired, too_large, server_errors;
+	int fd;		    /* the destination's connection, until the pipe takes it */
+	struct mspipe dst;  /* ms to the destination */
+	uint64_t too_large; /* since the last flush into the shared stats */
 };
 
 struct stream_cmd {
@@ -204,49 +184,16 @@ static int parse_opts(int argc, char **argv, struct stream_cmd *c)
 	return 0;
 }
 
-/* ---- the ms sending (kept as it was; see mspipe) ------------------------------------- */
+/* ---- the ms side: one mspipe per worker ---------------------------------------------- */
 
-static void job_fail(struct sjob *j, int code, const char *fmt, const char *what)
+static void pipe_check(struct sjob *j)
 {
-	engine_fail(&j->c->e, code, "worker %u: %s%s", j->w->id, fmt, what);
+	if (j->dst.exit_code)
+		engine_fail(&j->c->e, j->dst.exit_code, "worker %u: %s", j->w->id, j->dst.error);
 }
 
-static struct sslot *slot_of(struct sjob *j, uint64_t n)
-{
-	return &j->slot[n % MCW_STREAM_SLOTS];
-}
-
-/* The open batch, opening one if a slot is free; NULL when both are in flight. */
-static struct sslot *open_batch(struct sjob *j)
-{
-	if (j->has_open)
-		return slot_of(j, j->b_open);
-	if (j->b_open - j->b_answered == MCW_STREAM_SLOTS)
-		return NULL;
-	struct sslot *s = slot_of(j, j->b_open);
-	s->len = 0;
-	s->nrec = 0;
-	s->closed = s->sent = false;
-	j->has_open = true;
-	return s;
-}
-
-static void close_batch(struct sjob *j)
-{
-	if (!j->has_open)
-		return;
-	struct sslot *s = slot_of(j, j->b_open);
-	j->has_open = false;
-	if (s->nrec == 0)
-		return; /* nothing in it: the slot stays free */
-	memcpy(s->buf + s->len, "mn\r\n", 4);
-	s->len += 4;
-	s->closed = true;
-	j->b_open++;
-}
-
-/* Copies one fetched item into the open batch. 0: taken (or skipped and counted);
- * -EAGAIN: no room now, keep the reply. */
+/* Hands one fetched item to the pipe (its value is copied into the open batch). 0: taken
+ * (or skipped and counted); -EAGAIN: every batch is in flight, keep the reply. */
 static int take_item(struct sjob *j, const struct mcp_meta_reply *rep, uint32_t index)
 {
 	struct stream_cmd *c = j->c;
@@ -254,161 +201,45 @@ static int take_item(struct sjob *j, const struct mcp_meta_reply *rep, uint32_t 
 	uint8_t kflags;
 	const uint8_t *key = mgpipe_key(&j->w->pipe, index, &klen, &kflags);
 	if (rep->value_len >
-	    pop_value_max(c->dst.item_size_max, c->dst.cas_enabled, klen, rep->client_flags)) {
+	    cap_value_max(c->dst.item_size_max, c->dst.cas_enabled, klen, rep->client_flags)) {
 		j->too_large++;
 		return 0;
 	}
-	int64_t expires_at_ms = rep->ttl < 0 ? 0 : j->w->pipe.recv_ms + rep->ttl * 1000;
-	int64_t t = pop_exptime(expires_at_ms, wall_ns() / 1000000, c->e.o.min_ttl_s,
-				server_now_s(&c->dst));
-	if (t < 0) {
-		j->expired++;
-		return 0;
-	}
-	size_t need = MCP_REQ_MAX + rep->value_len + 2 + 4;
-	struct sslot *s = open_batch(j);
-	if (s != NULL && s->len + need > j->slot_cap) {
-		close_batch(j);
-		s = open_batch(j);
-	}
-	if (s == NULL)
-		return -EAGAIN;
-	size_t n =
-	    mcp_ms_encode((char *)s->buf + s->len, MCP_REQ_MAX, key, klen, kflags & KEYCHUNK_F_B64,
-			  rep->value_len, t, rep->client_flags, c->o.ms_mode, j->opaque++);
-	ASSERT(n > 0); /* the key reader spools only sendable keys */
-	s->len += n;
-	memcpy(s->buf + s->len, rep->value, rep->value_len);
-	s->len += rep->value_len;
-	memcpy(s->buf + s->len, "\r\n", 2);
-	s->len += 2;
-	if (++s->nrec >= rate_bucket_batch(&j->bucket, MCW_STREAM_BATCH_RECORDS))
-		close_batch(j);
-	return 0;
+	struct iovec value = { (void *)rep->value, rep->value_len };
+	const struct mspipe_item it = {
+		.key = key, /* the key chunk stays loaded until the job is answered */
+		.key_len = klen,
+		.key_b64 = (kflags & KEYCHUNK_F_B64) != 0,
+		.client_flags = rep->client_flags,
+		.value_len = (uint32_t)rep->value_len,
+		.expires_at_ms = rep->ttl < 0 ? 0 : j->w->pipe.recv_ms + rep->ttl * 1000,
+		.pieces = &value,
+		.npieces = 1,
+	};
+	return mspipe_add(&j->dst, &it) < 0 ? -EAGAIN : 0;
 }
 
-static void kick_send(struct sjob *j)
+static int64_t dest_now_hook(void *arg)
 {
-	j->wake_ns = 0;
-	if (j->send_busy || j->b_sent == j->b_open)
-		return;
-	struct sslot *s = slot_of(j, j->b_sent);
-	int64_t now = mono_ns();
-	uint64_t bytes = s->len; /* headers included: close enough for a byte limit */
-	int64_t wait = rate_bucket_take(&j->bucket, s->nrec, bytes, now);
-	if (wait > 0) {
-		j->wake_ns = now + wait;
-		return;
-	}
-	if (ur_prep_send(j->w->ring, j->fd, s->buf, s->len, UD_MS_SEND) < 0) {
-		job_fail(j, MCW_EXIT_SOFTWARE, "cannot queue a send", "");
-		return;
-	}
-	j->send_busy = true;
+	return server_now_s(&((struct stream_cmd *)arg)->dst);
 }
 
-static void post_recv(struct sjob *j)
+static bool dest_evicts_hook(void *arg)
 {
-	if (j->recv_posted)
-		return;
-	if (j->rd == j->wr) {
-		j->rd = j->wr = 0;
-	} else if (j->rd > 0) {
-		memmove(j->rbuf, j->rbuf + j->rd, j->wr - j->rd);
-		j->wr -= j->rd;
-		j->rd = 0;
-	}
-	if (ur_prep_recv(j->w->ring, j->fd, j->rbuf + j->wr, MCW_STREAM_RECV_BYTES - j->wr,
-			 UD_MS_RECV) == 0)
-		j->recv_posted = true;
-}
-
-/* Out of memory stops the run: at once when the destination does not evict (-M), else
- * after CAP_OOM_ERRORS_MAX answers (its slabs are stuck). */
-static void on_out_of_memory(struct sjob *j)
-{
-	struct stream_cmd *c = j->c;
-	char why[512];
-	uint64_t n = atomic_fetch_add(&c->st.out_of_memory, 1) + 1;
-	if (cap_oom_stops(c->dst.evictions_on, c->o.dest.text, n, why, sizeof(why)))
-		engine_fail(&c->e, MCW_EXIT_TOO_SMALL, "%s", why);
-}
-
-/* The destination's answers: NS (kept: add mode), MN (a batch is done), errors. */
-static void parse_answers(struct sjob *j)
-{
-	while (j->rd < j->wr && !engine_failed(&j->c->e)) {
-		const char *line = (const char *)j->rbuf + j->rd;
-		const char *nl = memchr(line, '\n', j->wr - j->rd);
-		if (nl == NULL) {
-			if (j->wr - j->rd > MCP_META_LINE_MAX)
-				job_fail(j, MCW_EXIT_PROTOCOL,
-					 "an answer line from the destination "
-					 "is too long",
-					 "");
-			return;
-		}
-		size_t len = (size_t)(nl - line) + 1;
-		if (len >= 4 && memcmp(line, "MN\r\n", 4) == 0) {
-			if (j->b_answered == j->b_sent) {
-				job_fail(j, MCW_EXIT_PROTOCOL,
-					 "an MN from the destination answers "
-					 "nothing in flight",
-					 "");
-				return;
-			}
-			j->sent += slot_of(j, j->b_answered)->nrec;
-			j->b_answered++;
-		} else if (len >= 2 && memcmp(line, "NS", 2) == 0) {
-			j->present++;
-		} else if (len >= 12 && memcmp(line, "SERVER_ERROR", 12) == 0) {
-			j->server_errors++; /* that item is not stored */
-			if (cap_is_out_of_memory(line, len))
-				on_out_of_memory(j);
-		} else {
-			char what[120];
-			snprintf(what, sizeof(what), "%.*s", (int)MIN(len, sizeof(what) - 1), line);
-			job_fail(j, MCW_EXIT_PROTOCOL, "the destination answered: ", what);
-			return;
-		}
-		j->rd += len;
-	}
-}
-
-static void on_cqe(struct sjob *j, const struct ur_cqe *cqe)
-{
-	if (cqe->user_data == UD_MS_SEND) {
-		j->send_busy = false;
-		struct sslot *s = slot_of(j, j->b_sent);
-		if (cqe->res < 0 || (size_t)cqe->res != s->len) {
-			job_fail(j, MCW_EXIT_UNAVAILABLE, "sending to the destination failed: ",
-				 cqe->res < 0 ? strerror(-cqe->res) : "short send");
-			return;
-		}
-		s->sent = true;
-		j->b_sent++;
-	} else {
-		ASSERT(cqe->user_data == UD_MS_RECV);
-		j->recv_posted = false;
-		if (cqe->res <= 0) {
-			job_fail(j, MCW_EXIT_UNAVAILABLE, "connection to the destination lost: ",
-				 cqe->res == 0 ? "closed by the server" : strerror(-cqe->res));
-			return;
-		}
-		j->wr += (size_t)cqe->res;
-		parse_answers(j);
-	}
+	return ((struct stream_cmd *)arg)->dst.evictions_on;
 }
 
 static void flush_counts(struct sjob *j)
 {
 	struct stream_stats *st = &j->c->st;
-	atomic_fetch_add(&j->c->e.st.items, j->sent);
-	atomic_fetch_add(&st->present, j->present);
-	atomic_fetch_add(&st->expired, j->expired);
+	struct mspipe_counts n;
+	mspipe_take_counts(&j->dst, &n);
+	atomic_fetch_add(&j->c->e.st.items, n.sent);
+	atomic_fetch_add(&st->present, n.present);
+	atomic_fetch_add(&st->expired, n.expired);
 	atomic_fetch_add(&st->too_large, j->too_large);
-	atomic_fetch_add(&j->c->e.st.server_errors, j->server_errors);
-	j->sent = j->present = j->expired = j->too_large = j->server_errors = 0;
+	atomic_fetch_add(&j->c->e.st.server_errors, n.server_errors);
+	j->too_large = 0;
 }
 
 /* ---- the checks before copying --------------------------------------------------------- */
@@ -441,17 +272,23 @@ static int stream_preflight(struct stream_cmd *c)
 
 /* ---- the sink's operations ----------------------------------------------------------- */
 
-/* Two ms batch slots that each hold a largest item, then the destination's answers. */
+/* The ms pipe's batch area (two batches, each with room for a largest value copied in),
+ * then the destination's answers. */
+static size_t pipe_bytes(uint64_t item_size_max, size_t copy)
+{
+	(void)item_size_max;
+	return mspipe_area_bytes(MCW_STREAM_SLOTS, MCW_STREAM_BATCH_RECORDS,
+				 MCW_STREAM_BATCH_RECORDS, copy);
+}
+
 void stream_sink_need(uint64_t item_size_max, struct engine_sink_need *need)
 {
-	size_t slot =
-	    ROUND_UP((size_t)item_size_max + MCW_REPLY_OVERHEAD_MAX + MCP_REQ_MAX + 8, 64 * KIB);
-	static_assert(MCW_STREAM_SLOTS == 2, "two slot parts below");
+	size_t copy = ROUND_UP((size_t)item_size_max + 16, 16);
 	*need = (struct engine_sink_need){
-		.nparts = 3,
-		.part[0] = { "ms batch A", slot, true },
-		.part[1] = { "ms batch B", slot, true },
-		.part[2] = { "answers", MCW_STREAM_RECV_BYTES, false },
+		.nparts = 2,
+		.part[0] = { "ms batches", ROUND_UP(pipe_bytes(item_size_max, copy), 64 * KIB),
+			     true },
+		.part[1] = { "answers", MCW_STREAM_RECV_BYTES, false },
 	};
 }
 
@@ -488,13 +325,35 @@ static int stream_worker_init(struct engine_worker *w)
 	j->w = w;
 	j->c = c;
 	j->fd = fd;
-	j->slot_cap = MIN(w->sink_part_bytes[0], w->sink_part_bytes[1]);
-	ASSERT(j->slot_cap >= c->e.src.item_size_max + MCW_REPLY_OVERHEAD_MAX);
-	for (unsigned i = 0; i < MCW_STREAM_SLOTS; i++)
-		j->slot[i].buf = w->sink_part[i];
-	j->rbuf = w->sink_part[2];
-	ASSERT(w->sink_part_bytes[2] >= MCW_STREAM_RECV_BYTES);
-	rate_bucket_init(&j->bucket, rate_limits_active(&c->e.limits) ? &c->e.limits : NULL);
+	/* the largest copy area per batch that the part holds */
+	size_t area = w->sink_part_bytes[0], copy = c->e.src.item_size_max;
+	while (pipe_bytes(c->e.src.item_size_max, copy + 64 * KIB) <= area)
+		copy += 64 * KIB;
+	ASSERT(pipe_bytes(c->e.src.item_size_max, copy) <= area);
+	ASSERT(w->sink_part_bytes[1] >= MCW_STREAM_RECV_BYTES);
+	const struct mspipe_opts mo = {
+		.ring = w->ring,
+		.fd = fd,
+		.id = 1,
+		.what = "the destination",
+		.area = w->sink_part[0],
+		.area_bytes = area,
+		.batches = MCW_STREAM_SLOTS,
+		.batch_records = MCW_STREAM_BATCH_RECORDS,
+		.batch_pieces = MCW_STREAM_BATCH_RECORDS,
+		.copy_bytes = copy,
+		.recv_area = w->sink_part[1],
+		.recv_bytes = MCW_STREAM_RECV_BYTES,
+		.mode = c->o.ms_mode,
+		.min_ttl_s = c->e.o.min_ttl_s,
+		.io_timeout_ms = c->e.o.co.io_timeout_ms,
+		.dest_now_s = dest_now_hook,
+		.dest_evicts = dest_evicts_hook,
+		.arg = c,
+		.oom_answers = &c->st.out_of_memory,
+		.limits = rate_limits_active(&c->e.limits) ? &c->e.limits : NULL,
+	};
+	mspipe_init(&j->dst, &mo);
 	return 0;
 }
 
@@ -508,29 +367,31 @@ static int stream_on_value(struct engine_worker *w, enum mgpipe_next kind,
 static void stream_kick(struct engine_worker *w, bool fetched)
 {
 	if (fetched)
-		close_batch(sj(w)); /* the job's last items go now */
-	kick_send(sj(w));
-	post_recv(sj(w));
+		mspipe_close(&sj(w)->dst); /* the job's last items go now */
+	mspipe_kick(&sj(w)->dst);
+	pipe_check(sj(w));
 }
 
 static void stream_on_cqe(struct engine_worker *w, const struct ur_cqe *cqe)
 {
-	on_cqe(sj(w), cqe);
+	ASSERT(mspipe_owns(&sj(w)->dst, cqe->user_data));
+	mspipe_on_cqe(&sj(w)->dst, cqe);
+	pipe_check(sj(w));
 }
 
 static bool stream_awaiting(struct engine_worker *w)
 {
-	return sj(w)->b_answered < sj(w)->b_sent || sj(w)->send_busy;
+	return mspipe_awaiting(&sj(w)->dst);
 }
 
 static int64_t stream_wake_ns(struct engine_worker *w)
 {
-	return sj(w)->wake_ns;
+	return mspipe_wake_ns(&sj(w)->dst);
 }
 
 static bool stream_job_idle(struct engine_worker *w)
 {
-	return sj(w)->b_answered == sj(w)->b_open && !sj(w)->has_open;
+	return mspipe_idle(&sj(w)->dst);
 }
 
 static void stream_job_end(struct engine_worker *w, uint32_t seq)
@@ -545,7 +406,7 @@ static void stream_worker_fini(struct engine_worker *w, bool failed)
 	if (sj(w)->c != NULL)
 		flush_counts(sj(w));
 	if (sj(w)->fd >= 0)
-		close(sj(w)->fd);
+		close(sj(w)->fd); /* the pipe never reconnects here: still its connection */
 	sj(w)->fd = -1;
 }
 

@@ -1,7 +1,8 @@
 /*
  * test_capacity.c: the destination sizing of capacity.c that needs no server: memcached
  * 1.6's slab classes (the table `memcached -vv` prints for the defaults, 1.6.18), the
- * memory a load needs, and the verdicts with their numbers and fixes.
+ * memory a load needs, the largest value an item holds, and the verdicts with their
+ * numbers and fixes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -107,12 +108,24 @@ static void test_out_of_memory(void **state)
 	assert_true(cap_oom_stops(true, "dst:1", CAP_OOM_ERRORS_MAX, text, sizeof(text)));
 }
 
+/* The largest value a destination stores (decision 6; the exact limit is also checked
+ * against a real memcached in test_populate.py). */
+static void test_value_max(void **state)
+{
+	(void)state;
+	/* measured on memcached 1.6.18 -I 1m: 1,048,513 bytes for a 4-byte key, flags 0 */
+	assert_int_equal(cap_value_max(1048576, true, 4, 0), 1048513);
+	assert_int_equal(cap_value_max(1048576, true, 4, 7), 1048509);	/* flags take 4 */
+	assert_int_equal(cap_value_max(1048576, false, 4, 0), 1048521); /* no CAS */
+	assert_int_equal(cap_value_max(1048576, true, 250, 0), 1048267);
+	assert_int_equal(cap_value_max(10, true, 250, 0), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_slab_classes),
-		cmocka_unit_test(test_memory_need),
-		cmocka_unit_test(test_verdicts),
+		cmocka_unit_test(test_slab_classes),  cmocka_unit_test(test_value_max),
+		cmocka_unit_test(test_memory_need),   cmocka_unit_test(test_verdicts),
 		cmocka_unit_test(test_out_of_memory),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

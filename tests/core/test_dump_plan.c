@@ -21,6 +21,7 @@
 #include "engine.h"
 #include "sinks.h"
 #include "mcw_limits.h"
+#include "mspipe.h"
 
 #define ERR_BYTES 512
 
@@ -66,7 +67,7 @@ static int dump_plan_compute(const struct dump_plan_in *t, struct engine_plan *p
 }
 
 /* What each worker buffer must hold, from the layout the workers carve (dump_worker.c,
- * verify.c, stream.c), independently of how dump_plan_compute adds it up. */
+ * verify.c, stream.c), independently of how engine_plan_compute adds it up. */
 static size_t reply_max(const struct dump_plan_in *in)
 {
 	return (size_t)in->item_size_max + MCW_REPLY_OVERHEAD_MAX;
@@ -84,7 +85,10 @@ static size_t disk_need(const struct dump_plan_in *in)
 		return keyin + chunk_writer_staging_min(in->mode, (uint32_t)in->item_size_max);
 	if (in->kind == VERIFY)
 		return keyin + net_need(in);
-	return keyin + MCW_STREAM_SLOTS * (reply_max(in) + MCP_REQ_MAX) + MCW_STREAM_RECV_BYTES;
+	/* the ms pipe's batches, each with a largest value copied in, then the answers */
+	return keyin + MCW_STREAM_RECV_BYTES +
+	       mspipe_area_bytes(MCW_STREAM_SLOTS, MCW_STREAM_BATCH_RECORDS,
+				 MCW_STREAM_BATCH_RECORDS, (size_t)in->item_size_max);
 }
 
 /* One slice: inside its buffer, at least min bytes, after the end of the one before. */
@@ -135,9 +139,10 @@ static void check_layout(const struct dump_plan_in *in, const struct engine_layo
 	if (in->kind == VERIFY)
 		assert_true(l->sink[1].bytes >= reply_max(in));
 	if (in->kind == STREAM) {
-		assert_true(l->sink[0].bytes >= reply_max(in) + MCP_REQ_MAX);
-		assert_int_equal(l->sink[0].bytes, l->sink[1].bytes);
-		assert_true(l->sink[2].bytes >= MCW_STREAM_RECV_BYTES);
+		assert_true(l->sink[0].bytes >=
+			    mspipe_area_bytes(MCW_STREAM_SLOTS, MCW_STREAM_BATCH_RECORDS,
+					      MCW_STREAM_BATCH_RECORDS, (size_t)in->item_size_max));
+		assert_true(l->sink[1].bytes >= MCW_STREAM_RECV_BYTES);
 	}
 	/* computed once: the same input gives the same layout */
 	assert_int_equal(dump_plan_compute(&t, &p, err, sizeof(err)), 0);
