@@ -22,6 +22,7 @@
 #include "base.h"
 #include "cli.h"
 #include "dump_private.h"
+#include "tls.h"
 #include "json.h"
 #include "keyspool.h"
 #include "manifest.h"
@@ -170,8 +171,8 @@ static int parse_opts(int argc, char **argv, struct dump_opts *o)
 			return ret;
 	}
 	if (o->co.help) {
-		printf("%s\n%s\n%s\n%s", dump_usage, keyfilter_help, cli_limits_help,
-		       mcw_exit_codes_help);
+		printf("%s\n%s\n%s\n%s\n%s", dump_usage, keyfilter_help, cli_limits_help,
+		       cli_secure_help, mcw_exit_codes_help);
 		return -1;
 	}
 	if (optind < argc)
@@ -180,7 +181,7 @@ static int parse_opts(int argc, char **argv, struct dump_opts *o)
 		return cli_usage_error("dump", "--source HOST:PORT is required");
 	if (o->out_dir == NULL)
 		return cli_usage_error("dump", "--out DIR is required");
-	return 0;
+	return cli_secure_finish("dump", &o->co, &o->source, NULL);
 }
 
 /* ---- memory plan ------------------------------------------------------------------- */
@@ -188,8 +189,8 @@ static int parse_opts(int argc, char **argv, struct dump_opts *o)
 int dump_plan_compute(const struct dump_plan_in *in, struct dump_plan *p, char *err, size_t cap)
 {
 	size_t reply_max = (size_t)in->item_size_max + MCW_REPLY_OVERHEAD_MAX;
-	size_t pipe_min =
-	    MCW_BATCHES_INFLIGHT * MCW_BATCH_REQ_BYTES + ROUND_UP(reply_max, 64 * KIB);
+	size_t pipe_min = MCW_BATCHES_INFLIGHT * MCW_BATCH_REQ_BYTES +
+			  ROUND_UP(reply_max, 64 * KIB) + (in->tls ? MCW_TLS_PIPE_BYTES : 0);
 	size_t net_min = pipe_min;
 	size_t keyin = ROUND_UP(MCW_KEYCHUNK_KEYS_MAX * sizeof(uint32_t), MCW_ALIGN_BYTES) +
 		       MCW_KEYCHUNK_BYTES;
@@ -256,6 +257,8 @@ static int budget_setup(struct dump_ctx *c)
 		.mode = c->o.write_mode,
 		.groups = c->kf.ngroups,
 		.filter_bytes = filter_bytes,
+		.tls = (c->o.source.sec && c->o.source.sec->tls) ||
+		       (c->o.dest.sec && c->o.dest.sec->tls),
 	};
 	int ret = dump_plan_compute(&in, &p, err, sizeof(err));
 	if (ret < 0) {
@@ -322,13 +325,14 @@ static int probe_server(struct dump_ctx *c, const struct hostport *hp, struct se
 	int fd = net_connect(hp, MCW_CONNECT_TIMEOUT_MS, err, sizeof(err));
 	if (fd < 0) {
 		log_error("%s", err);
-		return -MCW_EXIT_UNAVAILABLE;
+		return -net_exit_code(fd);
 	}
 	net_set_recv_timeout(fd, c->o.co.io_timeout_ms);
-	if (server_probe(fd, hp->text, si, err, sizeof(err)) < 0) {
+	int ret = server_probe(fd, hp->text, si, err, sizeof(err));
+	if (ret < 0) {
 		log_error("%s", err);
-		close(fd);
-		return -MCW_EXIT_UNAVAILABLE;
+		net_close(fd);
+		return -net_exit_code(ret);
 	}
 	const char *why = server_unsuitable(si, needs_dumps);
 	if (why != NULL) {
@@ -349,7 +353,7 @@ static int probe_servers(struct dump_ctx *c)
 		fd = probe_server(c, &c->o.dest, &c->dst, false);
 		if (fd < 0)
 			return -fd;
-		close(fd); /* the workers open their own */
+		net_close(fd); /* the workers open their own */
 		if (c->o.sample > 0 && c->src.curr_items > c->o.sample) {
 			double p = (double)c->o.sample / (double)c->src.curr_items;
 			c->sample_threshold = (uint64_t)(p * 18446744073709551615.0);

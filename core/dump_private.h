@@ -245,6 +245,7 @@ struct dump_plan_in {
 	enum chunk_write_mode mode;
 	unsigned groups;     /* output groups (key chunks built at once) */
 	size_t filter_bytes; /* the key filter's rings */
+	bool tls;	     /* a side is TLS: each pipe needs MCW_TLS_PIPE_BYTES more */
 };
 int dump_plan_compute(const struct dump_plan_in *in, struct dump_plan *out, char *err, size_t cap);
 

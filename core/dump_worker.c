@@ -353,7 +353,7 @@ out:
 	chunk_writer_release(&w->cw);
 	ur_ring_destroy(w->ring);
 	w->ring = NULL;
-	close(w->fd);
+	net_close(w->fd);
 	w->fd = -1;
 	run_thread_done(&c->run);
 	return NULL;

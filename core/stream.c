@@ -134,15 +134,19 @@ static int parse_opts(int argc, char **argv, struct dump_opts *o)
 			return ret;
 	}
 	if (o->co.help) {
-		printf("%s\n%s\n%s\n%s", stream_usage, keyfilter_help, cli_limits_help,
-		       mcw_exit_codes_help);
+		printf("%s\n%s\n%s\n%s\n%s", stream_usage, keyfilter_help, cli_limits_help,
+		       cli_secure_help, mcw_exit_codes_help);
 		return -1;
 	}
 	if (optind < argc)
 		return cli_usage_error("stream", "unexpected argument '%s'", argv[optind]);
 	if (o->source.port == 0 || o->dest.port == 0)
 		return cli_usage_error("stream", "--source and --dest are required");
-	return 0;
+	int ret = cli_secure_finish("stream", &o->co, &o->source, &o->dest);
+	if (ret == 0 && o->co.dst_sec.tls) /* TODO(mspipe): seal/open in the ms sender */
+		return cli_usage_error("stream", "--dest-tls: TLS to stream's destination is not "
+						 "built yet (its ms sender); use dump + populate");
+	return ret;
 }
 
 /* ---- the worker ------------------------------------------------------------------------ */
@@ -510,7 +514,7 @@ void *stream_worker_main(void *arg)
 	ur_ring_destroy(w->ring);
 	w->ring = NULL;
 	close(w->fd);
-	close(w->dst_fd);
+	net_close(w->dst_fd);
 	w->fd = w->dst_fd = -1;
 	run_thread_done(&c->run);
 	return NULL;

@@ -123,15 +123,15 @@ static int parse_opts(int argc, char **argv, struct dump_opts *o)
 			return ret;
 	}
 	if (o->co.help) {
-		printf("%s\n%s\n%s\n%s", verify_usage, keyfilter_help, cli_limits_help,
-		       mcw_exit_codes_help);
+		printf("%s\n%s\n%s\n%s\n%s", verify_usage, keyfilter_help, cli_limits_help,
+		       cli_secure_help, mcw_exit_codes_help);
 		return -1;
 	}
 	if (optind < argc)
 		return cli_usage_error("verify", "unexpected argument '%s'", argv[optind]);
 	if (o->source.port == 0 || o->dest.port == 0)
 		return cli_usage_error("verify", "--source and --dest are required");
-	return 0;
+	return cli_secure_finish("verify", &o->co, &o->source, &o->dest);
 }
 
 /* ---- the worker ---------------------------------------------------------------------- */
@@ -333,7 +333,7 @@ void *verify_worker_main(void *arg)
 	ur_ring_destroy(w->ring);
 	w->ring = NULL;
 	close(w->fd);
-	close(w->dst_fd);
+	net_close(w->dst_fd);
 	w->fd = w->dst_fd = -1;
 	run_thread_done(&c->run);
 	return NULL;
