@@ -249,6 +249,14 @@ static int exchange_line(int fd, const struct hostport *hp, const char *req, con
 			 hp->text, hp->sec->opt, hp->sec->opt);
 		return -EKEYREJECTED;
 	}
+	if (n == -EPIPE && hp->sec->tls && hp->sec->cert_file == NULL) {
+		snprintf(err, cap,
+			 "TLS: %s closed the connection after the handshake: it refused our client "
+			 "certificate (we gave none: if it runs ssl_verify_mode, give one its "
+			 "ssl_ca_cert trusts with --%s-cert FILE --%s-key FILE)",
+			 hp->text, hp->sec->opt, hp->sec->opt);
+		return -EKEYREJECTED;
+	}
 	if (n < 0) {
 		snprintf(err, cap, "%s with %s failed: %s", what, hp->text,
 			 n == -ETIMEDOUT ? "no answer within the timeout"
