@@ -68,6 +68,98 @@ const char cli_limits_help[] =
     "                           node_exporter's textfile collector reads it): phase,\n"
     "                           items, bytes, rate, lag, errors, destination evictions\n";
 
+const char cli_secure_help[] =
+    "TLS and authentication (memcached -Z and -Y), each side on its own:\n"
+    "      --tls                talk TLS to the source (the server's certificate is\n"
+    "                           verified, and its name: see --tls-server-name)\n"
+    "      --tls-ca FILE        CA certificates (PEM) to verify it with (default: the\n"
+    "                           system's trust store)\n"
+    "      --tls-cert FILE      client certificate (PEM), for a server started with\n"
+    "                           ssl_verify_mode and ssl_ca_cert\n"
+    "      --tls-key FILE       its private key (default: in --tls-cert)\n"
+    "      --tls-server-name N  the name its certificate must carry (default: the host\n"
+    "                           of the address; an IP address is checked as an IP)\n"
+    "      --auth-file FILE     ASCII authentication: FILE's first line is\n"
+    "                           'user:password' (memcached -Y's format) or 'user password';\n"
+    "                           never on the command line; chmod 600 it\n"
+    "      --dest-tls, --dest-tls-ca, --dest-tls-cert, --dest-tls-key,\n"
+    "      --dest-tls-server-name, --dest-auth-file\n"
+    "                           the same for the destination (populate: --tls... and\n"
+    "                           --auth-file name its destination too)\n"
+    "   TLS runs in user space (OpenSSL over io_uring through memory buffers); the log\n"
+    "   says so, and whether the kernel offers kernel TLS.\n";
+
+static bool side_used(const struct net_secure *s)
+{
+	return s->tls || s->ca_file || s->cert_file || s->key_file || s->server_name ||
+	       s->auth_file;
+}
+
+static int side_finish(const char *cmd, struct net_secure *s, const char *opt, const char *auth_opt,
+		       struct hostport *hp)
+{
+	s->opt = opt;
+	s->auth_opt = auth_opt;
+	if ((s->ca_file || s->cert_file || s->key_file || s->server_name) && !s->tls)
+		return cli_usage_error(cmd, "--%s-ca, -cert, -key and -server-name need --%s", opt,
+				       opt);
+	if (s->key_file && !s->cert_file)
+		return cli_usage_error(cmd, "--%s-key needs --%s-cert", opt, opt);
+	hp->sec = side_used(s) ? s : NULL;
+	return 0;
+}
+
+int cli_secure_finish(const char *cmd, struct cli_common *co, struct hostport *src,
+		      struct hostport *dst)
+{
+	if (src == NULL && dst != NULL && side_used(&co->src_sec)) {
+		if (side_used(&co->dst_sec))
+			return cli_usage_error(cmd, "give --tls... or --dest-tls..., not both");
+		co->dst_sec = co->src_sec; /* populate: its one server */
+		memset(&co->src_sec, 0, sizeof(co->src_sec));
+		int ret = side_finish(cmd, &co->dst_sec, "tls", "auth-file", dst);
+		return ret;
+	}
+	if (src == NULL && side_used(&co->src_sec))
+		return cli_usage_error(cmd, "--tls... and --auth-file: this command has no source");
+	if (dst == NULL && side_used(&co->dst_sec))
+		return cli_usage_error(cmd, "--dest-tls... and --dest-auth-file: this command has "
+					    "no destination");
+	int ret = src ? side_finish(cmd, &co->src_sec, "tls", "auth-file", src) : 0;
+	if (ret == 0 && dst)
+		ret = side_finish(cmd, &co->dst_sec, "dest-tls", "dest-auth-file", dst);
+	return ret;
+}
+
+/* --tls... and --dest-tls...: 0 when ch is one of them, 1 when not. */
+static int secure_option(int ch, const char *arg, struct cli_common *co)
+{
+	bool dst = ch >= CLI_OPT_DEST_TLS;
+	struct net_secure *s = dst ? &co->dst_sec : &co->src_sec;
+	switch (dst ? ch - (CLI_OPT_DEST_TLS - CLI_OPT_TLS) : ch) {
+	case CLI_OPT_TLS:
+		s->tls = true;
+		return 0;
+	case CLI_OPT_TLS_CA:
+		s->ca_file = arg;
+		return 0;
+	case CLI_OPT_TLS_CERT:
+		s->cert_file = arg;
+		return 0;
+	case CLI_OPT_TLS_KEY:
+		s->key_file = arg;
+		return 0;
+	case CLI_OPT_TLS_NAME:
+		s->server_name = arg;
+		return 0;
+	case CLI_OPT_AUTH:
+		s->auth_file = arg;
+		return 0;
+	default:
+		return 1;
+	}
+}
+
 void cli_common_defaults(struct cli_common *co)
 {
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -82,6 +174,8 @@ int cli_common_option(const char *cmd, int ch, const char *arg, uint64_t memory_
 		      struct cli_common *co)
 {
 	uint64_t v;
+	if (ch >= CLI_OPT_TLS && ch <= CLI_OPT_DEST_AUTH)
+		return secure_option(ch, arg, co);
 	switch (ch) {
 	case 'm':
 		return cli_size(cmd, "memory", arg, memory_min, &co->memory_bytes) ? 0

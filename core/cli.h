@@ -9,6 +9,8 @@
 #include <getopt.h>
 #include <stdint.h>
 
+#include "net.h"
+
 /* Parse an option's value; on failure print "mcwarm CMD: --OPT: why" and return false. */
 bool cli_size(const char *cmd, const char *opt, const char *val, uint64_t min, uint64_t *out);
 bool cli_uint(const char *cmd, const char *opt, const char *val, uint64_t min, uint64_t max,
@@ -23,6 +25,18 @@ enum {
 	CLI_OPT_MAX_BYTES,
 	CLI_OPT_LIMITS,
 	CLI_OPT_METRICS,
+	CLI_OPT_TLS, /* the source's TLS and authentication, then the destination's */
+	CLI_OPT_TLS_CA,
+	CLI_OPT_TLS_CERT,
+	CLI_OPT_TLS_KEY,
+	CLI_OPT_TLS_NAME,
+	CLI_OPT_AUTH,
+	CLI_OPT_DEST_TLS,
+	CLI_OPT_DEST_TLS_CA,
+	CLI_OPT_DEST_TLS_CERT,
+	CLI_OPT_DEST_TLS_KEY,
+	CLI_OPT_DEST_TLS_NAME,
+	CLI_OPT_DEST_AUTH,
 };
 #define CLI_COMMON_SHORTOPTS "m:t:qh"
 #define CLI_COMMON_LONGOPTS                                                                        \
@@ -33,6 +47,18 @@ enum {
 	    { "max-bytes", required_argument, NULL, CLI_OPT_MAX_BYTES },                           \
 	    { "limits-file", required_argument, NULL, CLI_OPT_LIMITS },                            \
 	    { "metrics-file", required_argument, NULL, CLI_OPT_METRICS },                          \
+	    { "tls", no_argument, NULL, CLI_OPT_TLS },                                             \
+	    { "tls-ca", required_argument, NULL, CLI_OPT_TLS_CA },                                 \
+	    { "tls-cert", required_argument, NULL, CLI_OPT_TLS_CERT },                             \
+	    { "tls-key", required_argument, NULL, CLI_OPT_TLS_KEY },                               \
+	    { "tls-server-name", required_argument, NULL, CLI_OPT_TLS_NAME },                      \
+	    { "auth-file", required_argument, NULL, CLI_OPT_AUTH },                                \
+	    { "dest-tls", no_argument, NULL, CLI_OPT_DEST_TLS },                                   \
+	    { "dest-tls-ca", required_argument, NULL, CLI_OPT_DEST_TLS_CA },                       \
+	    { "dest-tls-cert", required_argument, NULL, CLI_OPT_DEST_TLS_CERT },                   \
+	    { "dest-tls-key", required_argument, NULL, CLI_OPT_DEST_TLS_KEY },                     \
+	    { "dest-tls-server-name", required_argument, NULL, CLI_OPT_DEST_TLS_NAME },            \
+	    { "dest-auth-file", required_argument, NULL, CLI_OPT_DEST_AUTH },                      \
 	{                                                                                          \
 		"help", no_argument, NULL, 'h'                                                     \
 	}
@@ -45,10 +71,20 @@ struct cli_common {
 	const char *limits_file;
 	const char *metrics_file; /* --metrics-file: Prometheus text, rewritten while running */
 	bool json, quiet, help;
+	struct net_secure src_sec, dst_sec; /* --tls..., --dest-tls..., --auth-file... */
 };
 
 /* Help for --max-ops, --max-bytes, --limits-file and --metrics-file. */
 extern const char cli_limits_help[];
+
+/* Help for the TLS and authentication options. */
+extern const char cli_secure_help[];
+
+/* After parsing: hands the TLS and authentication options to the command's servers
+ * (src or dst NULL: the command has no such side; populate's one server is dst and
+ * takes --tls... too). 0, or MCW_EXIT_USAGE (reported) for options of a missing side. */
+int cli_secure_finish(const char *cmd, struct cli_common *co, struct hostport *src,
+		      struct hostport *dst);
 
 /* 64 MiB, one thread per online CPU, MCW_IO_TIMEOUT_MS. */
 void cli_common_defaults(struct cli_common *co);

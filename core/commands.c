@@ -21,7 +21,9 @@ const char mcw_exit_codes_help[] =
     "  70  internal error (a bug: please report it)\n"
     "  74  local I/O error: disk full, permissions, missing directory\n"
     "  75  temporary: e.g. the source crawler stayed busy; run again later\n"
-    "  76  protocol: a server sent something malformed\n";
+    "  76  protocol: a server sent something malformed\n"
+    "  77  refused: a server's TLS certificate failed verification, or the server\n"
+    "      refused the TLS client certificate or the --auth-file credentials\n";
 
 static const struct {
 	const char *name;

@@ -156,8 +156,8 @@ static int parse_opts(int argc, char **argv, struct dump_cmd *d)
 			return ret;
 	}
 	if (o->co.help) {
-		printf("%s\n%s\n%s\n%s", dump_usage, keyfilter_help, cli_limits_help,
-		       mcw_exit_codes_help);
+		printf("%s\n%s\n%s\n%s\n%s", dump_usage, keyfilter_help, cli_limits_help,
+		       cli_secure_help, mcw_exit_codes_help);
 		return -1;
 	}
 	if (optind < argc)
@@ -166,7 +166,7 @@ static int parse_opts(int argc, char **argv, struct dump_cmd *d)
 		return cli_usage_error("dump", "--source HOST:PORT is required");
 	if (o->dir == NULL)
 		return cli_usage_error("dump", "--out DIR is required");
-	return 0;
+	return cli_secure_finish("dump", &o->co, &o->source, NULL);
 }
 
 /* ---- output directory --------------------------------------------------------------- */

@@ -82,7 +82,8 @@ int engine_plan_compute(const struct engine_plan_in *in, struct engine_plan *p, 
 			size_t cap)
 {
 	size_t reply_max = (size_t)in->item_size_max + MCW_REPLY_OVERHEAD_MAX;
-	size_t net_min = MCW_BATCHES_INFLIGHT * MCW_BATCH_REQ_BYTES + ROUND_UP(reply_max, 64 * KIB);
+	size_t net_min = MCW_BATCHES_INFLIGHT * MCW_BATCH_REQ_BYTES +
+			 ROUND_UP(reply_max, 64 * KIB) + (in->tls ? MCW_TLS_PIPE_BYTES : 0);
 	size_t keyin = key_off_bytes() + MCW_KEYCHUNK_BYTES;
 	size_t disk_min = keyin + sink_min_bytes(&in->sink);
 	size_t buf_min = ROUND_UP(MAX(net_min, disk_min), 64 * KIB);
@@ -194,6 +195,7 @@ static int budget_setup(struct engine *e)
 		.item_size_max = e->item_size_max,
 		.groups = e->kf.ngroups,
 		.filter_bytes = e->filter_bytes,
+		.tls = e->o.source.sec && e->o.source.sec->tls,
 	};
 	e->sink->need(e, e->item_size_max, &in.sink);
 	int ret = engine_plan_compute(&in, &e->plan, err, sizeof(err));
@@ -229,18 +231,19 @@ int engine_probe(struct engine *e, const struct hostport *hp, struct server_info
 	int fd = net_connect(hp, MCW_CONNECT_TIMEOUT_MS, err, sizeof(err));
 	if (fd < 0) {
 		log_error("%s", err);
-		return -MCW_EXIT_UNAVAILABLE;
+		return -net_exit_code(fd);
 	}
 	net_set_recv_timeout(fd, e->o.co.io_timeout_ms);
-	if (server_probe(fd, hp->text, si, err, sizeof(err)) < 0) {
+	int ret = server_probe(fd, hp->text, si, err, sizeof(err));
+	if (ret < 0) {
 		log_error("%s", err);
-		close(fd);
-		return -MCW_EXIT_UNAVAILABLE;
+		net_close(fd);
+		return -net_exit_code(ret);
 	}
 	const char *why = server_unsuitable(si, needs_dumps);
 	if (why != NULL) {
 		log_error("%s (memcached %s) %s", hp->text, si->version, why);
-		close(fd);
+		net_close(fd);
 		return -MCW_EXIT_UNAVAILABLE;
 	}
 	return fd;
@@ -251,7 +254,7 @@ int engine_probe_dest(struct engine *e, const struct hostport *hp, struct server
 	int fd = engine_probe(e, hp, si, false);
 	if (fd < 0)
 		return -fd;
-	close(fd); /* the workers open their own */
+	net_close(fd); /* the workers open their own */
 	e->item_size_max = MAX(e->src.item_size_max, si->item_size_max);
 	e->target = hp->text;
 	return 0;

@@ -116,6 +116,7 @@ struct engine_plan {
 	size_t total_bytes;
 };
 struct engine_plan_in {
+	bool tls; /* the source is TLS: its pipe needs MCW_TLS_PIPE_BYTES more */
 	uint64_t budget_bytes;
 	unsigned threads;
 	uint64_t item_size_max; /* the largest item either side can hold */

@@ -292,7 +292,7 @@ out:
 		e->sink->worker_fini(w, engine_failed(e));
 	ur_ring_destroy(w->ring);
 	w->ring = NULL;
-	close(w->fd);
+	net_close(w->fd);
 	w->fd = -1;
 	run_thread_done(&e->run);
 	return NULL;

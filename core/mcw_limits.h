@@ -49,6 +49,13 @@
 #define MCW_RING_ENTRIES       64
 #define MCW_IOWQ_WORKERS_MAX   2
 
+/* TLS (tls.c) and authentication. */
+#define MCW_TLS_RECORD_BYTES	    16384      /* largest TLS plaintext record */
+#define MCW_TLS_RECORD_OVERHEAD_MAX 320	       /* header, MAC/tag, padding (OpenSSL's bound) */
+#define MCW_TLS_RECV_CIPHER_BYTES   (64 * KIB) /* a pipe's ciphertext receive area */
+#define MCW_TLS_FDS_MAX		    4096       /* TLS sessions are found by fd below this */
+#define MCW_AUTH_BYTES_MAX	    512	       /* "user password" from an --auth-file */
+
 #define MCW_METRICS_INTERVAL_MS 5000 /* --metrics-file rewritten this often */
 #define BUDGET_REGIONS_MAX	256  /* named slices of the one budget mapping */
 
@@ -109,6 +116,8 @@ static_assert(MCW_RECORD_HEADER_BYTES + MCP_KEY_MAX <
 static_assert(MCW_KEYCHUNK_KEYS_MAX * (MCW_KEY_RECORD_HEADER + 1) < MCW_KEYCHUNK_BYTES,
 	      "key count, not bytes, can end a key chunk of short keys");
 static_assert(MCW_KEYCHUNK_BYTES % MCW_ALIGN_BYTES == 0, "key chunks are O_DIRECT aligned");
+static_assert(MCW_TLS_RECV_CIPHER_BYTES >= MCW_TLS_RECORD_BYTES + MCW_TLS_RECORD_OVERHEAD_MAX,
+	      "a whole TLS record fits the ciphertext receive area");
 static_assert(MCW_BATCH_KEYS * MCW_BATCHES_INFLIGHT <= MCW_KEYCHUNK_KEYS_MAX * 4,
 	      "opaques stay small");
 static_assert((uint64_t)JOURNAL_BLOCKS_MAX * MCW_BLOCK_BYTES >= MCW_CHUNK_BYTES_MAX,

@@ -12,6 +12,10 @@
  *     batch, later than the previous one (exactly the next one without q). Anything else
  *     means the stream is out of sync and the pipe fails.
  *  3. Nothing about a reply is recorded before the owner consumes it.
+ *  4. TLS: the ring sends and receives ciphertext only (tls.cout, tls.cin); the receive
+ *     area gets plaintext from open_plain alone, so invariant 1's "no recv in flight"
+ *     holds for it at all times. Ciphertext that does not fit yet stays in tls.cin (or
+ *     in the session) and is opened when mgpipe_next runs out of replies.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -20,6 +24,7 @@
 #include "base.h"
 #include "core.h"
 #include "mgpipe.h"
+#include "net.h"
 
 #define UD_RECV 1ull
 #define UD_SEND 2ull
@@ -53,6 +58,13 @@ void mgpipe_init(struct mgpipe *p, const struct mgpipe_opts *o)
 	p->rbuf = o->recv_area;
 	p->rcap = o->recv_bytes;
 	rate_bucket_init(&p->bucket, o->limits);
+	struct tls_conn *t = tls_conn_of(o->fd);
+	if (t != NULL) { /* invariant 4: the ciphertext areas end the receive area */
+		ASSERT(o->recv_bytes >= MCW_TLS_PIPE_BYTES + o->value_max + MCW_REPLY_OVERHEAD_MAX);
+		p->rcap -= MCW_TLS_PIPE_BYTES;
+		tls_pipe_attach(&p->tls, t, p->rbuf + p->rcap, MCW_TLS_PIPE_BYTES);
+		p->secure = true;
+	}
 }
 
 void mgpipe_job(struct mgpipe *p, const struct keychunk_view *kv, const uint32_t *key_off,
@@ -131,8 +143,17 @@ static void kick_send(struct mgpipe *p)
 		p->wake_ns = now + wait;
 		return;
 	}
-	int ret = ur_prep_send(p->o.ring, p->o.fd, p->o.send_area + slot * MCW_BATCH_REQ_BYTES,
-			       p->b[slot].req_len, UD(UD_SEND, p->o.id, slot));
+	const uint8_t *out = p->o.send_area + slot * MCW_BATCH_REQ_BYTES;
+	size_t out_len = p->b[slot].req_len;
+	if (p->secure) { /* invariant 4: seal, then the ring sends ciphertext */
+		if (tls_pipe_seal(&p->tls, out, out_len) < 0) {
+			fail(p, MCW_EXIT_PROTOCOL, "%s", p->tls.error);
+			return;
+		}
+		out = p->tls.cout;
+		out_len = p->tls.out_sent = p->tls.out_len;
+	}
+	int ret = ur_prep_send(p->o.ring, p->o.fd, out, out_len, UD(UD_SEND, p->o.id, slot));
 	if (ret < 0) {
 		fail(p, MCW_EXIT_SOFTWARE, "cannot queue a send: %s", strerror(-ret));
 		return;
@@ -143,12 +164,10 @@ static void kick_send(struct mgpipe *p)
 
 /* ---- receiving ---------------------------------------------------------------------- */
 
-static void post_recv(struct mgpipe *p)
+/* Invariant 1: the caller knows no recv writes into the receive area. */
+static void compact(struct mgpipe *p)
 {
-	if (p->recv_posted || p->exit_code)
-		return;
 	bool reusable = p->o.recv_reusable == NULL || p->o.recv_reusable(p->o.arg);
-	/* invariant 1: compact only with no recv in flight and nothing referenced */
 	if (p->rd == p->wr && reusable) {
 		p->rd = p->wr = 0;
 	} else if (p->rd > 0 && (p->rcap - p->wr < p->rcap / 4 || p->rcap - p->rd < p->need) &&
@@ -157,10 +176,44 @@ static void post_recv(struct mgpipe *p)
 		p->wr -= p->rd;
 		p->rd = 0;
 	}
-	if (p->wr == p->rcap)
-		return; /* full: the owner must consume or release first */
-	int ret = ur_prep_recv(p->o.ring, p->o.fd, p->rbuf + p->wr, p->rcap - p->wr,
-			       UD(UD_RECV, p->o.id, 0));
+}
+
+/* TLS: opens received ciphertext into the receive area. true if plaintext came. */
+static bool open_plain(struct mgpipe *p)
+{
+	if (p->exit_code)
+		return false;
+	compact(p);
+	ssize_t n = tls_pipe_open(&p->tls, p->rbuf + p->wr, p->rcap - p->wr);
+	if (n == -EPIPE)
+		fail(p, MCW_EXIT_UNAVAILABLE, "connection to %s lost: it ended the TLS session",
+		     p->o.what);
+	else if (n < 0)
+		fail(p, MCW_EXIT_PROTOCOL, "%s (from %s)", p->tls.error, p->o.what);
+	if (n <= 0)
+		return false;
+	p->wr += (size_t)n;
+	return true;
+}
+
+static void post_recv(struct mgpipe *p)
+{
+	if (p->recv_posted || p->exit_code)
+		return;
+	uint8_t *at;
+	size_t len;
+	if (p->secure) {
+		at = tls_pipe_recv_area(&p->tls, &len);
+		if (at == NULL)
+			return; /* ciphertext waits to be opened: the owner must consume first */
+	} else {
+		compact(p);
+		at = p->rbuf + p->wr;
+		len = p->rcap - p->wr;
+		if (len == 0)
+			return; /* full: the owner must consume or release first */
+	}
+	int ret = ur_prep_recv(p->o.ring, p->o.fd, at, len, UD(UD_RECV, p->o.id, 0));
 	if (ret < 0) {
 		fail(p, MCW_EXIT_SOFTWARE, "cannot queue a receive: %s", strerror(-ret));
 		return;
@@ -195,14 +248,22 @@ void mgpipe_on_cqe(struct mgpipe *p, const struct ur_cqe *cqe)
 			return;
 		}
 		p->recv_retries = 0;
-		p->wr += (size_t)cqe->res;
 		p->recv_ms = wall_ns() / 1000000;
+		if (!p->secure) {
+			p->wr += (size_t)cqe->res;
+			return;
+		}
+		tls_pipe_received(&p->tls, (size_t)cqe->res);
+		open_plain(p);
 		return;
 	}
 	unsigned slot = (unsigned)(cqe->user_data & 0xff);
 	ASSERT(slot < MCW_BATCHES_INFLIGHT && p->send_busy);
 	p->send_busy = false;
-	if (cqe->res < 0 || (size_t)cqe->res != p->b[slot].req_len) {
+	size_t want = p->secure ? p->tls.out_sent : p->b[slot].req_len;
+	if (p->secure && cqe->res > 0)
+		tls_pipe_sent(&p->tls, (size_t)cqe->res);
+	if (cqe->res < 0 || (size_t)cqe->res != want) {
 		fail(p, MCW_EXIT_UNAVAILABLE, "sending to %s failed: %s", p->o.what,
 		     cqe->res < 0 ? strerror(-cqe->res) : "short send");
 		return;
@@ -267,7 +328,8 @@ static bool reply_in_order(struct mgpipe *p, const struct mcp_meta_reply *rep, u
 	return true;
 }
 
-enum mgpipe_next mgpipe_next(struct mgpipe *p, struct mcp_meta_reply *rep, uint32_t *index)
+/* The next reply among the bytes already in the receive area. */
+static enum mgpipe_next next_reply(struct mgpipe *p, struct mcp_meta_reply *rep, uint32_t *index)
 {
 	while (p->exit_code == 0 && p->rd < p->wr) {
 		const char *at = (const char *)p->rbuf + p->rd;
@@ -312,6 +374,15 @@ enum mgpipe_next mgpipe_next(struct mgpipe *p, struct mcp_meta_reply *rep, uint3
 		p->rd += rep->total_len;
 	}
 	return p->exit_code ? MGPIPE_FAILED : MGPIPE_NONE;
+}
+
+enum mgpipe_next mgpipe_next(struct mgpipe *p, struct mcp_meta_reply *rep, uint32_t *index)
+{
+	for (;;) {
+		enum mgpipe_next n = next_reply(p, rep, index);
+		if (n != MGPIPE_NONE || !p->secure || !open_plain(p))
+			return n;
+	}
 }
 
 void mgpipe_consume(struct mgpipe *p, const struct mcp_meta_reply *rep)

@@ -10,7 +10,10 @@
  * does not consume it. Batch ends (MN) and server error lines are handled inside.
  *
  * Memory: the owner lends a send area (MCW_BATCHES_INFLIGHT slots of MCW_BATCH_REQ_BYTES)
- * and a receive area that holds at least one largest reply.
+ * and a receive area that holds at least one largest reply, plus MCW_TLS_PIPE_BYTES when
+ * the connection is TLS (net_connect made it so): the pipe takes its ciphertext areas
+ * from the end of the receive area, seals each batch before its send and opens what the
+ * ring received into the rest of the receive area (tls.h).
  */
 #ifndef MCW_MGPIPE_H
 #define MCW_MGPIPE_H
@@ -22,6 +25,7 @@
 #include "mcproto.h"
 #include "mcw_limits.h"
 #include "ratelimit.h"
+#include "tls.h"
 #include "uring.h"
 
 struct mgpipe_opts {
@@ -65,6 +69,9 @@ struct mgpipe {
 	bool recv_posted;
 	unsigned recv_retries; /* EAGAIN/EINTR in a row (MCW_RECV_RETRIES_MAX) */
 	int64_t recv_ms;       /* wall clock of the last receive */
+	/* TLS: the ring carries ciphertext; tls.cout holds the sealed send in flight */
+	bool secure;
+	struct tls_pipe tls;
 	/* counters since the last mgpipe_take_counts */
 	uint64_t fetched, values, misses, server_errors;
 	/* rate limit: a batch held back until wake_ns (monotonic), 0 if none */

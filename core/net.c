@@ -1,6 +1,9 @@
 /*
- * net.c: blocking socket helpers with deadlines. Used for set-up exchanges and the key
- * dump reader; the value data path goes through io_uring instead.
+ * net.c: connections to memcached and blocking socket helpers with deadlines. Used for
+ * set-up exchanges and the key dump reader; the value data path goes through io_uring
+ * instead. A connection is TLS when its side says so (tls.c handshakes it and the
+ * helpers here go through the session), and authenticated right after connecting when
+ * the side has an --auth-file (memcached -Y: a `set` whose data is "user password").
  */
 #include <errno.h>
 #include <netdb.h>
@@ -11,9 +14,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
 
 #include "base.h"
+#include "core.h"
 #include "net.h"
+#include "tls.h"
 
 int hostport_parse(const char *s, struct hostport *out)
 {
@@ -78,7 +85,7 @@ static int connect_one(const struct addrinfo *ai, int timeout_ms)
 	return fd;
 }
 
-int net_connect(const struct hostport *hp, int timeout_ms, char *err, size_t err_cap)
+static int tcp_connect(const struct hostport *hp, int timeout_ms, char *err, size_t err_cap)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC };
 	struct addrinfo *res = NULL;
@@ -113,6 +120,9 @@ int net_set_recv_timeout(int fd, int timeout_ms)
 
 int net_send_all(int fd, const void *buf, size_t len)
 {
+	struct tls_conn *t = tls_conn_of(fd);
+	if (t != NULL)
+		return tls_send_all(t, buf, len);
 	const char *p = buf;
 	while (len > 0) {
 		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
@@ -129,6 +139,9 @@ int net_send_all(int fd, const void *buf, size_t len)
 
 ssize_t net_recv(int fd, void *buf, size_t cap)
 {
+	struct tls_conn *t = tls_conn_of(fd);
+	if (t != NULL)
+		return tls_recv(t, buf, cap);
 	for (;;) {
 		ssize_t n = recv(fd, buf, cap, 0);
 		if (n >= 0)
@@ -157,4 +170,178 @@ ssize_t net_exchange(int fd, const char *req, char *buf, size_t cap,
 		len += (size_t)n;
 	}
 	return (ssize_t)reply_len;
+}
+
+/* ---- TLS and authentication ----------------------------------------------------------- */
+
+/* "user:password" or "user password" on the file's first line into s->auth. */
+static int auth_load(struct net_secure *s, char *err, size_t cap)
+{
+	const char *opt = s->auth_opt ? s->auth_opt : "auth-file";
+	char buf[MCW_AUTH_BYTES_MAX];
+	int fd = open(s->auth_file, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		snprintf(err, cap, "--%s %s: %s", opt, s->auth_file, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -EINVAL;
+	}
+	if (st.st_mode & 077)
+		log_warn("--%s %s can be read by other users (mode %03o): chmod 600 it", opt,
+			 s->auth_file, (unsigned)(st.st_mode & 0777));
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[n > 0 ? n : 0] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	size_t user_len = strcspn(buf, ": ");
+	if (n < 0 || buf[user_len] == '\0' || user_len == 0 || buf[user_len + 1] == '\0') {
+		snprintf(err, cap,
+			 "--%s %s: the first line must be 'user:password' or 'user password' (as "
+			 "in memcached's -Y file)",
+			 opt, s->auth_file);
+		return -EINVAL;
+	}
+	buf[user_len] = ' ';
+	s->auth_len = strlen(buf);
+	memcpy(s->auth, buf, s->auth_len);
+	return 0;
+}
+
+int net_secure_prepare(struct net_secure *s, char *err, size_t cap)
+{
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_lock(&mu);
+	if (!s->prepared) {
+		s->prepared = true;
+		s->prepare_ret =
+		    s->tls ? tls_side_prepare(s, s->prepare_err, sizeof(s->prepare_err)) : 0;
+		if (s->prepare_ret == 0 && s->auth_file != NULL)
+			s->prepare_ret = auth_load(s, s->prepare_err, sizeof(s->prepare_err));
+	}
+	pthread_mutex_unlock(&mu);
+	if (s->prepare_ret < 0)
+		snprintf(err, cap, "%s", s->prepare_err);
+	return s->prepare_ret;
+}
+
+static bool line_complete(const char *buf, size_t len, size_t *reply_len)
+{
+	const char *nl = memchr(buf, '\n', len);
+	if (nl == NULL)
+		return false;
+	*reply_len = (size_t)(nl - buf) + 1;
+	return true;
+}
+
+/* One request whose answer is one line; names a server that wants credentials. */
+static int exchange_line(int fd, const struct hostport *hp, const char *req, const char *want,
+			 const char *what, char *err, size_t cap)
+{
+	char buf[256];
+	ssize_t n = net_exchange(fd, req, buf, sizeof(buf) - 1, line_complete);
+	if (n >= 0 && (size_t)n == strlen(want) && memcmp(buf, want, (size_t)n) == 0)
+		return 0;
+	if (n == -EKEYREJECTED) {
+		snprintf(err, cap,
+			 "TLS: %s refused our client certificate (give one its "
+			 "ssl_ca_cert trusts with --%s-cert FILE --%s-key FILE)",
+			 hp->text, hp->sec->opt, hp->sec->opt);
+		return -EKEYREJECTED;
+	}
+	if (n == -EPIPE && hp->sec->tls && hp->sec->cert_file == NULL) {
+		snprintf(err, cap,
+			 "TLS: %s closed the connection after the handshake: it refused our client "
+			 "certificate (we gave none: if it runs ssl_verify_mode, give one its "
+			 "ssl_ca_cert trusts with --%s-cert FILE --%s-key FILE)",
+			 hp->text, hp->sec->opt, hp->sec->opt);
+		return -EKEYREJECTED;
+	}
+	if (n < 0) {
+		snprintf(err, cap, "%s with %s failed: %s", what, hp->text,
+			 n == -ETIMEDOUT ? "no answer within the timeout"
+			 : n == -EPIPE	 ? "the server closed the connection"
+					 : strerror((int)-n));
+		return n == -ETIMEDOUT ? -ETIMEDOUT : -EPROTO;
+	}
+	buf[n] = '\0';
+	buf[strcspn(buf, "\r\n")] = '\0';
+	const char *opt = hp->sec->auth_opt ? hp->sec->auth_opt : "auth-file";
+	bool authenticating = hp->sec->auth_len > 0;
+	if (authenticating) /* memcached 1.6 says "CLIENT_ERROR unauthenticated" */
+		snprintf(err, cap,
+			 "%s refused the credentials of --%s %s (\"%s\"): check the user and "
+			 "password against the server's -Y file",
+			 hp->text, opt, hp->sec->auth_file, buf);
+	else if (strstr(buf, "unauthenticated") != NULL)
+		snprintf(err, cap,
+			 "%s requires authentication (memcached -Y): give its credentials with "
+			 "--%s FILE",
+			 hp->text, opt);
+	else
+		snprintf(err, cap, "%s answered %s with \"%.60s\"", hp->text, what, buf);
+	return -EACCES;
+}
+
+/* After TLS: authenticates, or proves the session works with an mn round trip (a server
+ * that refuses our client certificate says so only once the handshake is over). */
+static int secure_greet(int fd, const struct hostport *hp, int timeout_ms, char *err, size_t cap)
+{
+	const struct net_secure *s = hp->sec;
+	char req[MCW_AUTH_BYTES_MAX + 64];
+	int ret = net_set_recv_timeout(fd, timeout_ms);
+	if (ret < 0)
+		return ret;
+	if (s->auth_len > 0) {
+		snprintf(req, sizeof(req), "set mcwarm_auth 0 0 %zu\r\n%.*s\r\n", s->auth_len,
+			 (int)s->auth_len, s->auth);
+		ret = exchange_line(fd, hp, req, "STORED\r\n", "authentication", err, cap);
+	} else {
+		ret = exchange_line(fd, hp, "mn\r\n", "MN\r\n", "the first request", err, cap);
+	}
+	explicit_bzero(req, sizeof(req));
+	net_set_recv_timeout(fd, 0);
+	return ret;
+}
+
+int net_connect(const struct hostport *hp, int timeout_ms, char *err, size_t err_cap)
+{
+	struct net_secure *s = hp->sec;
+	bool secure = s != NULL && (s->tls || s->auth_file != NULL);
+	int ret = secure ? net_secure_prepare(s, err, err_cap) : 0;
+	if (ret < 0)
+		return ret;
+	int fd = tcp_connect(hp, timeout_ms, err, err_cap);
+	if (fd < 0)
+		return fd;
+	tls_conn_forget(fd, false); /* invariant 1 of tls.c */
+	if (!secure)
+		return fd;
+	ret = s->tls ? tls_handshake(fd, s, hp, timeout_ms, err, err_cap) : 0;
+	if (ret == 0)
+		ret = secure_greet(fd, hp, timeout_ms, err, err_cap);
+	if (ret < 0) {
+		net_close(fd);
+		return ret;
+	}
+	return fd;
+}
+
+void net_close(int fd)
+{
+	tls_conn_forget(fd, true);
+	close(fd);
+}
+
+int net_exit_code(int connect_ret)
+{
+	switch (connect_ret) {
+	case -EKEYREJECTED:
+	case -EACCES:
+		return MCW_EXIT_REFUSED;
+	case -EINVAL:
+		return MCW_EXIT_USAGE;
+	default:
+		return MCW_EXIT_UNAVAILABLE;
+	}
 }

@@ -11,18 +11,53 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "mcw_limits.h"
+
+/* How mcwarm talks to one side (the source or the destination): TLS and memcached's
+ * ASCII authentication (-Y). Filled from the command line (cli_secure_option); the files
+ * are read once, at the first connection (net_secure_prepare). */
+struct net_secure {
+	bool tls;
+	const char *ca_file;	 /* NULL: the system's trust store */
+	const char *cert_file;	 /* client certificate (memcached ssl_verify_mode) */
+	const char *key_file;	 /* its key; NULL: in cert_file */
+	const char *server_name; /* checked in the certificate and sent as SNI; NULL: host */
+	const char *auth_file;	 /* "user:password" or "user password" */
+	const char *opt;	 /* "tls" or "dest-tls": option names for messages */
+	const char *auth_opt;	 /* "auth-file" or "dest-auth-file" */
+	/* set by net_secure_prepare */
+	bool prepared;
+	int prepare_ret;
+	char prepare_err[300];
+	struct ssl_ctx_st *ctx;
+	char auth[MCW_AUTH_BYTES_MAX]; /* "user password" */
+	size_t auth_len;
+};
+
 struct hostport {
 	char host[256];
 	uint16_t port;
-	char text[300]; /* as given, for messages */
+	char text[300];		/* as given, for messages */
+	struct net_secure *sec; /* NULL: plain TCP, no authentication */
 };
 
 /* "host:port" or "[v6addr]:port". 0 or -EINVAL. */
 int hostport_parse(const char *s, struct hostport *out);
 
-/* Connects (TCP_NODELAY, blocking mode afterwards). Returns the fd or -errno; on failure
- * err explains it for an operator. */
+/* Reads the side's files once (thread-safe; later calls return the first result).
+ * 0 or -EINVAL with err. */
+int net_secure_prepare(struct net_secure *s, char *err, size_t cap);
+
+/* Connects (TCP_NODELAY, blocking mode afterwards), then as hp->sec says: the TLS
+ * handshake (tls.c) and the authentication. Returns the fd or -errno; on failure err
+ * explains it for an operator: -EKEYREJECTED (TLS certificate refused) and -EACCES
+ * (authentication refused) are the operator's to fix (net_exit_code). */
 int net_connect(const struct hostport *hp, int timeout_ms, char *err, size_t err_cap);
+/* Closes a connection from net_connect (and its TLS session). */
+void net_close(int fd);
+/* The exit code for a failed net_connect: MCW_EXIT_REFUSED for a refused certificate
+ * or password, else MCW_EXIT_UNAVAILABLE. */
+int net_exit_code(int connect_ret);
 
 /* Sets the receive timeout used by net_recv (SO_RCVTIMEO). */
 int net_set_recv_timeout(int fd, int timeout_ms);

@@ -174,7 +174,8 @@ static int parse_opts(int argc, char **argv, struct pop_opts *o)
 			return ret;
 	}
 	if (o->co.help) {
-		printf("%s\n%s\n%s", populate_usage, cli_limits_help, mcw_exit_codes_help);
+		printf("%s\n%s\n%s\n%s", populate_usage, cli_limits_help, cli_secure_help,
+		       mcw_exit_codes_help);
 		return -1;
 	}
 	if (optind < argc)
@@ -183,7 +184,11 @@ static int parse_opts(int argc, char **argv, struct pop_opts *o)
 		return cli_usage_error("populate", "--dest HOST:PORT is required");
 	if (o->from_dir == NULL || o->state_dir == NULL)
 		return cli_usage_error("populate", "--from DIR and --state DIR are required");
-	return 0;
+	int ret = cli_secure_finish("populate", &o->co, NULL, &o->dest);
+	if (ret == 0 && o->co.dst_sec.tls) /* TODO(mspipe): seal/open in the ms sender */
+		return cli_usage_error("populate", "--tls: TLS to populate's destination is not "
+						   "built yet (its ms sender)");
+	return ret;
 }
 
 /* ---- set-up -------------------------------------------------------------------------- */
@@ -194,13 +199,14 @@ static int probe_dest(struct pop_ctx *c, int *fd_out)
 	int fd = net_connect(&c->o.dest, MCW_CONNECT_TIMEOUT_MS, err, sizeof(err));
 	if (fd < 0) {
 		log_error("%s", err);
-		return MCW_EXIT_UNAVAILABLE;
+		return net_exit_code(fd);
 	}
 	net_set_recv_timeout(fd, c->o.co.io_timeout_ms);
-	if (server_probe(fd, c->o.dest.text, &c->dst, err, sizeof(err)) < 0) {
+	int ret = server_probe(fd, c->o.dest.text, &c->dst, err, sizeof(err));
+	if (ret < 0) {
 		log_error("%s", err);
-		close(fd);
-		return MCW_EXIT_UNAVAILABLE;
+		net_close(fd);
+		return net_exit_code(ret);
 	}
 	const char *why = server_unsuitable(&c->dst, false);
 	if (why != NULL) {

@@ -12,6 +12,7 @@
 #include "mcproto.h"
 #include "net.h"
 #include "server.h"
+#include "tls.h"
 
 /* memcached 1.6's defaults, for a server whose stats settings leave one out. */
 #define MC_DEFAULT_CHUNK_SIZE	       48	    /* -n */
@@ -113,14 +114,36 @@ static void read_slab_settings(const char *buf, size_t n, struct server_info *ou
 	out->evictions_on = !stat_is(buf, n, "evictions", "off");
 }
 
+/* A plain request that a server closed on, or answered with a TLS alert. */
+static int plain_refused(const char *addr, char *err, size_t cap)
+{
+	snprintf(err, cap,
+		 "%s closed the connection on a plain-text request (or answered it with a TLS "
+		 "alert): if it runs TLS (memcached -Z), add --tls (--dest-tls for a "
+		 "destination)",
+		 addr);
+	return -EPROTO;
+}
+
 int server_probe(int fd, const char *addr, struct server_info *out, char *err, size_t err_cap)
 {
 	char buf[32 * 1024];
 	memset(out, 0, sizeof(*out));
 
 	ssize_t n = net_exchange(fd, "version\r\n", buf, sizeof(buf), line_complete);
+	if (n < 0 && tls_conn_of(fd) == NULL && (n == -EPIPE || n == -ECONNRESET))
+		return plain_refused(addr, err, err_cap);
 	if (n < 0)
 		return exchange_failed(n, "version", addr, err, err_cap);
+	if (n >= 2 && (uint8_t)buf[0] == 0x15 && buf[1] == 0x03) /* a TLS alert record */
+		return plain_refused(addr, err, err_cap);
+	if (strncmp(buf, "CLIENT_ERROR unauthenticated", 28) == 0) {
+		snprintf(err, err_cap,
+			 "%s requires authentication (memcached -Y): give its credentials with "
+			 "--auth-file FILE (--dest-auth-file for a destination)",
+			 addr);
+		return -EACCES;
+	}
 	if (n < 10 || memcmp(buf, "VERSION ", 8) != 0) {
 		snprintf(err, err_cap, "%s does not answer like memcached (version: %.40s)", addr,
 			 buf);

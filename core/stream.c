@@ -173,15 +173,19 @@ static int parse_opts(int argc, char **argv, struct stream_cmd *c)
 			return ret;
 	}
 	if (o->co.help) {
-		printf("%s\n%s\n%s\n%s", stream_usage, keyfilter_help, cli_limits_help,
-		       mcw_exit_codes_help);
+		printf("%s\n%s\n%s\n%s\n%s", stream_usage, keyfilter_help, cli_limits_help,
+		       cli_secure_help, mcw_exit_codes_help);
 		return -1;
 	}
 	if (optind < argc)
 		return cli_usage_error("stream", "unexpected argument '%s'", argv[optind]);
 	if (o->source.port == 0 || c->o.dest.port == 0)
 		return cli_usage_error("stream", "--source and --dest are required");
-	return 0;
+	int ret = cli_secure_finish("stream", &o->co, &o->source, &c->o.dest);
+	if (ret == 0 && o->co.dst_sec.tls) /* TODO: seal and open in mspipe */
+		return cli_usage_error("stream", "--dest-tls: TLS to stream's destination is not "
+						 "built yet (its ms sender); use dump + populate");
+	return ret;
 }
 
 /* ---- the ms side: one mspipe per worker ---------------------------------------------- */
@@ -406,7 +410,7 @@ static void stream_worker_fini(struct engine_worker *w, bool failed)
 	if (sj(w)->c != NULL)
 		flush_counts(sj(w));
 	if (sj(w)->fd >= 0)
-		close(sj(w)->fd); /* the pipe never reconnects here: still its connection */
+		net_close(sj(w)->fd); /* the pipe never reconnects here: still its connection */
 	sj(w)->fd = -1;
 }
 

@@ -169,15 +169,15 @@ static int parse_opts(int argc, char **argv, struct verify_cmd *v)
 			return ret;
 	}
 	if (o->co.help) {
-		printf("%s\n%s\n%s\n%s", verify_usage, keyfilter_help, cli_limits_help,
-		       mcw_exit_codes_help);
+		printf("%s\n%s\n%s\n%s\n%s", verify_usage, keyfilter_help, cli_limits_help,
+		       cli_secure_help, mcw_exit_codes_help);
 		return -1;
 	}
 	if (optind < argc)
 		return cli_usage_error("verify", "unexpected argument '%s'", argv[optind]);
 	if (o->source.port == 0 || v->o.dest.port == 0)
 		return cli_usage_error("verify", "--source and --dest are required");
-	return 0;
+	return cli_secure_finish("verify", &o->co, &o->source, &v->o.dest);
 }
 
 /* ---- the outcomes ----------------------------------------------------------------------- */
@@ -258,8 +258,10 @@ void verify_sink_need(uint64_t item_size_max, struct engine_sink_need *need)
 static void verify_need(const struct engine *e, uint64_t item_size_max,
 			struct engine_sink_need *need)
 {
-	(void)e;
+	const struct verify_cmd *v = e->sink_ctx;
 	verify_sink_need(item_size_max, need);
+	if (v->o.dest.sec && v->o.dest.sec->tls) /* the pipe's ciphertext areas */
+		need->part[1].min_bytes += MCW_TLS_PIPE_BYTES;
 }
 
 /* The destination is probed too; --sample becomes a key hash threshold. */
@@ -385,7 +387,7 @@ static void verify_worker_fini(struct engine_worker *w, bool failed)
 {
 	(void)failed;
 	if (vw(w)->fd >= 0)
-		close(vw(w)->fd);
+		net_close(vw(w)->fd);
 	vw(w)->fd = -1;
 }
 

@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
 	build-essential cmake pkg-config git clang clang-format libclang-rt-dev
 	liburing-dev libisal-dev libcurl4-openssl-dev libnuma-dev libmimalloc-dev libcmocka-dev
+	libssl-dev openssl
 	memcached libmemcached-tools libmemcached-dev netcat-openbsd fio gnuplot-nox valgrind
 	python3 python3-prometheus-client procps util-linux e2fsprogs time man-db
 	ansible-core openssh-server openssh-client iproute2

@@ -21,6 +21,7 @@ enum mcw_exit {
 	MCW_EXIT_IO = 74,	   /* local I/O error: disk full, permissions, ... */
 	MCW_EXIT_TEMPFAIL = 75,	   /* try again later: crawler busy past the retry limit */
 	MCW_EXIT_PROTOCOL = 76,	   /* the server broke the protocol */
+	MCW_EXIT_REFUSED = 77,	   /* TLS certificate or authentication refused (credentials) */
 };
 
 #include <stdbool.h>

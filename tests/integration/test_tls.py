@@ -1,0 +1,289 @@
+"""TLS (memcached -Z) and ASCII authentication (memcached -Y) against real memcached.
+
+The certificates are made here with the openssl command line: a CA, a server certificate
+for localhost and 127.0.0.1, a client certificate, and a second CA that signed nothing we
+use (the "wrong CA"). Items are checked one by one with this suite's own client, wrapped
+in Python's ssl module (no code shared with mcwarm's OpenSSL use).
+
+memcached 1.6.18 holds the answers to a pipelined burst when the burst's last TLS record
+ends inside a value (the rest sits decrypted in its OpenSSL buffer and nothing wakes the
+connection): TlsClient.set_many sends records that end at item ends, as a well-behaved
+client must.
+"""
+import os
+import socket
+import ssl
+import subprocess
+import time
+import unittest
+
+from mcwtest import (Client, Memcached, ServerTestCase, chunk_files, inspect_records,
+                     last_json, run_mcwarm)
+from test_dump import tricky_items
+
+TLS_RECORD = 16384
+
+
+def openssl(*args):
+    subprocess.run(["openssl"] + list(args), check=True, capture_output=True)
+
+
+def make_pki(d):
+    """CA, server and client certificates (PEM) under d; a second CA that signed nothing."""
+    p = lambda n: os.path.join(d, n)
+    with open(p("server.ext"), "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+    for ca in ("ca", "other-ca"):
+        openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                "-keyout", p(ca + ".key"), "-out", p(ca + ".pem"), "-subj", "/CN=mcwarm " + ca)
+    for who in ("server", "client"):
+        openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", p(who + ".key"),
+                "-out", p(who + ".csr"), "-subj", "/CN=" + ("localhost" if who == "server"
+                                                            else "mcwarm client"))
+        ext = ["-extfile", p("server.ext")] if who == "server" else []
+        openssl("x509", "-req", "-in", p(who + ".csr"), "-CA", p("ca.pem"), "-CAkey",
+                p("ca.key"), "-CAcreateserial", "-days", "2", "-out", p(who + ".pem"), *ext)
+    return p
+
+
+class TlsClient(Client):
+    """The suite's meta-protocol client over TLS (and optionally authenticated)."""
+
+    def __init__(self, port, ca, auth=None, cert=None):
+        ctx = ssl.create_default_context(cafile=ca)
+        if cert:
+            ctx.load_cert_chain(*cert)
+        raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.sock = ctx.wrap_socket(raw, server_hostname="localhost")
+        self.buf = b""
+        if auth:
+            self.authenticate(auth)
+
+    def authenticate(self, auth):
+        self.sock.sendall(b"set a 0 0 %d\r\n%s\r\n" % (len(auth), auth))
+        line = self._line()
+        if line != b"STORED":
+            raise RuntimeError("authentication refused: %r" % line)
+
+    def set_many(self, items):
+        """Pipelined quiet sets in TLS records that end at item ends (see the top)."""
+        for start in range(0, len(items), 500):
+            reqs = [self.ms_request(k, v, ttl, fl) for k, v, ttl, fl in
+                    items[start:start + 500]] + [b"mn\r\n"]
+            record = b""
+            for r in reqs:
+                if record and len(record) + len(r) > TLS_RECORD:
+                    self.sock.sendall(record)
+                    record = b""
+                record += r
+            self.sock.sendall(record)
+            line = self._line()
+            if line != b"MN":
+                raise RuntimeError("set failed: %r" % line)
+
+
+class PlainAuthClient(Client):
+    def __init__(self, port, auth):
+        super().__init__(port)
+        TlsClient.authenticate(self, auth)
+
+
+class TlsTestCase(ServerTestCase):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if subprocess.run(["which", "openssl"], capture_output=True).returncode != 0:
+            raise unittest.SkipTest("the openssl command is not installed")
+        import tempfile
+        cls.pki_dir = tempfile.mkdtemp(prefix="mcw-pki-")
+        cls.pki = staticmethod(make_pki(cls.pki_dir))
+
+    @classmethod
+    def tearDownClass(cls):
+        import shutil
+        shutil.rmtree(cls.pki_dir, ignore_errors=True)
+
+    def auth_file(self, name, text, mode=0o600):
+        path = self.tmp.sub(name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, mode)
+        return path
+
+    def tls_server(self, auth=None, client_certs=False, **kw):
+        opts = "ssl_chain_cert=%s,ssl_key=%s" % (self.pki("server.pem"), self.pki("server.key"))
+        if client_certs:
+            opts += ",ssl_ca_cert=%s,ssl_verify_mode=2" % self.pki("ca.pem")
+        extra = ["-Z", "-o", opts]
+        if auth:
+            extra += ["-Y", auth]
+        return self.server(extra=extra, **kw)
+
+    def tls_client(self, srv, auth=None, cert=None):
+        c = TlsClient(srv.port, self.pki("ca.pem"), auth, cert)
+        srv.clients.append(c)
+        return c
+
+    def tls_args(self, prefix=""):
+        return ["--%stls" % prefix, "--%stls-ca" % prefix, self.pki("ca.pem")]
+
+    def assert_same(self, client, items):
+        for key, (value, flags, _) in items.items():
+            got = client.get(key)
+            self.assertIsNotNone(got, "key %r missing" % key)
+            self.assertEqual((got[0], got[1]), (value, flags), "item %r" % key)
+
+
+class TlsRoundTripTest(TlsTestCase):
+    def test_dump_from_tls_source_populate_verify_item_by_item(self):
+        creds = self.auth_file("auth", "mcw:s3cret\n")
+        src = self.tls_server(auth=creds)
+        dst = self.server()
+        items = tricky_items(self.tls_client(src, auth=b"mcw s3cret"))
+        out = self.tmp.sub("dump")
+        p = run_mcwarm("dump", "--source", src.addr, "--out", out, *self.tls_args(),
+                       "--auth-file", creds, "--json", "-q", check=0)
+        self.assertIn("in user space", p.stderr)
+        self.assertIn("kernel TLS", p.stderr)
+        records = inspect_records(chunk_files(out))
+        self.assertEqual(sorted(r["key"] for r in records), sorted(items))
+        run_mcwarm("populate", "--dest", dst.addr, "--from", out, "--state",
+                   self.tmp.sub("state"), "-q", check=0)
+        self.assert_same(dst.client(), items)
+        # verify with TLS on the source side only, then on the destination side only
+        v = last_json(run_mcwarm("verify", "--source", src.addr, "--dest", dst.addr,
+                                 *self.tls_args(), "--auth-file", creds, "--json", "-q",
+                                 check=0).stdout)
+        self.assertEqual(v["equal"], len(items))
+        v = last_json(run_mcwarm("verify", "--source", dst.addr, "--dest", src.addr,
+                                 *self.tls_args("dest-"), "--dest-auth-file", creds, "--json",
+                                 "-q", check=0).stdout)
+        self.assertEqual(v["equal"], len(items))
+
+    def test_large_pipelined_batches_and_big_values_over_tls(self):
+        """Many keys (full 512-key mg batches, several jobs) and values past a TLS record
+        and past the ciphertext receive area: dump and verify over TLS move every byte."""
+        src = self.tls_server(memory_mb=512)
+        c = self.tls_client(src)
+        items = {}
+        for i in range(30000):
+            size = 300000 if i % 1000 == 0 else (70000 if i % 97 == 0 else 100 + i % 900)
+            items[b"big:%05d" % i] = (bytes([65 + i % 26]) * size, i, 0)
+        c.set_many([(k, v, 0, f) for k, (v, f, _) in items.items()])
+        out = self.tmp.sub("dump")
+        s = last_json(run_mcwarm("dump", "--source", src.addr, "--out", out, "-t", "2",
+                                 *self.tls_args(), "--json", "-q", check=0).stdout)
+        self.assertEqual(s["items"], len(items))
+        records = inspect_records(chunk_files(out))
+        got = {r["key"]: (r["value"], r["flags"]) for r in records}
+        self.assertEqual(len(got), len(items))
+        for k, (v, f, _) in items.items():
+            self.assertEqual(got[k], (v, f), "item %r" % k)
+        dst = self.server(memory_mb=512)
+        run_mcwarm("populate", "--dest", dst.addr, "--from", out, "--state",
+                   self.tmp.sub("state"), "-q", check=0)
+        v = last_json(run_mcwarm("verify", "--source", src.addr, "--dest", dst.addr, "-t", "2",
+                                 *self.tls_args(), "--json", "-q", check=0).stdout)
+        self.assertEqual(v["equal"], len(items))
+
+    def test_stream_from_tls_source_into_plain_destination(self):
+        src = self.tls_server()
+        dst = self.server()
+        items = tricky_items(self.tls_client(src))
+        run_mcwarm("stream", "--source", src.addr, "--dest", dst.addr, *self.tls_args(), "-q",
+                   check=0)
+        self.assert_same(dst.client(), items)
+
+    def test_client_certificate(self):
+        src = self.tls_server(client_certs=True)
+        c = self.tls_client(src, cert=(self.pki("client.pem"), self.pki("client.key")))
+        c.set_many([(b"k%d" % i, b"v%d" % i, 0, i) for i in range(100)])
+        out = self.tmp.sub("dump")
+        p = run_mcwarm("dump", "--source", src.addr, "--out", out, *self.tls_args(), "-q",
+                       check=77)
+        self.assertIn("refused our client certificate", p.stderr)
+        self.assertIn("--tls-cert", p.stderr)
+        s = last_json(run_mcwarm("dump", "--source", src.addr, "--out", out, *self.tls_args(),
+                                 "--tls-cert", self.pki("client.pem"), "--tls-key",
+                                 self.pki("client.key"), "--json", "-q", check=0).stdout)
+        self.assertEqual(s["items"], 100)
+
+
+class TlsRefusalTest(TlsTestCase):
+    def dump(self, addr, *args, check):
+        return run_mcwarm("dump", "--source", addr, "--out", self.tmp.sub("out"), "-q", *args,
+                          timeout=60, check=check)
+
+    def test_wrong_ca_is_refused_with_the_fix(self):
+        src = self.tls_server()
+        t0 = time.time()
+        p = self.dump(src.addr, "--tls", "--tls-ca", self.pki("other-ca.pem"), check=77)
+        self.assertIn("failed verification", p.stderr)
+        self.assertIn("--tls-ca", p.stderr)
+        self.assertLess(time.time() - t0, 20)
+        # no CA at all: the system store does not know our test CA either
+        p = self.dump(src.addr, "--tls", check=77)
+        self.assertIn("failed verification", p.stderr)
+
+    def test_wrong_server_name_is_refused(self):
+        src = self.tls_server()
+        p = self.dump(src.addr, *self.tls_args(), "--tls-server-name", "cache.example.com",
+                      check=77)
+        self.assertIn("does not name 'cache.example.com'", p.stderr)
+        self.assertIn("--tls-server-name", p.stderr)
+        # the name the certificate carries is accepted, with an IP address to connect to
+        self.dump(src.addr, *self.tls_args(), "--tls-server-name", "localhost", check=0)
+        # and a host name is checked as such: localhost is in the certificate
+        self.dump("localhost:%d" % src.port, *self.tls_args(), check=0)
+
+    def test_plain_client_to_tls_server_and_tls_client_to_plain_server(self):
+        tls_srv, plain = self.tls_server(), self.server()
+        t0 = time.time()
+        p = self.dump(tls_srv.addr, check=69)
+        self.assertIn("add --tls", p.stderr)
+        p = self.dump(plain.addr, *self.tls_args(), check=69)
+        self.assertIn("does not speak TLS", p.stderr)
+        p = run_mcwarm("verify", "--source", plain.addr, "--dest", tls_srv.addr, "-q",
+                       timeout=60, check=69)
+        self.assertIn("add --tls (--dest-tls", p.stderr)
+        self.assertLess(time.time() - t0, 30, "a refusal must not wait for a timeout")
+
+    def test_wrong_password_missing_password_and_file_checks(self):
+        creds = self.auth_file("auth", "mcw:s3cret\n")
+        src = self.server(extra=["-Y", creds])
+        c = PlainAuthClient(src.port, b"mcw s3cret")
+        c.set(b"k", b"v")
+        c.close()
+        bad = self.auth_file("bad", "mcw:wrong\n")
+        p = self.dump(src.addr, "--auth-file", bad, check=77)
+        self.assertIn("refused the credentials of --auth-file", p.stderr)
+        p = self.dump(src.addr, check=77)
+        self.assertIn("requires authentication", p.stderr)
+        self.assertIn("--auth-file", p.stderr)
+        loose = self.auth_file("loose", "mcw s3cret\n", mode=0o644)
+        p = self.dump(src.addr, "--auth-file", loose, check=0)
+        self.assertIn("can be read by other users", p.stderr)
+        junk = self.auth_file("junk", "justonetoken\n")
+        p = self.dump(src.addr, "--auth-file", junk, check=64)
+        self.assertIn("user:password", p.stderr)
+        # populate authenticates to its destination with --auth-file or --dest-auth-file
+        dst = self.server(extra=["-Y", creds])
+        out = self.tmp.sub("out")
+        for opt in ("--auth-file", "--dest-auth-file"):
+            run_mcwarm("populate", "--dest", dst.addr, "--from", out, "--state",
+                       self.tmp.sub("state" + opt), opt, creds, "-q", check=0)
+        c = PlainAuthClient(dst.port, b"mcw s3cret")
+        self.assertEqual(c.get(b"k")[0], b"v")
+        c.close()
+
+    def test_options_for_a_missing_side_are_usage_errors(self):
+        p = run_mcwarm("dump", "--source", "127.0.0.1:1", "--out", self.tmp.sub("o"),
+                       "--dest-tls", check=64)
+        self.assertIn("no destination", p.stderr)
+        p = run_mcwarm("dump", "--source", "127.0.0.1:1", "--out", self.tmp.sub("o"),
+                       "--tls-ca", "x.pem", check=64)
+        self.assertIn("need --tls", p.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
