@@ -1,6 +1,6 @@
 /*
  * test_dump_plan.c: the memory budget split of dump, verify and stream
- * (engine_plan_compute in core/engine.c) for 1 to MCW_THREADS_MAX workers: every accepted
+ * (engine_plan_compute in core/engine/engine.c) for 1 to MCW_THREADS_MAX workers: every accepted
  * plan fits the budget and gives each buffer room for what it holds; every worker's layout
  * (the slices of its two buffers) has slices that do not overlap, stay inside their
  * buffer and are each at least their minimum; every refusal names a --memory size, and

@@ -1,5 +1,5 @@
 /*
- * test_hashring.c: ketama rings (core/hashring.c) and MD5 (core/md5.c), checked only
+ * test_hashring.c: ketama rings (core/keys/hashring.c) and MD5 (core/keys/md5.c), checked only
  * against references this code did not produce: RFC 1321 and Python's hashlib for MD5;
  * the independent Python model /work/shared/reference/ketama_vectors.py, whose vectors
  * and model results are pasted below as data (CI has only the repository); and the real

@@ -1,5 +1,5 @@
 /*
- * test_keyfilter.c: the key reader's filters (core/keyfilter.c): prefixes to include and
+ * test_keyfilter.c: the key reader's filters (core/keys/keyfilter.c): prefixes to include and
  * exclude; instance warming (keys the ring gives to the --keep nodes); resize groups (keys
  * whose owner changes between two rings, grouped by their new owner, owners compared by
  * host and port, not position); option parsing and every refusal of prepare. Ring

@@ -1,5 +1,5 @@
 /*
- * test_manifest.c: the end of a dump (core/manifest.c) in a temporary directory with real
+ * test_manifest.c: the end of a dump (core/files/manifest.c) in a temporary directory with real
  * chunk files written by chunk_writer: collect finds every final chunk, checks its footer
  * against its name and sorts by job and part; publish writes MANIFEST then DONE; load
  * reads back what was published. Then damage: a changed byte in MANIFEST or DONE, one

@@ -1,5 +1,5 @@
 /*
- * test_mgpipe.c: the pipelined mg stream (core/mgpipe.c) over a real io_uring and a
+ * test_mgpipe.c: the pipelined mg stream (core/net/mgpipe.c) over a real io_uring and a
  * socketpair whose other end is a scripted memcached played by this thread: between two
  * waits the test reads the requests that arrived, checks them (encoding, batch sizes,
  * batches in flight) and writes replies, a piece at a time when a test wants the

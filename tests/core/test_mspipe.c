@@ -1,5 +1,5 @@
 /*
- * test_mspipe.c: the pipelined ms stream (core/mspipe.c) over a real io_uring, against a
+ * test_mspipe.c: the pipelined ms stream (core/net/mspipe.c) over a real io_uring, against a
  * real memcached started on a free loopback port (skipped when memcached is not
  * installed), and against a scripted server on a socketpair for what a healthy memcached
  * does not do on request (answer out of memory, go out of sync, close mid-stream).

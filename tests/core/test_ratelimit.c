@@ -1,5 +1,5 @@
 /*
- * test_ratelimit.c: token buckets (core/ratelimit.c) over simulated time, so no assertion
+ * test_ratelimit.c: token buckets (core/net/ratelimit.c) over simulated time, so no assertion
  * depends on how fast this machine is: the rate a pipe reaches over a long run (woken on
  * time or late), the burst after an idle moment (two batches at most), byte debts charged
  * after the fact, batch sizes under a limit, limits changed while running, and the limits

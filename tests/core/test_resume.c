@@ -1,6 +1,6 @@
 /*
  * test_resume.c: how `mcwarm dump` continues an unfinished dump from its checkpoint
- * (core/resume.c), without a server: a dump context is set up here as dump.c sets it up
+ * (core/engine/resume.c), without a server: a dump context is set up here as dump.c sets it up
  * after probing (source, process identity, output and spool directories), and the output
  * directory holds what a killed run leaves: real chunk files (chunk_writer), temporaries,
  * key chunks (keyspool) and the checkpoint.
