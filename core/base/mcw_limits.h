@@ -92,6 +92,23 @@
 	64 /* "out of memory" answers of an evicting server before we stop; a server that does     \
 	    * not evict stops us at one */
 
+/* populate (populate_private.h, pop_walk.h) and the ms pipe (mspipe.h). */
+#define POP_QUEUE_MAX	      65536 /* chunk files queued in one pass */
+#define POP_BATCH_RECORDS     512   /* ms requests per batch, closed by mn */
+#define POP_BATCHES_INFLIGHT  4
+#define POP_BATCH_PIECES      2048 /* value pieces of one batch */
+#define POP_REC_PIECES_MAX    2048 /* value pieces of one record (pop_walk.h) */
+#define POP_BATCH_HDR_BYTES   (POP_BATCH_RECORDS * MCP_REQ_MAX)
+#define POP_RECV_BYTES	      (64 * 1024)
+#define POP_RECONNECT_MIN_MS  100
+#define POP_RECONNECT_MAX_MS  5000
+#define POP_INTERVAL_MS	      500  /* between --follow passes */
+#define POP_DEST_RESTARTS_MAX 10   /* destination restarts survived in one run */
+#define POP_FILE_WARNINGS_MAX 8	   /* damaged blocks of one file listed; the rest counted */
+#define POP_ERRORS_LOGGED_MAX 5	   /* SERVER_ERROR answers logged per worker */
+#define MSPIPE_BATCHES_MAX    4	   /* ms batches in flight per pipe */
+#define MSPIPE_SENDMSG_IOV    1024 /* iovecs of one sendmsg */
+
 /* mcwarm watch. */
 #define WATCH_NODES_MAX		 1024  /* old and new clusters together */
 #define WATCH_SAMPLES_MAX	 121   /* per node: --window / --interval + 1 */
@@ -138,5 +155,16 @@ static_assert(WATCH_CONNECT_TIMEOUT_MS + WATCH_IO_TIMEOUT_MS <= 1000 * 5,
 static_assert(MCW_METRICS_INTERVAL_MS >= MCW_PROGRESS_INTERVAL_MS,
 	      "metrics are written from the progress loop: not more often than it wakes");
 static_assert(RATELIMIT_BATCH_MIN <= MCW_BATCH_KEYS, "a shrunk batch is still a batch");
+static_assert(POP_REC_PIECES_MAX <= POP_BATCH_PIECES, "a whole record fits in an empty batch");
+static_assert(POP_REC_PIECES_MAX >= MCW_WORKER_BUF_MAX_BYTES / MCW_BLOCK_BYTES + 2,
+	      "a record as large as a read window of our own blocks fits");
+static_assert((uint64_t)POP_REC_PIECES_MAX * (MCW_BLOCK_BYTES - MCW_BLOCK_HEADER_BYTES) >=
+		  511ull * MIB,
+	      "pieces per record carry a value of nearly 512 MiB in our blocks");
+static_assert(POP_BATCHES_INFLIGHT <= MSPIPE_BATCHES_MAX && MCW_STREAM_SLOTS <= MSPIPE_BATCHES_MAX,
+	      "populate's and stream's batches fit the pipe");
+static_assert(POP_RECONNECT_MIN_MS <= POP_RECONNECT_MAX_MS, "reconnect backoff grows");
+static_assert((uint64_t)POP_DEST_RESTARTS_MAX * POP_RECONNECT_MAX_MS < MCW_IO_TIMEOUT_MS * 10ull,
+	      "surviving destination restarts is bounded in time");
 
 #endif

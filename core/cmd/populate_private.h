@@ -27,19 +27,7 @@
 #include "server.h"
 #include "uring.h"
 
-#define POP_QUEUE_MAX	     65536 /* chunk files queued in one pass */
-#define POP_BATCH_RECORDS    512   /* ms requests per batch, closed by mn */
-#define POP_BATCHES_INFLIGHT 4
-#define POP_BATCH_PIECES     2048 /* value pieces of one batch */
-/* (pop_walk.h: POP_REC_PIECES_MAX <= POP_BATCH_PIECES, so a record fits in an empty batch) */
-#define POP_BATCH_HDR_BYTES   (POP_BATCH_RECORDS * MCP_REQ_MAX)
-#define POP_RECV_BYTES	      (64 * 1024)
-#define POP_RECONNECT_MIN_MS  100
-#define POP_RECONNECT_MAX_MS  5000
-#define POP_INTERVAL_MS	      500 /* between --follow passes */
-#define POP_DEST_RESTARTS_MAX 10  /* destination restarts survived in one run */
-#define POP_FILE_WARNINGS_MAX 8	  /* damaged blocks of one file listed; the rest counted */
-#define POP_ERRORS_LOGGED_MAX 5	  /* SERVER_ERROR answers logged per worker */
+/* populate's limits (POP_*) are in mcw_limits.h */
 
 struct pop_opts {
 	struct cli_common co; /* memory, threads, io-timeout, json, quiet */

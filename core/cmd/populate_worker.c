@@ -38,7 +38,6 @@
 #include "populate_private.h"
 
 #define UD_READ(which) ur_ud(UR_OWNER_FILE_READ, 0, (which)) /* the ms pipe tags its own */
-static_assert(POP_REC_PIECES_MAX <= POP_BATCH_PIECES, "a whole record fits in an empty batch");
 
 enum buf_state { BUF_FREE, BUF_READING, BUF_READY, BUF_PROCESSED };
 

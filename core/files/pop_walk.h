@@ -23,14 +23,11 @@
 #include "journal.h"
 #include "mcw_limits.h"
 
-/* Pieces of one record: the block it begins in and full continuation blocks (docs/
- * format.md: a block whose last record goes on is full), within two read windows. A
- * record is placed in one batch whole, so no more than a batch holds; with our 256 KiB
- * blocks that is a 512 MiB value (memcached -I 512m); larger ones are skipped, counted
- * as too large. */
-#define POP_REC_PIECES_MAX 2048
-static_assert(POP_REC_PIECES_MAX >= MCW_WORKER_BUF_MAX_BYTES / MCW_BLOCK_BYTES + 2,
-	      "a record as large as a read window of our own blocks fits");
+/* POP_REC_PIECES_MAX (mcw_limits.h): pieces of one record, the block it begins in and full
+ * continuation blocks (docs/format.md: a block whose last record goes on is full), within
+ * two read windows. A record is placed in one batch whole, so no more than a batch holds;
+ * with our 256 KiB blocks that is a 512 MiB value (memcached -I 512m); larger ones are
+ * skipped, counted as too large. */
 
 struct pop_walk_file {
 	uint32_t block_bytes;	       /* from the checked header */

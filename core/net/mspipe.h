@@ -31,8 +31,7 @@
 #include "ratelimit.h"
 #include "uring.h"
 
-#define MSPIPE_BATCHES_MAX   4	  /* batches in flight */
-#define MSPIPE_SENDMSG_IOV   1024 /* iovecs of one sendmsg */
+/* MSPIPE_BATCHES_MAX and MSPIPE_SENDMSG_IOV: mcw_limits.h */
 #define MSPIPE_RECV_MIN	     (MCP_META_LINE_MAX * 2)
 #define MSPIPE_TTL_REL_MAX_S (30 * 86400) /* memcached: larger exptimes are absolute */
 
