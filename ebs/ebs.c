@@ -6,6 +6,7 @@
 #include <assert.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/loop.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -314,13 +315,16 @@ static bool device_present(const char *dev)
 
 /* A reader must see what the writer wrote since its last mount. The last close of the
  * device drops its cached blocks, but another opener (udev probing it, a second reader
- * of the same attachment) keeps them: drop them here, whoever holds it. Best effort: a
- * device that refuses keeps the last close as its only flush. */
+ * of the same attachment) keeps them: drop them here, whoever holds it. A loop device
+ * also reads its backing file's size again (it keeps the size it saw at attach; other
+ * devices refuse the ioctl). Best effort: a device that refuses keeps the last close as
+ * its only flush. */
 static void drop_cached_blocks(const char *dev)
 {
 	int fd = open(dev, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
+	(void)ioctl(fd, LOOP_SET_CAPACITY, 0);
 	(void)ioctl(fd, BLKFLSBUF, 0);
 	close(fd);
 }

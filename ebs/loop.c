@@ -57,16 +57,21 @@ static int loop_create(struct ebs_volume *v, char *err, size_t cap)
 		*slash = '\0';
 		ebs_mkdirs(dir);
 	}
-	int fd = open(v->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	/* made under a temporary name and renamed whole: a reader on another host that sees
+	 * the image sees its full size (a loop device keeps the size it saw at attach) */
+	char tmp[EBS_PATH_MAX + 8];
+	snprintf(tmp, sizeof(tmp), "%s.new", v->path);
+	int fd = open(tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
 	if (fd < 0)
-		return ebs_error(err, cap, -errno, "cannot create the image %s: %s", v->path,
+		return ebs_error(err, cap, -errno, "cannot create the image %s: %s", tmp,
 				 strerror(errno));
 	/* preallocated, so the volume cannot run out of disk halfway through a dump */
-	if (fallocate(fd, 0, 0, (off_t)v->size_bytes) < 0 &&
-	    ftruncate(fd, (off_t)v->size_bytes) < 0) {
+	if ((fallocate(fd, 0, 0, (off_t)v->size_bytes) < 0 &&
+	     ftruncate(fd, (off_t)v->size_bytes) < 0) ||
+	    rename(tmp, v->path) < 0) {
 		int e = errno;
 		close(fd);
-		unlink(v->path);
+		unlink(tmp);
 		return ebs_error(err, cap, -e, "cannot allocate %llu bytes for %s: %s%s",
 				 (unsigned long long)v->size_bytes, v->path, strerror(e),
 				 e == ENOSPC ? " (free space there, or choose a smaller --size)"
