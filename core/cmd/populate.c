@@ -185,7 +185,7 @@ static int parse_opts(int argc, char **argv, struct pop_opts *o)
 	if (o->from_dir == NULL || o->state_dir == NULL)
 		return cli_usage_error("populate", "--from DIR and --state DIR are required");
 	int ret = cli_secure_finish("populate", &o->co, NULL, &o->dest);
-	if (ret == 0 && o->co.dst_sec.tls) /* TODO(mspipe): seal/open in the ms sender */
+	if (ret == 0 && o->co.dst_sec.tls) /* refused: mspipe has no TLS (issue 16) */
 		return cli_usage_error("populate", "--tls: TLS to populate's destination is not "
 						   "built yet (its ms sender)");
 	return ret;

@@ -182,7 +182,7 @@ static int parse_opts(int argc, char **argv, struct stream_cmd *c)
 	if (o->source.port == 0 || c->o.dest.port == 0)
 		return cli_usage_error("stream", "--source and --dest are required");
 	int ret = cli_secure_finish("stream", &o->co, &o->source, &c->o.dest);
-	if (ret == 0 && o->co.dst_sec.tls) /* TODO: seal and open in mspipe */
+	if (ret == 0 && o->co.dst_sec.tls) /* refused: mspipe has no TLS (issue 16) */
 		return cli_usage_error("stream", "--dest-tls: TLS to stream's destination is not "
 						 "built yet (its ms sender); use dump + populate");
 	return ret;
