@@ -7,10 +7,13 @@
  * retries once; completions are copied out and the CQ advanced in one batch.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <liburing.h>
 
@@ -32,9 +35,14 @@ static size_t short_len(size_t len, bool aligned)
 	return half >= 4096 ? half : len;
 }
 
+/* Kernel 6.12 and later: a wait can gather completions for a while before it returns
+ * (io_uring_getevents_arg's former pad is min_wait_usec). Debian 12's headers predate it. */
+#define UR_FEAT_MIN_TIMEOUT (1U << 15)
+
 struct ur_ring {
 	struct io_uring ring;
 	unsigned setup_flags;
+	bool min_timeout; /* the kernel has UR_FEAT_MIN_TIMEOUT */
 	char features[128];
 #ifdef MCW_FAULT_INJECTION
 	struct ur_fault_state *faults; /* test builds only (fault.h) */
@@ -72,11 +80,12 @@ static void describe(struct ur_ring *r)
 		{ IORING_SETUP_DEFER_TASKRUN, "defer_taskrun" },
 		{ IORING_SETUP_COOP_TASKRUN, "coop_taskrun" },
 		{ IORING_SETUP_SUBMIT_ALL, "submit_all" },
+		{ 0, "min_timeout" }, /* not a setup flag: r->min_timeout */
 	};
 	size_t o = 0;
 	r->features[0] = '\0';
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		if (!(r->setup_flags & names[i].flag))
+		if (names[i].flag ? !(r->setup_flags & names[i].flag) : !r->min_timeout)
 			continue;
 		int n = snprintf(r->features + o, sizeof(r->features) - o, "%s%s", o ? "," : "",
 				 names[i].name);
@@ -102,6 +111,10 @@ int ur_ring_create(const struct ur_ring_opts *opts, struct ur_ring **out)
 		ret = io_uring_queue_init_params(opts->sq_entries, &r->ring, &p);
 		if (ret == 0) {
 			r->setup_flags = setup_attempts[i];
+			/* gathering needs the deferred task work too: without it completions are
+			 * posted as they happen and every one wakes the waiter anyway */
+			r->min_timeout = (p.features & UR_FEAT_MIN_TIMEOUT) &&
+					 (p.flags & IORING_SETUP_DEFER_TASKRUN);
 			break;
 		}
 		if (ret != -EINVAL)
@@ -305,6 +318,60 @@ int ur_submit_wait(struct ur_ring *r, unsigned wait_nr, int timeout_ms)
 			continue;
 		}
 		return ret;
+	}
+}
+
+/* Hands the queued requests to the kernel's SQ ring (what liburing's submit does before
+ * its io_uring_enter); returns how many are there to submit. No SQPOLL here. */
+static unsigned sq_flush(struct io_uring *ring)
+{
+	struct io_uring_sq *sq = &ring->sq;
+	unsigned tail = sq->sqe_tail;
+	if (sq->sqe_head != tail) {
+		sq->sqe_head = tail;
+		io_uring_smp_store_release(sq->ktail, tail);
+	}
+	return tail - *sq->khead;
+}
+
+/* The kernel's struct io_uring_getevents_arg since 6.12. */
+struct ur_getevents_arg {
+	uint64_t sigmask;
+	uint32_t sigmask_sz;
+	uint32_t min_wait_usec;
+	uint64_t ts;
+};
+
+int ur_submit_wait_gather(struct ur_ring *r, unsigned gather_nr, unsigned gather_us, int timeout_ms)
+{
+	if (!r->min_timeout || gather_us == 0 || gather_nr <= 1 || timeout_ms < 0)
+		return ur_submit_wait(r, 1, timeout_ms);
+	int64_t deadline = now_ms() + timeout_ms;
+	for (;;) {
+		int64_t left = deadline - now_ms();
+		left = left < 0 ? 0 : left;
+		struct __kernel_timespec ts = {
+			.tv_sec = left / 1000,
+			.tv_nsec = (long long)(left % 1000) * 1000000,
+		};
+		struct ur_getevents_arg arg = {
+			.sigmask_sz = _NSIG / 8,
+			.min_wait_usec = gather_us,
+			.ts = (uint64_t)(uintptr_t)&ts,
+		};
+		unsigned submit = sq_flush(&r->ring);
+		long ret =
+		    syscall(__NR_io_uring_enter, r->ring.ring_fd, submit, gather_nr,
+			    IORING_ENTER_GETEVENTS | IORING_ENTER_EXT_ARG, &arg, sizeof(arg));
+		int err = ret < 0 ? errno : 0;
+		if (io_uring_cq_ready(&r->ring) > 0)
+			return 0;
+		if (err == 0 || err == EINTR || err == ETIME) {
+			if (now_ms() >= deadline)
+				return -ETIME;
+			continue;
+		}
+		return -err;
 	}
 }
 

@@ -92,7 +92,8 @@ int engine_plan_compute(const struct engine_plan_in *in, struct engine_plan *p, 
 	 * a chunk being built per group */
 	size_t group_bytes = in->groups > 1 ? MCW_GROUP_KEYCHUNK_BYTES : 0;
 	size_t kr = 3 * MCW_KEYCHUNK_BYTES + in->groups * group_bytes;
-	size_t fixed = kr + ROUND_UP(in->filter_bytes, MCW_ALIGN_BYTES) + MCW_DEDUPE_MIN_BYTES;
+	size_t fixed = kr + ROUND_UP(in->filter_bytes, MCW_ALIGN_BYTES) +
+		       (in->dedupe ? MCW_DEDUPE_MIN_BYTES : 0);
 	char s1[32], s2[32], s3[32];
 
 	ASSERT(in->sink.nparts <= ENGINE_SINK_PARTS_MAX);
@@ -119,8 +120,10 @@ int engine_plan_compute(const struct engine_plan_in *in, struct engine_plan *p, 
 	p->kr_recv_bytes = MCW_KEYCHUNK_BYTES;
 	p->kr_group_bytes = group_bytes;
 	size_t filter = ROUND_UP(in->filter_bytes, MCW_ALIGN_BYTES);
-	p->dedupe_bytes = (size_t)budget_bytes - kr - filter - 2 * threads * per_buf;
-	p->dedupe_bytes = p->dedupe_bytes / MCW_ALIGN_BYTES * MCW_ALIGN_BYTES;
+	if (in->dedupe) {
+		p->dedupe_bytes = (size_t)budget_bytes - kr - filter - 2 * threads * per_buf;
+		p->dedupe_bytes = p->dedupe_bytes / MCW_ALIGN_BYTES * MCW_ALIGN_BYTES;
+	}
 	p->total_bytes = kr + filter + p->dedupe_bytes + 2 * threads * per_buf;
 	ASSERT(p->total_bytes <= budget_bytes);
 	return 0;
@@ -170,7 +173,8 @@ static void take_key_reader_buffers(struct engine *e, uint8_t **rings, uint8_t *
 	*rings = e->filter_bytes
 		     ? budget_take(&e->budget, e->filter_bytes, "key reader", "ring", -1)
 		     : NULL;
-	*dd = budget_take(&e->budget, p->dedupe_bytes, "key reader", "dedupe", -1);
+	*dd = p->dedupe_bytes ? budget_take(&e->budget, p->dedupe_bytes, "key reader", "dedupe", -1)
+			      : NULL;
 }
 
 static void print_budget(const struct engine *e, const struct engine_sink_need *need)
@@ -180,10 +184,25 @@ static void print_budget(const struct engine *e, const struct engine_sink_need *
 	for (unsigned i = 0; i < need->nparts && n < sizeof(parts); i++)
 		n += (size_t)snprintf(parts + n, sizeof(parts) - n, " + %s", need->part[i].name);
 	budget_print(&e->budget, stderr);
-	fprintf(stderr,
-		"  (dedupe table holds %llu keys; network: send slots + receive; disk: key "
-		"input%s)\n",
-		(unsigned long long)dedupe_capacity(&e->dedupe), parts);
+	char dd[80] = "no dedupe table: the hash walk lists each key once";
+	if (e->dedupe_on)
+		snprintf(dd, sizeof(dd), "dedupe table holds %llu keys",
+			 (unsigned long long)dedupe_capacity(&e->dedupe));
+	fprintf(stderr, "  (%s; network: send slots + receive; disk: key input%s)\n", dd, parts);
+}
+
+/*
+ * Can the key walk list a key twice? `lru_crawler metadump|mgdump hash` walks memcached's
+ * hash table with its iterator, which holds the table's maintenance lock for the whole
+ * walk (no expansion moves items meanwhile) and each bucket's lock while in it: every
+ * item is listed at most once. The LRU walk (--crawl all) moves with the LRUs and can list
+ * a key twice; a resumed listing must skip the keys its finished jobs hold. Only those
+ * two check every key against the dedupe table (the profile of a hash-walk dump put 15%
+ * of its CPU in the table's probes and the zeroing of its pages).
+ */
+bool engine_needs_dedupe(const struct engine *e)
+{
+	return e->o.crawl == KEYS_ALL || e->resuming;
 }
 
 static int budget_setup(struct engine *e)
@@ -196,6 +215,7 @@ static int budget_setup(struct engine *e)
 		.groups = e->kf.ngroups,
 		.filter_bytes = e->filter_bytes,
 		.tls = e->o.source.sec && e->o.source.sec->tls,
+		.dedupe = engine_needs_dedupe(e),
 	};
 	e->sink->need(e, e->item_size_max, &in.sink);
 	int ret = engine_plan_compute(&in, &e->plan, err, sizeof(err));
@@ -212,7 +232,9 @@ static int budget_setup(struct engine *e)
 	take_worker_buffers(e);
 	take_key_reader_buffers(e, &rings, &dd);
 	budget_commit(&e->budget);
-	dedupe_init(&e->dedupe, dd, e->plan.dedupe_bytes);
+	e->dedupe_on = in.dedupe;
+	if (e->dedupe_on)
+		dedupe_init(&e->dedupe, dd, e->plan.dedupe_bytes);
 	if (keyfilter_build(&e->kf, rings, e->filter_bytes, err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return MCW_EXIT_USAGE;

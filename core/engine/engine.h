@@ -123,6 +123,8 @@ struct engine_plan_in {
 	struct engine_sink_need sink;
 	unsigned groups;     /* output groups (key chunks built at once) */
 	size_t filter_bytes; /* the key filter's rings */
+	bool dedupe;	     /* the key walk can repeat keys: the rest of the budget is the
+			      * dedupe table (else it is left unused) */
 };
 /* 0, or -ENOMEM with err naming the --memory size that is enough (or that none is). */
 int engine_plan_compute(const struct engine_plan_in *in, struct engine_plan *out, char *err,
@@ -230,6 +232,7 @@ struct engine {
 	uint8_t *kr_group[KEYFILTER_GROUPS_MAX]; /* each group's key chunk being built */
 	size_t kr_group_bytes;
 	struct dedupe dedupe;
+	bool dedupe_on;		  /* engine_needs_dedupe: checked keys against the table */
 	const char *key_dump_cmd; /* what was actually run, for the summary */
 
 	struct engine_worker workers[MCW_THREADS_MAX];
@@ -250,6 +253,10 @@ struct engine {
 	int64_t start_mono_ns;
 	int64_t keys_done_mono_ns;
 };
+
+/* Whether keys are checked against the dedupe table (engine.c says why a hash walk is
+ * not). Known once the sink's prepare has decided whether the run resumes. */
+bool engine_needs_dedupe(const struct engine *e);
 
 /* --crawl hash|all: 0 or the usage exit code. */
 int crawl_option(const char *cmd, const char *arg, enum key_dump_kind *out);

@@ -150,7 +150,8 @@ static bool pump(struct engine_worker *w, bool expecting_server)
 {
 	struct engine *e = w->e;
 	struct ur_cqe cqes[MCW_RING_ENTRIES];
-	int ret = ur_submit_wait(w->ring, 1, engine_wait_ms(e, wake_ns(w)));
+	int ret = ur_submit_wait_gather(w->ring, MCW_GATHER_CQES, MCW_GATHER_US,
+					engine_wait_ms(e, wake_ns(w)));
 	if (ret == -ETIME) {
 		if (expecting_server &&
 		    mono_ns() - w->last_io_ns >= (int64_t)e->o.co.io_timeout_ms * 1000000) {

@@ -220,9 +220,11 @@ static bool key_admit(struct kr *k, struct kr_pending *p)
 		return false;
 	}
 	p->b64[p->n] = b64;
-	/* a resumed listing knows the keys already dumped by key, not by CAS (resume.c) */
-	p->id[p->n] = dedupe_id(c->resuming ? 0 : it->cas, it->key, it->key_len);
-	dedupe_prefetch(&c->dedupe, p->id[p->n]);
+	if (c->dedupe_on) {
+		/* a resumed listing knows the keys already dumped by key, not by CAS (resume.c) */
+		p->id[p->n] = dedupe_id(c->resuming ? 0 : it->cas, it->key, it->key_len);
+		dedupe_prefetch(&c->dedupe, p->id[p->n]);
+	}
 	return true;
 }
 
@@ -234,7 +236,7 @@ static int pending_flush(struct kr *k, struct kr_pending *p)
 	int ret = 0;
 	for (unsigned i = 0; i < p->n && ret == 0; i++) {
 		const struct mcp_dump_item *it = &p->it[i];
-		switch (dedupe_check(&c->dedupe, p->id[i])) {
+		switch (c->dedupe_on ? dedupe_check(&c->dedupe, p->id[i]) : DEDUPE_NEW) {
 		case DEDUPE_DUPLICATE:
 			dup++;
 			continue;

@@ -39,6 +39,7 @@ struct dump_plan_in {
 	enum chunk_write_mode mode;
 	unsigned groups;
 	size_t filter_bytes;
+	bool no_dedupe; /* a hash walk that cannot repeat keys: no dedupe table */
 };
 #define dump_plan engine_plan
 
@@ -56,6 +57,7 @@ static int dump_plan_compute(const struct dump_plan_in *t, struct engine_plan *p
 		.item_size_max = t->item_size_max,
 		.groups = t->groups,
 		.filter_bytes = t->filter_bytes,
+		.dedupe = !t->no_dedupe,
 	};
 	if (t->kind == DUMP)
 		dump_sink_need(t->mode, t->item_size_max, &in.sink);
@@ -162,7 +164,8 @@ static void check_plan(const struct dump_plan_in *in, const struct dump_plan *p)
 	    p->worker.net_bytes > MAX((size_t)MCW_WORKER_BUF_MAX_BYTES,
 				      MAX(net_need(in), disk_need(in)) + 128 * KIB) ||
 	    p->worker.net_bytes % (64 * KIB) != 0 || p->worker.net_bytes < net_need(in) ||
-	    p->worker.disk_bytes < disk_need(in) || p->dedupe_bytes < MCW_DEDUPE_MIN_BYTES ||
+	    p->worker.disk_bytes < disk_need(in) ||
+	    (in->no_dedupe ? p->dedupe_bytes != 0 : p->dedupe_bytes < MCW_DEDUPE_MIN_BYTES) ||
 	    p->dedupe_bytes % MCW_ALIGN_BYTES != 0 || p->kr_recv_bytes < MCW_KEYCHUNK_BYTES ||
 	    (in->groups > 1 && p->kr_group_bytes < MCW_GROUP_KEYCHUNK_BYTES))
 		fail_msg("%s, %u threads, item %llu, groups %u, budget %llu: bad plan: net %zu "
@@ -321,6 +324,36 @@ static void test_exact_edges(void **state)
 	assert_non_null(strstr(err, "64.0 MiB"));
 }
 
+/* Without a dedupe table (a hash walk, not resumed) the plan needs MCW_DEDUPE_MIN_BYTES
+ * less and leaves what the buffers do not use untouched instead of giving it to a table. */
+static void test_no_dedupe(void **state)
+{
+	(void)state;
+	char err[ERR_BYTES];
+	struct dump_plan with, without;
+	struct dump_plan_in in = {
+		.kind = DUMP,
+		.threads = 2,
+		.item_size_max = MIB,
+		.groups = 1,
+	};
+	assert_int_equal(plan(&in, 0, &with, err), -ENOMEM);
+	uint64_t need_with = named_size(err);
+	in.no_dedupe = true;
+	assert_int_equal(plan(&in, 0, &without, err), -ENOMEM);
+	uint64_t need_without = named_size(err);
+	assert_true(need_without < need_with);
+	assert_true(need_with - need_without <= MCW_DEDUPE_MIN_BYTES + MIB);
+	assert_int_equal(plan(&in, MCW_MEMORY_DEFAULT_BYTES, &without, err), 0);
+	assert_int_equal(without.dedupe_bytes, 0);
+	assert_true(without.total_bytes < MCW_MEMORY_DEFAULT_BYTES);
+	in.no_dedupe = false;
+	assert_int_equal(plan(&in, MCW_MEMORY_DEFAULT_BYTES, &with, err), 0);
+	/* the buffers are the same; only the table differs */
+	assert_memory_equal(&with.worker, &without.worker, sizeof(with.worker));
+	assert_int_equal(with.total_bytes - without.total_bytes, with.dedupe_bytes);
+}
+
 /*
  * A regression test: with large items (memcached -I 4m and up; -I goes to 1024m) a worker
  * buffer had to exceed MCW_WORKER_BUF_MAX_BYTES, so no budget was enough, yet the refusal
@@ -361,9 +394,8 @@ static void test_large_items(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_shape),
-		cmocka_unit_test(test_groups_and_rings),
-		cmocka_unit_test(test_exact_edges),
+		cmocka_unit_test(test_every_shape), cmocka_unit_test(test_groups_and_rings),
+		cmocka_unit_test(test_exact_edges), cmocka_unit_test(test_no_dedupe),
 		cmocka_unit_test(test_large_items),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

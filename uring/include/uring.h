@@ -93,6 +93,14 @@ int ur_prep_fsync(struct ur_ring *r, int fd, bool datasync, uint64_t user_data);
  * timeout_ms passes (-1: no timeout). Returns 0, -ETIME on timeout, or -errno. */
 int ur_submit_wait(struct ur_ring *r, unsigned wait_nr, int timeout_ms);
 
+/* As ur_submit_wait for one completion, but where the kernel can (6.12 and later, with
+ * DEFER_TASKRUN: "min_timeout" in ur_ring_features) the wait first gathers: it returns
+ * once gather_nr completions are ready or gather_us has passed with at least one ready.
+ * A receive then takes everything that arrived meanwhile in one completion, and the
+ * thread sleeps and wakes once for many of them. Elsewhere: ur_submit_wait(r, 1, ...). */
+int ur_submit_wait_gather(struct ur_ring *r, unsigned gather_nr, unsigned gather_us,
+			  int timeout_ms);
+
 /* Copies up to max ready completions into out and frees their ring slots. */
 unsigned ur_reap(struct ur_ring *r, struct ur_cqe *out, unsigned max);
 
