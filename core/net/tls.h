@@ -88,6 +88,9 @@ int tls_pipe_seal(struct tls_pipe *p, const void *plain, size_t len);
 void tls_pipe_sent(struct tls_pipe *p, size_t n);
 /* Where the next ciphertext receive goes; NULL when the area is full (open first). */
 uint8_t *tls_pipe_recv_area(struct tls_pipe *p, size_t *len);
+/* Where a pipe's next ring receive goes: p's ciphertext area (p: a TLS connection), else
+ * plain; NULL when that is full (the owner consumes, or opens ciphertext, first). */
+uint8_t *tls_ring_recv_area(struct tls_pipe *p, uint8_t *plain, size_t plain_len, size_t *len);
 void tls_pipe_received(struct tls_pipe *p, size_t n);
 /* Opens received ciphertext into plain (up to cap): bytes (0: nothing complete yet),
  * -EPIPE when the server ended the session, -EPROTO with p->error. */

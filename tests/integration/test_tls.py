@@ -17,9 +17,10 @@ import subprocess
 import time
 import unittest
 
-from mcwtest import (Client, Memcached, ServerTestCase, chunk_files, inspect_records,
-                     last_json, run_mcwarm)
+from mcwtest import (MCWARM, Client, Memcached, ServerTestCase, chunk_files,
+                     inspect_records, last_json, run_mcwarm, stop_process)
 from test_dump import tricky_items
+from test_populate import PopulateTestCase
 
 TLS_RECORD = 16384
 
@@ -283,6 +284,113 @@ class TlsRefusalTest(TlsTestCase):
         p = run_mcwarm("dump", "--source", "127.0.0.1:1", "--out", self.tmp.sub("o"),
                        "--tls-ca", "x.pem", check=64)
         self.assertIn("need --tls", p.stderr)
+
+
+class TlsDestinationTest(TlsTestCase):
+    """populate and stream write through their ms pipe into a TLS (+ -Y) destination."""
+    assert_holds = PopulateTestCase.assert_holds
+    CREDS = "mcw:s3cret\n"
+
+    def dataset(self, client):
+        """The tricky dataset, plus values past one TLS record and past one sealed burst
+        (256 KiB): records that end inside a value, bursts that end inside a value. They
+        come first: assert_holds reads the TTLs against one clock reading at its start."""
+        items = {}
+        for i, size in enumerate((TLS_RECORD - 1, TLS_RECORD + 1, 100 * 1024, 300 * 1024,
+                                  700 * 1024)):
+            k, v, t0 = b"large:%d" % i, os.urandom(size), time.time()
+            self.assertEqual(client.set(k, v, 3600 if i % 2 else 0, 1000 + i), b"HD")
+            items[k] = (v, 1000 + i, t0 + 3600 if i % 2 else 0)
+        items.update(tricky_items(client))
+        return items
+
+    def dest_args(self, creds, prefix=""):
+        return self.tls_args(prefix) + ["--%sauth-file" % prefix, creds]
+
+    def test_populate_plain_dump_into_tls_and_auth_destination_item_by_item(self):
+        creds = self.auth_file("auth", self.CREDS)
+        src, dst = self.server(), self.tls_server(auth=creds)
+        items = self.dataset(src.client())
+        out = self.tmp.sub("dump")
+        run_mcwarm("dump", "--source", src.addr, "--out", out, "-q", check=0)
+        p = run_mcwarm("populate", "--dest", dst.addr, "--from", out, "--state",
+                       self.tmp.sub("state"), *self.dest_args(creds), "--json", "-q", check=0)
+        summary = last_json(p.stdout)
+        self.assertEqual(summary["items_sent"], len(items))
+        self.assertEqual(summary["already_present"], 0)
+        self.assert_holds(self.tls_client(dst, auth=b"mcw s3cret"), items)
+        v = last_json(run_mcwarm("verify", "--source", src.addr, "--dest", dst.addr,
+                                 *self.dest_args(creds, "dest-"), "--json", "-q",
+                                 check=0).stdout)
+        self.assertEqual(v["equal"], len(items))
+
+    def test_stream_plain_source_into_tls_and_auth_destination_item_by_item(self):
+        creds = self.auth_file("auth", self.CREDS)
+        src, dst = self.server(), self.tls_server(auth=creds)
+        items = self.dataset(src.client())
+        p = run_mcwarm("stream", "--source", src.addr, "--dest", dst.addr, "-t", "2",
+                       *self.dest_args(creds, "dest-"), "--json", "-q", check=0)
+        self.assertEqual(last_json(p.stdout)["items_sent"], len(items))
+        self.assert_holds(self.tls_client(dst, auth=b"mcw s3cret"), items)
+
+    def test_populate_reconnects_with_a_new_handshake_after_a_tls_destination_restart(self):
+        src, dst = self.server(memory_mb=512), self.tls_server(memory_mb=512)
+        n = 60000
+        src.client().set_many([(b"r%06d" % i, b"%d" % i * 800, 0, i) for i in range(n)])
+        out = self.tmp.sub("dump")
+        run_mcwarm("dump", "--source", src.addr, "--out", out, "--chunk-size", "4M", "-q",
+                   check=0)
+        state = self.tmp.sub("state")
+        pop = subprocess.Popen([MCWARM, "populate", "--dest", dst.addr, "--from", out,
+                                "--state", state, "--json", "-q", "--threads", "1",
+                                "--max-ops", "40000", *self.tls_args()],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            journal = os.path.join(state, "journal")
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                if os.path.exists(journal):
+                    with open(journal) as f:
+                        if "\ndone " in f.read():
+                            break
+                time.sleep(0.01)
+            self.assertIsNone(pop.poll(), "populate ended before the restart")
+            dst.restart()  # an empty TLS server on the same port
+            out_text, err = pop.communicate(timeout=120)
+        finally:
+            stop_process(pop)
+        self.assertEqual(pop.returncode, 0, err)
+        self.assertGreaterEqual(last_json(out_text)["reconnects"], 1)
+        v = last_json(run_mcwarm("verify", "--source", src.addr, "--dest", dst.addr,
+                                 *self.tls_args("dest-"), "--min-ratio", "1", "--json", "-q",
+                                 check=0).stdout)
+        self.assertEqual(v["equal"], n)
+
+    def test_wrong_ca_and_wrong_password_on_the_destination_are_refused(self):
+        creds = self.auth_file("auth", self.CREDS)
+        bad = self.auth_file("bad", "mcw:wrong\n")
+        src, dst = self.server(), self.tls_server(auth=creds)
+        src.client().set(b"k", b"v")
+        out = self.tmp.sub("dump")
+        run_mcwarm("dump", "--source", src.addr, "--out", out, "-q", check=0)
+        runs = {
+            "populate": lambda *a: run_mcwarm("populate", "--dest", dst.addr, "--from", out,
+                                              "--state", self.tmp.sub("s"), "-q", *a,
+                                              timeout=60, check=77),
+            "stream": lambda *a: run_mcwarm("stream", "--source", src.addr, "--dest",
+                                            dst.addr, "-q", *a, timeout=60, check=77),
+        }
+        for cmd, prefix in (("populate", ""), ("stream", "dest-")):
+            t0 = time.time()
+            p = runs[cmd]("--%stls" % prefix, "--%stls-ca" % prefix, self.pki("other-ca.pem"),
+                          "--%sauth-file" % prefix, creds)
+            self.assertIn("failed verification", p.stderr, cmd)
+            self.assertIn("--%stls-ca" % prefix, p.stderr, cmd)
+            p = runs[cmd](*self.dest_args(bad, prefix))
+            self.assertIn("refused the credentials of --%sauth-file" % prefix, p.stderr, cmd)
+            self.assertLess(time.time() - t0, 30, "a refusal must not wait for a timeout")
+        c = self.tls_client(dst, auth=b"mcw s3cret")
+        self.assertIsNone(c.get(b"k"), "nothing was written through a refused connection")
 
 
 if __name__ == "__main__":
