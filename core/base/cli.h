@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <stdint.h>
 
+#include "core.h"
 #include "net.h"
 
 /* Parse an option's value; on failure print "mcwarm CMD: --OPT: why" and return false. */
@@ -85,6 +86,10 @@ extern const char cli_secure_help[];
  * takes --tls... too). 0, or MCW_EXIT_USAGE (reported) for options of a missing side. */
 int cli_secure_finish(const char *cmd, struct cli_common *co, struct hostport *src,
 		      struct hostport *dst);
+
+/* TLS and authentication options given as words (mcw_secure_words), parsed as mcwarm's
+ * command lines are, into co (defaults first). 0, or MCW_EXIT_USAGE (reported). */
+int cli_secure_words(const char *cmd, const struct mcw_secure_words *sec, struct cli_common *co);
 
 /* 64 MiB, one thread per online CPU, MCW_IO_TIMEOUT_MS. */
 void cli_common_defaults(struct cli_common *co);

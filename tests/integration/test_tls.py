@@ -393,5 +393,89 @@ class TlsDestinationTest(TlsTestCase):
         self.assertIsNone(c.get(b"k"), "nothing was written through a refused connection")
 
 
+class CtlTlsTest(__import__("test_ctl").CtlTestCase, TlsTestCase):
+    """`mcwarm-ctl warm` hands each side's TLS and authentication options to the dump,
+    populate and verify it runs (and to its own checks of both servers)."""
+
+    def plan(self, src, dst, creds):
+        return ["--tls", "--tls-ca", self.pki("ca.pem"), "--dest-tls", "--dest-tls-ca",
+                self.pki("ca.pem"), "--dest-auth-file", creds, "--threads", "1",
+                "--min-ratio", "1", "--json"]
+
+    def assert_no_secret(self, work):
+        for root, _, files in os.walk(work):
+            for name in files:
+                path = os.path.join(root, name)
+                if os.path.isfile(path) and not path.endswith(".img"):
+                    with open(path, "rb") as f:
+                        self.assertNotIn(b"s3cret", f.read(), path)
+
+    def test_warm_tls_source_into_tls_and_auth_destination_verifies_100_percent(self):
+        creds = self.auth_file("auth", "mcw:s3cret\n")
+        src, dst = self.tls_server(memory_mb=256), self.tls_server(auth=creds, memory_mb=256)
+        items = [(b"w%06d" % i, os.urandom(100 + i % 3000), 3600 * (i % 2), i)
+                 for i in range(20000)]
+        items.append((b"w-large", os.urandom(300 * 1024), 0, 7))
+        self.tls_client(src).set_many(items)
+        work = self.work()
+        p = self.ctl("warm", "--source", src.addr, "--dest", dst.addr, "--work", work,
+                     *self.plan(src, dst, creds))
+        report = last_json(p.stdout)
+        self.assertEqual((report["phase"], report["verify_ratio"]), ("done", 1.0), p.stderr)
+        self.assertEqual(report["items_sent"], len(items))
+        c = self.tls_client(dst, auth=b"mcw s3cret")
+        for key, value, _, flags in items[::41] + items[-1:]:
+            self.assertEqual(c.get(key)[:2], (value, flags), key)
+        self.assert_clean(work)
+        self.assert_no_secret(work)
+        # each side's own options: the destination's CA for the source is refused (77)
+        # before anything is created
+        p = self.ctl("warm", "--source", src.addr, "--dest", dst.addr, "--work",
+                     self.work("refused"), "--tls", "--tls-ca", self.pki("other-ca.pem"),
+                     "--dest-tls", "--dest-tls-ca", self.pki("ca.pem"), "--dest-auth-file",
+                     creds, check=77)
+        self.assertIn("failed verification", p.stderr)
+        self.assertIn("--tls-ca", p.stderr)
+        p = self.ctl("warm", "--source", src.addr, "--dest", dst.addr, "--work",
+                     self.work("no-auth"), "--tls", "--tls-ca", self.pki("ca.pem"),
+                     "--dest-tls", "--dest-tls-ca", self.pki("ca.pem"), check=77)
+        self.assertIn("--dest-auth-file", p.stderr)
+
+    def test_halves_pass_each_side_its_options(self):
+        creds = self.auth_file("auth", "mcw:s3cret\n")
+        src, dst = self.tls_server(memory_mb=256), self.tls_server(auth=creds, memory_mb=256)
+        items = [(b"h%06d" % i, os.urandom(100 + i % 2000), 0, i) for i in range(10000)]
+        self.tls_client(src).set_many(items)
+        shared = self.work("shared")
+        image = os.path.join(shared, "volume.img")
+        rw_work, ro_work = self.work("source-host"), self.work("populator-host")
+        common = ["--backend", "loop", "--volume", image, "--threads", "1", "--json"]
+        ro = subprocess.Popen([__import__("test_ctl").CTL, "warm", "--side", "ro",
+                               "--source", src.addr, "--dest", dst.addr, "--work", ro_work,
+                               "--cycle-ms", "50", "--min-ratio", "1", "--wait-volume", "60",
+                               "--tls", "--tls-ca", self.pki("ca.pem"), "--dest-tls",
+                               "--dest-tls-ca", self.pki("ca.pem"), "--dest-auth-file", creds]
+                              + common, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+        try:
+            rw = self.ctl("warm", "--side", "rw", "--source", src.addr, "--work", rw_work,
+                          "--size", "512M", "--tls", "--tls-ca", self.pki("ca.pem"), *common)
+            self.assertEqual(last_json(rw.stdout)["dump_items"], len(items))
+            out, err = ro.communicate(timeout=600)
+        finally:
+            stop_process(ro)
+        self.assertEqual(ro.returncode, 0, err[-4000:])
+        report = last_json(out)
+        self.assertEqual((report["phase"], report["verify_ratio"]), ("done", 1.0))
+        self.assertEqual(report["items_sent"], len(items))
+        c = self.tls_client(dst, auth=b"mcw s3cret")
+        for key, value, _, flags in items[::37]:
+            self.assertEqual(c.get(key)[:2], (value, flags), key)
+        self.ctl("release", "--work", rw_work)
+        for w in (rw_work, ro_work):
+            self.assert_clean(w)
+            self.assert_no_secret(w)
+
+
 if __name__ == "__main__":
     unittest.main()
