@@ -163,7 +163,7 @@ static int secure_option(int ch, const char *arg, struct cli_common *co)
 
 int cli_secure_words(const char *cmd, const struct mcw_secure_words *sec, struct cli_common *co)
 {
-	static const struct option longopts[] = { CLI_COMMON_LONGOPTS, { 0 } };
+	static const struct option longopts[] = { CLI_SECURE_LONGOPTS, { 0 } };
 	char *argv[MCW_SECURE_WORDS_MAX + 2] = { (char *)cmd };
 	cli_common_defaults(co);
 	if (sec == NULL || sec->n == 0)
@@ -175,7 +175,7 @@ int cli_secure_words(const char *cmd, const struct mcw_secure_words *sec, struct
 	optind = 1;
 	int ch;
 	while ((ch = getopt_long(sec->n + 1, argv, "", longopts, NULL)) != -1) {
-		if (ch < CLI_OPT_TLS || ch > CLI_OPT_DEST_AUTH)
+		if (ch == '?')
 			return cli_usage_error(cmd, "'%s' is not a TLS or authentication option",
 					       argv[optind - 1]);
 		secure_option(ch, optarg, co);

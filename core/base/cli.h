@@ -47,8 +47,13 @@ enum {
 	    { "max-ops", required_argument, NULL, CLI_OPT_MAX_OPS },                               \
 	    { "max-bytes", required_argument, NULL, CLI_OPT_MAX_BYTES },                           \
 	    { "limits-file", required_argument, NULL, CLI_OPT_LIMITS },                            \
-	    { "metrics-file", required_argument, NULL, CLI_OPT_METRICS },                          \
-	    { "tls", no_argument, NULL, CLI_OPT_TLS },                                             \
+	    { "metrics-file", required_argument, NULL, CLI_OPT_METRICS }, CLI_SECURE_LONGOPTS,     \
+	{                                                                                          \
+		"help", no_argument, NULL, 'h'                                                     \
+	}
+/* --tls... and --dest-tls...: also in watch (its old and new clusters) */
+#define CLI_SECURE_LONGOPTS                                                                        \
+	{ "tls", no_argument, NULL, CLI_OPT_TLS },                                                 \
 	    { "tls-ca", required_argument, NULL, CLI_OPT_TLS_CA },                                 \
 	    { "tls-cert", required_argument, NULL, CLI_OPT_TLS_CERT },                             \
 	    { "tls-key", required_argument, NULL, CLI_OPT_TLS_KEY },                               \
@@ -59,9 +64,8 @@ enum {
 	    { "dest-tls-cert", required_argument, NULL, CLI_OPT_DEST_TLS_CERT },                   \
 	    { "dest-tls-key", required_argument, NULL, CLI_OPT_DEST_TLS_KEY },                     \
 	    { "dest-tls-server-name", required_argument, NULL, CLI_OPT_DEST_TLS_NAME },            \
-	    { "dest-auth-file", required_argument, NULL, CLI_OPT_DEST_AUTH },                      \
 	{                                                                                          \
-		"help", no_argument, NULL, 'h'                                                     \
+		"dest-auth-file", required_argument, NULL, CLI_OPT_DEST_AUTH                       \
 	}
 
 struct cli_common {

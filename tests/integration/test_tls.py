@@ -477,5 +477,47 @@ class CtlTlsTest(__import__("test_ctl").CtlTestCase, TlsTestCase):
             self.assert_no_secret(w)
 
 
+class WatchTlsTest(TlsTestCase):
+    """`mcwarm watch`: the old cluster's TLS and authentication as a source's (--tls...,
+    --auth-file), the new cluster's as a destination's (--dest-tls..., --dest-auth-file)."""
+
+    def test_watch_tls_old_cluster_and_tls_auth_new_cluster(self):
+        from test_watch import addrs, watch
+        creds = self.auth_file("auth", "mcw:s3cret\n")
+        bad = self.auth_file("bad", "mcw:wrong\n")
+        old = [self.tls_server() for _ in range(2)]
+        new = [self.tls_server(auth=creds)]
+        for i, s in enumerate(old):
+            self.tls_client(s).set_many([(b"o%d-%d" % (i, k), b"v", 0, 0) for k in range(300)])
+        c = self.tls_client(new[0], auth=b"mcw s3cret")
+        c.set_many([(b"n%d" % k, b"v", 0, 0) for k in range(120)])
+        for k in range(50):  # hits, then misses, on the new cluster
+            self.assertIsNotNone(c.get(b"n%d" % k))
+            self.assertIsNone(c.get(b"absent%d" % k))
+        sec = self.tls_args() + self.tls_args("dest-") + ["--dest-auth-file", creds]
+        p, lines = watch("--old", addrs(old), "--new", addrs(new), "--interval", 1,
+                         "--duration", 2, *sec)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        clusters = {l["name"]: l for l in lines if l["kind"] == "cluster"}
+        self.assertEqual(clusters["old"]["items"], 600)
+        self.assertEqual(clusters["new"]["items"], 120)
+        self.assertEqual({l["name"] for l in lines if l["kind"] == "node"},
+                         {s.addr for s in old + new})
+        # each cluster's own refusal, at the first sample: exit 77 and the option to fix
+        p, _ = watch("--old", addrs(old), "--new", addrs(new), "--duration", 2,
+                     *self.tls_args(), *self.tls_args("dest-"), "--dest-auth-file", bad)
+        self.assertEqual(p.returncode, 77, p.stderr)
+        self.assertIn("--dest-auth-file", p.stderr)
+        p, _ = watch("--old", addrs(old), "--new", addrs(new), "--duration", 2, "--tls",
+                     "--tls-ca", self.pki("other-ca.pem"), *self.tls_args("dest-"),
+                     "--dest-auth-file", creds)
+        self.assertEqual(p.returncode, 77, p.stderr)
+        self.assertIn("failed verification", p.stderr)
+        # plain watch of a TLS cluster: refused at once, saying to add --tls
+        p, _ = watch("--old", addrs(old), "--duration", 2)
+        self.assertEqual(p.returncode, 69, p.stderr)
+        self.assertIn("add --tls", p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()
