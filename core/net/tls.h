@@ -6,7 +6,7 @@
  * registered under the fd, so the blocking helpers (net_send_all, net_recv, net_exchange)
  * find it with tls_conn_of and go through it, and everything else keeps passing fds.
  *
- * Ring-driven pipes (mgpipe) cannot let OpenSSL touch the socket: io_uring does. They
+ * Ring-driven pipes (mgpipe, mspipe) cannot let OpenSSL touch the socket: io_uring does. They
  * attach a tls_pipe, which moves the session onto memory: ciphertext areas lent by the
  * pipe's owner (carved from the memory budget, MCW_TLS_PIPE_BYTES), "seal" turns
  * plaintext into ciphertext before a send, "open" turns received ciphertext into the
