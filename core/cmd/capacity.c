@@ -300,17 +300,20 @@ int mcw_copy_preflight(const char *source, const char *dest, const struct mcw_se
 	    cli_secure_finish("warm", &co, &shp, &dhp) != 0)
 		return snprintf(err, cap, "TLS or authentication options are wrong (said above)"),
 		       MCW_EXIT_USAGE;
-	int sfd = probe(&shp, &src, err, cap);
-	if (sfd < 0)
-		return net_exit_code(sfd);
-	int dfd = probe(&dhp, &dst, err, cap);
-	if (dfd < 0) {
+	int sfd = probe(&shp, &src, err, cap), dfd = -1;
+	if (sfd >= 0)
+		dfd = probe(&dhp, &dst, err, cap);
+	int code = sfd < 0 ? net_exit_code(sfd) : dfd < 0 ? net_exit_code(dfd) : 0;
+	if (code == 0)
+		code = cap_check_not_same(sfd, &src, shp.text, dfd, &dst, dhp.text, err, cap);
+	if (sfd >= 0)
 		net_close(sfd);
-		return net_exit_code(dfd);
-	}
-	int code = cap_check_not_same(sfd, &src, shp.text, dfd, &dst, dhp.text, err, cap);
-	net_close(sfd);
-	net_close(dfd);
+	if (dfd >= 0)
+		net_close(dfd);
+	net_secure_release(&co.src_sec);
+	net_secure_release(&co.dst_sec);
+	if (sfd < 0 || dfd < 0)
+		return code;
 	const char *why = server_unsuitable(&src, true);
 	const struct server_info *bad = &src;
 	const char *bad_addr = shp.text;

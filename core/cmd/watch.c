@@ -529,5 +529,7 @@ int mcw_cmd_watch(int argc, char **argv)
 	for (unsigned i = 0; i < w.nnodes; i++)
 		if (nodes[i].fd >= 0)
 			net_close(nodes[i].fd);
+	net_secure_release(&w.co.src_sec);
+	net_secure_release(&w.co.dst_sec);
 	return code;
 }

@@ -223,10 +223,10 @@ int mcw_server_usage(const char *hostport, const struct mcw_secure_words *sec, u
 		return snprintf(err, cap, "the source's TLS options are wrong (said above)"),
 		       -EINVAL;
 	int fd = net_connect(&hp, MCW_IO_TIMEOUT_MS, err, cap);
-	if (fd < 0)
-		return fd;
-	int ret = server_probe(fd, hp.text, &si, err, cap);
-	net_close(fd);
+	int ret = fd < 0 ? fd : server_probe(fd, hp.text, &si, err, cap);
+	if (fd >= 0)
+		net_close(fd);
+	net_secure_release(&co.src_sec);
 	if (ret == 0) {
 		*items = si.curr_items;
 		*bytes = si.bytes;

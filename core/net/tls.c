@@ -58,6 +58,12 @@ static int ctx_fail(SSL_CTX *ctx, char *err, size_t cap, const char *fmt, const 
 	return -EINVAL;
 }
 
+void tls_side_release(struct net_secure *s)
+{
+	SSL_CTX_free(s->ctx); /* NULL: nothing */
+	s->ctx = NULL;
+}
+
 int tls_side_prepare(struct net_secure *s, char *err, size_t cap)
 {
 	const char *opt = s->opt ? s->opt : "tls";

@@ -33,6 +33,8 @@ struct tls_conn; /* an OpenSSL session (SSL) after its handshake */
 /* Builds the side's SSL_CTX once (CA file or the system store, client certificate and
  * key, TLS 1.2 at least, server certificate verified). 0 or -EINVAL with err. */
 int tls_side_prepare(struct net_secure *s, char *err, size_t cap);
+/* Drops the side's SSL_CTX (net_secure_release). */
+void tls_side_release(struct net_secure *s);
 
 /* Runs the client handshake over a connected blocking socket within timeout_ms and
  * registers the session under fd. 0, or -EKEYREJECTED (certificate refused), -EPROTO

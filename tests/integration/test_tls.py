@@ -519,5 +519,37 @@ class WatchTlsTest(TlsTestCase):
         self.assertIn("add --tls", p.stderr)
 
 
+@unittest.skipUnless(__import__("test_faults").FAULTS,
+                     "this build has no io_uring fault injection: configure with "
+                     "-DMCW_FAULT_INJECTION=ON (scripts/test.sh's asan configuration has it)")
+class TlsFaultTest(TlsTestCase):
+    """Network faults under populate's TLS ms pipe: resets and short sends of sealed
+    bursts, EAGAIN and short receives of ciphertext; every run ends complete."""
+
+    def test_network_faults_into_a_tls_destination_reconnect_and_resend(self):
+        from test_faults import run_faulty
+        src = self.server(memory_mb=256)
+        items = [(b"f%06d" % i, os.urandom(50 + i % 5000), 0, i) for i in range(20000)]
+        items += [(b"f-large-%d" % i, os.urandom(300 * 1024), 0, i) for i in range(4)]
+        src.client().set_many(items)
+        out = self.tmp.sub("dump")
+        run_mcwarm("dump", "--source", src.addr, "--out", out, "-q", check=0)
+        for plan in ("send:nth=3:res=-104", "send:nth=5:short", "recv:p=0.2:res=-11",
+                     "recv:p=0.3:short"):
+            with self.subTest(plan=plan):
+                dst = self.tls_server(memory_mb=256)
+                p = run_faulty(plan, "populate", "--dest", dst.addr, "--from", out, "--state",
+                               self.tmp.sub("state-" + plan.replace(":", "_")),
+                               *self.tls_args(), "--json", "-q", check=0)
+                summary = last_json(p.stdout)
+                self.assertTrue(summary["ok"])
+                if plan.startswith("send"):  # the lost connection was made again over TLS
+                    self.assertGreaterEqual(summary["reconnects"], 1, p.stderr)
+                c = self.tls_client(dst)
+                for key, value, _, flags in items[::53] + items[-4:]:
+                    self.assertEqual(c.get(key)[:2], (value, flags), key)
+                self.assertEqual(int(c.stats()["curr_items"]), len(items))
+
+
 if __name__ == "__main__":
     unittest.main()
