@@ -286,6 +286,118 @@ class TlsRefusalTest(TlsTestCase):
         self.assertIn("need --tls", p.stderr)
 
 
+class RecordRecorder:
+    """A TLS-terminating proxy in front of a plain memcached that keeps the plaintext of
+    every TLS record its clients send, record by record (OpenSSL's read hands over one
+    record at most), and forwards it."""
+
+    def __init__(self, pki, backend_port):
+        import threading
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(pki("server.pem"), pki("server.key"))
+        self.backend_port = backend_port
+        self.lsock = socket.socket()
+        self.lsock.bind(("127.0.0.1", 0))
+        self.lsock.listen(16)
+        self.lsock.settimeout(0.2)
+        self.port = self.lsock.getsockname()[1]
+        self.addr = "127.0.0.1:%d" % self.port
+        self.records = []  # per connection, its records' plaintext
+        self.stopping = False
+        self.threads = [threading.Thread(target=self.accept_loop, daemon=True)]
+        self.threads[0].start()
+
+    def stop(self):
+        self.stopping = True
+        for t in self.threads:
+            t.join(10)
+        self.lsock.close()
+
+    def accept_loop(self):
+        import threading
+        while not self.stopping:
+            try:
+                c, _ = self.lsock.accept()
+            except socket.timeout:
+                continue
+            t = threading.Thread(target=self.serve, args=(c,), daemon=True)
+            self.threads.append(t)
+            t.start()
+
+    def serve(self, c):
+        import select
+        inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+        obj = self.ctx.wrap_bio(inc, out, server_side=True)
+        recs = []
+        self.records.append(recs)
+        b = socket.create_connection(("127.0.0.1", self.backend_port))
+        try:
+            while True:  # the handshake
+                try:
+                    obj.do_handshake()
+                    break
+                except ssl.SSLWantReadError:
+                    c.sendall(out.read())
+                    data = c.recv(65536)
+                    if not data:
+                        return
+                    inc.write(data)
+            while not self.stopping:
+                while True:  # every whole record received so far, one by one
+                    try:
+                        pt = obj.read(1 << 20)
+                    except (ssl.SSLWantReadError, ssl.SSLZeroReturnError):
+                        break
+                    if not pt:
+                        break
+                    recs.append(pt)
+                    b.sendall(pt)
+                c.sendall(out.read())
+                ready, _, _ = select.select([c, b], [], [], 0.2)
+                if c in ready:
+                    data = c.recv(1 << 20)
+                    if not data:
+                        return
+                    inc.write(data)
+                if b in ready:
+                    data = b.recv(1 << 20)
+                    if not data:
+                        return
+                    obj.write(data)
+                    c.sendall(out.read())
+        except (OSError, ssl.SSLError):
+            return
+        finally:
+            c.close()
+            b.close()
+
+
+def record_ends_inside_values(records):
+    """(record ends inside a value of at most one record, record ends inside larger
+    values) of one connection's ms stream: memcached 1.6.18 stalls on the first kind."""
+    data = b"".join(records)
+    item_end, large = set(), []
+    pos = 0
+    while pos < len(data):
+        nl = data.index(b"\r\n", pos)
+        words = data[pos:nl].split()
+        end = nl + 2 + (int(words[2]) + 2 if words[0] == b"ms" else 0)
+        item_end.add(end)
+        if end - pos > TLS_RECORD:
+            large.append((pos, end))
+        pos = end
+    bad, inside_large, at = [], 0, 0
+    for r in records:
+        at += len(r)
+        if at in item_end:
+            continue
+        if any(s < at < e for s, e in large):
+            inside_large += 1
+        else:
+            bad.append(at)
+    return bad, inside_large
+
+
 class TlsDestinationTest(TlsTestCase):
     """populate and stream write through their ms pipe into a TLS (+ -Y) destination."""
     assert_holds = PopulateTestCase.assert_holds
@@ -365,6 +477,38 @@ class TlsDestinationTest(TlsTestCase):
                                  *self.tls_args("dest-"), "--min-ratio", "1", "--json", "-q",
                                  check=0).stdout)
         self.assertEqual(v["equal"], n)
+
+    def test_every_tls_record_ends_at_an_item_end_or_inside_a_large_value(self):
+        """The ms pipe's records, seen through a TLS-terminating proxy: none ends inside a
+        value that fits a record (memcached 1.6.18 would stall on it), across bursts of
+        many small items, values of 10-16 KiB that straddle where 16 KiB records would
+        fall, and values larger than a record and than a burst."""
+        src, dst = self.server(memory_mb=256), self.server(memory_mb=256)
+        items = [(b"r%06d" % i, os.urandom(100 + (i * 7919) % 3000), 0, i)
+                 for i in range(6000)]
+        items += [(b"mid%04d" % i, os.urandom(10000 + i * 7), 0, i) for i in range(300)]
+        items += [(b"big%d" % i, os.urandom(size), 0, i)
+                  for i, size in enumerate((TLS_RECORD + 1, 100 * 1024, 300 * 1024,
+                                            900 * 1024))]
+        src.client().set_many(items)
+        out = self.tmp.sub("dump")
+        run_mcwarm("dump", "--source", src.addr, "--out", out, "-q", check=0)
+        proxy = RecordRecorder(self.pki, dst.port)
+        try:
+            run_mcwarm("populate", "--dest", proxy.addr, "--from", out, "--state",
+                       self.tmp.sub("state"), "--threads", "2", *self.tls_args(), "-q",
+                       check=0)
+        finally:
+            proxy.stop()
+        self.assertEqual(int(dst.client().stats()["curr_items"]), len(items))
+        ms_conns = [r for r in proxy.records if b"".join(r[:50]).find(b"ms ") >= 0]
+        self.assertTrue(ms_conns, "no connection carried ms requests")
+        inside_large = 0
+        for recs in ms_conns:
+            bad, n = record_ends_inside_values(recs)
+            self.assertEqual(bad, [], "records end inside small values at these offsets")
+            inside_large += n
+        self.assertGreater(inside_large, 0, "no value larger than a record was sent")
 
     def test_wrong_ca_and_wrong_password_on_the_destination_are_refused(self):
         creds = self.auth_file("auth", self.CREDS)
