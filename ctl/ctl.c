@@ -110,6 +110,15 @@ static const char usage_text[] =
     "                           filesystem (default 300)\n"
     "      --idle-timeout S     --side ro: give up (exit 75) after S seconds without a new\n"
     "                           chunk file or DONE from the source host (default 600)\n"
+    "  TLS and authentication (memcached -Z, -Y; each side on its own, as mcwarm's options):\n"
+    "      --tls  --tls-ca FILE  --tls-cert FILE  --tls-key FILE  --tls-server-name NAME\n"
+    "      --auth-file FILE     the source's: passed to the dump and to verify\n"
+    "      --dest-tls  --dest-tls-ca FILE  --dest-tls-cert FILE  --dest-tls-key FILE\n"
+    "      --dest-tls-server-name NAME  --dest-auth-file FILE\n"
+    "                           the destination's: passed to populate and to verify\n"
+    "                           (an auth file holds user:password, mode 0600: a password\n"
+    "                           never goes on a command line); a refused certificate or\n"
+    "                           password: exit 77 (see mcwarm --help)\n"
     "  dump filters (passed to mcwarm dump, and to verify; see mcwarm dump --help):\n"
     "      --ring KIND  --nodes LIST  --keep NODE (repeatable)  --ring-from LIST\n"
     "      --ring-to LIST  --ring-points N  --ring-partial-key C\n"
@@ -140,7 +149,8 @@ static const char usage_text[] =
     "   not io2 multi-attach, another availability zone, 16 attachments; said before\n"
     "   anything is created); 65 corrupt data; 69 a server unreachable or unsuitable;\n"
     "   70 internal error; 74 local I/O; 75 try later (release while a reader is attached,\n"
-    "   a reader that waited too long); 76 protocol error.\n";
+    "   a reader that waited too long); 76 protocol error; 77 a certificate or password\n"
+    "   refused (TLS verification, client certificate, authentication).\n";
 
 enum {
 	OPT_VOLUME = 256,
@@ -165,6 +175,7 @@ enum {
 	OPT_WAIT_VOLUME,
 	OPT_IDLE_TIMEOUT,
 	OPT_FILTER, /* a dump filter: passed on as it is (the long option's name) */
+	OPT_SECURE, /* TLS and authentication: passed on as it is (the long option's name) */
 	OPT_ALLOW_SHRINK,
 	OPT_ALLOW_SMALLER,
 	OPT_METRICS_FILE,
@@ -201,6 +212,18 @@ static const struct option longopts[] = {
 	{ "allow-shrink", no_argument, NULL, OPT_ALLOW_SHRINK },
 	{ "allow-smaller-items", no_argument, NULL, OPT_ALLOW_SMALLER },
 	{ "metrics-file", required_argument, NULL, OPT_METRICS_FILE },
+	{ "tls", no_argument, NULL, OPT_SECURE },
+	{ "tls-ca", required_argument, NULL, OPT_SECURE },
+	{ "tls-cert", required_argument, NULL, OPT_SECURE },
+	{ "tls-key", required_argument, NULL, OPT_SECURE },
+	{ "tls-server-name", required_argument, NULL, OPT_SECURE },
+	{ "auth-file", required_argument, NULL, OPT_SECURE },
+	{ "dest-tls", no_argument, NULL, OPT_SECURE },
+	{ "dest-tls-ca", required_argument, NULL, OPT_SECURE },
+	{ "dest-tls-cert", required_argument, NULL, OPT_SECURE },
+	{ "dest-tls-key", required_argument, NULL, OPT_SECURE },
+	{ "dest-tls-server-name", required_argument, NULL, OPT_SECURE },
+	{ "dest-auth-file", required_argument, NULL, OPT_SECURE },
 	{ "ring", required_argument, NULL, OPT_FILTER },
 	{ "nodes", required_argument, NULL, OPT_FILTER },
 	{ "ring-from", required_argument, NULL, OPT_FILTER },
@@ -260,6 +283,19 @@ static int filter(struct ctl_plan *p, const char *name, const char *arg)
 	int code = copy(p->filter[p->nfilters + 1], CTL_FILTER_ARG_MAX, name, arg);
 	if (code == 0)
 		p->nfilters += 2;
+	return code;
+}
+
+/* A TLS or authentication option, kept as the words `--name value` (or `--name ""`). */
+static int secure(struct ctl_plan *p, const char *name, const char *arg)
+{
+	if (p->nsec + 2 > MCW_SECURE_WORDS_MAX)
+		return usage_error("at most %d TLS and authentication options",
+				   MCW_SECURE_WORDS_MAX / 2);
+	snprintf(p->sec[p->nsec], CTL_PATH_MAX, "--%s", name);
+	int code = copy(p->sec[p->nsec + 1], CTL_PATH_MAX, name, arg ? arg : "");
+	if (code == 0)
+		p->nsec += 2;
 	return code;
 }
 
@@ -370,6 +406,8 @@ static int option(int ch, const char *name, const char *arg, struct ctl_opts *o)
 	case OPT_METRICS_FILE:
 		return copy(o->plan.metrics_file, sizeof(o->plan.metrics_file), "metrics-file",
 			    arg);
+	case OPT_SECURE:
+		return secure(&o->plan, name, arg);
 	case 'h':
 		o->help = true;
 		return 0;
@@ -470,13 +508,19 @@ static void find_mcwarm(struct ctl_plan *p)
 static int size_from_source(struct ctl_plan *p)
 {
 	uint64_t items, bytes;
-	char err[512];
-	if (mcw_server_usage(p->source, &items, &bytes, err, sizeof(err)) < 0) {
+	char err[512], *words[MCW_SECURE_WORDS_MAX];
+	struct mcw_secure_words sec = {
+		.n = ctl_secure_args(p, CTL_SOURCE, words, 0, MCW_SECURE_WORDS_MAX), .words = words
+	};
+	int ret = mcw_server_usage(p->source, &sec, &items, &bytes, err, sizeof(err));
+	if (ret < 0) {
 		fprintf(stderr,
 			"mcwarm-ctl: cannot size the volume from the source: %s (or give "
 			"--size)\n",
 			err);
-		return MCW_EXIT_UNAVAILABLE;
+		if (ret == -EKEYREJECTED || ret == -EACCES)
+			return MCW_EXIT_REFUSED;
+		return ret == -EINVAL ? MCW_EXIT_USAGE : MCW_EXIT_UNAVAILABLE;
 	}
 	uint64_t size = bytes + bytes / 4 + VOLUME_SLACK_BYTES;
 	size = (size + (64ull << 20) - 1) & ~((64ull << 20) - 1);
@@ -625,7 +669,11 @@ static int warm_preflight(const struct ctl_plan *p, const struct ctl_state *s, b
 					.share = p->nfilters > 0 };
 	/* a warm-up that is continued has filled part of the destination itself */
 	bool resumed = s->phase >= PHASE_DUMPING && s->phase < PHASE_DONE;
-	int code = mcw_copy_preflight(p->source, p->dest, &allow, resumed, err, sizeof(err));
+	char *words[MCW_SECURE_WORDS_MAX];
+	struct mcw_secure_words sec = {
+		.n = ctl_secure_args(p, CTL_BOTH, words, 0, MCW_SECURE_WORDS_MAX), .words = words
+	};
+	int code = mcw_copy_preflight(p->source, p->dest, &sec, &allow, resumed, err, sizeof(err));
 	if (code == 0)
 		return 0;
 	fprintf(stderr, "mcwarm-ctl: warm refused before creating anything: %s\n", err);

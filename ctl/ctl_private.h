@@ -15,6 +15,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core.h"
 #include "ebs.h"
 
 #define CTL_PATH_MAX		  512
@@ -25,8 +26,9 @@
 #define CTL_IDLE_S_DEFAULT	  600	/* ro: how long the dump may stay without a new file */
 #define CTL_SYNCFS_INTERVAL_S	  1	/* rw: the dumper's syncfs period for a remote reader */
 #define CTL_LOG_TAIL_BYTES	  16384 /* the end of a log read for its last error */
-#define CTL_MCWARM_ARGS_MAX	  64	/* words of one mcwarm command line */
-#define CTL_RUN_ARGS_MAX	  (24 + CTL_FILTER_ARGS_MAX) /* ours, then the filters */
+#define CTL_MCWARM_ARGS_MAX	  96	/* words of one mcwarm command line */
+/* ours, then the TLS and authentication options, then the filters */
+#define CTL_RUN_ARGS_MAX (24 + MCW_SECURE_WORDS_MAX + CTL_FILTER_ARGS_MAX)
 static_assert(CTL_RUN_ARGS_MAX < CTL_MCWARM_ARGS_MAX, "a command line fits, filters and all");
 
 enum ctl_side { SIDE_BOTH, SIDE_RW, SIDE_RO };
@@ -51,7 +53,16 @@ struct ctl_plan {
 	unsigned nfilters;	   /* words in filter: passed to dump and verify */
 	char filter[CTL_FILTER_ARGS_MAX][CTL_FILTER_ARG_MAX];
 	char metrics_file[CTL_PATH_MAX]; /* --metrics-file: not part of the plan's identity */
+	/* --tls..., --auth-file (the source), --dest-tls..., --dest-auth-file: mcwarm's own
+	 * words, passed on as they are; not part of the plan's identity (certificates and
+	 * credentials are rotated); never a password, only the names of files. Pairs: the
+	 * option, then its value ("" for --tls and --dest-tls). */
+	unsigned nsec;
+	char sec[MCW_SECURE_WORDS_MAX][CTL_PATH_MAX];
 };
+
+/* Which servers' TLS and authentication words a command line gets. */
+enum ctl_servers { CTL_SOURCE = 1, CTL_DEST = 2, CTL_BOTH = 3 };
 
 enum ctl_phase {
 	PHASE_NEW,
@@ -117,6 +128,10 @@ void ctl_dump_dir(char *out, size_t cap, const struct ctl_plan *p, enum ebs_acce
 /* The plan as a plan file (WORK/ctl.plan), so release and status find the volume from
  * --work alone. 0 or -errno. */
 int ctl_plan_save(const struct ctl_plan *p);
+
+/* Appends the TLS and authentication words of these servers to args (at most cap words);
+ * returns the new count. */
+int ctl_secure_args(const struct ctl_plan *p, enum ctl_servers which, char **args, int n, int cap);
 
 /* Appends the plan's dump filters to args (at most cap words); returns the new count. */
 int ctl_filter_args(const struct ctl_plan *p, char **args, int n, int cap);

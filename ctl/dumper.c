@@ -127,6 +127,7 @@ static int spawn_dump(const struct ctl_plan *p, struct ctl_state *s, const char 
 		args[n++] = "--threads";
 		args[n++] = thr;
 	}
+	n = ctl_secure_args(p, CTL_SOURCE, args, n, CTL_RUN_ARGS_MAX - 1);
 	n = ctl_filter_args(p, args, n, CTL_RUN_ARGS_MAX - 1);
 	args[n] = NULL;
 	s->dump_pid = ctl_spawn_mcwarm(p, args, out, log);

@@ -188,6 +188,7 @@ static int populate_pass(const struct ctl_plan *p, struct ctl_state *s, char *er
 		args[n++] = "--threads";
 		args[n++] = thr;
 	}
+	n = (unsigned)ctl_secure_args(p, CTL_DEST, args, (int)n, CTL_MCWARM_ARGS_MAX - 1);
 	int code = ctl_run_mcwarm(p, args, out, log, &s->populate_pid, s);
 	uint64_t applied = (uint64_t)ctl_json_num(out, "files_done");
 	s->files_applied += applied;
@@ -331,7 +332,8 @@ int ctl_verify(const struct ctl_plan *p, struct ctl_state *s)
 	char *args[CTL_RUN_ARGS_MAX] = { "verify", "--source",	    (char *)p->source,
 					 "--dest", (char *)p->dest, "--min-ratio",
 					 ratio,	   "--json",	    "-q" };
-	int n = ctl_filter_args(p, args, 9, CTL_RUN_ARGS_MAX - 3);
+	int n = ctl_secure_args(p, CTL_BOTH, args, 9, CTL_RUN_ARGS_MAX - 3);
+	n = ctl_filter_args(p, args, n, CTL_RUN_ARGS_MAX - 3);
 	n = group_keep(p, args, n, node, sizeof(node));
 	args[n] = NULL;
 	pid_t pid;

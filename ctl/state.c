@@ -60,6 +60,19 @@ void ctl_dump_dir(char *out, size_t cap, const struct ctl_plan *p, enum ebs_acce
 		snprintf(out + len, cap - len, "/%s", p->group);
 }
 
+int ctl_secure_args(const struct ctl_plan *p, enum ctl_servers which, char **args, int n, int cap)
+{
+	for (unsigned i = 0; i + 1 < p->nsec && n + 2 <= cap; i += 2) { /* name, value or "" */
+		bool dest = strncmp(p->sec[i], "--dest-", 7) == 0;
+		if (!(which & (dest ? CTL_DEST : CTL_SOURCE)))
+			continue;
+		args[n++] = (char *)p->sec[i];
+		if (p->sec[i + 1][0] != '\0')
+			args[n++] = (char *)p->sec[i + 1];
+	}
+	return n;
+}
+
 int ctl_filter_args(const struct ctl_plan *p, char **args, int n, int cap)
 {
 	for (unsigned i = 0; i < p->nfilters && n < cap; i++)

@@ -1,6 +1,7 @@
 /*
  * cli.c: option value parsing and the terminal progress line.
  */
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -158,6 +159,30 @@ static int secure_option(int ch, const char *arg, struct cli_common *co)
 	default:
 		return 1;
 	}
+}
+
+int cli_secure_words(const char *cmd, const struct mcw_secure_words *sec, struct cli_common *co)
+{
+	static const struct option longopts[] = { CLI_SECURE_LONGOPTS, { 0 } };
+	char *argv[MCW_SECURE_WORDS_MAX + 2] = { (char *)cmd };
+	cli_common_defaults(co);
+	if (sec == NULL || sec->n == 0)
+		return 0;
+	if (sec->n > MCW_SECURE_WORDS_MAX)
+		return cli_usage_error(cmd, "more than %d words of TLS and authentication options",
+				       MCW_SECURE_WORDS_MAX);
+	memcpy(argv + 1, sec->words, (size_t)sec->n * sizeof(char *));
+	optind = 1;
+	int ch;
+	while ((ch = getopt_long(sec->n + 1, argv, "", longopts, NULL)) != -1) {
+		if (ch == '?')
+			return cli_usage_error(cmd, "'%s' is not a TLS or authentication option",
+					       argv[optind - 1]);
+		secure_option(ch, optarg, co);
+	}
+	if (optind <= sec->n)
+		return cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+	return 0;
 }
 
 void cli_common_defaults(struct cli_common *co)

@@ -9,6 +9,7 @@
 #include <getopt.h>
 #include <stdint.h>
 
+#include "core.h"
 #include "net.h"
 
 /* Parse an option's value; on failure print "mcwarm CMD: --OPT: why" and return false. */
@@ -46,8 +47,13 @@ enum {
 	    { "max-ops", required_argument, NULL, CLI_OPT_MAX_OPS },                               \
 	    { "max-bytes", required_argument, NULL, CLI_OPT_MAX_BYTES },                           \
 	    { "limits-file", required_argument, NULL, CLI_OPT_LIMITS },                            \
-	    { "metrics-file", required_argument, NULL, CLI_OPT_METRICS },                          \
-	    { "tls", no_argument, NULL, CLI_OPT_TLS },                                             \
+	    { "metrics-file", required_argument, NULL, CLI_OPT_METRICS }, CLI_SECURE_LONGOPTS,     \
+	{                                                                                          \
+		"help", no_argument, NULL, 'h'                                                     \
+	}
+/* --tls... and --dest-tls...: also in watch (its old and new clusters) */
+#define CLI_SECURE_LONGOPTS                                                                        \
+	{ "tls", no_argument, NULL, CLI_OPT_TLS },                                                 \
 	    { "tls-ca", required_argument, NULL, CLI_OPT_TLS_CA },                                 \
 	    { "tls-cert", required_argument, NULL, CLI_OPT_TLS_CERT },                             \
 	    { "tls-key", required_argument, NULL, CLI_OPT_TLS_KEY },                               \
@@ -58,9 +64,8 @@ enum {
 	    { "dest-tls-cert", required_argument, NULL, CLI_OPT_DEST_TLS_CERT },                   \
 	    { "dest-tls-key", required_argument, NULL, CLI_OPT_DEST_TLS_KEY },                     \
 	    { "dest-tls-server-name", required_argument, NULL, CLI_OPT_DEST_TLS_NAME },            \
-	    { "dest-auth-file", required_argument, NULL, CLI_OPT_DEST_AUTH },                      \
 	{                                                                                          \
-		"help", no_argument, NULL, 'h'                                                     \
+		"dest-auth-file", required_argument, NULL, CLI_OPT_DEST_AUTH                       \
 	}
 
 struct cli_common {
@@ -85,6 +90,10 @@ extern const char cli_secure_help[];
  * takes --tls... too). 0, or MCW_EXIT_USAGE (reported) for options of a missing side. */
 int cli_secure_finish(const char *cmd, struct cli_common *co, struct hostport *src,
 		      struct hostport *dst);
+
+/* TLS and authentication options given as words (mcw_secure_words), parsed as mcwarm's
+ * command lines are, into co (defaults first). 0, or MCW_EXIT_USAGE (reported). */
+int cli_secure_words(const char *cmd, const struct mcw_secure_words *sec, struct cli_common *co);
 
 /* 64 MiB, one thread per online CPU, MCW_IO_TIMEOUT_MS. */
 void cli_common_defaults(struct cli_common *co);

@@ -93,21 +93,22 @@
 	    * not evict stops us at one */
 
 /* populate (populate_private.h, pop_walk.h) and the ms pipe (mspipe.h). */
-#define POP_QUEUE_MAX	      65536 /* chunk files queued in one pass */
-#define POP_BATCH_RECORDS     512   /* ms requests per batch, closed by mn */
-#define POP_BATCHES_INFLIGHT  4
-#define POP_BATCH_PIECES      2048 /* value pieces of one batch */
-#define POP_REC_PIECES_MAX    2048 /* value pieces of one record (pop_walk.h) */
-#define POP_BATCH_HDR_BYTES   (POP_BATCH_RECORDS * MCP_REQ_MAX)
-#define POP_RECV_BYTES	      (64 * 1024)
-#define POP_RECONNECT_MIN_MS  100
-#define POP_RECONNECT_MAX_MS  5000
-#define POP_INTERVAL_MS	      500  /* between --follow passes */
-#define POP_DEST_RESTARTS_MAX 10   /* destination restarts survived in one run */
-#define POP_FILE_WARNINGS_MAX 8	   /* damaged blocks of one file listed; the rest counted */
-#define POP_ERRORS_LOGGED_MAX 5	   /* SERVER_ERROR answers logged per worker */
-#define MSPIPE_BATCHES_MAX    4	   /* ms batches in flight per pipe */
-#define MSPIPE_SENDMSG_IOV    1024 /* iovecs of one sendmsg */
+#define POP_QUEUE_MAX	       65536 /* chunk files queued in one pass */
+#define POP_BATCH_RECORDS      512   /* ms requests per batch, closed by mn */
+#define POP_BATCHES_INFLIGHT   4
+#define POP_BATCH_PIECES       2048 /* value pieces of one batch */
+#define POP_REC_PIECES_MAX     2048 /* value pieces of one record (pop_walk.h) */
+#define POP_BATCH_HDR_BYTES    (POP_BATCH_RECORDS * MCP_REQ_MAX)
+#define POP_RECV_BYTES	       (64 * 1024)
+#define POP_RECONNECT_MIN_MS   100
+#define POP_RECONNECT_MAX_MS   5000
+#define POP_INTERVAL_MS	       500	   /* between --follow passes */
+#define POP_DEST_RESTARTS_MAX  10	   /* destination restarts survived in one run */
+#define POP_FILE_WARNINGS_MAX  8	   /* damaged blocks of one file listed; the rest counted */
+#define POP_ERRORS_LOGGED_MAX  5	   /* SERVER_ERROR answers logged per worker */
+#define MSPIPE_BATCHES_MAX     4	   /* ms batches in flight per pipe */
+#define MSPIPE_SENDMSG_IOV     1024	   /* iovecs of one sendmsg */
+#define MSPIPE_TLS_STAGE_BYTES (256 * KIB) /* TLS: plaintext sealed at once (one burst) */
 
 /* mcwarm watch. */
 #define WATCH_NODES_MAX		 1024  /* old and new clusters together */

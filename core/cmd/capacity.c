@@ -17,6 +17,7 @@
 
 #include "base.h"
 #include "capacity.h"
+#include "cli.h"
 #include "mcw_limits.h"
 
 static_assert(CAP_SLAB_PAGE_BYTES % CAP_SLAB_ALIGN_BYTES == 0, "pages hold aligned chunks");
@@ -271,40 +272,48 @@ bool cap_watch_evicted(const struct cap_watch *w, char *buf, size_t cap)
 
 /* ---- a copy between two live servers (mcwarm-ctl warm) ------------------------------ */
 
-static int probe(const char *text, struct hostport *hp, struct server_info *si, char *err,
-		 size_t cap)
+static int probe(struct hostport *hp, struct server_info *si, char *err, size_t cap)
 {
-	if (hostport_parse(text, hp) < 0)
-		return snprintf(err, cap, "'%s' is not HOST:PORT", text), -EINVAL;
 	int fd = net_connect(hp, MCW_CONNECT_TIMEOUT_MS, err, cap);
 	if (fd < 0)
 		return fd;
 	net_set_recv_timeout(fd, MCW_IO_TIMEOUT_MS);
 	int ret = server_probe(fd, hp->text, si, err, cap);
 	if (ret < 0) {
-		close(fd);
+		net_close(fd);
 		return ret;
 	}
 	return fd;
 }
 
-int mcw_copy_preflight(const char *source, const char *dest, const struct mcw_copy_allow *allow,
-		       bool resumed, char *err, size_t cap)
+int mcw_copy_preflight(const char *source, const char *dest, const struct mcw_secure_words *sec,
+		       const struct mcw_copy_allow *allow, bool resumed, char *err, size_t cap)
 {
 	struct hostport shp, dhp;
 	struct server_info src, dst;
 	struct cap_load load;
-	int sfd = probe(source, &shp, &src, err, cap);
-	if (sfd < 0)
-		return sfd == -EINVAL ? MCW_EXIT_USAGE : MCW_EXIT_UNAVAILABLE;
-	int dfd = probe(dest, &dhp, &dst, err, cap);
-	if (dfd < 0) {
-		close(sfd);
-		return dfd == -EINVAL ? MCW_EXIT_USAGE : MCW_EXIT_UNAVAILABLE;
-	}
-	int code = cap_check_not_same(sfd, &src, shp.text, dfd, &dst, dhp.text, err, cap);
-	close(sfd);
-	close(dfd);
+	struct cli_common co; /* its net_secure sides outlive the connections */
+	if (hostport_parse(source, &shp) < 0 || hostport_parse(dest, &dhp) < 0)
+		return snprintf(err, cap, "'%s' or '%s' is not HOST:PORT", source, dest),
+		       MCW_EXIT_USAGE;
+	if (cli_secure_words("warm", sec, &co) != 0 ||
+	    cli_secure_finish("warm", &co, &shp, &dhp) != 0)
+		return snprintf(err, cap, "TLS or authentication options are wrong (said above)"),
+		       MCW_EXIT_USAGE;
+	int sfd = probe(&shp, &src, err, cap), dfd = -1;
+	if (sfd >= 0)
+		dfd = probe(&dhp, &dst, err, cap);
+	int code = sfd < 0 ? net_exit_code(sfd) : dfd < 0 ? net_exit_code(dfd) : 0;
+	if (code == 0)
+		code = cap_check_not_same(sfd, &src, shp.text, dfd, &dst, dhp.text, err, cap);
+	if (sfd >= 0)
+		net_close(sfd);
+	if (dfd >= 0)
+		net_close(dfd);
+	net_secure_release(&co.src_sec);
+	net_secure_release(&co.dst_sec);
+	if (sfd < 0 || dfd < 0)
+		return code;
 	const char *why = server_unsuitable(&src, true);
 	const struct server_info *bad = &src;
 	const char *bad_addr = shp.text;

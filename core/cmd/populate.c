@@ -23,6 +23,7 @@
 #include "json.h"
 #include "manifest.h"
 #include "mcw_limits.h"
+#include "mspipe.h"
 #include "populate_private.h"
 
 static const char populate_usage[] =
@@ -184,11 +185,7 @@ static int parse_opts(int argc, char **argv, struct pop_opts *o)
 		return cli_usage_error("populate", "--dest HOST:PORT is required");
 	if (o->from_dir == NULL || o->state_dir == NULL)
 		return cli_usage_error("populate", "--from DIR and --state DIR are required");
-	int ret = cli_secure_finish("populate", &o->co, NULL, &o->dest);
-	if (ret == 0 && o->co.dst_sec.tls) /* refused: mspipe has no TLS (issue 16) */
-		return cli_usage_error("populate", "--tls: TLS to populate's destination is not "
-						   "built yet (its ms sender)");
-	return ret;
+	return cli_secure_finish("populate", &o->co, NULL, &o->dest);
 }
 
 /* ---- set-up -------------------------------------------------------------------------- */
@@ -211,7 +208,7 @@ static int probe_dest(struct pop_ctx *c, int *fd_out)
 	const char *why = server_unsuitable(&c->dst, false);
 	if (why != NULL) {
 		log_error("%s (memcached %s) %s", c->o.dest.text, c->dst.version, why);
-		close(fd);
+		net_close(fd);
 		return MCW_EXIT_UNAVAILABLE;
 	}
 	*fd_out = fd;
@@ -224,9 +221,11 @@ static int budget_setup(struct pop_ctx *c)
 	size_t block = MCW_BLOCK_BYTES;
 	size_t read_min = ROUND_UP(c->dst.item_size_max + 512, block) + 3 * block;
 	size_t send = ROUND_UP(pop_send_area_bytes(), MCW_ALIGN_BYTES);
+	/* the answers, and for TLS the ms pipe's stage and ciphertext areas after them */
+	size_t recv = POP_RECV_BYTES + (c->o.co.dst_sec.tls ? MSPIPE_TLS_BYTES : 0);
 	size_t fixed = ROUND_UP(journal_memory_bytes(), MCW_ALIGN_BYTES) +
 		       ROUND_UP(POP_QUEUE_MAX * sizeof(struct pop_task), MCW_ALIGN_BYTES) +
-		       c->o.co.threads * (send + POP_RECV_BYTES);
+		       c->o.co.threads * (send + recv);
 	size_t per = c->o.co.memory_bytes > fixed
 			 ? (c->o.co.memory_bytes - fixed) / (2 * c->o.co.threads)
 			 : 0;
@@ -259,7 +258,8 @@ static int budget_setup(struct pop_ctx *c)
 		w->read_bytes = per;
 		w->send_area = budget_take(&c->budget, send, owners[i], "send", node);
 		w->send_bytes = send;
-		w->recv_area = budget_take(&c->budget, POP_RECV_BYTES, owners[i], "receive", node);
+		w->recv_area = budget_take(&c->budget, recv, owners[i], "receive", node);
+		w->recv_bytes = recv;
 	}
 	void *jm = budget_take(&c->budget, journal_memory_bytes(), "journal", "entries", -1);
 	c->queue = budget_take(&c->budget, POP_QUEUE_MAX * sizeof(struct pop_task), "journal",

@@ -75,7 +75,8 @@ struct pop_worker {
 	size_t read_bytes;
 	uint8_t *send_area; /* batches: records, pieces, headers, iovecs */
 	size_t send_bytes;
-	uint8_t *recv_area;
+	uint8_t *recv_area; /* answers (then, for TLS, the ms pipe's MSPIPE_TLS_BYTES) */
+	size_t recv_bytes;
 };
 
 struct pop_ctx {

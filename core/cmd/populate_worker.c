@@ -121,7 +121,7 @@ static bool connect_dest(struct pw *p, int *fd_out)
 				*fd_out = fd;
 				return true;
 			}
-			close(fd);
+			net_close(fd);
 		}
 		if (mono_ns() + (int64_t)delay_ms * 1000000 > deadline || pop_failed(c)) {
 			pop_fail(c, MCW_EXIT_UNAVAILABLE,
@@ -669,7 +669,7 @@ static int worker_setup(struct pw *p, struct pop_worker *w)
 		.batch_records = POP_BATCH_RECORDS,
 		.batch_pieces = POP_BATCH_PIECES,
 		.recv_area = w->recv_area,
-		.recv_bytes = POP_RECV_BYTES,
+		.recv_bytes = w->recv_bytes,
 		.mode = p->c->o.mode,
 		.min_ttl_s = p->c->o.min_ttl_s,
 		.io_timeout_ms = p->c->o.co.io_timeout_ms,
@@ -709,7 +709,7 @@ void *pop_worker_main(void *arg)
 		}
 	}
 	if (p.ms.o.fd >= 0)
-		close(p.ms.o.fd);
+		net_close(p.ms.o.fd);
 	ur_ring_destroy(p.ring);
 	run_thread_done(&c->run);
 	return NULL;

@@ -181,11 +181,7 @@ static int parse_opts(int argc, char **argv, struct stream_cmd *c)
 		return cli_usage_error("stream", "unexpected argument '%s'", argv[optind]);
 	if (o->source.port == 0 || c->o.dest.port == 0)
 		return cli_usage_error("stream", "--source and --dest are required");
-	int ret = cli_secure_finish("stream", &o->co, &o->source, &c->o.dest);
-	if (ret == 0 && o->co.dst_sec.tls) /* refused: mspipe has no TLS (issue 16) */
-		return cli_usage_error("stream", "--dest-tls: TLS to stream's destination is not "
-						 "built yet (its ms sender); use dump + populate");
-	return ret;
+	return cli_secure_finish("stream", &o->co, &o->source, &c->o.dest);
 }
 
 /* ---- the ms side: one mspipe per worker ---------------------------------------------- */
@@ -299,8 +295,10 @@ void stream_sink_need(uint64_t item_size_max, struct engine_sink_need *need)
 static void stream_need(const struct engine *e, uint64_t item_size_max,
 			struct engine_sink_need *need)
 {
-	(void)e;
+	const struct stream_cmd *c = e->sink_ctx;
 	stream_sink_need(item_size_max, need);
+	if (c->o.dest.sec && c->o.dest.sec->tls) /* the ms pipe's stage and ciphertext areas */
+		need->part[1].min_bytes += MSPIPE_TLS_BYTES;
 }
 
 static int stream_prepare(struct engine *e)
@@ -334,7 +332,8 @@ static int stream_worker_init(struct engine_worker *w)
 	while (pipe_bytes(c->e.src.item_size_max, copy + 64 * KIB) <= area)
 		copy += 64 * KIB;
 	ASSERT(pipe_bytes(c->e.src.item_size_max, copy) <= area);
-	ASSERT(w->sink_part_bytes[1] >= MCW_STREAM_RECV_BYTES);
+	ASSERT(w->sink_part_bytes[1] >=
+	       MCW_STREAM_RECV_BYTES + (j->fd >= 0 && tls_conn_of(j->fd) ? MSPIPE_TLS_BYTES : 0));
 	const struct mspipe_opts mo = {
 		.ring = w->ring,
 		.fd = fd,
@@ -347,7 +346,7 @@ static int stream_worker_init(struct engine_worker *w)
 		.batch_pieces = MCW_STREAM_BATCH_RECORDS,
 		.copy_bytes = copy,
 		.recv_area = w->sink_part[1],
-		.recv_bytes = MCW_STREAM_RECV_BYTES,
+		.recv_bytes = w->sink_part_bytes[1],
 		.mode = c->o.ms_mode,
 		.min_ttl_s = c->e.o.min_ttl_s,
 		.io_timeout_ms = c->e.o.co.io_timeout_ms,

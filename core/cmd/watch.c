@@ -32,6 +32,7 @@
 #include "mcproto.h"
 #include "mcw_limits.h"
 #include "net.h"
+#include "server.h"
 
 static const char watch_usage[] =
     "usage: mcwarm watch [--old LIST] [--new LIST] [options]\n"
@@ -54,6 +55,12 @@ static const char watch_usage[] =
     "      --cutover auto|now   when the roll-back signal starts counting: auto, once the\n"
     "                           new cluster serves more gets per second than the old (or\n"
     "                           any, without --old); now, from the start (default auto)\n"
+    "      --tls, --tls-ca FILE, --tls-cert FILE, --tls-key FILE, --tls-server-name NAME,\n"
+    "      --auth-file FILE     the old cluster's TLS (memcached -Z) and authentication\n"
+    "                           (-Y), as mcwarm dump's source (with --new alone: the new\n"
+    "                           cluster's)\n"
+    "      --dest-tls, --dest-tls-ca FILE, ..., --dest-auth-file FILE\n"
+    "                           the new cluster's, as populate's destination\n"
     "      --json               one JSON object per line: a line per cluster and per\n"
     "                           node at every sample, and a last line with the outcome\n"
     "  -q, --quiet              no per-node lines (human output)\n"
@@ -61,7 +68,8 @@ static const char watch_usage[] =
     "\n"
     "exit codes: 0 ended (duration, signal, drained), 4 roll back (the new cluster's hit\n"
     "ratio stayed below --min-hit-ratio), 64 usage, 69 no node of a cluster answered at\n"
-    "the first sample.\n";
+    "the first sample, 77 a cluster refused our certificate or password, or its own\n"
+    "failed verification, at the first sample.\n";
 
 enum {
 	OPT_OLD = 256,
@@ -85,6 +93,8 @@ struct node {
 	int cluster; /* 0 old, 1 new */
 	int fd;
 	bool up;
+	int connect_ret; /* the last connect's and probe's: 0, or -errno (err says why) */
+	char err[256];
 	uint32_t pid;
 	int64_t started_s;
 	struct sample s[WATCH_SAMPLES_MAX]; /* ring: the window's samples */
@@ -104,6 +114,7 @@ struct watch {
 	double min_hit_ratio; /* < 0: off */
 	double drained_ops;   /* < 0: off */
 	bool cutover_now, json, quiet;
+	struct cli_common co; /* --tls... (old), --dest-tls... (new) */
 	struct node *nodes;
 	unsigned nnodes;
 	bool has[2];
@@ -198,8 +209,24 @@ static int watch_option(struct watch *w, int ch, const char *arg)
 		printf("%s", watch_usage);
 		return -1;
 	default:
+		if (ch >= CLI_OPT_TLS && ch <= CLI_OPT_DEST_AUTH)
+			return cli_common_option("watch", ch, arg, 0, &w->co);
 		return cli_usage_error("watch", "unknown option");
 	}
+}
+
+/* Each cluster's TLS and authentication, checked as a source's and a destination's, on
+ * every node of the cluster. */
+static int secure_clusters(struct watch *w)
+{
+	struct hostport *first[2] = { NULL, NULL };
+	for (unsigned i = 0; i < w->nnodes; i++)
+		if (first[w->nodes[i].cluster] == NULL)
+			first[w->nodes[i].cluster] = &w->nodes[i].hp;
+	int ret = cli_secure_finish("watch", &w->co, first[0], first[1]);
+	for (unsigned i = 0; ret == 0 && i < w->nnodes; i++)
+		w->nodes[i].hp.sec = first[w->nodes[i].cluster]->sec;
+	return ret;
 }
 
 static int parse_opts(int argc, char **argv, struct watch *w)
@@ -217,10 +244,12 @@ static int parse_opts(int argc, char **argv, struct watch *w)
 		{ "json", no_argument, NULL, CLI_OPT_JSON },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
+		CLI_SECURE_LONGOPTS,
 		{ 0 },
 	};
 	int ch;
 	optind = 1;
+	cli_common_defaults(&w->co);
 	while ((ch = getopt_long(argc, argv, "qh", longopts, NULL)) != -1) {
 		int ret = watch_option(w, ch, optarg);
 		if (ret != 0)
@@ -238,7 +267,7 @@ static int parse_opts(int argc, char **argv, struct watch *w)
 	if (w->window_s / w->interval_s + 1 > WATCH_SAMPLES_MAX)
 		return cli_usage_error("watch", "--window holds at most %d samples of --interval",
 				       WATCH_SAMPLES_MAX - 1);
-	return 0;
+	return secure_clusters(w);
 }
 
 static bool stat_u64(const char *buf, size_t len, const char *name, uint64_t *out)
@@ -252,12 +281,19 @@ static bool stat_u64(const char *buf, size_t len, const char *name, uint64_t *ou
 static bool sample_node(struct node *n, int64_t now_ns)
 {
 	static char buf[WATCH_STATS_BYTES];
-	char err[256];
 	if (n->fd < 0) {
-		n->fd = net_connect(&n->hp, WATCH_CONNECT_TIMEOUT_MS, err, sizeof(err));
+		n->fd = net_connect(&n->hp, WATCH_CONNECT_TIMEOUT_MS, n->err, sizeof(n->err));
+		n->connect_ret = n->fd < 0 ? n->fd : 0;
 		if (n->fd < 0)
 			return false;
 		net_set_recv_timeout(n->fd, WATCH_IO_TIMEOUT_MS);
+		struct server_info si; /* says why a TLS port or -Y refuses our plain 'stats' */
+		n->connect_ret = server_probe(n->fd, n->hp.text, &si, n->err, sizeof(n->err));
+		if (n->connect_ret < 0) {
+			net_close(n->fd);
+			n->fd = -1;
+			return false;
+		}
 	}
 	ssize_t len = net_exchange(n->fd, "stats\r\n", buf, sizeof(buf), mcp_stats_is_complete);
 	struct sample s = { .t_ns = now_ns };
@@ -270,7 +306,7 @@ static bool sample_node(struct node *n, int64_t now_ns)
 	    !stat_u64(buf, (size_t)len, "pid", &pid) ||
 	    !stat_u64(buf, (size_t)len, "uptime", &uptime) ||
 	    !stat_u64(buf, (size_t)len, "time", &time_s)) {
-		close(n->fd);
+		net_close(n->fd);
 		n->fd = -1;
 		return false;
 	}
@@ -377,10 +413,16 @@ static int round_once(struct watch *w, bool first)
 	}
 	for (int k = 0; k < 2; k++) {
 		if (first && w->has[k] && c[k].down == c[k].nodes) {
+			const struct node *n = &w->nodes[k == 0 ? 0 : w->nnodes - 1];
+			if (n->connect_ret < 0) { /* why, and a refusal's own exit code (77) */
+				log_error("no node of the %s cluster answers: %s", cluster_name[k],
+					  n->err);
+				return net_exit_code(n->connect_ret);
+			}
 			log_error(
 			    "no node of the %s cluster answers 'stats' (first: %s): check the "
 			    "addresses and that memcached runs there",
-			    cluster_name[k], w->nodes[k == 0 ? 0 : w->nnodes - 1].hp.text);
+			    cluster_name[k], n->hp.text);
 			return MCW_EXIT_UNAVAILABLE;
 		}
 	}
@@ -486,6 +528,8 @@ int mcw_cmd_watch(int argc, char **argv)
 	final_line(&w, outcome, code);
 	for (unsigned i = 0; i < w.nnodes; i++)
 		if (nodes[i].fd >= 0)
-			close(nodes[i].fd);
+			net_close(nodes[i].fd);
+	net_secure_release(&w.co.src_sec);
+	net_secure_release(&w.co.dst_sec);
 	return code;
 }

@@ -77,9 +77,19 @@ static inline bool mcw_crc_matches(uint32_t stored, uint32_t computed)
 /* "64M", "8G", "4096": bytes (K, M, G, T are powers of 1024). false if malformed. */
 bool mcw_size_parse(const char *s, uint64_t *out);
 
-/* What a memcached holds now (stats curr_items and bytes), for sizing a volume. 0 or
- * -errno with err explaining it. */
-int mcw_server_usage(const char *hostport, uint64_t *items, uint64_t *bytes, char *err, size_t cap);
+/* The TLS and authentication options of a copy's servers as mcwarm's own words: "--tls",
+ * "--tls-ca", FILE, ..., "--auth-file", FILE for the source, the same with --dest- for the
+ * destination (mcwarm-ctl passes its own on). n 0: both plain. */
+#define MCW_SECURE_WORDS_MAX 24
+struct mcw_secure_words {
+	int n;
+	char *const *words;
+};
+
+/* What a memcached holds now (stats curr_items and bytes), for sizing a volume; sec: the
+ * source side's words. 0 or -errno with err explaining it. */
+int mcw_server_usage(const char *hostport, const struct mcw_secure_words *sec, uint64_t *items,
+		     uint64_t *bytes, char *err, size_t cap);
 
 /* What a copy from source to destination may accept (populate, stream, mcwarm-ctl warm). */
 struct mcw_copy_allow {
@@ -92,11 +102,11 @@ struct mcw_copy_allow {
 /* The checks before a warm-up from source into dest, made on both live servers: not the
  * same server, both suitable (meta commands; key dumps on the source), dest's
  * item_size_max not below the source's and its memory able to hold what the source holds
- * (unless allow says otherwise). resumed: dest already holds part of this copy (a
- * continued warm-up), so what it holds is not counted as others'. 0, or the exit code with
- * err naming the cause and the fix. */
-int mcw_copy_preflight(const char *source, const char *dest, const struct mcw_copy_allow *allow,
-		       bool resumed, char *err, size_t cap);
+ * (unless allow says otherwise), each over TLS and authenticated as sec says. resumed: dest already
+ * holds part of this copy (a continued warm-up), so what it holds is not counted as others'. 0, or
+ * the exit code with err naming the cause and the fix. */
+int mcw_copy_preflight(const char *source, const char *dest, const struct mcw_secure_words *sec,
+		       const struct mcw_copy_allow *allow, bool resumed, char *err, size_t cap);
 
 /* `mcwarm COMMAND ...` */
 int mcw_main(int argc, char **argv);

@@ -200,19 +200,13 @@ static void post_recv(struct mgpipe *p)
 {
 	if (p->recv_posted || p->exit_code)
 		return;
-	uint8_t *at;
 	size_t len;
-	if (p->secure) {
-		at = tls_pipe_recv_area(&p->tls, &len);
-		if (at == NULL)
-			return; /* ciphertext waits to be opened: the owner must consume first */
-	} else {
+	if (!p->secure)
 		compact(p);
-		at = p->rbuf + p->wr;
-		len = p->rcap - p->wr;
-		if (len == 0)
-			return; /* full: the owner must consume or release first */
-	}
+	uint8_t *at =
+	    tls_ring_recv_area(p->secure ? &p->tls : NULL, p->rbuf + p->wr, p->rcap - p->wr, &len);
+	if (at == NULL)
+		return; /* full: the owner must consume or release first (TLS: open first) */
 	int ret = ur_prep_recv(p->o.ring, p->o.fd, at, len, UD(UD_RECV, p->o.id, 0));
 	if (ret < 0) {
 		fail(p, MCW_EXIT_SOFTWARE, "cannot queue a receive: %s", strerror(-ret));

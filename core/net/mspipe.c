@@ -12,7 +12,13 @@
  *  3. Replies arrive in request order: an NS names a request of the oldest unanswered
  *     batch and MN ends it. Anything else means the stream is out of sync: the pipe fails.
  *  4. Bytes go to the ring only in send_iov and land only in on_recv_bytes (one place
- *     each, for an encryption step).
+ *     each, for the encryption step).
+ *  5. TLS: every record ends at an item's end, or inside a value larger than a record
+ *     (a burst, what one send carries, ends there only when the value is larger than the
+ *     stage, and the next burst follows without waiting for any answer): memcached
+ *     1.6.18 stalls on a record that ends inside a value (docs/architecture.md).
+ *  6. TLS: the ring sends only sealed bytes (tls.cout) and receives only into tls.cin; the
+ *     plaintext receive area is filled by open alone, so it may be compacted at any time.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -23,6 +29,13 @@
 #include "capacity.h"
 #include "core.h"
 #include "mspipe.h"
+#include "net.h"
+
+static_assert(MCW_TLS_SEAL_BYTES(MSPIPE_TLS_STAGE_BYTES) <=
+		  MCW_TLS_PIPE_BYTES - MCW_TLS_RECV_CIPHER_BYTES,
+	      "a sealed burst fits the session's ciphertext area");
+
+static const char crlf[] = "\r\n", mn[] = "mn\r\n";
 
 /* user_data (uring.h's scheme): owner UR_OWNER_MSPIPE, the pipe's id, and in the payload
  * the kind (receive or send) and the connection's generation */
@@ -80,6 +93,15 @@ void mspipe_init(struct mspipe *p, const struct mspipe_opts *o)
 	ASSERT(o->recv_bytes >= MSPIPE_RECV_MIN);
 	memset(p, 0, sizeof(*p));
 	p->o = *o;
+	p->rcap = o->recv_bytes;
+	struct tls_conn *t = tls_conn_of(o->fd);
+	if (t != NULL) { /* the stage and the ciphertext areas end the receive area */
+		ASSERT(o->recv_bytes >= MSPIPE_RECV_MIN + MSPIPE_TLS_BYTES);
+		p->rcap -= MSPIPE_TLS_BYTES;
+		p->stage = o->recv_area + p->rcap;
+		tls_pipe_attach(&p->tls, t, p->stage + MSPIPE_TLS_STAGE_BYTES, MCW_TLS_PIPE_BYTES);
+		p->secure = true;
+	}
 	uint8_t *m = o->area; /* largest alignment first: iovecs, records, copies, headers */
 	for (unsigned i = 0; i < o->batches; i++) {
 		struct mspipe_batch *b = &p->b[i];
@@ -185,7 +207,6 @@ int64_t mspipe_add(struct mspipe *p, const struct mspipe_item *it)
 /* Invariant 1: headers with the TTLs of now; expired items are left out and counted. */
 static void encode(struct mspipe *p, struct mspipe_batch *b)
 {
-	static const char crlf[] = "\r\n", mn[] = "mn\r\n";
 	int64_t dest_now = p->o.dest_now_s(p->o.arg);
 	int64_t now = wall_ns() / 1000000;
 	size_t hdr_used = 0;
@@ -215,6 +236,7 @@ static void encode(struct mspipe *p, struct mspipe_batch *b)
 	b->iov[b->niov++] = (struct iovec){ (void *)mn, 4 };
 	b->encoded = true;
 	b->iov_done = 0;
+	b->iov_off = 0;
 }
 
 /* ---- the connection ------------------------------------------------------------------ */
@@ -226,6 +248,84 @@ static int send_iov(struct mspipe *p, struct iovec *iov, uint32_t n)
 	p->msg.msg_iov = iov;
 	p->msg.msg_iovlen = n;
 	return ur_prep_sendmsg(p->o.ring, p->o.fd, &p->msg, UD(UD_SEND, p->o.id, p->gen));
+}
+
+/* Invariant 5: where the next burst of b ends (iov_chunk iovecs on, chunk_end_off into
+ * the last) and its plaintext bytes: whole items up to the stage, or as much of one item
+ * as fits when it alone is larger. */
+static size_t burst_end(struct mspipe_batch *b)
+{
+	size_t len = 0, off = b->iov_off, at_item_end = 0;
+	uint32_t items_iov = 0;
+	for (uint32_t i = b->iov_done; i < b->niov; i++, off = 0) {
+		size_t n = b->iov[i].iov_len - off;
+		if (len + n > MSPIPE_TLS_STAGE_BYTES) {
+			if (at_item_end > 0)
+				break;
+			b->iov_chunk = i - b->iov_done; /* inside one large item */
+			b->chunk_end_off = off + (MSPIPE_TLS_STAGE_BYTES - len);
+			return MSPIPE_TLS_STAGE_BYTES;
+		}
+		len += n;
+		const void *base = b->iov[i].iov_base;
+		if (base == crlf || base == mn) { /* an item (or the batch) ends here */
+			at_item_end = len;
+			items_iov = i + 1 - b->iov_done;
+		}
+	}
+	b->iov_chunk = items_iov;
+	b->chunk_end_off = 0;
+	return at_item_end;
+}
+
+/* Seals stage [*from, to) as records of their own; 0 or -EPROTO (the pipe failed). */
+static int seal_records(struct mspipe *p, size_t *from, size_t to)
+{
+	if (to == *from)
+		return 0;
+	if (tls_pipe_seal(&p->tls, p->stage + *from, to - *from) < 0) {
+		fail(p, MCW_EXIT_PROTOCOL, "%s (to %s)", p->tls.error, p->o.what);
+		return -EPROTO;
+	}
+	*from = to;
+	return 0;
+}
+
+/* TLS: the next burst of b copied into the stage and sealed; the ring sends tls.cout.
+ * Invariant 5 for every record, not just the burst's last: memcached reads a record
+ * into its 16 KiB read buffer (or a value straight into the item) and may yield to
+ * other connections between requests, and plaintext left in its OpenSSL buffer then waits
+ * for socket bytes that may never come. So whole items share a record up to
+ * MCW_TLS_RECORD_BYTES; a larger item, or the end of one that began in an earlier burst,
+ * is sealed alone (OpenSSL cuts it in records; the last ends with the item). */
+static int seal_burst(struct mspipe *p, struct mspipe_batch *b)
+{
+	size_t len = burst_end(b), used = 0, off = b->iov_off, rec = 0, item = 0;
+	bool continued =
+	    b->iov_off > 0 || (b->iov_done > 0 && b->iov[b->iov_done - 1].iov_base != crlf);
+	uint32_t last = b->iov_done + b->iov_chunk; /* partly when chunk_end_off > 0 */
+	ASSERT(p->tls.out_len == 0);		    /* one send at a time, and it took all */
+	for (uint32_t i = b->iov_done; used < len; i++, off = 0) {
+		size_t n = i == last ? b->chunk_end_off - off : b->iov[i].iov_len - off;
+		memcpy(p->stage + used, (const uint8_t *)b->iov[i].iov_base + off, n);
+		used += n;
+		if (b->iov[i].iov_base != crlf && b->iov[i].iov_base != mn)
+			continue;
+		/* an item ends at used: it began at item, the open record at rec */
+		if (used - rec > MCW_TLS_RECORD_BYTES && seal_records(p, &rec, item) < 0)
+			return -EPROTO;
+		if ((continued || used - rec > MCW_TLS_RECORD_BYTES) &&
+		    seal_records(p, &rec, used) < 0)
+			return -EPROTO;
+		item = used;
+		continued = false;
+	}
+	ASSERT(used == len);
+	if (seal_records(p, &rec, used) < 0)
+		return -EPROTO;
+	b->chunk_bytes = p->tls.out_sent = p->tls.out_len;
+	return ur_prep_send(p->o.ring, p->o.fd, p->tls.cout, p->tls.out_len,
+			    UD(UD_SEND, p->o.id, p->gen));
 }
 
 static void kick_send(struct mspipe *p)
@@ -245,11 +345,18 @@ static void kick_send(struct mspipe *p)
 	}
 	if (!b->encoded)
 		encode(p, b);
-	b->iov_chunk = MIN(b->niov - b->iov_done, (uint32_t)MSPIPE_SENDMSG_IOV);
-	b->chunk_bytes = 0;
-	for (uint32_t i = 0; i < b->iov_chunk; i++)
-		b->chunk_bytes += b->iov[b->iov_done + i].iov_len;
-	int ret = send_iov(p, &b->iov[b->iov_done], b->iov_chunk);
+	int ret;
+	if (p->secure) {
+		ret = seal_burst(p, b);
+		if (p->exit_code)
+			return;
+	} else {
+		b->iov_chunk = MIN(b->niov - b->iov_done, (uint32_t)MSPIPE_SENDMSG_IOV);
+		b->chunk_bytes = 0;
+		for (uint32_t i = 0; i < b->iov_chunk; i++)
+			b->chunk_bytes += b->iov[b->iov_done + i].iov_len;
+		ret = send_iov(p, &b->iov[b->iov_done], b->iov_chunk);
+	}
 	if (ret < 0) {
 		fail(p, MCW_EXIT_SOFTWARE, "cannot queue a send: %s", strerror(-ret));
 		return;
@@ -257,19 +364,31 @@ static void kick_send(struct mspipe *p)
 	p->send_busy = true;
 }
 
-static void post_recv(struct mspipe *p)
+/* Room at the end of the plaintext receive area: only while the kernel does not write
+ * there (no receive posted, or TLS: invariant 6). */
+static void compact(struct mspipe *p)
 {
-	if (p->recv_posted || p->lost || p->exit_code)
-		return;
 	if (p->rd == p->wr) {
 		p->rd = p->wr = 0;
-	} else if (p->rd > 0 && p->o.recv_bytes - p->wr < MCP_META_LINE_MAX) {
+	} else if (p->rd > 0 && p->rcap - p->wr < MCP_META_LINE_MAX) {
 		memmove(p->o.recv_area, p->o.recv_area + p->rd, p->wr - p->rd);
 		p->wr -= p->rd;
 		p->rd = 0;
 	}
-	int ret = ur_prep_recv(p->o.ring, p->o.fd, p->o.recv_area + p->wr, p->o.recv_bytes - p->wr,
-			       UD(UD_RECV, p->o.id, p->gen));
+}
+
+static void post_recv(struct mspipe *p)
+{
+	if (p->recv_posted || p->lost || p->exit_code)
+		return;
+	size_t len;
+	if (!p->secure)
+		compact(p);
+	uint8_t *at = tls_ring_recv_area(p->secure ? &p->tls : NULL, p->o.recv_area + p->wr,
+					 p->rcap - p->wr, &len);
+	if (at == NULL)
+		return; /* ciphertext waits to be opened (plain: replies are lines, never) */
+	int ret = ur_prep_recv(p->o.ring, p->o.fd, at, len, UD(UD_RECV, p->o.id, p->gen));
 	if (ret < 0) {
 		fail(p, MCW_EXIT_SOFTWARE, "cannot queue a receive: %s", strerror(-ret));
 		return;
@@ -292,7 +411,7 @@ static void connection_lost(struct mspipe *p, const char *why)
 		 p->o.what, why, (unsigned long long)(p->b_alloc - p->b_answered - p->has_open));
 	p->n.reconnects++;
 	shutdown(p->o.fd, SHUT_RDWR);
-	close(p->o.fd);
+	net_close(p->o.fd); /* and its TLS session */
 	p->o.fd = -1;
 	p->stale += p->recv_posted + p->send_busy;
 	p->recv_posted = p->send_busy = false;
@@ -309,6 +428,7 @@ static void reconnect(struct mspipe *p)
 		struct mspipe_batch *b = batch_at(p, i);
 		b->encoded = false;
 		b->iov_done = 0;
+		b->iov_off = 0;
 		b->present = 0;
 	}
 	int fd = p->o.reconnect(p->o.arg);
@@ -316,6 +436,10 @@ static void reconnect(struct mspipe *p)
 		fail(p, MCW_EXIT_UNAVAILABLE, "%s stayed unreachable", p->o.what);
 		return;
 	}
+	struct tls_conn *t = tls_conn_of(fd);
+	ASSERT((t != NULL) == p->secure); /* the same side's options: the plan holds its areas */
+	if (t != NULL) /* a new session (its own handshake): on the same areas (invariant 2) */
+		tls_pipe_attach(&p->tls, t, p->stage + MSPIPE_TLS_STAGE_BYTES, MCW_TLS_PIPE_BYTES);
 	p->o.fd = fd;
 	p->lost = false;
 	p->last_io_ns = mono_ns();
@@ -383,7 +507,8 @@ static void on_server_error(struct mspipe *p, const struct mcp_meta_reply *rep)
 static bool reply_due(struct mspipe *p)
 {
 	bool sending =
-	    p->send_busy || (p->b_sent < p->b_alloc && batch_at(p, p->b_sent)->iov_done > 0);
+	    p->send_busy || (p->b_sent < p->b_alloc && (batch_at(p, p->b_sent)->iov_done > 0 ||
+							batch_at(p, p->b_sent)->iov_off > 0));
 	return p->b_answered < p->b_sent + (sending ? 1 : 0);
 }
 
@@ -427,19 +552,41 @@ static void parse_replies(struct mspipe *p)
 /* Invariant 4: the one place received bytes land. */
 static void on_recv_bytes(struct mspipe *p, size_t n)
 {
-	p->wr += n;
-	parse_replies(p);
+	if (!p->secure) {
+		p->wr += n;
+		parse_replies(p);
+		return;
+	}
+	tls_pipe_received(&p->tls, n);
+	while (p->exit_code == 0 && !p->lost) {
+		compact(p); /* invariant 6 */
+		ssize_t got = tls_pipe_open(&p->tls, p->o.recv_area + p->wr, p->rcap - p->wr);
+		if (got == -EPIPE) {
+			connection_lost(p, "it ended the TLS session");
+		} else if (got < 0) {
+			fail(p, MCW_EXIT_PROTOCOL, "%s (from %s)", p->tls.error, p->o.what);
+		} else if (got > 0) {
+			p->wr += (size_t)got;
+			parse_replies(p);
+			continue;
+		}
+		return;
+	}
 }
 
 static void on_send(struct mspipe *p, int res)
 {
 	struct mspipe_batch *b = batch_at(p, p->b_sent);
 	p->send_busy = false;
+	if (p->secure && res > 0)
+		tls_pipe_sent(&p->tls, (size_t)res);
 	if (res < 0 || (size_t)res != b->chunk_bytes) {
 		connection_lost(p, res < 0 ? strerror(-res) : "short send");
 		return;
 	}
 	b->iov_done += b->iov_chunk;
+	if (p->secure)
+		b->iov_off = b->chunk_end_off;
 	if (b->iov_done == b->niov)
 		p->b_sent++;
 }

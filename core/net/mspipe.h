@@ -16,6 +16,11 @@
  *
  * Memory: the owner lends an area of mspipe_area_bytes() for the batches (records,
  * pieces, headers, iovecs and, with copy_bytes, the copied values) and a receive area.
+ *
+ * TLS: when the connection's fd has a TLS session (net_connect made it), the receive
+ * area ends with MSPIPE_TLS_BYTES more (the owner's plan adds them): a batch is copied
+ * into the stage burst by burst, sealed, and the ring sends ciphertext; answers are
+ * opened into the rest of the receive area. A reconnect attaches the new session.
  */
 #ifndef MCW_MSPIPE_H
 #define MCW_MSPIPE_H
@@ -29,11 +34,15 @@
 #include "mcproto.h"
 #include "mcw_limits.h"
 #include "ratelimit.h"
+#include "tls.h"
 #include "uring.h"
 
 /* MSPIPE_BATCHES_MAX and MSPIPE_SENDMSG_IOV: mcw_limits.h */
 #define MSPIPE_RECV_MIN	     (MCP_META_LINE_MAX * 2)
 #define MSPIPE_TTL_REL_MAX_S (30 * 86400) /* memcached: larger exptimes are absolute */
+/* What a TLS connection adds to the receive area: the plaintext stage of one burst, then
+ * the session's ciphertext areas (tls.h). */
+#define MSPIPE_TLS_BYTES (MSPIPE_TLS_STAGE_BYTES + MCW_TLS_PIPE_BYTES)
 
 struct mspipe_opts {
 	struct ur_ring *ring;
@@ -47,7 +56,7 @@ struct mspipe_opts {
 	unsigned batch_pieces;	/* value pieces per batch */
 	size_t copy_bytes;	/* per batch: values are copied in (0: lent as iovecs) */
 	uint8_t *recv_area;
-	size_t recv_bytes; /* >= MSPIPE_RECV_MIN */
+	size_t recv_bytes; /* >= MSPIPE_RECV_MIN (+ MSPIPE_TLS_BYTES for a TLS connection) */
 	enum mcp_ms_mode mode;
 	int64_t min_ttl_s;
 	int io_timeout_ms;
@@ -91,6 +100,9 @@ struct mspipe_batch {
 	char *hdr;
 	struct iovec *iov;
 	uint32_t nrec, npieces, niov, iov_done, iov_chunk;
+	size_t
+	    iov_off; /* TLS: bytes of iov[iov_done] already sealed (a value larger than a burst) */
+	size_t chunk_end_off;
 	size_t copy_used, chunk_bytes;
 	uint64_t opaque_base, value_bytes;
 	uint32_t encoded_records, present, expired;
@@ -112,8 +124,12 @@ struct mspipe {
 	bool has_open, send_busy;
 	struct msghdr msg;
 	uint64_t opaque_next;
-	/* receive area: bytes [rd, wr) are unparsed */
-	size_t rd, wr;
+	/* receive area (plaintext, rcap bytes): bytes [rd, wr) are unparsed */
+	size_t rd, wr, rcap;
+	/* TLS: the stage (plaintext of one burst) and the session's ciphertext areas */
+	bool secure;
+	uint8_t *stage;
+	struct tls_pipe tls;
 	bool recv_posted;
 	unsigned recv_retries; /* EAGAIN/EINTR in a row (MCW_RECV_RETRIES_MAX) */
 	/* connection */

@@ -225,6 +225,15 @@ int net_secure_prepare(struct net_secure *s, char *err, size_t cap)
 	return s->prepare_ret;
 }
 
+void net_secure_release(struct net_secure *s)
+{
+	if (s->tls)
+		tls_side_release(s);
+	explicit_bzero(s->auth, sizeof(s->auth));
+	s->auth_len = 0;
+	s->prepared = false;
+}
+
 static bool line_complete(const char *buf, size_t len, size_t *reply_len)
 {
 	const char *nl = memchr(buf, '\n', len);

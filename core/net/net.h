@@ -47,6 +47,10 @@ int hostport_parse(const char *s, struct hostport *out);
 /* Reads the side's files once (thread-safe; later calls return the first result).
  * 0 or -EINVAL with err. */
 int net_secure_prepare(struct net_secure *s, char *err, size_t cap);
+/* Frees what net_secure_prepare made (the SSL_CTX) and forgets the password, for a side
+ * that does not live as long as the process (watch, mcwarm-ctl's checks); sessions still
+ * open keep the context until they are closed. */
+void net_secure_release(struct net_secure *s);
 
 /* Connects (TCP_NODELAY, blocking mode afterwards), then as hp->sec says: the TLS
  * handshake (tls.c) and the authentication. Returns the fd or -errno; on failure err

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "base.h"
+#include "cli.h"
 #include "core.h"
 #include "mcw_limits.h"
 #include "mcproto.h"
@@ -209,17 +210,23 @@ int64_t server_now_s(const struct server_info *si)
 	return si->time_s + (mono_ns() - si->probe_mono_ns) / NS_PER_SEC;
 }
 
-int mcw_server_usage(const char *hostport, uint64_t *items, uint64_t *bytes, char *err, size_t cap)
+int mcw_server_usage(const char *hostport, const struct mcw_secure_words *sec, uint64_t *items,
+		     uint64_t *bytes, char *err, size_t cap)
 {
 	struct hostport hp;
 	struct server_info si;
+	struct cli_common co;
 	if (hostport_parse(hostport, &hp) < 0)
 		return snprintf(err, cap, "'%s' is not HOST:PORT", hostport), -EINVAL;
+	if (cli_secure_words("source", sec, &co) != 0 ||
+	    cli_secure_finish("source", &co, &hp, NULL) != 0)
+		return snprintf(err, cap, "the source's TLS options are wrong (said above)"),
+		       -EINVAL;
 	int fd = net_connect(&hp, MCW_IO_TIMEOUT_MS, err, cap);
-	if (fd < 0)
-		return fd;
-	int ret = server_probe(fd, hp.text, &si, err, cap);
-	close(fd);
+	int ret = fd < 0 ? fd : server_probe(fd, hp.text, &si, err, cap);
+	if (fd >= 0)
+		net_close(fd);
+	net_secure_release(&co.src_sec);
 	if (ret == 0) {
 		*items = si.curr_items;
 		*bytes = si.bytes;

@@ -15,6 +15,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <openssl/err.h>
@@ -57,9 +58,18 @@ static int ctx_fail(SSL_CTX *ctx, char *err, size_t cap, const char *fmt, const 
 	return -EINVAL;
 }
 
+void tls_side_release(struct net_secure *s)
+{
+	SSL_CTX_free(s->ctx); /* NULL: nothing */
+	s->ctx = NULL;
+}
+
 int tls_side_prepare(struct net_secure *s, char *err, size_t cap)
 {
 	const char *opt = s->opt ? s->opt : "tls";
+	/* OpenSSL's socket BIO writes with write(): a server that closes in the middle of a
+	 * handshake (a restart) must give EPIPE, not kill the process */
+	signal(SIGPIPE, SIG_IGN);
 	SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
 	if (ctx == NULL)
 		return ctx_fail(ctx, err, cap, "TLS: cannot set up OpenSSL%s: %s", "");
@@ -423,6 +433,14 @@ uint8_t *tls_pipe_recv_area(struct tls_pipe *p, size_t *len)
 	}
 	*len = p->in_cap - p->in_wr;
 	return *len > 0 ? p->cin + p->in_wr : NULL;
+}
+
+uint8_t *tls_ring_recv_area(struct tls_pipe *p, uint8_t *plain, size_t plain_len, size_t *len)
+{
+	if (p != NULL)
+		return tls_pipe_recv_area(p, len);
+	*len = plain_len;
+	return plain_len > 0 ? plain : NULL;
 }
 
 void tls_pipe_received(struct tls_pipe *p, size_t n)

@@ -6,7 +6,7 @@
  * registered under the fd, so the blocking helpers (net_send_all, net_recv, net_exchange)
  * find it with tls_conn_of and go through it, and everything else keeps passing fds.
  *
- * Ring-driven pipes (mgpipe) cannot let OpenSSL touch the socket: io_uring does. They
+ * Ring-driven pipes (mgpipe, mspipe) cannot let OpenSSL touch the socket: io_uring does. They
  * attach a tls_pipe, which moves the session onto memory: ciphertext areas lent by the
  * pipe's owner (carved from the memory budget, MCW_TLS_PIPE_BYTES), "seal" turns
  * plaintext into ciphertext before a send, "open" turns received ciphertext into the
@@ -33,6 +33,8 @@ struct tls_conn; /* an OpenSSL session (SSL) after its handshake */
 /* Builds the side's SSL_CTX once (CA file or the system store, client certificate and
  * key, TLS 1.2 at least, server certificate verified). 0 or -EINVAL with err. */
 int tls_side_prepare(struct net_secure *s, char *err, size_t cap);
+/* Drops the side's SSL_CTX (net_secure_release). */
+void tls_side_release(struct net_secure *s);
 
 /* Runs the client handshake over a connected blocking socket within timeout_ms and
  * registers the session under fd. 0, or -EKEYREJECTED (certificate refused), -EPROTO
@@ -88,6 +90,9 @@ int tls_pipe_seal(struct tls_pipe *p, const void *plain, size_t len);
 void tls_pipe_sent(struct tls_pipe *p, size_t n);
 /* Where the next ciphertext receive goes; NULL when the area is full (open first). */
 uint8_t *tls_pipe_recv_area(struct tls_pipe *p, size_t *len);
+/* Where a pipe's next ring receive goes: p's ciphertext area (p: a TLS connection), else
+ * plain; NULL when that is full (the owner consumes, or opens ciphertext, first). */
+uint8_t *tls_ring_recv_area(struct tls_pipe *p, uint8_t *plain, size_t plain_len, size_t *len);
 void tls_pipe_received(struct tls_pipe *p, size_t n);
 /* Opens received ciphertext into plain (up to cap): bytes (0: nothing complete yet),
  * -EPIPE when the server ended the session, -EPROTO with p->error. */

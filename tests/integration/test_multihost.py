@@ -130,6 +130,26 @@ class PlanTest(unittest.TestCase):
         self.assertEqual(argv[argv.index("--ring-from") + 1],
                          ",".join("10.0.0.%d:11211" % i for i in range(1, 4)))
 
+    def test_each_side_gets_its_tls_and_auth_options(self):
+        plan = mcwarm_fleet.mcwarm_plan(self.replica(
+            source_security=dict(tls=True, ca="/etc/mcwarm/ca.pem", server_name="cache-a"),
+            dest_security=dict(tls=True, ca="/etc/mcwarm/ca-b.pem", cert="/etc/mcwarm/c.pem",
+                               key="/etc/mcwarm/c.key", auth_file="/etc/mcwarm/b.auth")))
+        src = ["--tls", "--tls-ca", "/etc/mcwarm/ca.pem", "--tls-server-name", "cache-a"]
+        dst = ["--dest-tls", "--dest-tls-ca", "/etc/mcwarm/ca-b.pem", "--dest-tls-cert",
+               "/etc/mcwarm/c.pem", "--dest-tls-key", "/etc/mcwarm/c.key",
+               "--dest-auth-file", "/etc/mcwarm/b.auth"]
+        rw, ro = plan["volumes"][0]["rw_argv"], plan["pairs"][0]["ro_argv"]
+        joined = lambda argv: " ".join(argv)
+        self.assertIn(joined(src), joined(rw))
+        self.assertNotIn("--dest-", joined(rw))  # the dumper never talks to a destination
+        self.assertIn(joined(src + dst), joined(ro))
+        # authentication alone (memcached -Y without -Z)
+        plan = mcwarm_fleet.mcwarm_plan(self.replica(
+            dest_security=dict(auth_file="/etc/mcwarm/b.auth")))
+        self.assertIn("--dest-auth-file /etc/mcwarm/b.auth", joined(plan["pairs"][0]["ro_argv"]))
+        self.assertNotIn("--dest-tls", joined(plan["pairs"][0]["ro_argv"]))
+
     def test_bad_replica_files_are_refused_with_the_reason(self):
         cases = [
             (dict(shape="mirror"), "shape: one of replica, replace, resize"),
@@ -143,6 +163,11 @@ class PlanTest(unittest.TestCase):
             (dict(volume_dir=None), "volume_dir"),
             (dict(sources=[dict(host="a1", memcached="10.0.0.1")]), "is not HOST:PORT"),
             (dict(sources=[dict(memcached="10.0.0.1:1")]), "needs host"),
+            (dict(dest_security=dict(tls=True, password="s3cret")),
+             "a password goes in the file auth_file names"),
+            (dict(source_security=dict(tls=True, ca="ca.pem")),
+             "source_security.ca: an absolute path"),
+            (dict(dest_security=dict(ca="/etc/ca.pem")), "need tls: true"),
         ]
         for change, msg in cases:
             with self.subTest(change=change):

@@ -77,6 +77,34 @@ def _volume_args(r, src_slug):
     return ["--backend", backend, "--volume", path], path
 
 
+SECURITY_KEYS = (("ca", "tls-ca"), ("cert", "tls-cert"), ("key", "tls-key"),
+                 ("server_name", "tls-server-name"), ("auth_file", "auth-file"))
+
+
+def _security_args(r, key, prefix):
+    """source_security / dest_security: TLS (memcached -Z) and authentication (-Y) of one
+    side, as mcwarm-ctl's --tls... --auth-file (prefix "") or --dest-tls... --dest-auth-file
+    (prefix "dest-"). Files are named, never their contents: they must be on every host
+    that runs a half of that side (and auth_file readable by its user only)."""
+    sec = r.get(key)
+    if sec is None:
+        return []
+    known = ("tls",) + tuple(k for k, _ in SECURITY_KEYS)
+    if not isinstance(sec, dict) or any(k not in known for k in sec):
+        raise ReplicaError("%s: a mapping of %s (a password goes in the file auth_file "
+                           "names, never in the replica file)" % (key, ", ".join(known)))
+    args = ["--%stls" % prefix] if sec.get("tls") else []
+    for k, opt in SECURITY_KEYS:
+        if sec.get(k):
+            if k != "server_name" and not str(sec[k]).startswith("/"):
+                raise ReplicaError("%s.%s: an absolute path on the hosts, not '%s'" %
+                                   (key, k, sec[k]))
+            args += ["--%s%s" % (prefix, opt), str(sec[k])]
+    if not sec.get("tls") and len(args) > (2 if sec.get("auth_file") else 0):
+        raise ReplicaError("%s: ca, cert, key and server_name need tls: true" % key)
+    return args
+
+
 def _instance(entry, key, opt):
     """ec2: the instance the volume attaches to on this side (mcwarm-ctl --instance-rw or
     --instance-ro), when the replica file gives it."""
@@ -139,6 +167,8 @@ def mcwarm_plan(r):
     work = str(r.get("work_dir", "/var/lib/mcwarm")).rstrip("/") + "/" + r["name"]
     common = _common_args(r)
     extra_ro = ["--min-ratio", str(r["min_ratio"])] if r.get("min_ratio") is not None else []
+    src_sec = _security_args(r, "source_security", "")
+    dst_sec = _security_args(r, "dest_security", "dest-")
     rw_extra = [str(a) for a in r.get("rw_options") or []]
     ro_extra = [str(a) for a in r.get("ro_options") or []]
     volumes, pairs = [], []
@@ -150,7 +180,7 @@ def mcwarm_plan(r):
                    work=rw_work, readers=[], vol_argv=vargs,
                    rw_argv=["warm", "--side", "rw", "--source", s["memcached"], "--work",
                             rw_work] + vargs + _instance(s, "instance", "--instance-rw") +
-                   common + filters + rw_extra + ["--json"])
+                   common + filters + src_sec + rw_extra + ["--json"])
         targets = [(i, dests[i])] if shape == "replica" else list(enumerate(dests))
         if shape == "resize":  # a node's own group of its own dump is empty: the keys
             # that stay with it are not dumped
@@ -166,7 +196,8 @@ def mcwarm_plan(r):
                         ro_argv=["warm", "--side", "ro", "--source", s["memcached"],
                                  "--dest", d["memcached"], "--work", ro_work] + vargs +
                         _instance(d, "populator_instance" if d.get("populator") else "instance",
-                                  "--instance-ro") + common + group + filters + extra_ro + ro_extra + ["--json"])
+                                  "--instance-ro") + common + group + filters + extra_ro +
+                        src_sec + dst_sec + ro_extra + ["--json"])
             pairs.append(pair)
             vol["readers"].append(pair["id"])
         volumes.append(vol)
