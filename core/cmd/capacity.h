@@ -54,7 +54,8 @@ uint64_t cap_memory_need(const struct server_info *dst, uint64_t items, uint64_t
 /* The checks of one load against the destination: its item_size_max (not below the
  * source's unless allow->smaller_items) and its memory (refused when the need is over its
  * limit unless allow->shrink; a warning when it fits only by evicting what the destination
- * holds now). 0, or the exit code with err naming cause, numbers and fix. */
+ * holds now). 0, or -EOPNOTSUPP (items too large) or -MCW_ETOOSMALL (memory) with err
+ * naming cause, numbers and fix. */
 int cap_check(const struct server_info *dst, const char *dst_addr, const struct cap_load *load,
 	      const struct mcw_copy_allow *allow, char *err, size_t cap);
 
@@ -62,8 +63,8 @@ int cap_check(const struct server_info *dst, const char *dst_addr, const struct 
 void cap_load_of_source(const struct server_info *src, struct cap_load *out);
 
 /* Refuses a copy into the source itself: the same address (peer addresses of two
- * connected sockets) or the same process (pid, start time, port). 0 or MCW_EXIT_USAGE
- * with err set. */
+ * connected sockets) or the same process (pid, start time, port). 0 or -EINVAL with err
+ * set. */
 int cap_check_not_same(int src_fd, const struct server_info *src, const char *src_addr, int dst_fd,
 		       const struct server_info *dst, const char *dst_addr, char *err, size_t cap);
 

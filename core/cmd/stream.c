@@ -192,8 +192,9 @@ static int parse_opts(int argc, char **argv, struct stream_cmd *c)
 
 static void pipe_check(struct sjob *j)
 {
-	if (j->dst.exit_code)
-		engine_fail(&j->c->e, j->dst.exit_code, "worker %u: %s", j->w->id, j->dst.error);
+	if (j->dst.fault.err)
+		engine_fail(&j->c->e, j->dst.fault.err, "worker %u: %s", j->w->id,
+			    j->dst.fault.msg);
 }
 
 /* Hands one fetched item to the pipe (its value is copied into the open batch). 0: taken
@@ -253,9 +254,9 @@ static int stream_preflight(struct stream_cmd *c)
 	char err[1024];
 	struct cap_load load;
 	/* both are live: the same address is the same process, so identity covers both */
-	int code = cap_check_not_same(-1, &c->e.src, c->e.o.source.text, -1, &c->dst,
-				      c->o.dest.text, err, sizeof(err));
-	if (code == 0) {
+	int ret = cap_check_not_same(-1, &c->e.src, c->e.o.source.text, -1, &c->dst, c->o.dest.text,
+				     err, sizeof(err));
+	if (ret == 0) {
 		cap_load_of_source(&c->e.src, &load);
 		if (c->e.filter_on) {
 			load.items = 0; /* an unknown share: the evictions watch still judges */
@@ -263,11 +264,11 @@ static int stream_preflight(struct stream_cmd *c)
 				 "with %s's before copying",
 				 c->e.o.source.text, c->o.dest.text);
 		}
-		code = cap_check(&c->dst, c->o.dest.text, &load, &c->o.allow, err, sizeof(err));
+		ret = cap_check(&c->dst, c->o.dest.text, &load, &c->o.allow, err, sizeof(err));
 	}
-	if (code != 0) {
+	if (ret != 0) {
 		log_error("%s", err);
-		return code;
+		return ret;
 	}
 	cap_watch_start(&c->watch, &c->o.dest, &c->dst);
 	c->watch_on = true;
@@ -306,10 +307,10 @@ static void stream_need(const struct engine *e, uint64_t item_size_max,
 static int stream_prepare(struct engine *e)
 {
 	struct stream_cmd *c = e->sink_ctx;
-	int code = engine_probe_dest(e, &c->o.dest, &c->dst);
-	if (code == 0)
-		code = stream_preflight(c);
-	return code != 0 ? code : engine_make_work_dir(e);
+	int ret = engine_probe_dest(e, &c->o.dest, &c->dst);
+	if (ret == 0)
+		ret = stream_preflight(c);
+	return ret != 0 ? ret : engine_make_work_dir(e);
 }
 
 static int stream_worker_open(struct engine *e, struct engine_worker *w)
@@ -492,7 +493,7 @@ static void summary(struct stream_cmd *c, int code, double secs)
 	json_bool(&j, "ok", code == 0);
 	json_i64(&j, "exit_code", code);
 	if (code != 0)
-		json_str(&j, "error", c->e.run.error);
+		json_str(&j, "error", c->e.run.fault.msg);
 	json_str(&j, "source", c->e.o.source.text);
 	json_str(&j, "dest", c->o.dest.text);
 	json_str(&j, "mode", c->o.ms_mode == MCP_MS_ADD ? "add" : "set");
@@ -527,12 +528,12 @@ int mcw_cmd_stream(int argc, char **argv)
 	if (code != 0)
 		return code < 0 ? MCW_EXIT_OK : code;
 	int64_t t0 = mono_ns();
-	code = engine_run(&c->e);
+	code = mcw_exit_code(engine_run(&c->e));
 	if (c->watch_on)
 		cap_watch_end(&c->watch);
 	char why[512];
 	if (code == 0 && cap_watch_evicted(&c->watch, why, sizeof(why))) {
-		engine_fail(&c->e, MCW_EXIT_TOO_SMALL, "%s", why);
+		engine_fail(&c->e, -MCW_ETOOSMALL, "%s", why);
 		log_error("%s", why);
 		code = MCW_EXIT_TOO_SMALL;
 	}

@@ -33,19 +33,6 @@
 #define UD_ID(ud)	  ur_ud_id(ud)
 #define UD_GEN(ud)	  ((uint32_t)(ur_ud_payload(ud) & 0xffff))
 
-static void fail(struct mspipe *p, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void fail(struct mspipe *p, int code, const char *fmt, ...)
-{
-	if (p->exit_code != 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(p->error, sizeof(p->error), fmt, ap);
-	va_end(ap);
-	p->exit_code = code;
-}
-
 int64_t mspipe_exptime(int64_t expires_at_ms, int64_t now, int64_t min_ttl_s, int64_t dest_now_s)
 {
 	if (expires_at_ms == 0)
@@ -251,7 +238,7 @@ static void kick_send(struct mspipe *p)
 		b->chunk_bytes += b->iov[b->iov_done + i].iov_len;
 	int ret = send_iov(p, &b->iov[b->iov_done], b->iov_chunk);
 	if (ret < 0) {
-		fail(p, MCW_EXIT_SOFTWARE, "cannot queue a send: %s", strerror(-ret));
+		mcw_fault_set(&p->fault, -MCW_EBUG, "cannot queue a send: %s", strerror(-ret));
 		return;
 	}
 	p->send_busy = true;
@@ -259,7 +246,7 @@ static void kick_send(struct mspipe *p)
 
 static void post_recv(struct mspipe *p)
 {
-	if (p->recv_posted || p->lost || p->exit_code)
+	if (p->recv_posted || p->lost || p->fault.err)
 		return;
 	if (p->rd == p->wr) {
 		p->rd = p->wr = 0;
@@ -271,7 +258,7 @@ static void post_recv(struct mspipe *p)
 	int ret = ur_prep_recv(p->o.ring, p->o.fd, p->o.recv_area + p->wr, p->o.recv_bytes - p->wr,
 			       UD(UD_RECV, p->o.id, p->gen));
 	if (ret < 0) {
-		fail(p, MCW_EXIT_SOFTWARE, "cannot queue a receive: %s", strerror(-ret));
+		mcw_fault_set(&p->fault, -MCW_EBUG, "cannot queue a receive: %s", strerror(-ret));
 		return;
 	}
 	p->recv_posted = true;
@@ -281,10 +268,10 @@ static void post_recv(struct mspipe *p)
  * reconnect waits for them (invariant 2) in mspipe_kick. */
 static void connection_lost(struct mspipe *p, const char *why)
 {
-	if (p->lost || p->exit_code)
+	if (p->lost || p->fault.err)
 		return;
 	if (p->o.reconnect == NULL) {
-		fail(p, MCW_EXIT_UNAVAILABLE, "connection to %s lost: %s", p->o.what, why);
+		mcw_fault_set(&p->fault, -ECONNRESET, "connection to %s lost: %s", p->o.what, why);
 		return;
 	}
 	log_warn("connection to %s lost (%s): reconnecting, then resending %llu unanswered "
@@ -313,7 +300,7 @@ static void reconnect(struct mspipe *p)
 	}
 	int fd = p->o.reconnect(p->o.arg);
 	if (fd < 0) {
-		fail(p, MCW_EXIT_UNAVAILABLE, "%s stayed unreachable", p->o.what);
+		mcw_fault_set(&p->fault, -ECONNRESET, "%s stayed unreachable", p->o.what);
 		return;
 	}
 	p->o.fd = fd;
@@ -323,7 +310,7 @@ static void reconnect(struct mspipe *p)
 
 void mspipe_kick(struct mspipe *p)
 {
-	if (p->exit_code)
+	if (p->fault.err)
 		return;
 	if (p->lost && p->stale == 0)
 		reconnect(p);
@@ -344,8 +331,8 @@ static void on_ns(struct mspipe *p, const struct mcp_meta_reply *rep)
 	struct mspipe_batch *b = batch_at(p, p->b_answered);
 	if (!rep->has_opaque || rep->opaque < b->opaque_base ||
 	    rep->opaque >= b->opaque_base + b->nrec) {
-		fail(p, MCW_EXIT_PROTOCOL, "an NS from %s names no request in flight (out of sync)",
-		     p->o.what);
+		mcw_fault_set(&p->fault, -EPROTO,
+			      "an NS from %s names no request in flight (out of sync)", p->o.what);
 		return;
 	}
 	b->present++;
@@ -370,7 +357,7 @@ static void on_server_error(struct mspipe *p, const struct mcp_meta_reply *rep)
 	if (cap_is_out_of_memory(rep->msg, rep->msg_len)) {
 		uint64_t n = atomic_fetch_add(p->o.oom_answers, 1) + 1;
 		if (cap_oom_stops(p->o.dest_evicts(p->o.arg), p->o.what, n, why, sizeof(why))) {
-			fail(p, MCW_EXIT_TOO_SMALL, "%s", why);
+			mcw_fault_set(&p->fault, -MCW_ETOOSMALL, "%s", why);
 			return;
 		}
 	}
@@ -389,7 +376,7 @@ static bool reply_due(struct mspipe *p)
 
 static void parse_replies(struct mspipe *p)
 {
-	while (p->rd < p->wr && p->exit_code == 0) {
+	while (p->rd < p->wr && p->fault.err == 0) {
 		struct mcp_meta_reply rep;
 		const char *at = (const char *)p->o.recv_area + p->rd;
 		enum mcp_status st = mcp_meta_reply_parse(at, p->wr - p->rd, 0, &rep);
@@ -398,8 +385,8 @@ static void parse_replies(struct mspipe *p)
 		const char *nl = memchr(at, '\n', p->wr - p->rd);
 		int line = nl ? (int)MIN(nl - at, 80) : (int)MIN(p->wr - p->rd, 80);
 		if (st != MCP_OK || !reply_due(p)) {
-			fail(p, MCW_EXIT_PROTOCOL, "unexpected reply from %s: \"%.*s\"", p->o.what,
-			     line, at);
+			mcw_fault_set(&p->fault, -EPROTO, "unexpected reply from %s: \"%.*s\"",
+				      p->o.what, line, at);
 			return;
 		}
 		switch (rep.code) {
@@ -415,9 +402,9 @@ static void parse_replies(struct mspipe *p)
 			on_server_error(p, &rep);
 			break;
 		default:
-			fail(p, MCW_EXIT_PROTOCOL,
-			     "%s refused a request: \"%.*s\" (please report it)", p->o.what, line,
-			     at);
+			mcw_fault_set(&p->fault, -EPROTO,
+				      "%s refused a request: \"%.*s\" (please report it)",
+				      p->o.what, line, at);
 			return;
 		}
 		p->rd += rep.total_len;

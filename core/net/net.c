@@ -333,15 +333,15 @@ void net_close(int fd)
 	close(fd);
 }
 
-int net_exit_code(int connect_ret)
+int net_connect_cause(int connect_ret)
 {
 	switch (connect_ret) {
 	case -EKEYREJECTED:
 	case -EACCES:
-		return MCW_EXIT_REFUSED;
+		return -EKEYREJECTED;
 	case -EINVAL:
-		return MCW_EXIT_USAGE;
+		return -EINVAL;
 	default:
-		return MCW_EXIT_UNAVAILABLE;
+		return -EHOSTUNREACH;
 	}
 }

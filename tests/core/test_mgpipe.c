@@ -506,7 +506,7 @@ static enum mgpipe_next drive(struct fixture *f)
 		if (take_replies(f) == MGPIPE_FAILED)
 			return MGPIPE_FAILED;
 		mgpipe_kick(&f->p);
-		if (f->p.exit_code)
+		if (f->p.fault.err)
 			return MGPIPE_FAILED;
 		if (mgpipe_done(&f->p) && !f->p.send_busy)
 			return MGPIPE_NONE;
@@ -547,7 +547,7 @@ static void check_all_answered(struct fixture *f)
 	assert_int_equal(f->p.values, hits);
 	assert_int_equal(f->p.misses, misses); /* counted at MN with q, at consume without */
 	assert_int_equal(f->p.fetched, m->n);
-	assert_int_equal(f->p.exit_code, 0);
+	assert_int_equal(f->p.fault.err, 0);
 	assert_true(mgpipe_done(&f->p));
 	assert_false(mgpipe_awaiting(&f->p));
 }
@@ -737,7 +737,7 @@ static void test_server_errors(void **state)
 		f->srv.special = kinds[k];
 		assert_int_equal(drive(f), MGPIPE_NONE);
 		/* counted, not fatal; the key is a miss (no value came) */
-		assert_int_equal(f->p.exit_code, 0);
+		assert_int_equal(f->p.fault.err, 0);
 		assert_int_equal(f->p.server_errors, 1);
 		assert_int_equal(f->got[600], 0);
 		assert_int_equal(f->values, model.n - 1);
@@ -761,8 +761,8 @@ static void test_connection_closed(void **state)
 		f = fixture_new(&model, true, 0, 0);
 		f->srv.close_at = at[i] >= 0 ? at[i] : (long)total + at[i];
 		assert_int_equal(drive(f), MGPIPE_FAILED);
-		assert_int_equal(f->p.exit_code, MCW_EXIT_UNAVAILABLE);
-		assert_non_null(strstr(f->p.error, "the scripted server"));
+		assert_int_equal(f->p.fault.err, -ECONNRESET);
+		assert_non_null(strstr(f->p.fault.msg, "the scripted server"));
 		assert_false(mgpipe_done(&f->p));
 		/* what arrived before the close was delivered, and nothing was invented */
 		for (uint32_t k = 0; k < model.n; k++)
@@ -795,9 +795,9 @@ static void test_out_of_sync(void **state)
 		f->srv.special_key = 9;
 		f->srv.special = c[k].kind;
 		assert_int_equal(drive(f), MGPIPE_FAILED);
-		if (f->p.exit_code != MCW_EXIT_PROTOCOL || strstr(f->p.error, c[k].words) == NULL)
-			fail_msg("case %zu: exit %d \"%s\", want \"%s\"", k, f->p.exit_code,
-				 f->p.error, c[k].words);
+		if (f->p.fault.err != -EPROTO || strstr(f->p.fault.msg, c[k].words) == NULL)
+			fail_msg("case %zu: exit %d \"%s\", want \"%s\"", k, f->p.fault.err,
+				 f->p.fault.msg, c[k].words);
 		/* the keys before it came through; nothing after it was taken */
 		for (uint32_t i = 0; i < model.n; i++)
 			assert_int_equal(f->got[i], i < 9 ? 1 : 0);
@@ -815,8 +815,8 @@ static void test_out_of_sync(void **state)
 	struct mcp_meta_reply rep;
 	uint32_t idx;
 	assert_int_equal(mgpipe_next(&f->p, &rep, &idx), MGPIPE_FAILED);
-	assert_int_equal(f->p.exit_code, MCW_EXIT_PROTOCOL);
-	assert_non_null(strstr(f->p.error, "without a batch in flight"));
+	assert_int_equal(f->p.fault.err, -EPROTO);
+	assert_non_null(strstr(f->p.fault.msg, "without a batch in flight"));
 	fixture_del(f);
 }
 

@@ -9,9 +9,9 @@
  * add answers NS, the value is kept) and set mode (overwrites); items expired in transit
  * skipped and counted; a connection lost mid-run, reconnected through the hook, and every
  * unanswered batch resent; a lost connection without the hook fails; out of memory from a
- * destination that does not evict stops at once (exit 3); an NS for no request in flight
- * and a CLIENT_ERROR fail as out of sync (exit 76). The fault-injection build runs it again
- * with receives that end EAGAIN or EINTR at random (retried inside the pipe).
+ * destination that does not evict stops at once (-MCW_ETOOSMALL: exit 3); an NS for no request in
+ * flight and a CLIENT_ERROR fail as out of sync (-EPROTO: exit 76). The fault-injection build runs
+ * it again with receives that end EAGAIN or EINTR at random (retried inside the pipe).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -212,7 +212,7 @@ static void pump_once(struct fixture *f, int wait_ms)
 static void drive(struct fixture *f, const char *reply)
 {
 	int64_t deadline = mono_ns() + (int64_t)WAIT_MS * 1000000;
-	while (!mspipe_idle(&f->p) && f->p.exit_code == 0) {
+	while (!mspipe_idle(&f->p) && f->p.fault.err == 0) {
 		mspipe_kick(&f->p);
 		pump_once(f, 10);
 		script_step(f, reply);
@@ -247,7 +247,7 @@ static void add_items(struct fixture *f, uint32_t from, uint32_t to, uint32_t ex
 			.pieces = pieces[i],
 			.npieces = 2,
 		};
-		while (mspipe_add(&f->p, &it) == -EAGAIN && f->p.exit_code == 0) {
+		while (mspipe_add(&f->p, &it) == -EAGAIN && f->p.fault.err == 0) {
 			mspipe_kick(&f->p);
 			pump_once(f, 10);
 			script_step(f, reply);
@@ -409,7 +409,7 @@ static void run_store(size_t copy_bytes, const char *prefix)
 	items_init(prefix);
 	fixture_open(&f, mc_connect(), MCP_MS_ADD, copy_bytes);
 	add_items(&f, 0, ITEMS, 13, NULL);
-	assert_int_equal(f.p.exit_code, 0);
+	assert_int_equal(f.p.fault.err, 0);
 	struct mspipe_counts n;
 	mspipe_take_counts(&f.p, &n);
 	uint64_t expired = 0;
@@ -487,7 +487,7 @@ static void test_reconnect_resends(void **state)
 	close(f.script_fd); /* gone without an answer */
 	f.script_fd = -1;
 	drive(&f, NULL);
-	assert_int_equal(f.p.exit_code, 0);
+	assert_int_equal(f.p.fault.err, 0);
 	assert_int_equal(f.connects, 1);
 	struct mspipe_counts n;
 	mspipe_take_counts(&f.p, &n);
@@ -512,9 +512,9 @@ static int scripted(const char *reply, bool evicts, bool hangup)
 		reply = NULL;
 	}
 	add_items(&f, 0, 10, 0, reply);
-	int code = f.p.exit_code;
+	int code = f.p.fault.err;
 	if (code)
-		fprintf(stderr, "expected: %s\n", f.p.error);
+		fprintf(stderr, "expected: %s\n", f.p.fault.msg);
 	fixture_close(&f);
 	return code;
 }
@@ -525,17 +525,19 @@ static void test_failures(void **state)
 	/* out of memory from a destination that does not evict: stopped at once */
 	assert_int_equal(
 	    scripted("SERVER_ERROR out of memory storing object\r\nMN\r\n", false, false),
-	    MCW_EXIT_TOO_SMALL);
+	    -MCW_ETOOSMALL);
+	assert_int_equal(mcw_exit_code(-MCW_ETOOSMALL), MCW_EXIT_TOO_SMALL);
 	/* one that evicts: counted, not stopped (below CAP_OOM_ERRORS_MAX) */
 	atomic_store(&oom_answers, 0);
 	assert_int_equal(
 	    scripted("SERVER_ERROR out of memory storing object\r\nMN\r\n", true, false), 0);
-	assert_int_equal(scripted("NS O999999\r\nMN\r\n", true, false), MCW_EXIT_PROTOCOL);
-	assert_int_equal(scripted("CLIENT_ERROR bad data chunk\r\nMN\r\n", true, false),
-			 MCW_EXIT_PROTOCOL);
-	assert_int_equal(scripted("MN\r\nMN\r\n", true, false), MCW_EXIT_PROTOCOL);
+	assert_int_equal(scripted("NS O999999\r\nMN\r\n", true, false), -EPROTO);
+	assert_int_equal(scripted("CLIENT_ERROR bad data chunk\r\nMN\r\n", true, false), -EPROTO);
+	assert_int_equal(scripted("MN\r\nMN\r\n", true, false), -EPROTO);
+	assert_int_equal(mcw_exit_code(-EPROTO), MCW_EXIT_PROTOCOL);
 	/* no reconnect hook: a lost connection fails */
-	assert_int_equal(scripted(NULL, true, true), MCW_EXIT_UNAVAILABLE);
+	assert_int_equal(scripted(NULL, true, true), -ECONNRESET);
+	assert_int_equal(mcw_exit_code(-ECONNRESET), MCW_EXIT_UNAVAILABLE);
 }
 
 static int mc_teardown(void **state)
