@@ -673,7 +673,7 @@ static int worker_setup(struct pw *p, struct pop_worker *w)
 		.mode = p->c->o.mode,
 		.min_ttl_s = p->c->o.min_ttl_s,
 		.io_timeout_ms = p->c->o.co.io_timeout_ms,
-		.errors_logged_max = POP_ERRORS_LOGGED_MAX,
+		.errors_logged_max = MCW_SERVER_ERRORS_LOGGED_MAX,
 		.dest_now_s = dest_now_hook,
 		.dest_evicts = dest_evicts_hook,
 		.reconnect = reconnect_hook,

@@ -26,8 +26,6 @@
 #include "json.h"
 #include "sinks.h"
 
-#define VERIFY_MISMATCHES_MAX 100
-
 struct verify_opts {
 	struct hostport dest;
 	uint64_t sample; /* about this many keys (0: all) */

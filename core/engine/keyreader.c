@@ -171,15 +171,14 @@ static void log_unsendable(struct kr *k, const struct mcp_dump_item *it)
 		 enc, it->key_len, MCP_KEY_B64_RAW_MAX);
 }
 
-/* Keys parsed but not yet checked for duplicates: their table slots are being prefetched
- * meanwhile, so the checks that follow do not each wait for memory. */
-#define KR_BATCH 32
+/* Keys parsed but not yet checked for duplicates (KR_PREFETCH_KEYS): their table slots are
+ * being prefetched meanwhile, so the checks that follow do not each wait for memory. */
 
 struct kr_pending {
-	struct mcp_dump_item it[KR_BATCH];
-	uint64_t id[KR_BATCH];
-	bool b64[KR_BATCH];
-	uint16_t group[KR_BATCH];
+	struct mcp_dump_item it[KR_PREFETCH_KEYS];
+	uint64_t id[KR_PREFETCH_KEYS];
+	bool b64[KR_PREFETCH_KEYS];
+	uint16_t group[KR_PREFETCH_KEYS];
 	unsigned n;
 };
 
@@ -367,7 +366,7 @@ static size_t parse_lines(struct kr *k, const char *buf, size_t len, enum line_v
 		}
 		pos += used;
 		if (it->kind == MCP_DUMP_ITEM) {
-			if (key_admit(k, &p) && ++p.n == KR_BATCH &&
+			if (key_admit(k, &p) && ++p.n == KR_PREFETCH_KEYS &&
 			    key_chunk_failed(k, pending_flush(k, &p), v))
 				return pos;
 			continue;

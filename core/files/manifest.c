@@ -14,8 +14,7 @@
 #include "chunk_reader.h"
 #include "crc.h"
 #include "manifest.h"
-
-#define MANIFEST_TEXT_MAX (64 * MIB) /* about 600,000 chunk files */
+#include "mcw_limits.h"
 
 static int cmp_entry(const void *a, const void *b)
 {

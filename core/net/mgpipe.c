@@ -33,7 +33,6 @@
 #define UD(kind, id, slot) ur_ud(UR_OWNER_MGPIPE, (id), (kind) << 48 | (slot))
 #define UD_KIND(ud)	   (ur_ud_payload(ud) >> 48)
 #define UD_ID(ud)	   ur_ud_id(ud)
-#define ERRORS_LOGGED_MAX  5
 
 void mgpipe_init(struct mgpipe *p, const struct mgpipe_opts *o)
 {
@@ -352,7 +351,7 @@ static enum mgpipe_next next_reply(struct mgpipe *p, struct mcp_meta_reply *rep,
 			break;
 		case MCP_RC_CLIENT_ERROR:
 		case MCP_RC_SERVER_ERROR:
-			if (p->server_errors++ < ERRORS_LOGGED_MAX)
+			if (p->server_errors++ < MCW_SERVER_ERRORS_LOGGED_MAX)
 				log_warn("%s answered an mg with: %.*s", p->o.what,
 					 (int)rep->msg_len, rep->msg);
 			break;

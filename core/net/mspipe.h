@@ -33,8 +33,7 @@
 #include "ratelimit.h"
 #include "uring.h"
 
-/* MSPIPE_BATCHES_MAX and MSPIPE_SENDMSG_IOV: mcw_limits.h */
-#define MSPIPE_RECV_MIN	     (MCP_META_LINE_MAX * 2)
+/* MSPIPE_BATCHES_MAX, MSPIPE_SENDMSG_IOV and MSPIPE_RECV_MIN: mcw_limits.h */
 #define MSPIPE_TTL_REL_MAX_S (30 * 86400) /* memcached: larger exptimes are absolute */
 
 struct mspipe_opts {
