@@ -441,7 +441,7 @@ static int engine_prepare(struct engine *e)
 	rate_limits_poll_log(&e->limits);
 	int fd = engine_probe(e, &e->o.source, &e->src, true);
 	if (fd < 0)
-		return -fd;
+		return fd;
 	e->keys_fd = fd;
 	e->item_size_max = e->src.item_size_max;
 	return e->sink->prepare(e);
