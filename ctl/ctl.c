@@ -589,8 +589,11 @@ static int parse(int argc, char **argv, struct ctl_opts *o)
 	if (p->work[0] == '\0')
 		snprintf(p->work, sizeof(p->work), "%s", DEFAULT_WORK);
 	char real[PATH_MAX];
-	if (ebs_mkdirs(p->work) < 0 || realpath(p->work, real) == NULL)
-		return usage_error("--work: cannot create %s: %s", p->work, strerror(errno));
+	int ret = ebs_mkdirs(p->work);
+	if (ret == 0 && realpath(p->work, real) == NULL)
+		ret = -errno;
+	if (ret < 0) /* ebs_mkdirs returns -errno: errno is not its answer */
+		return usage_error("--work: cannot create %s: %s", p->work, strerror(-ret));
 	if (copy(p->work, sizeof(p->work), "work", real) != 0)
 		return MCW_EXIT_USAGE;
 	code = strcmp(argv[0], "warm") == 0 ? side_defaults(p) : 0;

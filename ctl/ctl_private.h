@@ -199,6 +199,7 @@ int ctl_wait_child(const struct ctl_plan *p, const struct ctl_state *s, pid_t pi
  * code (or 128+signal); *pid_out is set while it runs for the state file. */
 int ctl_run_mcwarm(const struct ctl_plan *p, char *const args[], const char *out_path,
 		   const char *log_path, pid_t *pid_out, struct ctl_state *s);
+/* Starts mcwarm with args (stdout to out_path, stderr to log_path): its pid, or -errno. */
 pid_t ctl_spawn_mcwarm(const struct ctl_plan *p, char *const args[], const char *out_path,
 		       const char *log_path);
 /* The pid of a running `mcwarm <cmd> ... <opt> <value> ...`, 0 if there is none: how a

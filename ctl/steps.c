@@ -352,6 +352,8 @@ pid_t ctl_spawn_mcwarm(const struct ctl_plan *p, char *const args[], const char 
 		argv[n++] = args[i];
 	argv[n] = NULL;
 	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
 	if (pid != 0)
 		return pid;
 	int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

@@ -211,8 +211,9 @@ static int prepare_out_dir(struct engine *e)
 	bool resume = false;
 	const char *dir = e->o.dir;
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-		log_error("cannot create the output directory %s: %s", dir, strerror(errno));
-		return -errno;
+		int ret = -errno; /* before the log line, which may change errno */
+		log_error("cannot create the output directory %s: %s", dir, strerror(-ret));
+		return ret;
 	}
 	e->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (!dir_is_empty(dir, first, sizeof(first))) {
@@ -241,8 +242,9 @@ static int prepare_out_dir(struct engine *e)
 		if ((mkdirat(e->dir_fd, name, 0755) < 0 && !(resume && errno == EEXIST)) ||
 		    (d->group_fd[g] = openat(e->dir_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) <
 			0) {
-			log_error("cannot create %s: %s", d->group_path[g], strerror(errno));
-			return -errno;
+			int ret = -errno;
+			log_error("cannot create %s: %s", d->group_path[g], strerror(-ret));
+			return ret;
 		}
 	}
 	int ret = engine_make_spool(e, resume);

@@ -113,8 +113,8 @@ static int prune_dir(int dir_fd, const struct checkpoint *cp, const char *path)
 		if (cp != NULL && checkpoint_job_is_done(cp, job))
 			continue;
 		if (unlinkat(dir_fd, de->d_name, 0) < 0) {
-			log_error("cannot remove %s/%s: %s", path, de->d_name, strerror(errno));
-			ret = -errno;
+			ret = -errno; /* before the log line, which may change errno */
+			log_error("cannot remove %s/%s: %s", path, de->d_name, strerror(-ret));
 			break;
 		}
 	}
@@ -141,9 +141,9 @@ static int prune_spool(struct engine *e, const struct checkpoint *cp)
 		if ((!chunk && !ckpt) || keep || (ckpt && cp != NULL))
 			continue;
 		if (unlinkat(e->spool_fd, de->d_name, 0) < 0) {
+			ret = -errno; /* before the log line, which may change errno */
 			log_error("cannot remove %s/%s: %s", e->spool_path, de->d_name,
-				  strerror(errno));
-			ret = -errno;
+				  strerror(-ret));
 			break;
 		}
 	}

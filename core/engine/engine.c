@@ -308,9 +308,10 @@ int engine_make_work_dir(struct engine *e)
 	static char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%.4000s/mcwarm-%s-XXXXXX", e->o.dir, e->sink->name);
 	if (mkdtemp(dir) == NULL) {
+		int ret = -errno; /* before the log line, which may change errno */
 		log_error("cannot create a work directory under %s: %s (set --work)", e->o.dir,
-			  strerror(errno));
-		return -errno;
+			  strerror(-ret));
+		return ret;
 	}
 	e->o.dir = dir;
 	e->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);

@@ -60,8 +60,9 @@ long manifest_collect(int dir_fd, struct manifest_entry **out, char *err, size_t
 	struct manifest_entry *v = NULL;
 	struct dirent *de;
 	if (d == NULL) {
-		snprintf(err, err_cap, "cannot list the output directory: %s", strerror(errno));
-		return -errno;
+		int ret = -errno;
+		snprintf(err, err_cap, "cannot list the output directory: %s", strerror(-ret));
+		return ret;
 	}
 	rewinddir(d);
 	while ((de = readdir(d)) != NULL) {
