@@ -146,6 +146,26 @@ int cap_check(const struct server_info *dst, const char *dst_addr, const struct 
 	return 0;
 }
 
+int cap_copy_option(const char *cmd, int ch, const char *arg, enum mcp_ms_mode *mode,
+		    struct mcw_copy_allow *allow)
+{
+	switch (ch) {
+	case CAP_OPT_MODE:
+		if (strcmp(arg, "add") != 0 && strcmp(arg, "set") != 0)
+			return cli_usage_error(cmd, "--mode: use add or set");
+		*mode = strcmp(arg, "set") == 0 ? MCP_MS_SET : MCP_MS_ADD;
+		return 0;
+	case CAP_OPT_ALLOW_SHRINK:
+		allow->shrink = true;
+		return 0;
+	case CAP_OPT_ALLOW_SMALLER:
+		allow->smaller_items = true;
+		return 0;
+	default:
+		return 1;
+	}
+}
+
 /* The peer address of a connected socket equals the other's (IPv4 or IPv6, with port). */
 static bool same_peer(int a_fd, int b_fd)
 {

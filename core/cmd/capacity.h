@@ -9,7 +9,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cli.h"
 #include "core.h"
+#include "mcproto.h"
 #include "net.h"
 #include "server.h"
 #include "mcw_limits.h"
@@ -23,6 +25,20 @@
 #define CAP_SUGGEST_MARGIN_DIV                                                                     \
 	8 /* the -m a refusal suggests: the need + 1/8, for mixed                                  \
 	   * item sizes and the pages each slab class fills alone */
+
+/* The options of a copy into a live destination that populate and stream share: --mode
+ * add|set, --allow-shrink, --allow-smaller-items. Splice CAP_COPY_LONGOPTS into the
+ * command's table and hand the cases to cap_copy_option. */
+enum { CAP_OPT_MODE = 240, CAP_OPT_ALLOW_SHRINK, CAP_OPT_ALLOW_SMALLER };
+#define CAP_COPY_LONGOPTS                                                                          \
+	{ "mode", required_argument, NULL, CAP_OPT_MODE },                                         \
+	    { "allow-shrink", no_argument, NULL, CAP_OPT_ALLOW_SHRINK },                           \
+	{                                                                                          \
+		"allow-smaller-items", no_argument, NULL, CAP_OPT_ALLOW_SMALLER                    \
+	}
+/* A copy option: 0 when taken, 1 when ch is none of them, else MCW_EXIT_USAGE (reported). */
+int cap_copy_option(const char *cmd, int ch, const char *arg, enum mcp_ms_mode *mode,
+		    struct mcw_copy_allow *allow);
 
 /* What is about to be sent, as memcached will store it. */
 struct cap_load {

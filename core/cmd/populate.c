@@ -78,12 +78,9 @@ enum {
 	OPT_ONCE = 256,
 	OPT_FOLLOW,
 	OPT_IDLE,
-	OPT_MODE,
 	OPT_MIN_TTL,
 	OPT_RECONNECT,
 	OPT_NO_DIRECT,
-	OPT_ALLOW_SHRINK,
-	OPT_ALLOW_SMALLER,
 };
 
 /* Options of populate only; the common ones go to cli_common_option. 0, or an exit code. */
@@ -110,11 +107,6 @@ static int pop_option(int ch, const char *arg, struct pop_opts *o)
 			return MCW_EXIT_USAGE;
 		o->idle_timeout_s = (int)v;
 		return 0;
-	case OPT_MODE:
-		if (strcmp(arg, "add") != 0 && strcmp(arg, "set") != 0)
-			return cli_usage_error("populate", "--mode: use add or set");
-		o->mode = strcmp(arg, "set") == 0 ? MCP_MS_SET : MCP_MS_ADD;
-		return 0;
 	case OPT_MIN_TTL:
 		if (!cli_uint("populate", "min-ttl", arg, 1, 10ull * 365 * 86400, &v))
 			return MCW_EXIT_USAGE;
@@ -128,14 +120,10 @@ static int pop_option(int ch, const char *arg, struct pop_opts *o)
 	case OPT_NO_DIRECT:
 		o->direct = false;
 		return 0;
-	case OPT_ALLOW_SHRINK:
-		o->allow.shrink = true;
-		return 0;
-	case OPT_ALLOW_SMALLER:
-		o->allow.smaller_items = true;
-		return 0;
-	default:
-		return cli_common_option("populate", ch, arg, 8 * MIB, &o->co);
+	default: {
+		int ret = cap_copy_option("populate", ch, arg, &o->mode, &o->allow);
+		return ret != 1 ? ret : cli_common_option("populate", ch, arg, 8 * MIB, &o->co);
+	}
 	}
 }
 
@@ -148,12 +136,10 @@ static int parse_opts(int argc, char **argv, struct pop_opts *o)
 		{ "once", no_argument, NULL, OPT_ONCE },
 		{ "follow", no_argument, NULL, OPT_FOLLOW },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
-		{ "mode", required_argument, NULL, OPT_MODE },
 		{ "min-ttl", required_argument, NULL, OPT_MIN_TTL },
 		{ "reconnect-timeout", required_argument, NULL, OPT_RECONNECT },
 		{ "no-direct", no_argument, NULL, OPT_NO_DIRECT },
-		{ "allow-shrink", no_argument, NULL, OPT_ALLOW_SHRINK },
-		{ "allow-smaller-items", no_argument, NULL, OPT_ALLOW_SMALLER },
+		CAP_COPY_LONGOPTS,
 		CLI_COMMON_LONGOPTS,
 		{ 0 },
 	};

@@ -77,7 +77,7 @@ static const char stream_usage[] =
     "select a share). While copying, its evictions are read every 2 s: the run ends with\n"
     "exit 3 if it evicted any, and 'SERVER_ERROR out of memory' (-M) stops it at once.\n";
 
-enum { OPT_MODE = 256, OPT_MIN_TTL, OPT_CRAWL, OPT_WORK, OPT_ALLOW_SHRINK, OPT_ALLOW_SMALLER };
+enum { OPT_MIN_TTL = 256, OPT_CRAWL, OPT_WORK };
 
 struct stream_cmd;
 
@@ -115,11 +115,6 @@ static int stream_option(int ch, const char *arg, struct stream_cmd *c)
 		if (hostport_parse(arg, ch == 's' ? &eo->source : &o->dest) < 0)
 			return cli_usage_error("stream", "'%s' is not HOST:PORT", arg);
 		return 0;
-	case OPT_MODE:
-		if (strcmp(arg, "add") != 0 && strcmp(arg, "set") != 0)
-			return cli_usage_error("stream", "--mode: use add or set");
-		o->ms_mode = strcmp(arg, "set") == 0 ? MCP_MS_SET : MCP_MS_ADD;
-		return 0;
 	case OPT_MIN_TTL:
 		if (!cli_uint("stream", "min-ttl", arg, 0, 10ull * 365 * 86400, &v))
 			return MCW_EXIT_USAGE;
@@ -130,14 +125,10 @@ static int stream_option(int ch, const char *arg, struct stream_cmd *c)
 	case OPT_WORK:
 		eo->dir = arg;
 		return 0;
-	case OPT_ALLOW_SHRINK:
-		o->allow.shrink = true;
-		return 0;
-	case OPT_ALLOW_SMALLER:
-		o->allow.smaller_items = true;
-		return 0;
-	default:
-		return engine_shared_option("stream", ch, arg, eo);
+	default: {
+		int ret = cap_copy_option("stream", ch, arg, &o->ms_mode, &o->allow);
+		return ret != 1 ? ret : engine_shared_option("stream", ch, arg, eo);
+	}
 	}
 }
 
@@ -146,12 +137,10 @@ static int parse_opts(int argc, char **argv, struct stream_cmd *c)
 	static const struct option longopts[] = {
 		{ "source", required_argument, NULL, 's' },
 		{ "dest", required_argument, NULL, 'd' },
-		{ "mode", required_argument, NULL, OPT_MODE },
 		{ "min-ttl", required_argument, NULL, OPT_MIN_TTL },
 		{ "crawl", required_argument, NULL, OPT_CRAWL },
 		{ "work", required_argument, NULL, OPT_WORK },
-		{ "allow-shrink", no_argument, NULL, OPT_ALLOW_SHRINK },
-		{ "allow-smaller-items", no_argument, NULL, OPT_ALLOW_SMALLER },
+		CAP_COPY_LONGOPTS,
 		KEYFILTER_LONGOPTS,
 		CLI_COMMON_LONGOPTS,
 		{ 0 },
