@@ -38,6 +38,7 @@
 #include "core.h"
 #include "keyspool.h"
 #include "mgpipe.h"
+#include "mc_server.h"
 
 #define WAIT_MS	      5000
 #define KEYS_MAX      6000
@@ -835,85 +836,6 @@ static void test_rate_limited_batches(void **state)
 
 /* ---- against a real memcached ---- */
 
-static pid_t mc_pid = -1;
-static int mc_port;
-
-/* A free loopback port: bound by the kernel's choice, then released for memcached. */
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
-static int connect_port(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
-		return fd;
-	close(fd);
-	return -1;
-}
-
-/* Starts memcached on a free port; the connection, or -1 when there is no memcached. */
-static int mc_start(void)
-{
-	if (system("command -v memcached >/dev/null 2>&1") != 0)
-		return -1;
-	for (int attempt = 0; attempt < 5; attempt++) {
-		int port = free_port();
-		char p[16];
-		snprintf(p, sizeof(p), "%d", port);
-		mc_pid = fork();
-		assert_true(mc_pid >= 0);
-		if (mc_pid == 0) {
-			int null = open("/dev/null", O_WRONLY);
-			dup2(null, 1);
-			dup2(null, 2);
-			if (geteuid() == 0)
-				execlp("memcached", "memcached", "-l", "127.0.0.1", "-p", p, "-U",
-				       "0", "-m", "64", "-u", "nobody", (char *)NULL);
-			else
-				execlp("memcached", "memcached", "-l", "127.0.0.1", "-p", p, "-U",
-				       "0", "-m", "64", (char *)NULL);
-			_exit(127);
-		}
-		for (int i = 0; i < 200; i++) { /* up to 10 s for it to listen */
-			int fd = connect_port(port);
-			if (fd >= 0) {
-				mc_port = port;
-				return fd;
-			}
-			int status;
-			if (waitpid(mc_pid, &status, WNOHANG) == mc_pid)
-				break; /* exited: the port was taken meanwhile, try another */
-			usleep(50 * 1000);
-		}
-		kill(mc_pid, SIGKILL);
-		waitpid(mc_pid, NULL, 0);
-		mc_pid = -1;
-	}
-	fail_msg("memcached did not start");
-	return -1;
-}
-
-static void mc_stop(void)
-{
-	if (mc_pid > 0) {
-		kill(mc_pid, SIGTERM);
-		waitpid(mc_pid, NULL, 0);
-		mc_pid = -1;
-	}
-}
-
-/* Stores every key of the model that does not miss, with ms ... q, closed by mn. */
 static void mc_fill(int fd, const struct model *m)
 {
 	size_t len = 0;
@@ -959,11 +881,13 @@ static void mc_fill(int fd, const struct model *m)
 static void test_real_memcached(void **state)
 {
 	(void)state;
-	int fd = mc_start();
-	if (fd < 0) {
+	int port = mc_server_start();
+	if (port == 0) {
 		fprintf(stderr, "skipped: memcached is not installed\n");
 		skip();
 	}
+	int fd = mc_server_connect(port);
+	assert_true(fd >= 0);
 	ttl_loose = true;
 	/* many batches, binary keys, a miss every 7th key, values up to VALUE_MAX */
 	model_init(&model, 3 * MCW_BATCH_KEYS + 100, 10, 7);
@@ -974,7 +898,7 @@ static void test_real_memcached(void **state)
 		assert_int_equal(drive(f), MGPIPE_NONE);
 		check_all_answered(f);
 		fixture_del(f); /* closes fd */
-		fd = connect_port(mc_port);
+		fd = mc_server_connect(port);
 		assert_true(fd >= 0);
 	}
 	close(fd);
@@ -985,7 +909,7 @@ static int mc_teardown(void **state)
 {
 	(void)state;
 	ttl_loose = false;
-	mc_stop();
+	mc_server_stop();
 	return 0;
 }
 

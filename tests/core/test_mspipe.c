@@ -35,6 +35,7 @@
 #include "base.h"
 #include "core.h"
 #include "mspipe.h"
+#include "mc_server.h"
 
 #define WAIT_MS	    5000
 #define ITEMS	    1500
@@ -98,18 +99,6 @@ struct fixture {
 	unsigned connects; /* reconnect hook calls */
 };
 
-static int connect_port(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
-		return fd;
-	close(fd);
-	return -1;
-}
-
 static int64_t dest_now(void *arg)
 {
 	(void)arg;
@@ -125,7 +114,7 @@ static int reconnect(void *arg)
 {
 	struct fixture *f = arg;
 	f->connects++;
-	return connect_port(f->reconnect_to);
+	return mc_server_connect(f->reconnect_to);
 }
 
 static void fixture_open(struct fixture *f, int fd, enum mcp_ms_mode mode, size_t copy_bytes)
@@ -259,72 +248,14 @@ static void add_items(struct fixture *f, uint32_t from, uint32_t to, uint32_t ex
 
 /* ---- a real memcached ---- */
 
-static pid_t mc_pid = -1;
-static int mc_port;
-
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
-/* Starts memcached on a free port (once); the port, or 0 when there is no memcached. */
-static int mc_start(void)
-{
-	if (mc_pid > 0)
-		return mc_port;
-	if (system("command -v memcached >/dev/null 2>&1") != 0)
-		return 0;
-	for (int attempt = 0; attempt < 5; attempt++) {
-		int port = free_port();
-		char p[16];
-		snprintf(p, sizeof(p), "%d", port);
-		mc_pid = fork();
-		assert_true(mc_pid >= 0);
-		if (mc_pid == 0) {
-			int null = open("/dev/null", O_WRONLY);
-			dup2(null, 1);
-			dup2(null, 2);
-			if (geteuid() == 0)
-				execlp("memcached", "memcached", "-l", "127.0.0.1", "-p", p, "-U",
-				       "0", "-m", "64", "-u", "nobody", (char *)NULL);
-			else
-				execlp("memcached", "memcached", "-l", "127.0.0.1", "-p", p, "-U",
-				       "0", "-m", "64", (char *)NULL);
-			_exit(127);
-		}
-		for (int i = 0; i < 200; i++) {
-			int fd = connect_port(port);
-			if (fd >= 0) {
-				close(fd);
-				mc_port = port;
-				return port;
-			}
-			if (waitpid(mc_pid, NULL, WNOHANG) == mc_pid)
-				break;
-			usleep(50 * 1000);
-		}
-		kill(mc_pid, SIGKILL);
-		waitpid(mc_pid, NULL, 0);
-		mc_pid = -1;
-	}
-	fail_msg("memcached did not start");
-	return 0;
-}
-
 static int mc_connect(void)
 {
-	int port = mc_start();
+	int port = mc_server_start();
 	if (port == 0) {
 		fprintf(stderr, "skipped: memcached is not installed\n");
 		skip();
 	}
-	int fd = connect_port(port);
+	int fd = mc_server_connect(port);
 	assert_true(fd >= 0);
 	return fd;
 }
@@ -458,7 +389,7 @@ static void test_reconnect_resends(void **state)
 	int sv[2];
 	struct fixture f = { .script_fd = -1 };
 	items_init("resent");
-	f.reconnect_to = mc_start();
+	f.reconnect_to = mc_server_start();
 	if (f.reconnect_to == 0)
 		skip();
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -543,11 +474,7 @@ static void test_failures(void **state)
 static int mc_teardown(void **state)
 {
 	(void)state;
-	if (mc_pid > 0) {
-		kill(mc_pid, SIGTERM);
-		waitpid(mc_pid, NULL, 0);
-		mc_pid = -1;
-	}
+	mc_server_stop();
 	return 0;
 }
 
