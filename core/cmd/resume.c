@@ -151,15 +151,15 @@ static int prune_spool(struct engine *e, const struct checkpoint *cp)
 	return ret;
 }
 
-/* Adds the records of the kept files to the counts (publish checks them). -1 when a kept
- * file fails its footer (err says which). */
+/* Adds the records of the kept files to the counts (publish checks them). 0, or -errno
+ * when a kept file cannot be read or fails its footer (err says which). */
 static int count_kept(struct dump_cmd *d, char *err, size_t cap)
 {
 	for (unsigned g = 0; g < d->e.kf.ngroups; g++) {
 		struct manifest_entry *e = NULL;
 		long n = manifest_collect(d->group_fd[g], &e, err, cap);
 		if (n < 0)
-			return -1;
+			return (int)n;
 		uint64_t records = 0, bytes = 0, vbytes = 0;
 		for (long i = 0; i < n; i++) {
 			records += e[i].records;
