@@ -22,9 +22,6 @@
 #include "core.h"
 #include "ctl_private.h"
 
-#define CTL_DUMP_ATTEMPTS_MAX 3
-#define CTL_DUMP_REVIVALS_MAX 3 /* a dumper killed by a signal (OOM) while we watch */
-
 int64_t ctl_wall_ns(void)
 {
 	struct timespec ts;

@@ -25,8 +25,6 @@
 #include "core.h"
 #include "ctl_private.h"
 
-#define STOP_WAIT_MS 10000 /* a leftover mcwarm gets this long after SIGTERM, then SIGKILL */
-
 static int save(const struct ctl_plan *p, const struct ctl_state *s, char *err, size_t cap)
 {
 	int ret = ctl_state_save(p->work, s);
@@ -437,7 +435,7 @@ void ctl_stop_pid(pid_t pid)
 {
 	if (pid <= 0 || kill(pid, SIGTERM) < 0)
 		return;
-	for (int waited = 0; waited < STOP_WAIT_MS; waited += 50) {
+	for (int waited = 0; waited < CTL_STOP_WAIT_MS; waited += 50) {
 		waitpid(pid, NULL, WNOHANG); /* reaps it if it is our child */
 		if (kill(pid, 0) < 0)
 			return;
