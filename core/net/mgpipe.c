@@ -18,11 +18,9 @@
  *     in the session) and is opened when mgpipe_next runs out of replies.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <string.h>
 
 #include "base.h"
-#include "core.h"
 #include "mgpipe.h"
 #include "net.h"
 

@@ -15,13 +15,11 @@
  *     each, for an encryption step).
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base.h"
 #include "capacity.h"
-#include "core.h"
 #include "mspipe.h"
 
 /* user_data (uring.h's scheme): owner UR_OWNER_MSPIPE, the pipe's id, and in the payload

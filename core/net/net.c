@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 
 #include "base.h"
-#include "core.h"
 #include "net.h"
 #include "tls.h"
 
