@@ -19,14 +19,8 @@
 #include "ctl.h"
 #include "ctl_private.h"
 
-#define DEFAULT_WORK	   "/var/tmp/mcwarm-ctl"
-#define DEFAULT_CYCLE_MS   200
-#define DEFAULT_MEMORY	   (64ull << 20)
-#define VOLUME_MIN_BYTES   (512ull << 20) /* ext4 and xfs need room for their own metadata */
-#define VOLUME_SLACK_BYTES (256ull << 20)
-#define PLAN_LINE_MAX	   1024
-#define PLAN_OPTIONS_MAX   64
-#define WAIT_VOLUME_S_MAX  86400
+#define DEFAULT_WORK   "/var/tmp/mcwarm-ctl"
+#define DEFAULT_MEMORY (64ull << 20)
 
 static const char usage_text[] =
     "usage: mcwarm-ctl COMMAND [options]\n"
@@ -317,9 +311,9 @@ static int half_option(int ch, const char *name, const char *arg, struct ctl_pla
 					   arg);
 		return copy(p->group, sizeof(p->group), "group", arg);
 	case OPT_WAIT_VOLUME:
-		return uint_opt("wait-volume", arg, WAIT_VOLUME_S_MAX, &p->wait_volume_s);
+		return uint_opt("wait-volume", arg, CTL_WAIT_VOLUME_S_MAX, &p->wait_volume_s);
 	case OPT_IDLE_TIMEOUT:
-		return uint_opt("idle-timeout", arg, WAIT_VOLUME_S_MAX, &p->idle_s);
+		return uint_opt("idle-timeout", arg, CTL_WAIT_VOLUME_S_MAX, &p->idle_s);
 	case OPT_SIDE:
 		if (ctl_side_parse(arg, &p->side) < 0)
 			return usage_error("--side: use rw, ro or both, not '%s'", arg);
@@ -347,7 +341,7 @@ static int option(int ch, const char *name, const char *arg, struct ctl_opts *o)
 	case OPT_VOLUME:
 		return copy(v->path, sizeof(v->path), "volume", arg);
 	case OPT_SIZE:
-		if (!mcw_size_parse(arg, &v->size_bytes) || v->size_bytes < VOLUME_MIN_BYTES)
+		if (!mcw_size_parse(arg, &v->size_bytes) || v->size_bytes < CTL_VOLUME_MIN_BYTES)
 			return usage_error("--size: '%s' is not a size of at least 512M", arg);
 		o->size_given = true;
 		return 0;
@@ -433,7 +427,7 @@ static int read_plan(const char *path, struct ctl_opts *o)
 	FILE *f = fopen(path, "r");
 	if (f == NULL)
 		return usage_error("--plan: cannot open %s: %s", path, strerror(errno));
-	char line[PLAN_LINE_MAX];
+	char line[CTL_PLAN_LINE_MAX];
 	int code = 0;
 	for (unsigned lineno = 1; code == 0 && fgets(line, sizeof(line), f); lineno++) {
 		char *hash = strchr(line, '#');
@@ -522,9 +516,9 @@ static int size_from_source(struct ctl_plan *p)
 			return MCW_EXIT_REFUSED;
 		return ret == -EINVAL ? MCW_EXIT_USAGE : MCW_EXIT_UNAVAILABLE;
 	}
-	uint64_t size = bytes + bytes / 4 + VOLUME_SLACK_BYTES;
+	uint64_t size = bytes + bytes / 4 + CTL_VOLUME_SLACK_BYTES;
 	size = (size + (64ull << 20) - 1) & ~((64ull << 20) - 1);
-	p->vol.size_bytes = size < VOLUME_MIN_BYTES ? VOLUME_MIN_BYTES : size;
+	p->vol.size_bytes = size < CTL_VOLUME_MIN_BYTES ? CTL_VOLUME_MIN_BYTES : size;
 	return 0;
 }
 
@@ -612,7 +606,7 @@ static int parse(int argc, char **argv, struct ctl_opts *o)
 	struct ctl_plan *p = &o->plan;
 	p->vol.kind = EBS_LOOP;
 	p->memory_bytes = DEFAULT_MEMORY;
-	p->cycle_ms = DEFAULT_CYCLE_MS;
+	p->cycle_ms = CTL_CYCLE_MS_DEFAULT;
 	p->min_ratio = 0.99;
 	/* the plan file first, so the command line wins */
 	bool plan_given = false;
@@ -633,8 +627,11 @@ static int parse(int argc, char **argv, struct ctl_opts *o)
 	if (p->work[0] == '\0')
 		snprintf(p->work, sizeof(p->work), "%s", DEFAULT_WORK);
 	char real[PATH_MAX];
-	if (ebs_mkdirs(p->work) < 0 || realpath(p->work, real) == NULL)
-		return usage_error("--work: cannot create %s: %s", p->work, strerror(errno));
+	int ret = ebs_mkdirs(p->work);
+	if (ret == 0 && realpath(p->work, real) == NULL)
+		ret = -errno;
+	if (ret < 0) /* ebs_mkdirs returns -errno: errno is not its answer */
+		return usage_error("--work: cannot create %s: %s", p->work, strerror(-ret));
 	if (copy(p->work, sizeof(p->work), "work", real) != 0)
 		return MCW_EXIT_USAGE;
 	code = strcmp(argv[0], "warm") == 0 ? side_defaults(p) : 0;

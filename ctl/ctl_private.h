@@ -17,6 +17,7 @@
 
 #include "core.h"
 #include "ebs.h"
+#include "metrics.h"
 
 #define CTL_PATH_MAX		  512
 #define CTL_FILTER_ARGS_MAX	  32	/* dump filter words passed on: option, value, ... */
@@ -30,6 +31,32 @@
 /* ours, then the TLS and authentication options, then the filters */
 #define CTL_RUN_ARGS_MAX (24 + MCW_SECURE_WORDS_MAX + CTL_FILTER_ARGS_MAX)
 static_assert(CTL_RUN_ARGS_MAX < CTL_MCWARM_ARGS_MAX, "a command line fits, filters and all");
+
+/* The controller's limits and waits (ctl.c, steps.c, dumper.c, reader.c, warm.c, metrics.c). */
+#define CTL_CYCLE_MS_DEFAULT	    200
+#define CTL_VOLUME_MIN_BYTES	    (512ull << 20) /* ext4 and xfs need room for their own metadata */
+#define CTL_VOLUME_SLACK_BYTES	    (256ull << 20)
+#define CTL_PLAN_LINE_MAX	    1024
+#define CTL_PLAN_OPTIONS_MAX	    64
+#define CTL_WAIT_VOLUME_S_MAX	    86400
+#define CTL_DUMP_ATTEMPTS_MAX	    3
+#define CTL_DUMP_REVIVALS_MAX	    3 /* a dumper killed by a signal (OOM) while we watch */
+#define CTL_CHILD_PROM_MAX	    METRICS_TEXT_MAX /* a child's file, read whole */
+#define CTL_WAIT_SLICE_MS	    1000 /* a wait is cut into slices to write the file */
+#define CTL_CYCLES_AFTER_DUMP_MAX   20	 /* passes allowed after the dump ended */
+#define CTL_AFTER_DUMP_PAUSE_MIN_MS 50	 /* then between them: doubling from this, */
+#define CTL_AFTER_DUMP_PAUSE_MAX_MS 1000 /* up to this (a reader's view that lags, ~15 s) */
+#define CTL_JSON_REPORT_MAX	    8192 /* the part of a JSON summary searched for a number */
+#define CTL_STOP_WAIT_MS	    10000 /* a leftover mcwarm gets this long after SIGTERM, then SIGKILL */
+#define CTL_VOLUME_POLL_MS	    500 /* ro: between looks for the writer's volume */
+static_assert(CTL_AFTER_DUMP_PAUSE_MIN_MS <= CTL_AFTER_DUMP_PAUSE_MAX_MS, "the pause grows");
+/* After the dump ended the reader passes at most CTL_CYCLES_AFTER_DUMP_MAX more times; each
+ * pause at most CTL_AFTER_DUMP_PAUSE_MAX_MS: that wait stays within a minute. */
+static_assert((uint64_t)CTL_CYCLES_AFTER_DUMP_MAX * CTL_AFTER_DUMP_PAUSE_MAX_MS <= 60 * 1000,
+	      "the passes after the dump end within a minute");
+static_assert(CTL_WAIT_VOLUME_S_DEFAULT <= CTL_WAIT_VOLUME_S_MAX, "the default is allowed");
+static_assert(CTL_VOLUME_POLL_MS < CTL_WAIT_VOLUME_S_DEFAULT * 1000,
+	      "the writer's volume is looked for more than once in the default wait");
 
 enum ctl_side { SIDE_BOTH, SIDE_RW, SIDE_RO };
 
@@ -214,6 +241,7 @@ int ctl_wait_child(const struct ctl_plan *p, const struct ctl_state *s, pid_t pi
  * code (or 128+signal); *pid_out is set while it runs for the state file. */
 int ctl_run_mcwarm(const struct ctl_plan *p, char *const args[], const char *out_path,
 		   const char *log_path, pid_t *pid_out, struct ctl_state *s);
+/* Starts mcwarm with args (stdout to out_path, stderr to log_path): its pid, or -errno. */
 pid_t ctl_spawn_mcwarm(const struct ctl_plan *p, char *const args[], const char *out_path,
 		       const char *log_path);
 /* The pid of a running `mcwarm <cmd> ... <opt> <value> ...`, 0 if there is none: how a

@@ -22,9 +22,6 @@
 #include "core.h"
 #include "ctl_private.h"
 
-#define CTL_DUMP_ATTEMPTS_MAX 3
-#define CTL_DUMP_REVIVALS_MAX 3 /* a dumper killed by a signal (OOM) while we watch */
-
 int64_t ctl_wall_ns(void)
 {
 	struct timespec ts;
@@ -132,7 +129,8 @@ static int spawn_dump(const struct ctl_plan *p, struct ctl_state *s, const char 
 	args[n] = NULL;
 	s->dump_pid = ctl_spawn_mcwarm(p, args, out, log);
 	if (s->dump_pid < 0)
-		return snprintf(err, cap, "cannot start the dumper: %s", strerror(errno)),
+		return snprintf(err, cap, "cannot start the dumper: %s",
+				strerror((int)-s->dump_pid)),
 		       MCW_EXIT_SOFTWARE;
 	s->dump_started_ns = ctl_wall_ns();
 	s->dump_done_ns = 0;

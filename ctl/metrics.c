@@ -23,11 +23,8 @@
 #include "ctl_private.h"
 #include "metrics.h"
 
-#define CHILD_PROM_MAX	  METRICS_TEXT_MAX /* a child's file, read whole */
-#define CTL_WAIT_SLICE_MS 1000		   /* a wait is cut into slices to write the file */
-
 static struct metrics ctl_metrics;
-static char child_text[CHILD_PROM_MAX + 1];
+static char child_text[CTL_CHILD_PROM_MAX + 1];
 
 void ctl_metrics_init(const char *path)
 {
@@ -68,7 +65,7 @@ static const char *child_read(const struct ctl_plan *p, const char *cmd, unsigne
 	FILE *f = fopen(path, "r");
 	if (f == NULL)
 		return child_text;
-	size_t got = fread(child_text, 1, CHILD_PROM_MAX, f);
+	size_t got = fread(child_text, 1, CTL_CHILD_PROM_MAX, f);
 	fclose(f);
 	child_text[got] = '\0';
 	return child_text;

@@ -22,11 +22,6 @@
 #include "core.h"
 #include "ctl_private.h"
 
-#define CYCLES_AFTER_DUMP_MAX	20   /* passes allowed after the dump ended */
-#define AFTER_DUMP_PAUSE_MIN_MS 50   /* then between them: doubling from this, */
-#define AFTER_DUMP_PAUSE_MAX_MS 1000 /* up to this (a reader's view that lags, ~15 s) */
-#define JSON_REPORT_MAX		8192 /* the part of a JSON summary searched for a number */
-
 unsigned ctl_count_chunks(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -96,14 +91,14 @@ const char *ctl_log_error(const char *log_path, char *out, size_t cap)
 
 double ctl_json_num(const char *path, const char *key)
 {
-	char text[JSON_REPORT_MAX];
+	char text[CTL_JSON_REPORT_MAX];
 	const char *v = json_value(path, key, text, sizeof(text));
 	return v ? strtod(v, NULL) : 0;
 }
 
 bool ctl_json_true(const char *path, const char *key)
 {
-	char text[JSON_REPORT_MAX];
+	char text[CTL_JSON_REPORT_MAX];
 	const char *v = json_value(path, key, text, sizeof(text));
 	return v != NULL && strncmp(v, "true", 4) == 0;
 }
@@ -255,8 +250,8 @@ static int idle_check(const struct ctl_plan *p, const struct ctl_state *s, int64
 
 static unsigned after_dump_pause_ms(unsigned passes)
 {
-	uint64_t ms = (uint64_t)AFTER_DUMP_PAUSE_MIN_MS << (passes < 16 ? passes : 16);
-	return ms < AFTER_DUMP_PAUSE_MAX_MS ? (unsigned)ms : AFTER_DUMP_PAUSE_MAX_MS;
+	uint64_t ms = (uint64_t)CTL_AFTER_DUMP_PAUSE_MIN_MS << (passes < 16 ? passes : 16);
+	return ms < CTL_AFTER_DUMP_PAUSE_MAX_MS ? (unsigned)ms : CTL_AFTER_DUMP_PAUSE_MAX_MS;
 }
 
 int ctl_read_cycles(const struct ctl_plan *p, struct ctl_state *s, bool tty, char *err, size_t cap)
@@ -283,11 +278,11 @@ int ctl_read_cycles(const struct ctl_plan *p, struct ctl_state *s, bool tty, cha
 			return 0; /* the dump's MANIFEST is fully applied */
 		if (code != 0 && code != 1)
 			return code;
-		if (dump_done && ++after_dump > CYCLES_AFTER_DUMP_MAX)
+		if (dump_done && ++after_dump > CTL_CYCLES_AFTER_DUMP_MAX)
 			return snprintf(err, cap,
 					"the dump finished but %u passes later its MANIFEST is "
 					"still not fully applied: see %s/populate-%u.log",
-					CYCLES_AFTER_DUMP_MAX, p->work, s->dump_n),
+					CTL_CYCLES_AFTER_DUMP_MAX, p->work, s->dump_n),
 			       MCW_EXIT_DATA;
 		if (s->files_applied != seen || s->dump_n != seen_n) {
 			seen = s->files_applied;

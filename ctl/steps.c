@@ -25,8 +25,6 @@
 #include "core.h"
 #include "ctl_private.h"
 
-#define STOP_WAIT_MS 10000 /* a leftover mcwarm gets this long after SIGTERM, then SIGKILL */
-
 static int save(const struct ctl_plan *p, const struct ctl_state *s, char *err, size_t cap)
 {
 	int ret = ctl_state_save(p->work, s);
@@ -352,6 +350,8 @@ pid_t ctl_spawn_mcwarm(const struct ctl_plan *p, char *const args[], const char 
 		argv[n++] = args[i];
 	argv[n] = NULL;
 	pid_t pid = fork();
+	if (pid < 0)
+		return -errno;
 	if (pid != 0)
 		return pid;
 	int out = open(out_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -435,7 +435,7 @@ void ctl_stop_pid(pid_t pid)
 {
 	if (pid <= 0 || kill(pid, SIGTERM) < 0)
 		return;
-	for (int waited = 0; waited < STOP_WAIT_MS; waited += 50) {
+	for (int waited = 0; waited < CTL_STOP_WAIT_MS; waited += 50) {
 		waitpid(pid, NULL, WNOHANG); /* reaps it if it is our child */
 		if (kill(pid, 0) < 0)
 			return;

@@ -28,8 +28,6 @@
 #include "core.h"
 #include "ctl_private.h"
 
-#define VOLUME_POLL_MS 500 /* ro: between looks for the writer's volume */
-
 static double span_s(int64_t from_ns, int64_t to_ns)
 {
 	return from_ns && to_ns && to_ns > from_ns ? (double)(to_ns - from_ns) / 1e9 : 0;
@@ -263,7 +261,7 @@ static int reader_volume(const struct ctl_plan *p, struct ctl_state *s, char *er
 		if (!said)
 			fprintf(stderr, "mcwarm-ctl: waiting for the source host: %s\n", err);
 		said = true;
-		ctl_wait_ms(p, s, VOLUME_POLL_MS);
+		ctl_wait_ms(p, s, CTL_VOLUME_POLL_MS);
 	}
 }
 

@@ -172,3 +172,34 @@ int short_write_errno(int fd, uint64_t missing)
 		return -ENOSPC;
 	return -EIO;
 }
+
+const char *mcw_strerror(int err)
+{
+	switch (err) {
+	case MCW_ETOOSMALL:
+		return "destination too small";
+	case MCW_EBUG:
+		return "internal error";
+	default:
+		return strerror(err);
+	}
+}
+
+int mcw_fault_vset(struct mcw_fault *f, int err, const char *fmt, va_list ap)
+{
+	ASSERT(err < 0);
+	if (f->err == 0) {
+		vsnprintf(f->msg, sizeof(f->msg), fmt, ap);
+		f->err = err;
+	}
+	return err;
+}
+
+int mcw_fault_set(struct mcw_fault *f, int err, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	mcw_fault_vset(f, err, fmt, ap);
+	va_end(ap);
+	return err;
+}

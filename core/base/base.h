@@ -5,6 +5,7 @@
 #ifndef MCW_BASE_H
 #define MCW_BASE_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -69,6 +70,28 @@ void random_bytes(void *buf, size_t n);
 
 /* Lower-case hex of n bytes into out (2n+1 bytes). */
 void hex_encode(char *out, const uint8_t *in, size_t n);
+
+/* Causes errno has no word for, returned negated as errno values are (-MCW_ETOOSMALL);
+ * numbered past errno's range, as the kernel's own 512 and up. */
+enum mcw_errno {
+	MCW_ETOOSMALL = 4096, /* the destination cannot hold what is sent (it is full) */
+	MCW_EBUG,	      /* a step that cannot fail did: our bug */
+};
+/* strerror for errno values and mcw_errno (err > 0). */
+const char *mcw_strerror(int err);
+
+/* A failure below the command layer: its cause (-errno or -MCW_E*, 0: none) and a message
+ * for the operator. The first failure wins: later ones are dropped. Where a command ends,
+ * mcw_exit_code (core.h) turns the cause into its exit code. */
+#define MCW_FAULT_MSG_BYTES 1024
+struct mcw_fault {
+	int err;
+	char msg[MCW_FAULT_MSG_BYTES];
+};
+/* Records err (< 0) and the message unless f already holds a failure. Returns err. */
+int mcw_fault_set(struct mcw_fault *f, int err, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int mcw_fault_vset(struct mcw_fault *f, int err, const char *fmt, va_list ap);
 
 /* A write to the regular file fd came back `missing` bytes short: -ENOSPC when its
  * filesystem has no room for them (the next write would say so), else -EIO. */

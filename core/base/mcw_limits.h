@@ -6,6 +6,7 @@
 #define MCW_LIMITS_H
 
 #include <assert.h>
+#include <limits.h>
 #include <stdint.h>
 
 #include "base.h"
@@ -42,12 +43,14 @@
 #define MCW_KEY_RECORD_HEADER	 4	    /* u16 length, u8 flags, u8 reserved */
 
 /* Pipelining against memcached. */
-#define MCW_BATCH_KEYS	       512 /* mg requests per batch, closed by mn */
-#define MCW_BATCHES_INFLIGHT   4   /* batches sent and not yet answered, per connection */
-#define MCW_BATCH_REQ_BYTES    (MCW_BATCH_KEYS * MCP_REQ_MAX + 8)
-#define MCW_REPLY_OVERHEAD_MAX (MCP_META_LINE_MAX + 2)
-#define MCW_RING_ENTRIES       64
-#define MCW_IOWQ_WORKERS_MAX   2
+#define MCW_BATCH_KEYS		     512 /* mg requests per batch, closed by mn */
+#define MCW_BATCHES_INFLIGHT	     4	 /* batches sent and not yet answered, per connection */
+#define MCW_BATCH_REQ_BYTES	     (MCW_BATCH_KEYS * MCP_REQ_MAX + 8)
+#define MCW_REPLY_OVERHEAD_MAX	     (MCP_META_LINE_MAX + 2)
+#define MCW_RING_ENTRIES	     64
+#define MCW_IOWQ_WORKERS_MAX	     2
+#define MCW_SERVER_ERRORS_LOGGED_MAX 5	/* SERVER_ERROR answers logged per pipe (mg, ms) */
+#define KR_PREFETCH_KEYS	     32 /* keys whose dedupe slots the key reader prefetches */
 
 /* TLS (tls.c) and authentication. */
 #define MCW_TLS_RECORD_BYTES	    16384      /* largest TLS plaintext record */
@@ -55,6 +58,14 @@
 #define MCW_TLS_RECV_CIPHER_BYTES   (64 * KIB) /* a pipe's ciphertext receive area */
 #define MCW_TLS_FDS_MAX		    4096       /* TLS sessions are found by fd below this */
 #define MCW_AUTH_BYTES_MAX	    512	       /* "user password" from an --auth-file */
+/* Largest ciphertext of plain_bytes sealed at once: every TLS record adds at most
+ * MCW_TLS_RECORD_OVERHEAD_MAX bytes to at most MCW_TLS_RECORD_BYTES. */
+#define MCW_TLS_SEAL_BYTES(plain_bytes)                                                            \
+	((plain_bytes) + ((plain_bytes) / MCW_TLS_RECORD_BYTES + 2) * MCW_TLS_RECORD_OVERHEAD_MAX)
+/* What a pipe needs from its owner's budget when its connection is TLS (tls.h): a sealed
+ * batch of requests, then the ciphertext receive area. */
+#define MCW_TLS_PIPE_BYTES                                                                         \
+	ROUND_UP(MCW_TLS_SEAL_BYTES(MCW_BATCH_REQ_BYTES) + MCW_TLS_RECV_CIPHER_BYTES, 64 * KIB)
 
 #define MCW_METRICS_INTERVAL_MS 5000 /* --metrics-file rewritten this often */
 #define BUDGET_REGIONS_MAX	256  /* named slices of the one budget mapping */
@@ -74,6 +85,9 @@
 #define CHECKPOINT_JOBS_MAX  (1u << 20)		   /* key chunks of one dump: 17 G keys */
 #define CRCLINE_MAX	     1344		   /* longest crc-sealed text line, text and seal */
 #define CHUNK_VALUE_MAX	     (1024u * 1024 * 1024) /* memcached's own ceiling (-I 1024m) */
+#define CW_WRITEV_IOV_MAX    1024		   /* iovecs of one chunk writer writev */
+#define MANIFEST_TEXT_MAX    (64 * MIB) /* a MANIFEST or DONE read back: about 600,000 files */
+#define MANIFEST_LINE_MAX    160 /* "chunk NAME RECORDS BYTES CRC": a name under 64, 3 numbers */
 
 /* Key filters and rings (keyfilter.h, hashring.h). */
 #define HASHRING_NODES_MAX	     1024
@@ -83,6 +97,8 @@
 #define KEYFILTER_PREFIXES_MAX	     32
 #define KEYFILTER_KEEP_MAX	     64
 #define KEYFILTER_GROUPS_MAX	     64 /* new owners one resize dump can feed */
+#define HASHRING_NODE_STRING_MAX     (2 * HASHRING_NAME_MAX + 32) /* "hostname/host:port-index" */
+#define HASHRING_ENTRY_SHOW_BYTES    64 /* bytes of a bad node list entry quoted in errors */
 
 /* The destination's capacity (capacity.h). */
 #define CAP_SLAB_CLASSES_MAX  64
@@ -105,10 +121,13 @@
 #define POP_INTERVAL_MS	       500	   /* between --follow passes */
 #define POP_DEST_RESTARTS_MAX  10	   /* destination restarts survived in one run */
 #define POP_FILE_WARNINGS_MAX  8	   /* damaged blocks of one file listed; the rest counted */
-#define POP_ERRORS_LOGGED_MAX  5	   /* SERVER_ERROR answers logged per worker */
 #define MSPIPE_BATCHES_MAX     4	   /* ms batches in flight per pipe */
 #define MSPIPE_SENDMSG_IOV     1024	   /* iovecs of one sendmsg */
 #define MSPIPE_TLS_STAGE_BYTES (256 * KIB) /* TLS: plaintext sealed at once (one burst) */
+#define MSPIPE_RECV_MIN	       (MCP_META_LINE_MAX * 2) /* a pipe's receive area at least */
+
+/* mcwarm verify. */
+#define VERIFY_MISMATCHES_MAX 100 /* --mismatches: differing keys listed in the report */
 
 /* mcwarm watch. */
 #define WATCH_NODES_MAX		 1024  /* old and new clusters together */
@@ -174,6 +193,21 @@ static_assert((uint64_t)POP_REC_PIECES_MAX * (MCW_BLOCK_BYTES - MCW_BLOCK_HEADER
 static_assert(POP_BATCHES_INFLIGHT <= MSPIPE_BATCHES_MAX && MCW_STREAM_SLOTS <= MSPIPE_BATCHES_MAX,
 	      "populate's and stream's batches fit the pipe");
 static_assert(POP_RECONNECT_MIN_MS <= POP_RECONNECT_MAX_MS, "reconnect backoff grows");
+/* The kernel refuses a writev or sendmsg of more than IOV_MAX (UIO_MAXIOV) iovecs with
+ * EINVAL: the writer and the ms pipe cut their sends at these. */
+static_assert(CW_WRITEV_IOV_MAX <= IOV_MAX && MSPIPE_SENDMSG_IOV <= IOV_MAX,
+	      "a writev or sendmsg never carries more iovecs than the kernel takes");
+/* Both owners of an ms pipe lend it a receive area of at least its minimum. */
+static_assert(POP_RECV_BYTES >= MSPIPE_RECV_MIN && MCW_STREAM_RECV_BYTES >= MSPIPE_RECV_MIN,
+	      "populate's and stream's receive areas hold two reply lines");
+/* A populator tracks up to JOURNAL_FILES_MAX files; the MANIFEST listing them is read whole. */
+static_assert((uint64_t)JOURNAL_FILES_MAX * MANIFEST_LINE_MAX <= MANIFEST_TEXT_MAX,
+	      "a MANIFEST of every file a populator can track can be read back");
+/* The TLS areas are cut from the budget in whole pages like every other slice. */
+static_assert(MCW_TLS_PIPE_BYTES % MCW_ALIGN_BYTES == 0, "a TLS pipe's area keeps alignment");
+static_assert(MCW_TLS_SEAL_BYTES(MCW_TLS_RECORD_BYTES) >=
+		  MCW_TLS_RECORD_BYTES + MCW_TLS_RECORD_OVERHEAD_MAX,
+	      "a sealed record has room for its overhead");
 static_assert((uint64_t)POP_DEST_RESTARTS_MAX * POP_RECONNECT_MAX_MS < MCW_IO_TIMEOUT_MS * 10ull,
 	      "surviving destination restarts is bounded in time");
 

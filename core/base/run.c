@@ -14,23 +14,18 @@ void run_init(struct run_state *r)
 {
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
-	r->failed = false;
-	r->exit_code = 0;
-	r->error[0] = '\0';
+	r->fault.err = 0;
+	r->fault.msg[0] = '\0';
 	r->threads_running = 0;
 }
 
-void run_fail(struct run_state *r, int exit_code, const char *fmt, ...)
+void run_fail(struct run_state *r, int err, const char *fmt, ...)
 {
 	va_list ap;
 	pthread_mutex_lock(&r->mu);
-	if (!r->failed) {
-		r->failed = true;
-		r->exit_code = exit_code;
-		va_start(ap, fmt);
-		vsnprintf(r->error, sizeof(r->error), fmt, ap);
-		va_end(ap);
-	}
+	va_start(ap, fmt);
+	mcw_fault_vset(&r->fault, err, fmt, ap);
+	va_end(ap);
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
 }
@@ -38,7 +33,7 @@ void run_fail(struct run_state *r, int exit_code, const char *fmt, ...)
 bool run_failed(struct run_state *r)
 {
 	pthread_mutex_lock(&r->mu);
-	bool f = r->failed;
+	bool f = r->fault.err != 0;
 	pthread_mutex_unlock(&r->mu);
 	return f;
 }

@@ -8,20 +8,19 @@
 #include <pthread.h>
 #include <stdbool.h>
 
+#include "base.h"
 #include "uring.h"
 
 struct run_state {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	bool failed;
-	int exit_code;
-	char error[1024];
+	struct mcw_fault fault; /* the first failure (base.h); fault.err != 0 once failed */
 	unsigned threads_running;
 };
 
 void run_init(struct run_state *r);
-/* Records the first failure, sets the exit code, wakes every waiter. */
-void run_fail(struct run_state *r, int exit_code, const char *fmt, ...)
+/* Records the first failure (err: -errno or -MCW_E*, base.h), wakes every waiter. */
+void run_fail(struct run_state *r, int err, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 bool run_failed(struct run_state *r);
 /* With mu held: waits for a signal or interval_ms, whichever comes first. */

@@ -107,15 +107,15 @@ static int check_item_size(const struct server_info *dst, const char *dst_addr,
 		 "larger than %s would be lost. Fix: start the destination with -I %s, or accept "
 		 "the loss with --allow-smaller-items (they are skipped and counted)",
 		 dst_addr, a, b, a, opt);
-	return MCW_EXIT_UNAVAILABLE;
+	return -EOPNOTSUPP;
 }
 
 int cap_check(const struct server_info *dst, const char *dst_addr, const struct cap_load *load,
 	      const struct mcw_copy_allow *allow, char *err, size_t cap)
 {
-	int code = check_item_size(dst, dst_addr, load, allow, err, cap);
-	if (code != 0 || load->items == 0 || dst->limit_maxbytes == 0 || allow->share)
-		return code; /* a share's size is not known before the keys are walked */
+	int ret = check_item_size(dst, dst_addr, load, allow, err, cap);
+	if (ret != 0 || load->items == 0 || dst->limit_maxbytes == 0 || allow->share)
+		return ret; /* a share's size is not known before the keys are walked */
 	uint64_t need = MAX(cap_memory_need(dst, load->items, load->item_bytes), load->item_bytes);
 	uint64_t used = MIN(dst->bytes, dst->limit_maxbytes);
 	char n1[32], n2[32], n3[32], n4[32];
@@ -134,7 +134,7 @@ int cap_check(const struct server_info *dst, const char *dst_addr, const struct 
 		    dst_addr, load->what, (unsigned long long)load->items, n1, n2, n3,
 		    (unsigned long long)(dst->limit_maxbytes / MIB), n4,
 		    (unsigned long long)((need + need / CAP_SUGGEST_MARGIN_DIV) / MIB + 1));
-		return MCW_EXIT_TOO_SMALL;
+		return -MCW_ETOOSMALL;
 	}
 	if (need > dst->limit_maxbytes)
 		log_warn("%s is too small for %s (about %s needed, limit %s): sending anyway "
@@ -145,6 +145,26 @@ int cap_check(const struct server_info *dst, const char *dst_addr, const struct 
 			 "expect evictions",
 			 dst_addr, n4, n2, load->what, n3);
 	return 0;
+}
+
+int cap_copy_option(const char *cmd, int ch, const char *arg, enum mcp_ms_mode *mode,
+		    struct mcw_copy_allow *allow)
+{
+	switch (ch) {
+	case CAP_OPT_MODE:
+		if (strcmp(arg, "add") != 0 && strcmp(arg, "set") != 0)
+			return cli_usage_error(cmd, "--mode: use add or set");
+		*mode = strcmp(arg, "set") == 0 ? MCP_MS_SET : MCP_MS_ADD;
+		return 0;
+	case CAP_OPT_ALLOW_SHRINK:
+		allow->shrink = true;
+		return 0;
+	case CAP_OPT_ALLOW_SMALLER:
+		allow->smaller_items = true;
+		return 0;
+	default:
+		return 1;
+	}
 }
 
 /* The peer address of a connected socket equals the other's (IPv4 or IPv6, with port). */
@@ -169,7 +189,7 @@ int cap_check_not_same(int src_fd, const struct server_info *src, const char *sr
 		 "copy into itself warms nothing. Fix: give the new server as the destination",
 		 src_addr, dst_addr, peer ? "same address" : "same process", (unsigned)dst->pid,
 		 (long long)server_started_s(dst));
-	return MCW_EXIT_USAGE;
+	return -EINVAL;
 }
 
 bool cap_is_out_of_memory(const char *msg, size_t len)
@@ -303,9 +323,9 @@ int mcw_copy_preflight(const char *source, const char *dest, const struct mcw_se
 	int sfd = probe(&shp, &src, err, cap), dfd = -1;
 	if (sfd >= 0)
 		dfd = probe(&dhp, &dst, err, cap);
-	int code = sfd < 0 ? net_exit_code(sfd) : dfd < 0 ? net_exit_code(dfd) : 0;
-	if (code == 0)
-		code = cap_check_not_same(sfd, &src, shp.text, dfd, &dst, dhp.text, err, cap);
+	int ret = sfd < 0 ? net_connect_cause(sfd) : dfd < 0 ? net_connect_cause(dfd) : 0;
+	if (ret == 0)
+		ret = cap_check_not_same(sfd, &src, shp.text, dfd, &dst, dhp.text, err, cap);
 	if (sfd >= 0)
 		net_close(sfd);
 	if (dfd >= 0)
@@ -313,7 +333,7 @@ int mcw_copy_preflight(const char *source, const char *dest, const struct mcw_se
 	net_secure_release(&co.src_sec);
 	net_secure_release(&co.dst_sec);
 	if (sfd < 0 || dfd < 0)
-		return code;
+		return mcw_exit_code(ret);
 	const char *why = server_unsuitable(&src, true);
 	const struct server_info *bad = &src;
 	const char *bad_addr = shp.text;
@@ -322,11 +342,13 @@ int mcw_copy_preflight(const char *source, const char *dest, const struct mcw_se
 		bad = &dst;
 		bad_addr = dhp.text;
 	}
-	if (code == 0 && why != NULL) {
+	if (ret == 0 && why != NULL) {
 		snprintf(err, cap, "%s (memcached %s) %s", bad_addr, bad->version, why);
-		code = MCW_EXIT_UNAVAILABLE;
+		ret = -EOPNOTSUPP;
 	}
 	cap_load_of_source(&src, &load);
 	load.resumed = resumed;
-	return code != 0 ? code : cap_check(&dst, dhp.text, &load, allow, err, cap);
+	if (ret == 0)
+		ret = cap_check(&dst, dhp.text, &load, allow, err, cap);
+	return mcw_exit_code(ret); /* for mcwarm-ctl, whose command ends here */
 }

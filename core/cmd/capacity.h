@@ -9,7 +9,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "cli.h"
 #include "core.h"
+#include "mcproto.h"
 #include "net.h"
 #include "server.h"
 #include "mcw_limits.h"
@@ -23,6 +25,20 @@
 #define CAP_SUGGEST_MARGIN_DIV                                                                     \
 	8 /* the -m a refusal suggests: the need + 1/8, for mixed                                  \
 	   * item sizes and the pages each slab class fills alone */
+
+/* The options of a copy into a live destination that populate and stream share: --mode
+ * add|set, --allow-shrink, --allow-smaller-items. Splice CAP_COPY_LONGOPTS into the
+ * command's table and hand the cases to cap_copy_option. */
+enum { CAP_OPT_MODE = 240, CAP_OPT_ALLOW_SHRINK, CAP_OPT_ALLOW_SMALLER };
+#define CAP_COPY_LONGOPTS                                                                          \
+	{ "mode", required_argument, NULL, CAP_OPT_MODE },                                         \
+	    { "allow-shrink", no_argument, NULL, CAP_OPT_ALLOW_SHRINK },                           \
+	{                                                                                          \
+		"allow-smaller-items", no_argument, NULL, CAP_OPT_ALLOW_SMALLER                    \
+	}
+/* A copy option: 0 when taken, 1 when ch is none of them, else MCW_EXIT_USAGE (reported). */
+int cap_copy_option(const char *cmd, int ch, const char *arg, enum mcp_ms_mode *mode,
+		    struct mcw_copy_allow *allow);
 
 /* What is about to be sent, as memcached will store it. */
 struct cap_load {
@@ -54,7 +70,8 @@ uint64_t cap_memory_need(const struct server_info *dst, uint64_t items, uint64_t
 /* The checks of one load against the destination: its item_size_max (not below the
  * source's unless allow->smaller_items) and its memory (refused when the need is over its
  * limit unless allow->shrink; a warning when it fits only by evicting what the destination
- * holds now). 0, or the exit code with err naming cause, numbers and fix. */
+ * holds now). 0, or -EOPNOTSUPP (items too large) or -MCW_ETOOSMALL (memory) with err
+ * naming cause, numbers and fix. */
 int cap_check(const struct server_info *dst, const char *dst_addr, const struct cap_load *load,
 	      const struct mcw_copy_allow *allow, char *err, size_t cap);
 
@@ -62,8 +79,8 @@ int cap_check(const struct server_info *dst, const char *dst_addr, const struct 
 void cap_load_of_source(const struct server_info *src, struct cap_load *out);
 
 /* Refuses a copy into the source itself: the same address (peer addresses of two
- * connected sockets) or the same process (pid, start time, port). 0 or MCW_EXIT_USAGE
- * with err set. */
+ * connected sockets) or the same process (pid, start time, port). 0 or -EINVAL with err
+ * set. */
 int cap_check_not_same(int src_fd, const struct server_info *src, const char *src_addr, int dst_fd,
 		       const struct server_info *dst, const char *dst_addr, char *err, size_t cap);
 

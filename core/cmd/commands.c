@@ -1,9 +1,11 @@
 /*
  * commands.c: the command table of `mcwarm` and the help common to all commands.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include "base.h"
 #include "core.h"
 
 const char mcw_exit_codes_help[] =
@@ -24,6 +26,60 @@ const char mcw_exit_codes_help[] =
     "  76  protocol: a server sent something malformed\n"
     "  77  refused: a server's TLS certificate failed verification, or the server\n"
     "      refused the TLS client certificate or the --auth-file credentials\n";
+
+int mcw_exit_code(int err)
+{
+	switch (-err) {
+	case 0:
+		return MCW_EXIT_OK;
+	case ECONNREFUSED:
+	case ECONNRESET:
+	case ECONNABORTED:
+	case EPIPE:
+	case ETIMEDOUT:
+	case EHOSTUNREACH:
+	case EHOSTDOWN:
+	case ENETUNREACH:
+	case ENETDOWN:
+	case ENOTCONN:
+	case ESHUTDOWN:
+	case EOPNOTSUPP: /* the server lacks what we need (server_unsuitable) */
+		return MCW_EXIT_UNAVAILABLE;
+	case EPROTO:
+		return MCW_EXIT_PROTOCOL;
+	case EBADMSG:
+		return MCW_EXIT_DATA;
+	case EINVAL:
+		return MCW_EXIT_USAGE;
+	case EKEYREJECTED:
+		return MCW_EXIT_REFUSED;
+	case EBUSY:
+		return MCW_EXIT_TEMPFAIL;
+	case MCW_ETOOSMALL:
+		return MCW_EXIT_TOO_SMALL;
+	case EIO:
+	case ENOSPC:
+	case EDQUOT:
+	case EFBIG:
+	case EACCES:
+	case EPERM:
+	case EROFS:
+	case ENOENT:
+	case EEXIST:
+	case ENOTDIR:
+	case EISDIR:
+	case ENOTEMPTY:
+	case ENAMETOOLONG:
+	case ELOOP:
+	case EMFILE:
+	case ENFILE:
+	case ESTALE:
+	case EXDEV:
+		return MCW_EXIT_IO;
+	default:
+		return MCW_EXIT_SOFTWARE;
+	}
+}
 
 static const struct {
 	const char *name;

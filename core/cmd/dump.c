@@ -211,8 +211,9 @@ static int prepare_out_dir(struct engine *e)
 	bool resume = false;
 	const char *dir = e->o.dir;
 	if (mkdir(dir, 0755) < 0 && errno != EEXIST) {
-		log_error("cannot create the output directory %s: %s", dir, strerror(errno));
-		return MCW_EXIT_IO;
+		int ret = -errno; /* before the log line, which may change errno */
+		log_error("cannot create the output directory %s: %s", dir, strerror(-ret));
+		return ret;
 	}
 	e->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (!dir_is_empty(dir, first, sizeof(first))) {
@@ -227,7 +228,7 @@ static int prepare_out_dir(struct engine *e)
 			log_error("the output directory %s is not empty (it holds '%s'): dump into "
 				  "a new or empty directory so no earlier dump is mixed in",
 				  dir, first);
-			return MCW_EXIT_USAGE;
+			return -EINVAL;
 		}
 	}
 	for (unsigned g = 0; g < e->kf.ngroups; g++) {
@@ -241,13 +242,14 @@ static int prepare_out_dir(struct engine *e)
 		if ((mkdirat(e->dir_fd, name, 0755) < 0 && !(resume && errno == EEXIST)) ||
 		    (d->group_fd[g] = openat(e->dir_fd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) <
 			0) {
-			log_error("cannot create %s: %s", d->group_path[g], strerror(errno));
-			return MCW_EXIT_IO;
+			int ret = -errno;
+			log_error("cannot create %s: %s", d->group_path[g], strerror(-ret));
+			return ret;
 		}
 	}
-	int code = engine_make_spool(e, resume);
-	if (code != 0)
-		return code;
+	int ret = engine_make_spool(e, resume);
+	if (ret != 0)
+		return ret;
 	return resume ? resume_prepare(d) : 0;
 }
 
@@ -258,9 +260,9 @@ static int start_checkpoint(struct engine *e)
 {
 	struct dump_cmd *d = e->sink_ctx;
 	if (e->resuming) {
-		int code = resume_load_dedupe(d);
-		if (code != 0)
-			return code;
+		int ret = resume_load_dedupe(d);
+		if (ret != 0)
+			return ret;
 	} else {
 		int ret = checkpoint_create(&e->ckpt, e->spool_fd, e->dump_id_hex, e->o.source.text,
 					    e->src.time_s - (int64_t)e->src.uptime_s, e->src.pid,
@@ -268,7 +270,7 @@ static int start_checkpoint(struct engine *e)
 		if (ret < 0) {
 			log_error("cannot write the checkpoint in %s: %s", e->spool_path,
 				  strerror(-ret));
-			return MCW_EXIT_IO;
+			return ret;
 		}
 	}
 	e->ckpt_on = true;
@@ -352,7 +354,7 @@ static void summary(struct dump_cmd *d, int code, double secs)
 	json_bool(&j, "ok", code == 0);
 	json_i64(&j, "exit_code", code);
 	if (code != 0)
-		json_str(&j, "error", c->run.error);
+		json_str(&j, "error", c->run.fault.msg);
 	json_str(&j, "source", c->o.source.text);
 	json_str(&j, "source_version", c->src.version);
 	json_str(&j, "out", c->o.dir);
@@ -476,8 +478,8 @@ void dump_cmd_release(struct dump_cmd *d)
 static int dump_run(struct dump_cmd *d)
 {
 	struct engine *e = &d->e;
-	int code = engine_run(e);
-	if (code != 0 && e->run.failed)
+	int code = mcw_exit_code(engine_run(e));
+	if (code != 0 && e->run.fault.err)
 		log_error("finished chunk files are kept in %s; the dump is not complete (no DONE)",
 			  e->o.dir);
 	if (code != 0 || d->already_complete)

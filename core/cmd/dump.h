@@ -64,11 +64,13 @@ void dump_cmd_release(struct dump_cmd *d);
 /* resume.c. The options that shape a dump's content, as a crc (the checkpoint's). */
 uint32_t dump_options_crc(const struct engine_opts *o);
 /* The output directory holds .mcwarm/checkpoint: continue that dump (or refuse, or wipe
- * it and start over). 0 or an exit code. */
+ * it and start over). 0 or -errno (reported). */
 int resume_prepare(struct dump_cmd *d);
-/* Removes every chunk file, key chunk and the checkpoint of an earlier run. */
+/* Removes every chunk file, key chunk and the checkpoint of an earlier run. 0 or
+ * -errno. */
 int resume_wipe(struct dump_cmd *d);
-/* A resumed listing: loads the keys of finished jobs into the dedupe table. */
+/* A resumed listing: loads the keys of finished jobs into the dedupe table. 0 or the
+ * run's failure (-errno). */
 int resume_load_dedupe(struct dump_cmd *d);
 
 #endif

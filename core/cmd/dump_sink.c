@@ -40,6 +40,12 @@ int dump_sink_worker_open(struct engine *e, struct engine_worker *w)
 	return 0;
 }
 
+/* The worker's chunk writer failed: its sticky -errno and message fail the run. */
+static void writer_failed(struct engine_worker *w)
+{
+	engine_fail(&dw(w)->d->e, dw(w)->cw.error, "%s", dw(w)->cw.error_msg);
+}
+
 static void on_file_done(void *arg, const struct chunk_file_done *done)
 {
 	struct dump_cmd *d = arg;
@@ -121,7 +127,7 @@ int dump_sink_on_value(struct engine_worker *w, enum mgpipe_next kind,
 	if (ret == -EAGAIN)
 		return ret; /* nothing about this reply is recorded yet */
 	if (ret < 0) {
-		engine_fail(&d->e, MCW_EXIT_IO, "%s", dw(w)->cw.error_msg);
+		writer_failed(w);
 		return ret;
 	}
 	atomic_fetch_add_explicit(&d->e.st.items, 1, memory_order_relaxed);
@@ -134,7 +140,7 @@ void dump_sink_on_cqe(struct engine_worker *w, const struct ur_cqe *cqe)
 {
 	ASSERT(chunk_writer_owns(cqe->user_data));
 	if (chunk_writer_complete(&dw(w)->cw, cqe) < 0)
-		engine_fail(&dw(w)->d->e, MCW_EXIT_IO, "%s", dw(w)->cw.error_msg);
+		writer_failed(w);
 }
 
 void dump_sink_job_end(struct engine_worker *w, uint32_t seq)
@@ -142,7 +148,7 @@ void dump_sink_job_end(struct engine_worker *w, uint32_t seq)
 	struct engine *e = &dw(w)->d->e;
 	int end = chunk_writer_end(&dw(w)->cw);
 	if (end < 0)
-		engine_fail(e, MCW_EXIT_IO, "%s", dw(w)->cw.error_msg);
+		writer_failed(w);
 	else if (end == 1) /* no file: complete now */
 		engine_job_done(e, seq);
 }

@@ -79,12 +79,9 @@ enum {
 	OPT_ONCE = 256,
 	OPT_FOLLOW,
 	OPT_IDLE,
-	OPT_MODE,
 	OPT_MIN_TTL,
 	OPT_RECONNECT,
 	OPT_NO_DIRECT,
-	OPT_ALLOW_SHRINK,
-	OPT_ALLOW_SMALLER,
 };
 
 /* Options of populate only; the common ones go to cli_common_option. 0, or an exit code. */
@@ -111,11 +108,6 @@ static int pop_option(int ch, const char *arg, struct pop_opts *o)
 			return MCW_EXIT_USAGE;
 		o->idle_timeout_s = (int)v;
 		return 0;
-	case OPT_MODE:
-		if (strcmp(arg, "add") != 0 && strcmp(arg, "set") != 0)
-			return cli_usage_error("populate", "--mode: use add or set");
-		o->mode = strcmp(arg, "set") == 0 ? MCP_MS_SET : MCP_MS_ADD;
-		return 0;
 	case OPT_MIN_TTL:
 		if (!cli_uint("populate", "min-ttl", arg, 1, 10ull * 365 * 86400, &v))
 			return MCW_EXIT_USAGE;
@@ -129,14 +121,10 @@ static int pop_option(int ch, const char *arg, struct pop_opts *o)
 	case OPT_NO_DIRECT:
 		o->direct = false;
 		return 0;
-	case OPT_ALLOW_SHRINK:
-		o->allow.shrink = true;
-		return 0;
-	case OPT_ALLOW_SMALLER:
-		o->allow.smaller_items = true;
-		return 0;
-	default:
-		return cli_common_option("populate", ch, arg, 8 * MIB, &o->co);
+	default: {
+		int ret = cap_copy_option("populate", ch, arg, &o->mode, &o->allow);
+		return ret != 1 ? ret : cli_common_option("populate", ch, arg, 8 * MIB, &o->co);
+	}
 	}
 }
 
@@ -149,12 +137,10 @@ static int parse_opts(int argc, char **argv, struct pop_opts *o)
 		{ "once", no_argument, NULL, OPT_ONCE },
 		{ "follow", no_argument, NULL, OPT_FOLLOW },
 		{ "idle-timeout", required_argument, NULL, OPT_IDLE },
-		{ "mode", required_argument, NULL, OPT_MODE },
 		{ "min-ttl", required_argument, NULL, OPT_MIN_TTL },
 		{ "reconnect-timeout", required_argument, NULL, OPT_RECONNECT },
 		{ "no-direct", no_argument, NULL, OPT_NO_DIRECT },
-		{ "allow-shrink", no_argument, NULL, OPT_ALLOW_SHRINK },
-		{ "allow-smaller-items", no_argument, NULL, OPT_ALLOW_SMALLER },
+		CAP_COPY_LONGOPTS,
 		CLI_COMMON_LONGOPTS,
 		{ 0 },
 	};
@@ -196,14 +182,14 @@ static int probe_dest(struct pop_ctx *c, int *fd_out)
 	int fd = net_connect(&c->o.dest, MCW_CONNECT_TIMEOUT_MS, err, sizeof(err));
 	if (fd < 0) {
 		log_error("%s", err);
-		return net_exit_code(fd);
+		return mcw_exit_code(net_connect_cause(fd));
 	}
 	net_set_recv_timeout(fd, c->o.co.io_timeout_ms);
 	int ret = server_probe(fd, c->o.dest.text, &c->dst, err, sizeof(err));
 	if (ret < 0) {
 		log_error("%s", err);
 		net_close(fd);
-		return net_exit_code(ret);
+		return mcw_exit_code(net_connect_cause(ret));
 	}
 	const char *why = server_unsuitable(&c->dst, false);
 	if (why != NULL) {
@@ -438,7 +424,7 @@ static void run_pass(struct pop_ctx *c, struct progress *pg)
 	c->qlen = n;
 	c->qnext = 0;
 	pthread_cond_broadcast(&c->run.cv);
-	while (!c->run.failed && (c->qnext < c->qlen || c->busy > 0)) {
+	while (!c->run.fault.err && (c->qnext < c->qlen || c->busy > 0)) {
 		run_wait_ms(&c->run, MCW_PROGRESS_INTERVAL_MS);
 		pthread_mutex_unlock(&c->run.mu);
 		show_progress(c, pg);
@@ -452,8 +438,7 @@ static void run_pass(struct pop_ctx *c, struct progress *pg)
 	int ret = n > 0 ? journal_sync(&c->journal) : 0;
 	pthread_mutex_unlock(&c->run.mu);
 	if (ret < 0)
-		pop_fail(c, MCW_EXIT_IO, "cannot sync the journal %s: %s", c->journal.path,
-			 strerror(-ret));
+		pop_fail(c, ret, "cannot sync the journal %s: %s", c->journal.path, strerror(-ret));
 }
 
 /* Ties the journal to the destination process; a new one means start over. */
@@ -488,7 +473,7 @@ static enum completion completion(struct pop_ctx *c, uint64_t *listed, uint64_t 
 		return NOT_DONE;
 	}
 	if (strcmp(mi.dump_id_hex, c->dump_id_hex) != 0) {
-		pop_fail(c, MCW_EXIT_DATA, "%s/DONE is for dump %s, the chunk files for dump %s",
+		pop_fail(c, -EBADMSG, "%s/DONE is for dump %s, the chunk files for dump %s",
 			 c->o.from_dir, mi.dump_id_hex, c->dump_id_hex);
 		free(e);
 		return NOT_DONE;
@@ -522,11 +507,11 @@ static int run_passes(struct pop_ctx *c, uint64_t *listed, uint64_t *applied)
 	unsigned restarts = 0;
 	for (;;) {
 		run_pass(c, &pg);
-		if (c->run.failed)
+		if (c->run.fault.err)
 			break;
 		if (c->dest_restarted) { /* everything applied before is gone: pass again */
 			if (note_instance(c) < 0 || ++restarts > POP_DEST_RESTARTS_MAX) {
-				pop_fail(c, MCW_EXIT_UNAVAILABLE,
+				pop_fail(c, -ECONNRESET,
 					 "the destination restarted %u times during the run",
 					 restarts);
 				break;
@@ -553,8 +538,8 @@ static int run_passes(struct pop_ctx *c, uint64_t *listed, uint64_t *applied)
 		nanosleep(&ts, NULL);
 	}
 	progress_done(&pg);
-	if (c->run.failed)
-		return c->run.exit_code;
+	if (c->run.fault.err)
+		return mcw_exit_code(c->run.fault.err);
 	c->complete = done == DONE_ALL;
 	if (done == DONE_ALL)
 		return MCW_EXIT_OK;
@@ -607,8 +592,8 @@ static void summary(struct pop_ctx *c, int code, double secs, uint64_t listed, u
 	json_str(&j, "command", "populate");
 	json_bool(&j, "ok", code == 0);
 	json_i64(&j, "exit_code", code);
-	if (c->run.failed)
-		json_str(&j, "error", c->run.error);
+	if (c->run.fault.err)
+		json_str(&j, "error", c->run.fault.msg);
 	json_str(&j, "dest", c->o.dest.text);
 	json_str(&j, "from", c->o.from_dir);
 	json_str(&j, "dump_id", c->dump_id_hex);
@@ -717,8 +702,8 @@ static int populate_run(struct pop_ctx *c, uint64_t *listed, uint64_t *applied)
 	if (code == 0)
 		code = await_dump(c);
 	if (code == 0 && pop_preflight(c) != 0) {
-		log_error("%s", c->run.error);
-		code = c->run.exit_code;
+		log_error("%s", c->run.fault.msg);
+		code = mcw_exit_code(c->run.fault.err);
 	}
 	if (code != 0) {
 		close(fd);
@@ -736,14 +721,14 @@ static int populate_run(struct pop_ctx *c, uint64_t *listed, uint64_t *applied)
 		code = run_passes(c, listed, applied);
 	stop_workers(c);
 	cap_watch_end(&c->watch);
-	if (c->run.failed) {
-		log_error("%s", c->run.error);
-		code = c->run.exit_code;
+	if (c->run.fault.err) {
+		log_error("%s", c->run.fault.msg);
+		code = mcw_exit_code(c->run.fault.err);
 	}
 	char why[512];
 	if ((code == 0 || code == MCW_EXIT_INCOMPLETE) &&
 	    cap_watch_evicted(&c->watch, why, sizeof(why))) {
-		pop_fail(c, MCW_EXIT_TOO_SMALL, "%s", why);
+		pop_fail(c, -MCW_ETOOSMALL, "%s", why);
 		log_error("%s", why);
 		code = MCW_EXIT_TOO_SMALL;
 	}

@@ -60,11 +60,11 @@ static int check_not_source(struct pop_ctx *c)
 	uint32_t port = hostport_parse(addr, &hp) == 0 ? hp.port : 0;
 	if (!server_is_process(&c->dst, h.f.source_pid, h.f.source_started_s, port))
 		return 0;
-	pop_fail(c, MCW_EXIT_USAGE,
+	pop_fail(c, -EINVAL,
 		 "%s is the memcached this dump was taken from (%s, pid %u, started at unix time "
 		 "%lld): it holds these items already. Fix: give the new server as --dest",
 		 c->o.dest.text, addr, (unsigned)h.f.source_pid, (long long)h.f.source_started_s);
-	return MCW_EXIT_USAGE;
+	return -EINVAL;
 }
 
 int pop_check_manifest(struct pop_ctx *c, const struct manifest_info *mi)
@@ -78,10 +78,10 @@ int pop_check_manifest(struct pop_ctx *c, const struct manifest_info *mi)
 		.item_size_max = mi->source_item_size_max,
 		.resumed = c->journal.n > 0, /* files applied to this destination process */
 	};
-	int code = cap_check(&c->dst, c->o.dest.text, &load, &c->o.allow, err, sizeof(err));
-	if (code != 0)
-		pop_fail(c, code, "%s", err);
-	return code;
+	int ret = cap_check(&c->dst, c->o.dest.text, &load, &c->o.allow, err, sizeof(err));
+	if (ret != 0)
+		pop_fail(c, ret, "%s", err);
+	return ret;
 }
 
 int pop_preflight(struct pop_ctx *c)

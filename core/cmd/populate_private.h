@@ -116,9 +116,11 @@ struct manifest_info;
 /* populate_check.c. The first final chunk file's valid header in the directory. */
 bool pop_first_header(int dir_fd, struct chunk_header *h);
 /* Before sending: not the dump's source process; the MANIFEST's checks if it is there.
- * 0, or the exit code of a refusal (recorded with pop_fail). */
+ * 0, or the refusal's cause (-EINVAL, -EOPNOTSUPP, -MCW_ETOOSMALL; recorded with
+ * pop_fail). */
 int pop_preflight(struct pop_ctx *c);
-/* The destination's memory and item size limit against the MANIFEST (once). */
+/* The destination's memory and item size limit against the MANIFEST (once): 0 or the
+ * refusal's cause, recorded with pop_fail. */
 int pop_check_manifest(struct pop_ctx *c, const struct manifest_info *mi);
 
 #define pop_fail(c, ...) run_fail(&(c)->run, __VA_ARGS__)

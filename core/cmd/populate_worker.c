@@ -124,7 +124,7 @@ static bool connect_dest(struct pw *p, int *fd_out)
 			net_close(fd);
 		}
 		if (mono_ns() + (int64_t)delay_ms * 1000000 > deadline || pop_failed(c)) {
-			pop_fail(c, MCW_EXIT_UNAVAILABLE,
+			pop_fail(c, -EHOSTUNREACH,
 				 "the destination stayed unreachable for %d s: %s",
 				 c->o.reconnect_timeout_ms / 1000, err);
 			return false;
@@ -205,12 +205,12 @@ static void on_read(struct pw *p, unsigned which, int res)
 	struct rbuf *rb = &p->rd.bufs[which];
 	ASSERT(rb->state == BUF_READING);
 	if (res < 0) {
-		pop_fail(p->c, MCW_EXIT_IO, "cannot read %s/%s: %s", p->c->o.from_dir,
+		pop_fail(p->c, res, "cannot read %s/%s: %s", p->c->o.from_dir,
 			 p->rd.files[rb->file].name, strerror(-res));
 		return;
 	}
 	if ((size_t)res < rb->want) { /* the file shrank under us, or the device failed */
-		pop_fail(p->c, MCW_EXIT_IO,
+		pop_fail(p->c, -EIO,
 			 "short read of %s/%s: %d of %zu bytes (the file changed while it was "
 			 "read, or the device failed); run again",
 			 p->c->o.from_dir, p->rd.files[rb->file].name, res, rb->want);
@@ -355,8 +355,8 @@ static void flush_pipe(struct pw *p)
 	atomic_fetch_add_explicit(&st->expired, n.expired, memory_order_relaxed);
 	atomic_fetch_add_explicit(&st->server_errors, n.server_errors, memory_order_relaxed);
 	atomic_fetch_add_explicit(&st->reconnects, n.reconnects, memory_order_relaxed);
-	if (p->ms.exit_code)
-		pop_fail(p->c, p->ms.exit_code, "%s", p->ms.error);
+	if (p->ms.fault.err)
+		pop_fail(p->c, p->ms.fault.err, "%s", p->ms.fault.msg);
 }
 
 static void on_cqe(struct pw *p, const struct ur_cqe *c)
@@ -381,7 +381,7 @@ static bool pump(struct pw *p)
 	if (ret == -ETIME) {
 		mspipe_check_silence(&p->ms, mono_ns());
 	} else if (ret < 0) {
-		pop_fail(p->c, MCW_EXIT_SOFTWARE, "io_uring wait failed: %s", strerror(-ret));
+		pop_fail(p->c, -MCW_EBUG, "io_uring wait failed: %s", strerror(-ret));
 		return false;
 	} else {
 		unsigned n = ur_reap(p->ring, cqes, ARRAY_LEN(cqes));
@@ -515,7 +515,7 @@ static void file_finish(struct pw *p, struct pfile *f)
 	c->progress++;
 	pthread_mutex_unlock(&c->run.mu);
 	if (ret < 0)
-		pop_fail(c, MCW_EXIT_IO, "cannot update the journal %s: %s", c->journal.path,
+		pop_fail(c, ret, "cannot update the journal %s: %s", c->journal.path,
 			 strerror(-ret));
 	atomic_fetch_add(all ? &c->st.files_done : &c->st.files_partial, 1);
 	if (!all)
@@ -529,9 +529,9 @@ static void file_finish(struct pw *p, struct pfile *f)
 static bool take_task(struct pop_ctx *c, struct pop_task *t, bool wait)
 {
 	pthread_mutex_lock(&c->run.mu);
-	while (wait && !c->stop && !c->run.failed && c->qnext == c->qlen)
+	while (wait && !c->stop && !c->run.fault.err && c->qnext == c->qlen)
 		pthread_cond_wait(&c->run.cv, &c->run.mu);
-	bool got = !c->stop && !c->run.failed && c->qnext < c->qlen;
+	bool got = !c->stop && !c->run.fault.err && c->qnext < c->qlen;
 	if (got) {
 		*t = c->queue[c->qnext++];
 		c->busy++;
@@ -673,7 +673,7 @@ static int worker_setup(struct pw *p, struct pop_worker *w)
 		.mode = p->c->o.mode,
 		.min_ttl_s = p->c->o.min_ttl_s,
 		.io_timeout_ms = p->c->o.co.io_timeout_ms,
-		.errors_logged_max = POP_ERRORS_LOGGED_MAX,
+		.errors_logged_max = MCW_SERVER_ERRORS_LOGGED_MAX,
 		.dest_now_s = dest_now_hook,
 		.dest_evicts = dest_evicts_hook,
 		.reconnect = reconnect_hook,
@@ -698,7 +698,7 @@ void *pop_worker_main(void *arg)
 	static __thread struct pw p;
 	int ret = worker_setup(&p, w);
 	if (ret < 0)
-		pop_fail(c, MCW_EXIT_SOFTWARE, "worker %u cannot start: %s", w->id, strerror(-ret));
+		pop_fail(c, -MCW_EBUG, "worker %u cannot start: %s", w->id, strerror(-ret));
 	else
 		worker_loop(&p);
 	for (unsigned i = 0; i < 2; i++) { /* stopped by a failure midway */

@@ -113,8 +113,8 @@ static int prune_dir(int dir_fd, const struct checkpoint *cp, const char *path)
 		if (cp != NULL && checkpoint_job_is_done(cp, job))
 			continue;
 		if (unlinkat(dir_fd, de->d_name, 0) < 0) {
-			log_error("cannot remove %s/%s: %s", path, de->d_name, strerror(errno));
-			ret = -errno;
+			ret = -errno; /* before the log line, which may change errno */
+			log_error("cannot remove %s/%s: %s", path, de->d_name, strerror(-ret));
 			break;
 		}
 	}
@@ -141,9 +141,9 @@ static int prune_spool(struct engine *e, const struct checkpoint *cp)
 		if ((!chunk && !ckpt) || keep || (ckpt && cp != NULL))
 			continue;
 		if (unlinkat(e->spool_fd, de->d_name, 0) < 0) {
+			ret = -errno; /* before the log line, which may change errno */
 			log_error("cannot remove %s/%s: %s", e->spool_path, de->d_name,
-				  strerror(errno));
-			ret = -errno;
+				  strerror(-ret));
 			break;
 		}
 	}
@@ -151,15 +151,15 @@ static int prune_spool(struct engine *e, const struct checkpoint *cp)
 	return ret;
 }
 
-/* Adds the records of the kept files to the counts (publish checks them). -1 when a kept
- * file fails its footer (err says which). */
+/* Adds the records of the kept files to the counts (publish checks them). 0, or -errno
+ * when a kept file cannot be read or fails its footer (err says which). */
 static int count_kept(struct dump_cmd *d, char *err, size_t cap)
 {
 	for (unsigned g = 0; g < d->e.kf.ngroups; g++) {
 		struct manifest_entry *e = NULL;
 		long n = manifest_collect(d->group_fd[g], &e, err, cap);
 		if (n < 0)
-			return -1;
+			return (int)n;
 		uint64_t records = 0, bytes = 0, vbytes = 0;
 		for (long i = 0; i < n; i++) {
 			records += e[i].records;
@@ -188,7 +188,7 @@ int resume_prepare(struct dump_cmd *d)
 	}
 	if (ret < 0) {
 		log_error("%s/%s: %s", d->e.spool_path, CHECKPOINT_NAME, err);
-		return MCW_EXIT_IO;
+		return ret;
 	}
 	const char *why = NULL;
 	if (strcmp(cp->source, d->e.o.source.text) != 0)
@@ -203,14 +203,16 @@ int resume_prepare(struct dump_cmd *d)
 			  "%s. Continue it with its own options, or dump into a new directory",
 			  d->e.o.dir, cp->source, cp->dump_id_hex, why);
 		checkpoint_close(cp);
-		return MCW_EXIT_USAGE;
+		return -EINVAL;
 	}
 	for (unsigned g = 0; g < d->e.kf.ngroups; g++) {
-		if (prune_dir(d->group_fd[g], cp, d->group_path[g]) < 0)
-			return MCW_EXIT_IO;
+		ret = prune_dir(d->group_fd[g], cp, d->group_path[g]);
+		if (ret < 0)
+			return ret;
 	}
-	if (prune_spool(&d->e, cp) < 0)
-		return MCW_EXIT_IO;
+	ret = prune_spool(&d->e, cp);
+	if (ret < 0)
+		return ret;
 	if (count_kept(d, err, sizeof(err)) < 0) {
 		log_warn("%s: a finished file of the unfinished dump is damaged: starting the "
 			 "dump over",
@@ -239,11 +241,13 @@ int resume_prepare(struct dump_cmd *d)
 int resume_wipe(struct dump_cmd *d)
 {
 	for (unsigned g = 0; g < d->e.kf.ngroups; g++) {
-		if (prune_dir(d->group_fd[g], NULL, d->group_path[g]) < 0)
-			return MCW_EXIT_IO;
+		int ret = prune_dir(d->group_fd[g], NULL, d->group_path[g]);
+		if (ret < 0)
+			return ret;
 	}
-	if (prune_spool(&d->e, NULL) < 0)
-		return MCW_EXIT_IO;
+	int ret = prune_spool(&d->e, NULL);
+	if (ret < 0)
+		return ret;
 	d->e.resuming = false;
 	return 0;
 }
@@ -261,7 +265,7 @@ int resume_load_dedupe(struct dump_cmd *d)
 		if (!checkpoint_job_is_done(&d->e.ckpt, seq))
 			continue;
 		if (!engine_load_keys(&d->e, w, seq, &kv, &n))
-			return d->e.run.exit_code;
+			return d->e.run.fault.err;
 		uint32_t pos = 0;
 		const uint8_t *key;
 		uint16_t klen;

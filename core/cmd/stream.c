@@ -77,7 +77,7 @@ static const char stream_usage[] =
     "select a share). While copying, its evictions are read every 2 s: the run ends with\n"
     "exit 3 if it evicted any, and 'SERVER_ERROR out of memory' (-M) stops it at once.\n";
 
-enum { OPT_MODE = 256, OPT_MIN_TTL, OPT_CRAWL, OPT_WORK, OPT_ALLOW_SHRINK, OPT_ALLOW_SMALLER };
+enum { OPT_MIN_TTL = 256, OPT_CRAWL, OPT_WORK };
 
 struct stream_cmd;
 
@@ -115,11 +115,6 @@ static int stream_option(int ch, const char *arg, struct stream_cmd *c)
 		if (hostport_parse(arg, ch == 's' ? &eo->source : &o->dest) < 0)
 			return cli_usage_error("stream", "'%s' is not HOST:PORT", arg);
 		return 0;
-	case OPT_MODE:
-		if (strcmp(arg, "add") != 0 && strcmp(arg, "set") != 0)
-			return cli_usage_error("stream", "--mode: use add or set");
-		o->ms_mode = strcmp(arg, "set") == 0 ? MCP_MS_SET : MCP_MS_ADD;
-		return 0;
 	case OPT_MIN_TTL:
 		if (!cli_uint("stream", "min-ttl", arg, 0, 10ull * 365 * 86400, &v))
 			return MCW_EXIT_USAGE;
@@ -130,14 +125,10 @@ static int stream_option(int ch, const char *arg, struct stream_cmd *c)
 	case OPT_WORK:
 		eo->dir = arg;
 		return 0;
-	case OPT_ALLOW_SHRINK:
-		o->allow.shrink = true;
-		return 0;
-	case OPT_ALLOW_SMALLER:
-		o->allow.smaller_items = true;
-		return 0;
-	default:
-		return engine_shared_option("stream", ch, arg, eo);
+	default: {
+		int ret = cap_copy_option("stream", ch, arg, &o->ms_mode, &o->allow);
+		return ret != 1 ? ret : engine_shared_option("stream", ch, arg, eo);
+	}
 	}
 }
 
@@ -146,12 +137,10 @@ static int parse_opts(int argc, char **argv, struct stream_cmd *c)
 	static const struct option longopts[] = {
 		{ "source", required_argument, NULL, 's' },
 		{ "dest", required_argument, NULL, 'd' },
-		{ "mode", required_argument, NULL, OPT_MODE },
 		{ "min-ttl", required_argument, NULL, OPT_MIN_TTL },
 		{ "crawl", required_argument, NULL, OPT_CRAWL },
 		{ "work", required_argument, NULL, OPT_WORK },
-		{ "allow-shrink", no_argument, NULL, OPT_ALLOW_SHRINK },
-		{ "allow-smaller-items", no_argument, NULL, OPT_ALLOW_SMALLER },
+		CAP_COPY_LONGOPTS,
 		KEYFILTER_LONGOPTS,
 		CLI_COMMON_LONGOPTS,
 		{ 0 },
@@ -188,8 +177,9 @@ static int parse_opts(int argc, char **argv, struct stream_cmd *c)
 
 static void pipe_check(struct sjob *j)
 {
-	if (j->dst.exit_code)
-		engine_fail(&j->c->e, j->dst.exit_code, "worker %u: %s", j->w->id, j->dst.error);
+	if (j->dst.fault.err)
+		engine_fail(&j->c->e, j->dst.fault.err, "worker %u: %s", j->w->id,
+			    j->dst.fault.msg);
 }
 
 /* Hands one fetched item to the pipe (its value is copied into the open batch). 0: taken
@@ -249,9 +239,9 @@ static int stream_preflight(struct stream_cmd *c)
 	char err[1024];
 	struct cap_load load;
 	/* both are live: the same address is the same process, so identity covers both */
-	int code = cap_check_not_same(-1, &c->e.src, c->e.o.source.text, -1, &c->dst,
-				      c->o.dest.text, err, sizeof(err));
-	if (code == 0) {
+	int ret = cap_check_not_same(-1, &c->e.src, c->e.o.source.text, -1, &c->dst, c->o.dest.text,
+				     err, sizeof(err));
+	if (ret == 0) {
 		cap_load_of_source(&c->e.src, &load);
 		if (c->e.filter_on) {
 			load.items = 0; /* an unknown share: the evictions watch still judges */
@@ -259,11 +249,11 @@ static int stream_preflight(struct stream_cmd *c)
 				 "with %s's before copying",
 				 c->e.o.source.text, c->o.dest.text);
 		}
-		code = cap_check(&c->dst, c->o.dest.text, &load, &c->o.allow, err, sizeof(err));
+		ret = cap_check(&c->dst, c->o.dest.text, &load, &c->o.allow, err, sizeof(err));
 	}
-	if (code != 0) {
+	if (ret != 0) {
 		log_error("%s", err);
-		return code;
+		return ret;
 	}
 	cap_watch_start(&c->watch, &c->o.dest, &c->dst);
 	c->watch_on = true;
@@ -304,10 +294,10 @@ static void stream_need(const struct engine *e, uint64_t item_size_max,
 static int stream_prepare(struct engine *e)
 {
 	struct stream_cmd *c = e->sink_ctx;
-	int code = engine_probe_dest(e, &c->o.dest, &c->dst);
-	if (code == 0)
-		code = stream_preflight(c);
-	return code != 0 ? code : engine_make_work_dir(e);
+	int ret = engine_probe_dest(e, &c->o.dest, &c->dst);
+	if (ret == 0)
+		ret = stream_preflight(c);
+	return ret != 0 ? ret : engine_make_work_dir(e);
 }
 
 static int stream_worker_open(struct engine *e, struct engine_worker *w)
@@ -491,7 +481,7 @@ static void summary(struct stream_cmd *c, int code, double secs)
 	json_bool(&j, "ok", code == 0);
 	json_i64(&j, "exit_code", code);
 	if (code != 0)
-		json_str(&j, "error", c->e.run.error);
+		json_str(&j, "error", c->e.run.fault.msg);
 	json_str(&j, "source", c->e.o.source.text);
 	json_str(&j, "dest", c->o.dest.text);
 	json_str(&j, "mode", c->o.ms_mode == MCP_MS_ADD ? "add" : "set");
@@ -526,12 +516,12 @@ int mcw_cmd_stream(int argc, char **argv)
 	if (code != 0)
 		return code < 0 ? MCW_EXIT_OK : code;
 	int64_t t0 = mono_ns();
-	code = engine_run(&c->e);
+	code = mcw_exit_code(engine_run(&c->e));
 	if (c->watch_on)
 		cap_watch_end(&c->watch);
 	char why[512];
 	if (code == 0 && cap_watch_evicted(&c->watch, why, sizeof(why))) {
-		engine_fail(&c->e, MCW_EXIT_TOO_SMALL, "%s", why);
+		engine_fail(&c->e, -MCW_ETOOSMALL, "%s", why);
 		log_error("%s", why);
 		code = MCW_EXIT_TOO_SMALL;
 	}

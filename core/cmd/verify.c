@@ -26,8 +26,6 @@
 #include "json.h"
 #include "sinks.h"
 
-#define VERIFY_MISMATCHES_MAX 100
-
 struct verify_opts {
 	struct hostport dest;
 	uint64_t sample; /* about this many keys (0: all) */
@@ -317,8 +315,8 @@ static bool verify_job_begin(struct engine_worker *w, uint32_t seq, unsigned gro
 static void check_dst(struct engine_worker *w)
 {
 	struct mgpipe *p = &vw(w)->dst;
-	if (p->exit_code)
-		engine_fail(w->e, p->exit_code, "worker %u: %s", w->id, p->error);
+	if (p->fault.err)
+		engine_fail(w->e, p->fault.err, "worker %u: %s", w->id, p->fault.msg);
 }
 
 /* The source's reply for key index; the destination's must be the next one there. */
@@ -334,7 +332,7 @@ static int verify_on_value(struct engine_worker *w, enum mgpipe_next ns,
 		return nd == MGPIPE_FAILED ? -EIO : -EAGAIN;
 	}
 	if (index != id) {
-		engine_fail(w->e, MCW_EXIT_PROTOCOL,
+		engine_fail(w->e, -EPROTO,
 			    "replies out of step: source answered key #%u, destination #%u", index,
 			    id);
 		return -EPROTO;
@@ -467,8 +465,8 @@ static int report(struct verify_cmd *v, int code, double secs)
 	json_str(&j, "command", "verify");
 	json_bool(&j, "ok", code == 0);
 	json_i64(&j, "exit_code", code);
-	if (c->run.failed)
-		json_str(&j, "error", c->run.error);
+	if (c->run.fault.err)
+		json_str(&j, "error", c->run.fault.msg);
 	json_str(&j, "source", c->o.source.text);
 	json_str(&j, "dest", v->o.dest.text);
 	json_f64(&j, "warm_ratio", ratio);
@@ -512,7 +510,7 @@ int mcw_cmd_verify(int argc, char **argv)
 	if (code != 0)
 		return code < 0 ? MCW_EXIT_OK : code;
 	int64_t t0 = mono_ns();
-	code = engine_run(&v->e);
+	code = mcw_exit_code(engine_run(&v->e));
 	code = report(v, code, (double)(mono_ns() - t0) / 1e9);
 	engine_metrics(&v->e, metrics_phase_of(code));
 	engine_release(&v->e);

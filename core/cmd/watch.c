@@ -417,7 +417,7 @@ static int round_once(struct watch *w, bool first)
 			if (n->connect_ret < 0) { /* why, and a refusal's own exit code (77) */
 				log_error("no node of the %s cluster answers: %s", cluster_name[k],
 					  n->err);
-				return net_exit_code(n->connect_ret);
+				return mcw_exit_code(net_connect_cause(n->connect_ret));
 			}
 			log_error(
 			    "no node of the %s cluster answers 'stats' (first: %s): check the "

@@ -7,7 +7,8 @@
  * and does not know the command: the sink's operations do the command's part.
  * Order of a run (engine_run):
  *   probe source -> sink prepare (its checks, directory) -> plan budget -> identity
- *   -> sink start -> connect -> threads -> progress until every thread ended -> exit code
+ *   -> sink start -> connect -> threads -> progress until every thread ended -> the first
+ *   failure's cause (-errno), which the command turns into its exit code (mcw_exit_code)
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -221,12 +222,12 @@ static int budget_setup(struct engine *e)
 	int ret = engine_plan_compute(&in, &e->plan, err, sizeof(err));
 	if (ret < 0) {
 		log_error("%s", err);
-		return MCW_EXIT_USAGE;
+		return -EINVAL;
 	}
 	ret = budget_map(&e->budget, e->o.co.memory_bytes);
 	if (ret < 0) {
 		log_error("cannot reserve the memory budget: %s", strerror(-ret));
-		return MCW_EXIT_SOFTWARE;
+		return -MCW_EBUG; /* --memory was checked: the address space should have it */
 	}
 	uint8_t *rings, *dd;
 	take_worker_buffers(e);
@@ -237,7 +238,7 @@ static int budget_setup(struct engine *e)
 		dedupe_init(&e->dedupe, dd, e->plan.dedupe_bytes);
 	if (keyfilter_build(&e->kf, rings, e->filter_bytes, err, sizeof(err)) < 0) {
 		log_error("%s", err);
-		return MCW_EXIT_USAGE;
+		return -EINVAL;
 	}
 	if (!e->o.co.quiet)
 		print_budget(e, &in.sink);
@@ -253,20 +254,20 @@ int engine_probe(struct engine *e, const struct hostport *hp, struct server_info
 	int fd = net_connect(hp, MCW_CONNECT_TIMEOUT_MS, err, sizeof(err));
 	if (fd < 0) {
 		log_error("%s", err);
-		return -net_exit_code(fd);
+		return net_connect_cause(fd);
 	}
 	net_set_recv_timeout(fd, e->o.co.io_timeout_ms);
 	int ret = server_probe(fd, hp->text, si, err, sizeof(err));
 	if (ret < 0) {
 		log_error("%s", err);
 		net_close(fd);
-		return -net_exit_code(ret);
+		return net_connect_cause(ret);
 	}
 	const char *why = server_unsuitable(si, needs_dumps);
 	if (why != NULL) {
 		log_error("%s (memcached %s) %s", hp->text, si->version, why);
 		net_close(fd);
-		return -MCW_EXIT_UNAVAILABLE;
+		return -EOPNOTSUPP;
 	}
 	return fd;
 }
@@ -275,7 +276,7 @@ int engine_probe_dest(struct engine *e, const struct hostport *hp, struct server
 {
 	int fd = engine_probe(e, hp, si, false);
 	if (fd < 0)
-		return -fd;
+		return fd;
 	net_close(fd); /* the workers open their own */
 	e->item_size_max = MAX(e->src.item_size_max, si->item_size_max);
 	e->target = hp->text;
@@ -288,7 +289,7 @@ int engine_connect(const struct hostport *hp, int *fd)
 	*fd = net_connect(hp, MCW_CONNECT_TIMEOUT_MS, err, sizeof(err));
 	if (*fd < 0) {
 		log_error("%s", err);
-		return MCW_EXIT_UNAVAILABLE;
+		return net_connect_cause(*fd);
 	}
 	return 0;
 }
@@ -298,16 +299,17 @@ int engine_make_spool(struct engine *e, bool resuming)
 	const char *dir = e->o.dir;
 	if (strlen(dir) + sizeof("/" SPOOL_DIR) > sizeof(e->spool_path)) {
 		log_error("the output directory's path is too long: %s", dir);
-		return MCW_EXIT_USAGE;
+		return -EINVAL;
 	}
 	snprintf(e->spool_path, sizeof(e->spool_path), "%.4000s/" SPOOL_DIR, dir);
 	if (e->dir_fd < 0 ||
 	    (mkdirat(e->dir_fd, SPOOL_DIR, 0755) < 0 && !(resuming && errno == EEXIST))) {
-		log_error("cannot prepare %s: %s", e->spool_path, strerror(errno));
-		return MCW_EXIT_IO;
+		int ret = -errno; /* of mkdirat, or of the open that left dir_fd < 0 */
+		log_error("cannot prepare %s: %s", e->spool_path, strerror(-ret));
+		return ret;
 	}
 	e->spool_fd = openat(e->dir_fd, SPOOL_DIR, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	return e->spool_fd < 0 ? MCW_EXIT_IO : 0;
+	return e->spool_fd < 0 ? -errno : 0;
 }
 
 void engine_remove_spool(struct engine *e)
@@ -328,9 +330,10 @@ int engine_make_work_dir(struct engine *e)
 	static char dir[PATH_MAX];
 	snprintf(dir, sizeof(dir), "%.4000s/mcwarm-%s-XXXXXX", e->o.dir, e->sink->name);
 	if (mkdtemp(dir) == NULL) {
+		int ret = -errno; /* before the log line, which may change errno */
 		log_error("cannot create a work directory under %s: %s (set --work)", e->o.dir,
-			  strerror(errno));
-		return MCW_EXIT_IO;
+			  strerror(-ret));
+		return ret;
 	}
 	e->o.dir = dir;
 	e->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -374,20 +377,20 @@ static int connect_workers(struct engine *e)
 		struct engine_worker *w = &e->workers[i];
 		w->id = i;
 		w->e = e;
-		int code = engine_connect(&e->o.source, &w->fd);
-		if (code == 0 && e->sink->worker_open)
-			code = e->sink->worker_open(e, w);
-		if (code != 0)
-			return code;
+		int ret = engine_connect(&e->o.source, &w->fd);
+		if (ret == 0 && e->sink->worker_open)
+			ret = e->sink->worker_open(e, w);
+		if (ret != 0)
+			return ret;
 	}
 	return 0;
 }
 
 static int start_threads(struct engine *e)
 {
-	int code = connect_workers(e);
-	if (code != 0)
-		return code;
+	int ret = connect_workers(e);
+	if (ret != 0)
+		return ret;
 	e->start_mono_ns = mono_ns();
 	bool list = !e->keys_done; /* a resumed run whose listing had ended lists nothing */
 	e->run.threads_running = e->o.co.threads + (list ? 1 : 0);
@@ -452,7 +455,7 @@ static int engine_prepare(struct engine *e)
 	char err[512];
 	if (keyfilter_prepare(&e->kf, &e->o.filter, &e->filter_bytes, err, sizeof(err)) < 0) {
 		log_error("%s", err);
-		return MCW_EXIT_USAGE;
+		return -EINVAL;
 	}
 	e->filter_on = keyfilter_active(&e->kf);
 	metrics_init(&e->metrics, e->o.co.metrics_file, e->sink->name);
@@ -461,7 +464,7 @@ static int engine_prepare(struct engine *e)
 	rate_limits_poll_log(&e->limits);
 	int fd = engine_probe(e, &e->o.source, &e->src, true);
 	if (fd < 0)
-		return -fd;
+		return fd;
 	e->keys_fd = fd;
 	e->item_size_max = e->src.item_size_max;
 	return e->sink->prepare(e);
@@ -469,28 +472,28 @@ static int engine_prepare(struct engine *e)
 
 int engine_run(struct engine *e)
 {
-	int code = engine_prepare(e);
-	if (code != 0 || e->nothing_to_do)
-		return code;
-	code = budget_setup(e);
-	if (code != 0)
-		return code;
+	int ret = engine_prepare(e);
+	if (ret != 0 || e->nothing_to_do)
+		return ret;
+	ret = budget_setup(e);
+	if (ret != 0)
+		return ret;
 	identity_init(e);
-	code = e->sink->start ? e->sink->start(e) : 0;
-	if (code != 0)
-		return code;
+	ret = e->sink->start ? e->sink->start(e) : 0;
+	if (ret != 0)
+		return ret;
 	if (!e->o.co.quiet)
 		log_info("%s %s (memcached %s, %llu items, item_size_max %llu) %s %s",
 			 e->sink->verb, e->o.source.text, e->src.version,
 			 (unsigned long long)e->src.curr_items,
 			 (unsigned long long)e->src.item_size_max, e->sink->onto, e->target);
-	code = start_threads(e);
-	if (code != 0)
-		return code;
+	ret = start_threads(e);
+	if (ret != 0)
+		return ret;
 	wait_threads(e);
-	if (e->run.failed) {
-		log_error("%s", e->run.error);
-		return e->run.exit_code;
+	if (e->run.fault.err) {
+		log_error("%s", e->run.fault.msg);
+		return e->run.fault.err;
 	}
 	return 0;
 }

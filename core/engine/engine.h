@@ -6,7 +6,7 @@
  * budget and every worker's buffer layout (engine_plan_compute), the key spool and the key
  * reader thread (keyreader.c), the job queue (one job per key chunk), the checkpoint
  * plumbing, the value workers' loop (engine_worker.c: a pipelined mg pipe on the source
- * per worker), progress, metrics and the exit code of the run. A sink owns where fetched
+ * per worker), progress, metrics and the first failure of the run. A sink owns where fetched
  * values go, its own options, counters, connections and report:
  *   dump   (dump_sink.c)  values into chunk files through a chunk writer
  *   verify (verify.c)     values compared with a second mg pipe on the destination
@@ -169,12 +169,12 @@ struct engine_sink_ops {
 	/* The parts of each worker's disk buffer the sink needs for items of item_size_max. */
 	void (*need)(const struct engine *e, uint64_t item_size_max, struct engine_sink_need *need);
 	/* After the source was probed: the sink's own checks, connections and directory
-	 * (engine_make_spool). 0 or an exit code (reported). */
+	 * (engine_make_spool). 0 or -errno (reported). */
 	int (*prepare)(struct engine *e);
-	/* After the budget: 0 or an exit code (reported). */
+	/* After the budget: 0 or -errno (reported). */
 	int (*start)(struct engine *e);
 	/* Main thread, before the workers start: the sink's connections (w->sink is set
-	 * here). 0 or an exit code (reported). */
+	 * here). 0 or -errno (reported). */
 	int (*worker_open)(struct engine *e, struct engine_worker *w);
 	/* Worker thread, its ring set up: buffers, writers, pipes. 0 or -errno. */
 	int (*worker_init)(struct engine_worker *w);
@@ -266,8 +266,9 @@ int engine_shared_option(const char *cmd, int ch, const char *arg, struct engine
 
 /* Before a run: the context empty, the sink set. */
 void engine_init(struct engine *e, const struct engine_sink_ops *sink, void *sink_ctx);
-/* Probes, plans the budget, spools keys, runs the threads, shows progress. Returns an
- * exit code; results stay in the context. */
+/* Probes, plans the budget, spools keys, runs the threads, shows progress. Returns 0 or
+ * the cause of the run's first failure (-errno or -MCW_E*, reported; the command maps it
+ * with mcw_exit_code); results stay in the context. */
 int engine_run(struct engine *e);
 void engine_release(struct engine *e);
 /* A --metrics-file snapshot: phase "running" while workers run, then metrics_phase_of
@@ -275,27 +276,28 @@ void engine_release(struct engine *e);
 void engine_metrics(struct engine *e, const char *phase);
 
 /* For a sink's prepare: connects to and probes a server (needs_dumps: also the crawler).
- * The connection, or a negative exit code (reported). */
+ * The connection, or -errno (reported; -EOPNOTSUPP: the server lacks what we need). */
 int engine_probe(struct engine *e, const struct hostport *hp, struct server_info *si,
 		 bool needs_dumps);
 /* For a sink's prepare: probes the sink's destination (the workers connect later), plans
  * the budget for the larger item size of both and names it as the run's target. 0 or an
- * exit code (reported). */
+ * -errno (reported). */
 int engine_probe_dest(struct engine *e, const struct hostport *hp, struct server_info *si);
-/* Connects a worker's connection to hp into *fd: 0, or MCW_EXIT_UNAVAILABLE (reported). */
+/* Connects a worker's connection to hp into *fd: 0, or net_connect_cause (reported). */
 int engine_connect(const struct hostport *hp, int *fd);
 /* For a sink's prepare: dir_fd is open on o.dir; makes and opens the spool (o.dir/.mcwarm,
- * which may exist when resuming). 0 or an exit code (reported). */
+ * which may exist when resuming). 0 or -errno (reported). */
 int engine_make_spool(struct engine *e, bool resuming);
 /* Removes the key chunks, the checkpoint and the spool directory. */
 void engine_remove_spool(struct engine *e);
 /* For a sink that keeps nothing: a fresh directory under o.dir (--work) becomes o.dir,
- * with the spool in it. 0 or an exit code (reported). */
+ * with the spool in it. 0 or -errno (reported). */
 int engine_make_work_dir(struct engine *e);
 /* Removes what engine_make_work_dir made (if it did). */
 void engine_remove_work_dir(struct engine *e);
 
-/* The first failure wins and wakes every thread (run.h). */
+/* The first failure (-errno or -MCW_E*, and its message) wins and wakes every thread
+ * (run.h). */
 #define engine_fail(e, ...) run_fail(&(e)->run, __VA_ARGS__)
 #define engine_failed(e)    run_failed(&(e)->run)
 

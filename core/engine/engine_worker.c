@@ -31,13 +31,13 @@ int64_t engine_take_job(struct engine *e, bool wait)
 		while (e->resuming && e->next_job < e->chunks_ready &&
 		       checkpoint_job_is_done(&e->ckpt, e->next_job))
 			e->next_job++;
-		if (!wait || e->run.failed || e->next_job < e->chunks_ready || e->keys_done)
+		if (!wait || e->run.fault.err || e->next_job < e->chunks_ready || e->keys_done)
 			break;
 		pthread_cond_wait(&e->run.cv, &e->run.mu);
 	}
-	if (!e->run.failed && e->next_job < e->chunks_ready)
+	if (!e->run.fault.err && e->next_job < e->chunks_ready)
 		job = e->next_job++;
-	else if (!wait && !e->run.failed && !e->keys_done)
+	else if (!wait && !e->run.fault.err && !e->keys_done)
 		job = -2; /* none yet, more to come */
 	pthread_mutex_unlock(&e->run.mu);
 	return job;
@@ -49,7 +49,7 @@ void engine_job_done(struct engine *e, uint32_t job)
 		return;
 	int ret = checkpoint_job_done(&e->ckpt, job);
 	if (ret < 0)
-		engine_fail(e, MCW_EXIT_IO, "cannot write the checkpoint in %s: %s", e->spool_path,
+		engine_fail(e, ret, "cannot write the checkpoint in %s: %s", e->spool_path,
 			    strerror(-ret));
 }
 
@@ -68,7 +68,7 @@ bool engine_load_keys(struct engine *e, struct engine_worker *w, uint32_t seq,
 	char err[256];
 	if (keychunk_load(e->spool_fd, seq, e->id.dump_id, w->key_in, MCW_KEYCHUNK_BYTES, kv, err,
 			  sizeof(err)) < 0) {
-		engine_fail(e, MCW_EXIT_IO, "%s", err);
+		engine_fail(e, -EIO, "%s", err); /* our own spool: a local I/O error */
 		return false;
 	}
 	uint32_t pos = 0, n = 0;
@@ -83,15 +83,15 @@ bool engine_load_keys(struct engine *e, struct engine_worker *w, uint32_t seq,
 
 /* ---- one job ------------------------------------------------------------------------------ */
 
-static void job_fail(struct engine_worker *w, int code, const char *what)
+static void job_fail(struct engine_worker *w, int err, const char *what)
 {
-	engine_fail(w->e, code, "worker %u, key chunk %u: %s", w->id, w->kv.seq, what);
+	engine_fail(w->e, err, "worker %u, key chunk %u: %s", w->id, w->kv.seq, what);
 }
 
 static void check_pipe(struct engine_worker *w)
 {
-	if (w->pipe.exit_code)
-		job_fail(w, w->pipe.exit_code, w->pipe.error);
+	if (w->pipe.fault.err)
+		job_fail(w, w->pipe.fault.err, w->pipe.fault.msg);
 }
 
 /* Hands every complete reply to the sink until it keeps one. */
@@ -159,13 +159,15 @@ static bool pump(struct engine_worker *w, bool expecting_server)
 			bool src = mgpipe_awaiting(&w->pipe) || e->sink->peer == NULL;
 			snprintf(msg, sizeof(msg), "no reply from %s for %d s",
 				 src ? "the source" : e->sink->peer, e->o.co.io_timeout_ms / 1000);
-			job_fail(w, MCW_EXIT_UNAVAILABLE, msg);
+			job_fail(w, -ETIMEDOUT, msg);
 			return false;
 		}
 		return !engine_failed(e);
 	}
 	if (ret < 0) {
-		job_fail(w, MCW_EXIT_SOFTWARE, "io_uring wait failed");
+		char msg[80];
+		snprintf(msg, sizeof(msg), "io_uring wait failed: %s", strerror(-ret));
+		job_fail(w, -MCW_EBUG, msg);
 		return false;
 	}
 	unsigned n = ur_reap(w->ring, cqes, ARRAY_LEN(cqes));
@@ -191,8 +193,7 @@ static bool job_begin(struct engine_worker *w, uint32_t seq)
 	mgpipe_job(&w->pipe, &w->kv, w->key_off, n);
 	unsigned g = w->kv.group;
 	if (g >= e->kf.ngroups) {
-		job_fail(w, MCW_EXIT_SOFTWARE,
-			 "the key chunk names an output group that does not exist");
+		job_fail(w, -MCW_EBUG, "the key chunk names an output group that does not exist");
 		return false;
 	}
 	w->last_io_ns = mono_ns();
@@ -269,8 +270,7 @@ void *engine_worker_main(void *arg)
 	struct engine *e = w->e;
 	int ret = worker_setup(w);
 	if (ret < 0) {
-		engine_fail(e, MCW_EXIT_SOFTWARE, "worker %u cannot start: %s", w->id,
-			    strerror(-ret));
+		engine_fail(e, -MCW_EBUG, "worker %u cannot start: %s", w->id, strerror(-ret));
 		goto out;
 	}
 	for (;;) {

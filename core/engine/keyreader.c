@@ -84,10 +84,9 @@ static int reap(struct kr *k, bool wait)
 		int err = cqes[i].res < 0 ? cqes[i].res : 0;
 		if (err == 0 && (size_t)cqes[i].res != s->bytes) {
 			err = short_write_errno(s->fd, s->bytes - (size_t)cqes[i].res);
-			engine_fail(k->c, MCW_EXIT_IO,
-				    "short write of key chunk %u to %s: %d of %zu bytes: %s",
-				    s->seq, k->c->spool_path, cqes[i].res, s->bytes,
-				    strerror(-err));
+			engine_fail(
+			    k->c, err, "short write of key chunk %u to %s: %d of %zu bytes: %s",
+			    s->seq, k->c->spool_path, cqes[i].res, s->bytes, strerror(-err));
 		}
 		close(s->fd);
 		if (err < 0)
@@ -172,15 +171,14 @@ static void log_unsendable(struct kr *k, const struct mcp_dump_item *it)
 		 enc, it->key_len, MCP_KEY_B64_RAW_MAX);
 }
 
-/* Keys parsed but not yet checked for duplicates: their table slots are being prefetched
- * meanwhile, so the checks that follow do not each wait for memory. */
-#define KR_BATCH 32
+/* Keys parsed but not yet checked for duplicates (KR_PREFETCH_KEYS): their table slots are
+ * being prefetched meanwhile, so the checks that follow do not each wait for memory. */
 
 struct kr_pending {
-	struct mcp_dump_item it[KR_BATCH];
-	uint64_t id[KR_BATCH];
-	bool b64[KR_BATCH];
-	uint16_t group[KR_BATCH];
+	struct mcp_dump_item it[KR_PREFETCH_KEYS];
+	uint64_t id[KR_PREFETCH_KEYS];
+	bool b64[KR_PREFETCH_KEYS];
+	uint16_t group[KR_PREFETCH_KEYS];
 	unsigned n;
 };
 
@@ -296,7 +294,7 @@ static enum line_verdict handle_reply_line(struct kr *k, const struct mcp_dump_i
 	const char *addr = c->o.source.text;
 	if (it->kind == MCP_DUMP_BUSY && !k->items_seen) {
 		if (++*busy_attempts > MCW_BUSY_RETRIES_MAX) {
-			engine_fail(c, MCW_EXIT_TEMPFAIL,
+			engine_fail(c, -EBUSY,
 				    "the crawler of %s stayed busy through %d retries (another "
 				    "dump or crawl is running there): run again when it is done",
 				    addr, MCW_BUSY_RETRIES_MAX);
@@ -313,18 +311,18 @@ static enum line_verdict handle_reply_line(struct kr *k, const struct mcp_dump_i
 		return LINE_RESTART;
 	}
 	if (it->kind == MCP_DUMP_ERROR && memmem(it->msg, it->msg_len, "not allowed", 11)) {
-		engine_fail(c, MCW_EXIT_UNAVAILABLE,
+		engine_fail(c, -EOPNOTSUPP,
 			    "%s refuses key dumps (%.*s): memcached was started with -X; restart "
 			    "it without -X or warm from another replica",
 			    addr, (int)it->msg_len, it->msg);
 	} else if (it->kind == MCP_DUMP_ERROR && memmem(it->msg, it->msg_len, "disabled", 8)) {
-		engine_fail(c, MCW_EXIT_UNAVAILABLE,
+		engine_fail(c, -EOPNOTSUPP,
 			    "the LRU crawler of %s is disabled (%.*s): enable it with "
 			    "'lru_crawler enable' on that server and run again",
 			    addr, (int)it->msg_len, it->msg);
 	} else {
-		engine_fail(c, MCW_EXIT_PROTOCOL, "key dump from %s ended with an error: %.*s",
-			    addr, (int)it->msg_len, it->msg);
+		engine_fail(c, -EPROTO, "key dump from %s ended with an error: %.*s", addr,
+			    (int)it->msg_len, it->msg);
 	}
 	return LINE_FAIL;
 }
@@ -332,8 +330,7 @@ static enum line_verdict handle_reply_line(struct kr *k, const struct mcp_dump_i
 /* A key chunk could not be written: the dump fails, saying why. */
 static void key_chunk_write_failed(struct engine *c, int ret)
 {
-	engine_fail(c, MCW_EXIT_IO, "cannot write key chunk to %s: %s%s", c->spool_path,
-		    strerror(-ret),
+	engine_fail(c, ret, "cannot write key chunk to %s: %s%s", c->spool_path, strerror(-ret),
 		    ret == -ENOSPC || ret == -EDQUOT ? " (the volume is full: free space, then run "
 						       "again; the dump continues where it stopped)"
 						     : "");
@@ -363,7 +360,7 @@ static size_t parse_lines(struct kr *k, const char *buf, size_t len, enum line_v
 		if (st == MCP_NEED_MORE)
 			break;
 		if (st != MCP_OK) {
-			engine_fail(k->c, MCW_EXIT_PROTOCOL,
+			engine_fail(k->c, -EPROTO,
 				    "malformed key dump line from %s (%s): \"%.80s\"",
 				    k->c->o.source.text, mcp_status_name(st), buf + pos);
 			*v = LINE_FAIL;
@@ -371,7 +368,7 @@ static size_t parse_lines(struct kr *k, const char *buf, size_t len, enum line_v
 		}
 		pos += used;
 		if (it->kind == MCP_DUMP_ITEM) {
-			if (key_admit(k, &p) && ++p.n == KR_BATCH &&
+			if (key_admit(k, &p) && ++p.n == KR_PREFETCH_KEYS &&
 			    key_chunk_failed(k, pending_flush(k, &p), v))
 				return pos;
 			continue;
@@ -407,8 +404,8 @@ static bool crawler_idle(struct kr *k, unsigned *busy_attempts)
 		const char *v;
 		size_t vl;
 		if (n < 0) {
-			engine_fail(c, MCW_EXIT_UNAVAILABLE, "stats from %s failed: %s",
-				    c->o.source.text, strerror((int)-n));
+			engine_fail(c, -ECONNRESET, "stats from %s failed: %s", c->o.source.text,
+				    strerror((int)-n));
 			return false;
 		}
 		if (!mcp_stats_find(buf, (size_t)n, "lru_crawler_running", &v, &vl) || vl != 1 ||
@@ -429,9 +426,8 @@ static bool start_dump(struct kr *k, unsigned *busy_attempts)
 		return false;
 	int ret = net_send_all(k->c->keys_fd, dump_command(k), strlen(dump_command(k)));
 	if (ret < 0) {
-		engine_fail(k->c, MCW_EXIT_UNAVAILABLE,
-			    "cannot send the key dump request to %s: %s", k->c->o.source.text,
-			    strerror(-ret));
+		engine_fail(k->c, -ECONNRESET, "cannot send the key dump request to %s: %s",
+			    k->c->o.source.text, strerror(-ret));
 		return false;
 	}
 	return true;
@@ -447,7 +443,7 @@ static int drain(struct kr *k)
 	while (ret == 0 && !engine_failed(c)) {
 		ssize_t n = net_recv(c->keys_fd, buf + len, c->kr_recv_bytes - len);
 		if (n <= 0) {
-			engine_fail(c, MCW_EXIT_UNAVAILABLE,
+			engine_fail(c, -ECONNRESET,
 				    "key dump from %s stopped before END: %s (the key list is "
 				    "incomplete; run again)",
 				    c->o.source.text,
@@ -468,9 +464,8 @@ static int drain(struct kr *k)
 			len = 0;
 			ret = start_dump(k, &busy_attempts) ? 0 : -EIO;
 		} else if (len == c->kr_recv_bytes) {
-			engine_fail(c, MCW_EXIT_PROTOCOL,
-				    "key dump line from %s longer than %zu bytes", c->o.source.text,
-				    c->kr_recv_bytes);
+			engine_fail(c, -EPROTO, "key dump line from %s longer than %zu bytes",
+				    c->o.source.text, c->kr_recv_bytes);
 			return -EIO;
 		}
 		ret = ret == 0 ? reap(k, false) : ret;
@@ -489,16 +484,15 @@ void *keyreader_main(void *arg)
 	struct ur_ring_opts ro = { .sq_entries = 8, .iowq_workers_max = 1 };
 	int ret = ur_ring_create(&ro, &k.ring);
 	if (ret < 0) {
-		engine_fail(c, MCW_EXIT_SOFTWARE,
-			    "cannot create an io_uring for the key reader: %s", strerror(-ret));
+		engine_fail(c, -MCW_EBUG, "cannot create an io_uring for the key reader: %s",
+			    strerror(-ret));
 		goto out;
 	}
 	struct iovec iov[2] = { { c->kr_stage[0], MCW_KEYCHUNK_BYTES },
 				{ c->kr_stage[1], MCW_KEYCHUNK_BYTES } };
 	ret = ur_buffers_register(k.ring, iov, 2);
 	if (ret < 0) {
-		engine_fail(c, MCW_EXIT_SOFTWARE, "cannot register key reader buffers: %s",
-			    strerror(-ret));
+		engine_fail(c, -MCW_EBUG, "cannot register key reader buffers: %s", strerror(-ret));
 		goto out;
 	}
 	for (unsigned g = 0; g < c->kf.ngroups; g++) {
@@ -517,7 +511,7 @@ void *keyreader_main(void *arg)
 		} else if (c->ckpt_on && !engine_failed(c)) {
 			ret = checkpoint_keys_done(&c->ckpt, c->chunks_ready);
 			if (ret < 0)
-				engine_fail(c, MCW_EXIT_IO, "cannot write the checkpoint in %s: %s",
+				engine_fail(c, ret, "cannot write the checkpoint in %s: %s",
 					    c->spool_path, strerror(-ret));
 		}
 	}

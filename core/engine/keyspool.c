@@ -80,8 +80,9 @@ int keychunk_load(int dir_fd, uint32_t seq, const uint8_t dump_id[16], uint8_t *
 	keychunk_name(name, seq);
 	int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		snprintf(err, err_cap, "cannot open key chunk %s: %s", name, strerror(errno));
-		return -errno;
+		int ret = -errno;
+		snprintf(err, err_cap, "cannot open key chunk %s: %s", name, strerror(-ret));
+		return ret;
 	}
 	ssize_t n = pread(fd, buf, cap, 0);
 	int e = errno;

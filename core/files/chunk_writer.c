@@ -38,7 +38,6 @@ enum cw_op { CW_OP_UNIT = 1, CW_OP_HEADER, CW_OP_FOOTER, CW_OP_FSYNC, CW_OP_WRIT
 #define CW_UD_SLOT(ud)	   ((unsigned)((ur_ud_payload(ud) >> 48) & 0xff))
 #define CW_UD_INDEX(ud)	   ((ud)&0xffffffffffffull)
 #define CW_PAGES_BYTES	   (CHUNK_WRITER_FILES * 2 * MCW_ALIGN_BYTES)
-#define CW_WRITEV_IOV_MAX  1024 /* UIO_MAXIOV */
 
 /* Zero bytes for padding in writev mode (untouched .bss: costs no memory). */
 static const uint8_t cw_zeros[MCW_BLOCK_BYTES];

@@ -139,15 +139,17 @@ int journal_open(struct journal *j, const char *state_dir, void *mem, char *err,
 	j->e = mem;
 	j->bitmaps = (uint8_t *)mem + JOURNAL_FILES_MAX * sizeof(struct journal_entry);
 	if (mkdir(state_dir, 0755) < 0 && errno != EEXIST) {
+		int e = errno; /* before snprintf */
 		snprintf(err, cap, "cannot create the state directory %s: %s", state_dir,
-			 strerror(errno));
-		return -errno;
+			 strerror(e));
+		return -e;
 	}
 	snprintf(j->path, sizeof(j->path), "%s/journal", state_dir);
 	j->fd = open(j->path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 	if (j->fd < 0) {
-		snprintf(err, cap, "cannot open %s: %s", j->path, strerror(errno));
-		return -errno;
+		int e = errno; /* before snprintf */
+		snprintf(err, cap, "cannot open %s: %s", j->path, strerror(e));
+		return -e;
 	}
 	long bad = crcline_load(j->fd, parse_cb, j);
 	if (bad < 0) {

@@ -14,8 +14,7 @@
 #include "chunk_reader.h"
 #include "crc.h"
 #include "manifest.h"
-
-#define MANIFEST_TEXT_MAX (64 * MIB) /* about 600,000 chunk files */
+#include "mcw_limits.h"
 
 static int cmp_entry(const void *a, const void *b)
 {
@@ -61,8 +60,9 @@ long manifest_collect(int dir_fd, struct manifest_entry **out, char *err, size_t
 	struct manifest_entry *v = NULL;
 	struct dirent *de;
 	if (d == NULL) {
-		snprintf(err, err_cap, "cannot list the output directory: %s", strerror(errno));
-		return -errno;
+		int ret = -errno;
+		snprintf(err, err_cap, "cannot list the output directory: %s", strerror(-ret));
+		return ret;
 	}
 	rewinddir(d);
 	while ((de = readdir(d)) != NULL) {

@@ -31,6 +31,14 @@ enum mcw_exit {
 /* The text that --help prints for exit codes. */
 extern const char mcw_exit_codes_help[];
 
+/* The one mapping from a failure's cause (0, -errno or -MCW_E*: base.h) to the exit code a
+ * command ends with; below the command layer nothing chooses exit codes. Network errors:
+ * MCW_EXIT_UNAVAILABLE; -EPROTO: PROTOCOL; -EBADMSG (a corrupt file): DATA; -EINVAL:
+ * USAGE; -EKEYREJECTED (credentials refused): REFUSED; -EBUSY (the crawler stayed busy):
+ * TEMPFAIL; -MCW_ETOOSMALL: TOO_SMALL; local file errors: IO; anything else (and
+ * -MCW_EBUG) is our bug: SOFTWARE. */
+int mcw_exit_code(int err);
+
 int mcw_cmd_dump(int argc, char **argv);
 int mcw_cmd_inspect(int argc, char **argv);
 int mcw_cmd_populate(int argc, char **argv);

@@ -23,8 +23,6 @@
 #define LIBMC_POINTS_WEIGHTED 160 /* libmemcached MEMCACHED_POINTS_PER_SERVER_KETAMA */
 #define LIBMC_POINTS	      100 /* libmemcached MEMCACHED_POINTS_PER_SERVER */
 #define POINTS_PER_DIGEST     4	  /* little-endian words of one MD5 digest */
-#define NODE_STRING_MAX	      (2 * HASHRING_NAME_MAX + 32) /* "hostname/host:port-index" */
-#define ENTRY_SHOW_MAX	      64 /* bytes of a bad node list entry quoted in errors */
 
 static_assert(HASHRING_POINTS_DEFAULT % POINTS_PER_DIGEST == 0, "default points are whole digests");
 static_assert(HASHRING_POINTS_PER_NODE_MAX % POINTS_PER_DIGEST == 0,
@@ -145,7 +143,7 @@ static void trim(const char **s, size_t *len)
 static int node_parse(const char *s, size_t len, unsigned no, struct hashring_node *nd, char *err,
 		      size_t cap)
 {
-	int show = (int)MIN(len, ENTRY_SHOW_MAX);
+	int show = (int)MIN(len, HASHRING_ENTRY_SHOW_BYTES);
 	if (len == 0)
 		return fail(-EINVAL, err, cap,
 			    "node list entry %u is empty (two commas in a row, or a comma at the "
@@ -519,7 +517,7 @@ static uint32_t points_write(const struct hashring_opts *o, const struct hashrin
 {
 	uint64_t weights = total_weight(nodes, n);
 	unsigned per = kind_points_per_string(o->kind);
-	char s[NODE_STRING_MAX];
+	char s[HASHRING_NODE_STRING_MAX];
 	uint32_t count = 0;
 	for (unsigned i = 0; i < n; i++) {
 		size_t prefix = node_prefix(o->kind, &nodes[i], s, sizeof(s));

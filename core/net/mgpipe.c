@@ -18,11 +18,9 @@
  *     in the session) and is opened when mgpipe_next runs out of replies.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <string.h>
 
 #include "base.h"
-#include "core.h"
 #include "mgpipe.h"
 #include "net.h"
 
@@ -33,20 +31,6 @@
 #define UD(kind, id, slot) ur_ud(UR_OWNER_MGPIPE, (id), (kind) << 48 | (slot))
 #define UD_KIND(ud)	   (ur_ud_payload(ud) >> 48)
 #define UD_ID(ud)	   ur_ud_id(ud)
-#define ERRORS_LOGGED_MAX  5
-
-static void fail(struct mgpipe *p, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void fail(struct mgpipe *p, int code, const char *fmt, ...)
-{
-	if (p->exit_code != 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(p->error, sizeof(p->error), fmt, ap);
-	va_end(ap);
-	p->exit_code = code;
-}
 
 void mgpipe_init(struct mgpipe *p, const struct mgpipe_opts *o)
 {
@@ -147,7 +131,7 @@ static void kick_send(struct mgpipe *p)
 	size_t out_len = p->b[slot].req_len;
 	if (p->secure) { /* invariant 4: seal, then the ring sends ciphertext */
 		if (tls_pipe_seal(&p->tls, out, out_len) < 0) {
-			fail(p, MCW_EXIT_PROTOCOL, "%s", p->tls.error);
+			mcw_fault_set(&p->fault, -EPROTO, "%s", p->tls.error);
 			return;
 		}
 		out = p->tls.cout;
@@ -155,7 +139,7 @@ static void kick_send(struct mgpipe *p)
 	}
 	int ret = ur_prep_send(p->o.ring, p->o.fd, out, out_len, UD(UD_SEND, p->o.id, slot));
 	if (ret < 0) {
-		fail(p, MCW_EXIT_SOFTWARE, "cannot queue a send: %s", strerror(-ret));
+		mcw_fault_set(&p->fault, -MCW_EBUG, "cannot queue a send: %s", strerror(-ret));
 		return;
 	}
 	p->send_busy = true;
@@ -181,15 +165,15 @@ static void compact(struct mgpipe *p)
 /* TLS: opens received ciphertext into the receive area. true if plaintext came. */
 static bool open_plain(struct mgpipe *p)
 {
-	if (p->exit_code)
+	if (p->fault.err)
 		return false;
 	compact(p);
 	ssize_t n = tls_pipe_open(&p->tls, p->rbuf + p->wr, p->rcap - p->wr);
 	if (n == -EPIPE)
-		fail(p, MCW_EXIT_UNAVAILABLE, "connection to %s lost: it ended the TLS session",
-		     p->o.what);
+		mcw_fault_set(&p->fault, -ECONNRESET,
+			      "connection to %s lost: it ended the TLS session", p->o.what);
 	else if (n < 0)
-		fail(p, MCW_EXIT_PROTOCOL, "%s (from %s)", p->tls.error, p->o.what);
+		mcw_fault_set(&p->fault, -EPROTO, "%s (from %s)", p->tls.error, p->o.what);
 	if (n <= 0)
 		return false;
 	p->wr += (size_t)n;
@@ -198,7 +182,7 @@ static bool open_plain(struct mgpipe *p)
 
 static void post_recv(struct mgpipe *p)
 {
-	if (p->recv_posted || p->exit_code)
+	if (p->recv_posted || p->fault.err)
 		return;
 	size_t len;
 	if (!p->secure)
@@ -209,7 +193,7 @@ static void post_recv(struct mgpipe *p)
 		return; /* full: the owner must consume or release first (TLS: open first) */
 	int ret = ur_prep_recv(p->o.ring, p->o.fd, at, len, UD(UD_RECV, p->o.id, 0));
 	if (ret < 0) {
-		fail(p, MCW_EXIT_SOFTWARE, "cannot queue a receive: %s", strerror(-ret));
+		mcw_fault_set(&p->fault, -MCW_EBUG, "cannot queue a receive: %s", strerror(-ret));
 		return;
 	}
 	p->recv_posted = true;
@@ -237,8 +221,9 @@ void mgpipe_on_cqe(struct mgpipe *p, const struct ur_cqe *cqe)
 			return;
 		}
 		if (cqe->res <= 0) {
-			fail(p, MCW_EXIT_UNAVAILABLE, "connection to %s lost: %s", p->o.what,
-			     cqe->res == 0 ? "closed by the server" : strerror(-cqe->res));
+			mcw_fault_set(&p->fault, -ECONNRESET, "connection to %s lost: %s",
+				      p->o.what,
+				      cqe->res == 0 ? "closed by the server" : strerror(-cqe->res));
 			return;
 		}
 		p->recv_retries = 0;
@@ -258,8 +243,8 @@ void mgpipe_on_cqe(struct mgpipe *p, const struct ur_cqe *cqe)
 	if (p->secure && cqe->res > 0)
 		tls_pipe_sent(&p->tls, (size_t)cqe->res);
 	if (cqe->res < 0 || (size_t)cqe->res != want) {
-		fail(p, MCW_EXIT_UNAVAILABLE, "sending to %s failed: %s", p->o.what,
-		     cqe->res < 0 ? strerror(-cqe->res) : "short send");
+		mcw_fault_set(&p->fault, -ECONNRESET, "sending to %s failed: %s", p->o.what,
+			      cqe->res < 0 ? strerror(-cqe->res) : "short send");
 		return;
 	}
 	p->b[slot].sent = true;
@@ -293,13 +278,14 @@ static bool reply_in_order(struct mgpipe *p, const struct mcp_meta_reply *rep, u
 	if (ok && rep->code == MCP_RC_VA)
 		ok = rep->has_client_flags && rep->has_ttl;
 	if (!ok) {
-		fail(p, MCW_EXIT_PROTOCOL,
-		     "reply from %s out of order or without the flags asked for (the connection is "
-		     "out of sync): reply for key #%lld, expected #%u to #%u, batches sent %llu "
-		     "answered %llu: \"%.60s\"",
-		     p->o.what, rep->has_opaque ? (long long)rep->opaque : -1LL, p->expect_key,
-		     b->first_key + b->nkeys - 1, (unsigned long long)p->b_sent,
-		     (unsigned long long)p->b_answered, (const char *)p->rbuf + p->rd);
+		mcw_fault_set(
+		    &p->fault, -EPROTO,
+		    "reply from %s out of order or without the flags asked for (the connection is "
+		    "out of sync): reply for key #%lld, expected #%u to #%u, batches sent %llu "
+		    "answered %llu: \"%.60s\"",
+		    p->o.what, rep->has_opaque ? (long long)rep->opaque : -1LL, p->expect_key,
+		    b->first_key + b->nkeys - 1, (unsigned long long)p->b_sent,
+		    (unsigned long long)p->b_answered, (const char *)p->rbuf + p->rd);
 		return false;
 	}
 	uint16_t klen;
@@ -314,8 +300,9 @@ static bool reply_in_order(struct mgpipe *p, const struct mcp_meta_reply *rep, u
 		same = n == (long)klen && memcmp(raw, key, klen) == 0;
 	}
 	if (!same) {
-		fail(p, MCW_EXIT_PROTOCOL,
-		     "a reply from %s names another key than the one asked for", p->o.what);
+		mcw_fault_set(&p->fault, -EPROTO,
+			      "a reply from %s names another key than the one asked for",
+			      p->o.what);
 		return false;
 	}
 	*index = (uint32_t)rep->opaque;
@@ -325,7 +312,7 @@ static bool reply_in_order(struct mgpipe *p, const struct mcp_meta_reply *rep, u
 /* The next reply among the bytes already in the receive area. */
 static enum mgpipe_next next_reply(struct mgpipe *p, struct mcp_meta_reply *rep, uint32_t *index)
 {
-	while (p->exit_code == 0 && p->rd < p->wr) {
+	while (p->fault.err == 0 && p->rd < p->wr) {
 		const char *at = (const char *)p->rbuf + p->rd;
 		enum mcp_status st = mcp_meta_reply_parse(at, p->wr - p->rd, p->o.value_max, rep);
 		if (st == MCP_NEED_MORE) {
@@ -335,8 +322,8 @@ static enum mgpipe_next next_reply(struct mgpipe *p, struct mcp_meta_reply *rep,
 		}
 		p->need = 0;
 		if (st != MCP_OK) {
-			fail(p, MCW_EXIT_PROTOCOL, "malformed reply from %s (%s): \"%.60s\"",
-			     p->o.what, mcp_status_name(st), at);
+			mcw_fault_set(&p->fault, -EPROTO, "malformed reply from %s (%s): \"%.60s\"",
+				      p->o.what, mcp_status_name(st), at);
 			break;
 		}
 		switch (rep->code) {
@@ -348,26 +335,26 @@ static enum mgpipe_next next_reply(struct mgpipe *p, struct mcp_meta_reply *rep,
 			break; /* a miss q did not hide: still a miss, counted at MN */
 		case MCP_RC_MN:
 			if (p->b_answered == p->b_sent) {
-				fail(p, MCW_EXIT_PROTOCOL, "MN from %s without a batch in flight",
-				     p->o.what);
+				mcw_fault_set(&p->fault, -EPROTO,
+					      "MN from %s without a batch in flight", p->o.what);
 				return MGPIPE_FAILED;
 			}
 			batch_end(p);
 			break;
 		case MCP_RC_CLIENT_ERROR:
 		case MCP_RC_SERVER_ERROR:
-			if (p->server_errors++ < ERRORS_LOGGED_MAX)
+			if (p->server_errors++ < MCW_SERVER_ERRORS_LOGGED_MAX)
 				log_warn("%s answered an mg with: %.*s", p->o.what,
 					 (int)rep->msg_len, rep->msg);
 			break;
 		default:
-			fail(p, MCW_EXIT_PROTOCOL, "unexpected reply to mg from %s: \"%.40s\"",
-			     p->o.what, at);
+			mcw_fault_set(&p->fault, -EPROTO,
+				      "unexpected reply to mg from %s: \"%.40s\"", p->o.what, at);
 			return MGPIPE_FAILED;
 		}
 		p->rd += rep->total_len;
 	}
-	return p->exit_code ? MGPIPE_FAILED : MGPIPE_NONE;
+	return p->fault.err ? MGPIPE_FAILED : MGPIPE_NONE;
 }
 
 enum mgpipe_next mgpipe_next(struct mgpipe *p, struct mcp_meta_reply *rep, uint32_t *index)

@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "base.h"
 #include "keyspool.h"
 #include "mcproto.h"
 #include "mcw_limits.h"
@@ -77,9 +78,8 @@ struct mgpipe {
 	/* rate limit: a batch held back until wake_ns (monotonic), 0 if none */
 	struct rate_bucket bucket;
 	int64_t wake_ns;
-	/* failure */
-	int exit_code; /* MCW_EXIT_* once failed, else 0 */
-	char error[300];
+	/* failure: fault.err (-ECONNRESET lost, -EPROTO out of sync, -MCW_EBUG) and why */
+	struct mcw_fault fault;
 };
 
 enum mgpipe_next {

@@ -21,13 +21,11 @@
  *     plaintext receive area is filled by open alone, so it may be compacted at any time.
  */
 #include <errno.h>
-#include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base.h"
 #include "capacity.h"
-#include "core.h"
 #include "mspipe.h"
 #include "net.h"
 
@@ -45,19 +43,6 @@ static const char crlf[] = "\r\n", mn[] = "mn\r\n";
 #define UD_KIND(ud)	  (ur_ud_payload(ud) >> 48)
 #define UD_ID(ud)	  ur_ud_id(ud)
 #define UD_GEN(ud)	  ((uint32_t)(ur_ud_payload(ud) & 0xffff))
-
-static void fail(struct mspipe *p, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static void fail(struct mspipe *p, int code, const char *fmt, ...)
-{
-	if (p->exit_code != 0)
-		return;
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(p->error, sizeof(p->error), fmt, ap);
-	va_end(ap);
-	p->exit_code = code;
-}
 
 int64_t mspipe_exptime(int64_t expires_at_ms, int64_t now, int64_t min_ttl_s, int64_t dest_now_s)
 {
@@ -284,7 +269,7 @@ static int seal_records(struct mspipe *p, size_t *from, size_t to)
 	if (to == *from)
 		return 0;
 	if (tls_pipe_seal(&p->tls, p->stage + *from, to - *from) < 0) {
-		fail(p, MCW_EXIT_PROTOCOL, "%s (to %s)", p->tls.error, p->o.what);
+		mcw_fault_set(&p->fault, -EPROTO, "%s (to %s)", p->tls.error, p->o.what);
 		return -EPROTO;
 	}
 	*from = to;
@@ -348,7 +333,7 @@ static void kick_send(struct mspipe *p)
 	int ret;
 	if (p->secure) {
 		ret = seal_burst(p, b);
-		if (p->exit_code)
+		if (p->fault.err)
 			return;
 	} else {
 		b->iov_chunk = MIN(b->niov - b->iov_done, (uint32_t)MSPIPE_SENDMSG_IOV);
@@ -358,7 +343,7 @@ static void kick_send(struct mspipe *p)
 		ret = send_iov(p, &b->iov[b->iov_done], b->iov_chunk);
 	}
 	if (ret < 0) {
-		fail(p, MCW_EXIT_SOFTWARE, "cannot queue a send: %s", strerror(-ret));
+		mcw_fault_set(&p->fault, -MCW_EBUG, "cannot queue a send: %s", strerror(-ret));
 		return;
 	}
 	p->send_busy = true;
@@ -379,7 +364,7 @@ static void compact(struct mspipe *p)
 
 static void post_recv(struct mspipe *p)
 {
-	if (p->recv_posted || p->lost || p->exit_code)
+	if (p->recv_posted || p->lost || p->fault.err)
 		return;
 	size_t len;
 	if (!p->secure)
@@ -390,7 +375,7 @@ static void post_recv(struct mspipe *p)
 		return; /* ciphertext waits to be opened (plain: replies are lines, never) */
 	int ret = ur_prep_recv(p->o.ring, p->o.fd, at, len, UD(UD_RECV, p->o.id, p->gen));
 	if (ret < 0) {
-		fail(p, MCW_EXIT_SOFTWARE, "cannot queue a receive: %s", strerror(-ret));
+		mcw_fault_set(&p->fault, -MCW_EBUG, "cannot queue a receive: %s", strerror(-ret));
 		return;
 	}
 	p->recv_posted = true;
@@ -400,10 +385,10 @@ static void post_recv(struct mspipe *p)
  * reconnect waits for them (invariant 2) in mspipe_kick. */
 static void connection_lost(struct mspipe *p, const char *why)
 {
-	if (p->lost || p->exit_code)
+	if (p->lost || p->fault.err)
 		return;
 	if (p->o.reconnect == NULL) {
-		fail(p, MCW_EXIT_UNAVAILABLE, "connection to %s lost: %s", p->o.what, why);
+		mcw_fault_set(&p->fault, -ECONNRESET, "connection to %s lost: %s", p->o.what, why);
 		return;
 	}
 	log_warn("connection to %s lost (%s): reconnecting, then resending %llu unanswered "
@@ -433,7 +418,7 @@ static void reconnect(struct mspipe *p)
 	}
 	int fd = p->o.reconnect(p->o.arg);
 	if (fd < 0) {
-		fail(p, MCW_EXIT_UNAVAILABLE, "%s stayed unreachable", p->o.what);
+		mcw_fault_set(&p->fault, -ECONNRESET, "%s stayed unreachable", p->o.what);
 		return;
 	}
 	struct tls_conn *t = tls_conn_of(fd);
@@ -447,7 +432,7 @@ static void reconnect(struct mspipe *p)
 
 void mspipe_kick(struct mspipe *p)
 {
-	if (p->exit_code)
+	if (p->fault.err)
 		return;
 	if (p->lost && p->stale == 0)
 		reconnect(p);
@@ -468,8 +453,8 @@ static void on_ns(struct mspipe *p, const struct mcp_meta_reply *rep)
 	struct mspipe_batch *b = batch_at(p, p->b_answered);
 	if (!rep->has_opaque || rep->opaque < b->opaque_base ||
 	    rep->opaque >= b->opaque_base + b->nrec) {
-		fail(p, MCW_EXIT_PROTOCOL, "an NS from %s names no request in flight (out of sync)",
-		     p->o.what);
+		mcw_fault_set(&p->fault, -EPROTO,
+			      "an NS from %s names no request in flight (out of sync)", p->o.what);
 		return;
 	}
 	b->present++;
@@ -494,7 +479,7 @@ static void on_server_error(struct mspipe *p, const struct mcp_meta_reply *rep)
 	if (cap_is_out_of_memory(rep->msg, rep->msg_len)) {
 		uint64_t n = atomic_fetch_add(p->o.oom_answers, 1) + 1;
 		if (cap_oom_stops(p->o.dest_evicts(p->o.arg), p->o.what, n, why, sizeof(why))) {
-			fail(p, MCW_EXIT_TOO_SMALL, "%s", why);
+			mcw_fault_set(&p->fault, -MCW_ETOOSMALL, "%s", why);
 			return;
 		}
 	}
@@ -514,7 +499,7 @@ static bool reply_due(struct mspipe *p)
 
 static void parse_replies(struct mspipe *p)
 {
-	while (p->rd < p->wr && p->exit_code == 0) {
+	while (p->rd < p->wr && p->fault.err == 0) {
 		struct mcp_meta_reply rep;
 		const char *at = (const char *)p->o.recv_area + p->rd;
 		enum mcp_status st = mcp_meta_reply_parse(at, p->wr - p->rd, 0, &rep);
@@ -523,8 +508,8 @@ static void parse_replies(struct mspipe *p)
 		const char *nl = memchr(at, '\n', p->wr - p->rd);
 		int line = nl ? (int)MIN(nl - at, 80) : (int)MIN(p->wr - p->rd, 80);
 		if (st != MCP_OK || !reply_due(p)) {
-			fail(p, MCW_EXIT_PROTOCOL, "unexpected reply from %s: \"%.*s\"", p->o.what,
-			     line, at);
+			mcw_fault_set(&p->fault, -EPROTO, "unexpected reply from %s: \"%.*s\"",
+				      p->o.what, line, at);
 			return;
 		}
 		switch (rep.code) {
@@ -540,9 +525,9 @@ static void parse_replies(struct mspipe *p)
 			on_server_error(p, &rep);
 			break;
 		default:
-			fail(p, MCW_EXIT_PROTOCOL,
-			     "%s refused a request: \"%.*s\" (please report it)", p->o.what, line,
-			     at);
+			mcw_fault_set(&p->fault, -EPROTO,
+				      "%s refused a request: \"%.*s\" (please report it)",
+				      p->o.what, line, at);
 			return;
 		}
 		p->rd += rep.total_len;
@@ -558,13 +543,13 @@ static void on_recv_bytes(struct mspipe *p, size_t n)
 		return;
 	}
 	tls_pipe_received(&p->tls, n);
-	while (p->exit_code == 0 && !p->lost) {
+	while (p->fault.err == 0 && !p->lost) {
 		compact(p); /* invariant 6 */
 		ssize_t got = tls_pipe_open(&p->tls, p->o.recv_area + p->wr, p->rcap - p->wr);
 		if (got == -EPIPE) {
 			connection_lost(p, "it ended the TLS session");
 		} else if (got < 0) {
-			fail(p, MCW_EXIT_PROTOCOL, "%s (from %s)", p->tls.error, p->o.what);
+			mcw_fault_set(&p->fault, -EPROTO, "%s (from %s)", p->tls.error, p->o.what);
 		} else if (got > 0) {
 			p->wr += (size_t)got;
 			parse_replies(p);

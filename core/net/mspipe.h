@@ -12,7 +12,8 @@
  *
  * A lost connection is reconnected through the owner's reconnect hook and every
  * unanswered batch is resent (add mode makes a second add harmless: NS); without the
- * hook a lost connection fails the pipe. Failure: exit_code (MCW_EXIT_*) and error.
+ * hook a lost connection fails the pipe. Failure: fault (base.h): -ECONNRESET (lost
+ * for good), -EPROTO (out of sync), -MCW_ETOOSMALL (out of memory), -MCW_EBUG.
  *
  * Memory: the owner lends an area of mspipe_area_bytes() for the batches (records,
  * pieces, headers, iovecs and, with copy_bytes, the copied values) and a receive area.
@@ -31,14 +32,14 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 
+#include "base.h"
 #include "mcproto.h"
 #include "mcw_limits.h"
 #include "ratelimit.h"
 #include "tls.h"
 #include "uring.h"
 
-/* MSPIPE_BATCHES_MAX and MSPIPE_SENDMSG_IOV: mcw_limits.h */
-#define MSPIPE_RECV_MIN	     (MCP_META_LINE_MAX * 2)
+/* MSPIPE_BATCHES_MAX, MSPIPE_SENDMSG_IOV and MSPIPE_RECV_MIN: mcw_limits.h */
 #define MSPIPE_TTL_REL_MAX_S (30 * 86400) /* memcached: larger exptimes are absolute */
 /* What a TLS connection adds to the receive area: the plaintext stage of one burst, then
  * the session's ciphertext areas (tls.h). */
@@ -141,8 +142,7 @@ struct mspipe {
 	struct rate_bucket bucket;
 	int64_t wake_ns;	/* a batch held back by the rate limit until then, 0 if none */
 	struct mspipe_counts n; /* since the last mspipe_take_counts */
-	int exit_code;		/* MCW_EXIT_* once failed, else 0 */
-	char error[600];
+	struct mcw_fault fault; /* the failure, fault.err == 0 until then */
 };
 
 /* Bytes of the batch area for these sizes. */

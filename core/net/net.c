@@ -18,7 +18,6 @@
 #include <sys/stat.h>
 
 #include "base.h"
-#include "core.h"
 #include "net.h"
 #include "tls.h"
 
@@ -342,15 +341,15 @@ void net_close(int fd)
 	close(fd);
 }
 
-int net_exit_code(int connect_ret)
+int net_connect_cause(int connect_ret)
 {
 	switch (connect_ret) {
 	case -EKEYREJECTED:
 	case -EACCES:
-		return MCW_EXIT_REFUSED;
+		return -EKEYREJECTED;
 	case -EINVAL:
-		return MCW_EXIT_USAGE;
+		return -EINVAL;
 	default:
-		return MCW_EXIT_UNAVAILABLE;
+		return -EHOSTUNREACH;
 	}
 }

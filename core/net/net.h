@@ -55,13 +55,16 @@ void net_secure_release(struct net_secure *s);
 /* Connects (TCP_NODELAY, blocking mode afterwards), then as hp->sec says: the TLS
  * handshake (tls.c) and the authentication. Returns the fd or -errno; on failure err
  * explains it for an operator: -EKEYREJECTED (TLS certificate refused) and -EACCES
- * (authentication refused) are the operator's to fix (net_exit_code). */
+ * (authentication refused) are the operator's to fix (net_connect_cause). */
 int net_connect(const struct hostport *hp, int timeout_ms, char *err, size_t err_cap);
 /* Closes a connection from net_connect (and its TLS session). */
 void net_close(int fd);
-/* The exit code for a failed net_connect: MCW_EXIT_REFUSED for a refused certificate
- * or password, else MCW_EXIT_UNAVAILABLE. */
-int net_exit_code(int connect_ret);
+/* The cause to record for a failed net_connect (or server_probe): -EKEYREJECTED for a
+ * refused certificate or password, -EINVAL for bad options, else -EHOSTUNREACH (the
+ * server could not be reached or set up; err names the real cause). The many errno
+ * values of a failed connection (a TLS alert's -EPROTO among them) are folded so that
+ * mcw_exit_code (core.h) tells only these three apart. */
+int net_connect_cause(int connect_ret);
 
 /* Sets the receive timeout used by net_recv (SO_RCVTIMEO). */
 int net_set_recv_timeout(int fd, int timeout_ms);

@@ -73,13 +73,7 @@ struct tls_pipe {
 	char error[200];
 };
 
-/* Largest ciphertext of plain_bytes sealed at once: every TLS record adds at most
- * MCW_TLS_RECORD_OVERHEAD_MAX bytes to at most MCW_TLS_RECORD_BYTES. */
-#define MCW_TLS_SEAL_BYTES(plain_bytes)                                                            \
-	((plain_bytes) + ((plain_bytes) / MCW_TLS_RECORD_BYTES + 2) * MCW_TLS_RECORD_OVERHEAD_MAX)
-/* What a pipe needs from its owner's budget when its connection is TLS. */
-#define MCW_TLS_PIPE_BYTES                                                                         \
-	ROUND_UP(MCW_TLS_SEAL_BYTES(MCW_BATCH_REQ_BYTES) + MCW_TLS_RECV_CIPHER_BYTES, 64 * KIB)
+/* MCW_TLS_SEAL_BYTES and MCW_TLS_PIPE_BYTES (a pipe's ciphertext areas): mcw_limits.h */
 
 /* Moves conn's session onto area (MCW_TLS_PIPE_BYTES): from now on only seal and open
  * move its bytes; the socket is the ring's. */

@@ -17,6 +17,7 @@
 #include <cmocka.h>
 
 #include "checkpoint.h"
+#include "tmp_dir.h"
 
 static const char *ID = "0123456789abcdef0123456789abcdef";
 static struct checkpoint cp; /* large: 128 KiB of bitmap */
@@ -25,18 +26,13 @@ static int dir_fd = -1;
 
 static void fresh_dir(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/mcw-test-ckpt-XXXXXX");
-	assert_non_null(mkdtemp(dir));
-	dir_fd = open(dir, O_RDONLY | O_DIRECTORY);
-	assert_true(dir_fd >= 0);
+	dir_fd = tmp_dir_make(dir, sizeof(dir), "ckpt");
 }
 
 static void cleanup_dir(void)
 {
-	char cmd[128];
-	close(dir_fd);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	tmp_dir_remove(dir, dir_fd);
+	dir_fd = -1;
 }
 
 static void write_file(const char *text)

@@ -18,6 +18,7 @@
 #include <cmocka.h>
 
 #include "journal.h"
+#include "tmp_dir.h"
 
 static const char *ID = "0123456789abcdef0123456789abcdef";
 
@@ -26,15 +27,12 @@ static void *mem;
 
 static void fresh_dir(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/mcw-test-journal-XXXXXX");
-	assert_non_null(mkdtemp(dir));
+	close(tmp_dir_make(dir, sizeof(dir), "journal"));
 }
 
 static void cleanup_dir(void)
 {
-	char cmd[128];
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	tmp_dir_remove(dir, -1);
 }
 
 static void open_bound(struct journal *j)

@@ -24,6 +24,7 @@
 #include "chunk_writer.h"
 #include "crc.h"
 #include "manifest.h"
+#include "tmp_dir.h"
 
 #define VALUE_MAX (300 * 1024)
 #define ERR_BYTES 512
@@ -48,18 +49,13 @@ static void on_done(void *arg, const struct chunk_file_done *d)
 
 static void fresh_dir(void)
 {
-	snprintf(dir, sizeof(dir), "/tmp/mcw-test-manifest-XXXXXX");
-	assert_non_null(mkdtemp(dir));
-	dir_fd = open(dir, O_RDONLY | O_DIRECTORY);
-	assert_true(dir_fd >= 0);
+	dir_fd = tmp_dir_make(dir, sizeof(dir), "manifest");
 }
 
 static void cleanup_dir(void)
 {
-	char cmd[128];
-	close(dir_fd);
-	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-	assert_int_equal(system(cmd), 0);
+	tmp_dir_remove(dir, dir_fd);
+	dir_fd = -1;
 }
 
 static void pump(struct ur_ring *ring, struct chunk_writer *w)

@@ -38,6 +38,7 @@
 #include "core.h"
 #include "keyspool.h"
 #include "mgpipe.h"
+#include "mc_server.h"
 
 #define WAIT_MS	      5000
 #define KEYS_MAX      6000
@@ -506,7 +507,7 @@ static enum mgpipe_next drive(struct fixture *f)
 		if (take_replies(f) == MGPIPE_FAILED)
 			return MGPIPE_FAILED;
 		mgpipe_kick(&f->p);
-		if (f->p.exit_code)
+		if (f->p.fault.err)
 			return MGPIPE_FAILED;
 		if (mgpipe_done(&f->p) && !f->p.send_busy)
 			return MGPIPE_NONE;
@@ -547,7 +548,7 @@ static void check_all_answered(struct fixture *f)
 	assert_int_equal(f->p.values, hits);
 	assert_int_equal(f->p.misses, misses); /* counted at MN with q, at consume without */
 	assert_int_equal(f->p.fetched, m->n);
-	assert_int_equal(f->p.exit_code, 0);
+	assert_int_equal(f->p.fault.err, 0);
 	assert_true(mgpipe_done(&f->p));
 	assert_false(mgpipe_awaiting(&f->p));
 }
@@ -737,7 +738,7 @@ static void test_server_errors(void **state)
 		f->srv.special = kinds[k];
 		assert_int_equal(drive(f), MGPIPE_NONE);
 		/* counted, not fatal; the key is a miss (no value came) */
-		assert_int_equal(f->p.exit_code, 0);
+		assert_int_equal(f->p.fault.err, 0);
 		assert_int_equal(f->p.server_errors, 1);
 		assert_int_equal(f->got[600], 0);
 		assert_int_equal(f->values, model.n - 1);
@@ -761,8 +762,8 @@ static void test_connection_closed(void **state)
 		f = fixture_new(&model, true, 0, 0);
 		f->srv.close_at = at[i] >= 0 ? at[i] : (long)total + at[i];
 		assert_int_equal(drive(f), MGPIPE_FAILED);
-		assert_int_equal(f->p.exit_code, MCW_EXIT_UNAVAILABLE);
-		assert_non_null(strstr(f->p.error, "the scripted server"));
+		assert_int_equal(f->p.fault.err, -ECONNRESET);
+		assert_non_null(strstr(f->p.fault.msg, "the scripted server"));
 		assert_false(mgpipe_done(&f->p));
 		/* what arrived before the close was delivered, and nothing was invented */
 		for (uint32_t k = 0; k < model.n; k++)
@@ -795,9 +796,9 @@ static void test_out_of_sync(void **state)
 		f->srv.special_key = 9;
 		f->srv.special = c[k].kind;
 		assert_int_equal(drive(f), MGPIPE_FAILED);
-		if (f->p.exit_code != MCW_EXIT_PROTOCOL || strstr(f->p.error, c[k].words) == NULL)
-			fail_msg("case %zu: exit %d \"%s\", want \"%s\"", k, f->p.exit_code,
-				 f->p.error, c[k].words);
+		if (f->p.fault.err != -EPROTO || strstr(f->p.fault.msg, c[k].words) == NULL)
+			fail_msg("case %zu: exit %d \"%s\", want \"%s\"", k, f->p.fault.err,
+				 f->p.fault.msg, c[k].words);
 		/* the keys before it came through; nothing after it was taken */
 		for (uint32_t i = 0; i < model.n; i++)
 			assert_int_equal(f->got[i], i < 9 ? 1 : 0);
@@ -815,8 +816,8 @@ static void test_out_of_sync(void **state)
 	struct mcp_meta_reply rep;
 	uint32_t idx;
 	assert_int_equal(mgpipe_next(&f->p, &rep, &idx), MGPIPE_FAILED);
-	assert_int_equal(f->p.exit_code, MCW_EXIT_PROTOCOL);
-	assert_non_null(strstr(f->p.error, "without a batch in flight"));
+	assert_int_equal(f->p.fault.err, -EPROTO);
+	assert_non_null(strstr(f->p.fault.msg, "without a batch in flight"));
 	fixture_del(f);
 }
 
@@ -835,85 +836,6 @@ static void test_rate_limited_batches(void **state)
 
 /* ---- against a real memcached ---- */
 
-static pid_t mc_pid = -1;
-static int mc_port;
-
-/* A free loopback port: bound by the kernel's choice, then released for memcached. */
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
-static int connect_port(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
-		return fd;
-	close(fd);
-	return -1;
-}
-
-/* Starts memcached on a free port; the connection, or -1 when there is no memcached. */
-static int mc_start(void)
-{
-	if (system("command -v memcached >/dev/null 2>&1") != 0)
-		return -1;
-	for (int attempt = 0; attempt < 5; attempt++) {
-		int port = free_port();
-		char p[16];
-		snprintf(p, sizeof(p), "%d", port);
-		mc_pid = fork();
-		assert_true(mc_pid >= 0);
-		if (mc_pid == 0) {
-			int null = open("/dev/null", O_WRONLY);
-			dup2(null, 1);
-			dup2(null, 2);
-			if (geteuid() == 0)
-				execlp("memcached", "memcached", "-l", "127.0.0.1", "-p", p, "-U",
-				       "0", "-m", "64", "-u", "nobody", (char *)NULL);
-			else
-				execlp("memcached", "memcached", "-l", "127.0.0.1", "-p", p, "-U",
-				       "0", "-m", "64", (char *)NULL);
-			_exit(127);
-		}
-		for (int i = 0; i < 200; i++) { /* up to 10 s for it to listen */
-			int fd = connect_port(port);
-			if (fd >= 0) {
-				mc_port = port;
-				return fd;
-			}
-			int status;
-			if (waitpid(mc_pid, &status, WNOHANG) == mc_pid)
-				break; /* exited: the port was taken meanwhile, try another */
-			usleep(50 * 1000);
-		}
-		kill(mc_pid, SIGKILL);
-		waitpid(mc_pid, NULL, 0);
-		mc_pid = -1;
-	}
-	fail_msg("memcached did not start");
-	return -1;
-}
-
-static void mc_stop(void)
-{
-	if (mc_pid > 0) {
-		kill(mc_pid, SIGTERM);
-		waitpid(mc_pid, NULL, 0);
-		mc_pid = -1;
-	}
-}
-
-/* Stores every key of the model that does not miss, with ms ... q, closed by mn. */
 static void mc_fill(int fd, const struct model *m)
 {
 	size_t len = 0;
@@ -959,11 +881,13 @@ static void mc_fill(int fd, const struct model *m)
 static void test_real_memcached(void **state)
 {
 	(void)state;
-	int fd = mc_start();
-	if (fd < 0) {
+	int port = mc_server_start();
+	if (port == 0) {
 		fprintf(stderr, "skipped: memcached is not installed\n");
 		skip();
 	}
+	int fd = mc_server_connect(port);
+	assert_true(fd >= 0);
 	ttl_loose = true;
 	/* many batches, binary keys, a miss every 7th key, values up to VALUE_MAX */
 	model_init(&model, 3 * MCW_BATCH_KEYS + 100, 10, 7);
@@ -974,7 +898,7 @@ static void test_real_memcached(void **state)
 		assert_int_equal(drive(f), MGPIPE_NONE);
 		check_all_answered(f);
 		fixture_del(f); /* closes fd */
-		fd = connect_port(mc_port);
+		fd = mc_server_connect(port);
 		assert_true(fd >= 0);
 	}
 	close(fd);
@@ -985,7 +909,7 @@ static int mc_teardown(void **state)
 {
 	(void)state;
 	ttl_loose = false;
-	mc_stop();
+	mc_server_stop();
 	return 0;
 }
 

@@ -9,9 +9,9 @@
  * add answers NS, the value is kept) and set mode (overwrites); items expired in transit
  * skipped and counted; a connection lost mid-run, reconnected through the hook, and every
  * unanswered batch resent; a lost connection without the hook fails; out of memory from a
- * destination that does not evict stops at once (exit 3); an NS for no request in flight
- * and a CLIENT_ERROR fail as out of sync (exit 76). The fault-injection build runs it again
- * with receives that end EAGAIN or EINTR at random (retried inside the pipe).
+ * destination that does not evict stops at once (-MCW_ETOOSMALL: exit 3); an NS for no request in
+ * flight and a CLIENT_ERROR fail as out of sync (-EPROTO: exit 76). The fault-injection build runs
+ * it again with receives that end EAGAIN or EINTR at random (retried inside the pipe).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -35,6 +35,7 @@
 #include "base.h"
 #include "core.h"
 #include "mspipe.h"
+#include "mc_server.h"
 
 #define WAIT_MS	    5000
 #define ITEMS	    1500
@@ -98,18 +99,6 @@ struct fixture {
 	unsigned connects; /* reconnect hook calls */
 };
 
-static int connect_port(int port)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET,
-				 .sin_port = htons((uint16_t)port),
-				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0)
-		return fd;
-	close(fd);
-	return -1;
-}
-
 static int64_t dest_now(void *arg)
 {
 	(void)arg;
@@ -125,7 +114,7 @@ static int reconnect(void *arg)
 {
 	struct fixture *f = arg;
 	f->connects++;
-	return connect_port(f->reconnect_to);
+	return mc_server_connect(f->reconnect_to);
 }
 
 static void fixture_open(struct fixture *f, int fd, enum mcp_ms_mode mode, size_t copy_bytes)
@@ -212,7 +201,7 @@ static void pump_once(struct fixture *f, int wait_ms)
 static void drive(struct fixture *f, const char *reply)
 {
 	int64_t deadline = mono_ns() + (int64_t)WAIT_MS * 1000000;
-	while (!mspipe_idle(&f->p) && f->p.exit_code == 0) {
+	while (!mspipe_idle(&f->p) && f->p.fault.err == 0) {
 		mspipe_kick(&f->p);
 		pump_once(f, 10);
 		script_step(f, reply);
@@ -247,7 +236,7 @@ static void add_items(struct fixture *f, uint32_t from, uint32_t to, uint32_t ex
 			.pieces = pieces[i],
 			.npieces = 2,
 		};
-		while (mspipe_add(&f->p, &it) == -EAGAIN && f->p.exit_code == 0) {
+		while (mspipe_add(&f->p, &it) == -EAGAIN && f->p.fault.err == 0) {
 			mspipe_kick(&f->p);
 			pump_once(f, 10);
 			script_step(f, reply);
@@ -259,72 +248,14 @@ static void add_items(struct fixture *f, uint32_t from, uint32_t to, uint32_t ex
 
 /* ---- a real memcached ---- */
 
-static pid_t mc_pid = -1;
-static int mc_port;
-
-static int free_port(void)
-{
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t len = sizeof(a);
-	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
-/* Starts memcached on a free port (once); the port, or 0 when there is no memcached. */
-static int mc_start(void)
-{
-	if (mc_pid > 0)
-		return mc_port;
-	if (system("command -v memcached >/dev/null 2>&1") != 0)
-		return 0;
-	for (int attempt = 0; attempt < 5; attempt++) {
-		int port = free_port();
-		char p[16];
-		snprintf(p, sizeof(p), "%d", port);
-		mc_pid = fork();
-		assert_true(mc_pid >= 0);
-		if (mc_pid == 0) {
-			int null = open("/dev/null", O_WRONLY);
-			dup2(null, 1);
-			dup2(null, 2);
-			if (geteuid() == 0)
-				execlp("memcached", "memcached", "-l", "127.0.0.1", "-p", p, "-U",
-				       "0", "-m", "64", "-u", "nobody", (char *)NULL);
-			else
-				execlp("memcached", "memcached", "-l", "127.0.0.1", "-p", p, "-U",
-				       "0", "-m", "64", (char *)NULL);
-			_exit(127);
-		}
-		for (int i = 0; i < 200; i++) {
-			int fd = connect_port(port);
-			if (fd >= 0) {
-				close(fd);
-				mc_port = port;
-				return port;
-			}
-			if (waitpid(mc_pid, NULL, WNOHANG) == mc_pid)
-				break;
-			usleep(50 * 1000);
-		}
-		kill(mc_pid, SIGKILL);
-		waitpid(mc_pid, NULL, 0);
-		mc_pid = -1;
-	}
-	fail_msg("memcached did not start");
-	return 0;
-}
-
 static int mc_connect(void)
 {
-	int port = mc_start();
+	int port = mc_server_start();
 	if (port == 0) {
 		fprintf(stderr, "skipped: memcached is not installed\n");
 		skip();
 	}
-	int fd = connect_port(port);
+	int fd = mc_server_connect(port);
 	assert_true(fd >= 0);
 	return fd;
 }
@@ -409,7 +340,7 @@ static void run_store(size_t copy_bytes, const char *prefix)
 	items_init(prefix);
 	fixture_open(&f, mc_connect(), MCP_MS_ADD, copy_bytes);
 	add_items(&f, 0, ITEMS, 13, NULL);
-	assert_int_equal(f.p.exit_code, 0);
+	assert_int_equal(f.p.fault.err, 0);
 	struct mspipe_counts n;
 	mspipe_take_counts(&f.p, &n);
 	uint64_t expired = 0;
@@ -458,7 +389,7 @@ static void test_reconnect_resends(void **state)
 	int sv[2];
 	struct fixture f = { .script_fd = -1 };
 	items_init("resent");
-	f.reconnect_to = mc_start();
+	f.reconnect_to = mc_server_start();
 	if (f.reconnect_to == 0)
 		skip();
 	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv), 0);
@@ -487,7 +418,7 @@ static void test_reconnect_resends(void **state)
 	close(f.script_fd); /* gone without an answer */
 	f.script_fd = -1;
 	drive(&f, NULL);
-	assert_int_equal(f.p.exit_code, 0);
+	assert_int_equal(f.p.fault.err, 0);
 	assert_int_equal(f.connects, 1);
 	struct mspipe_counts n;
 	mspipe_take_counts(&f.p, &n);
@@ -512,9 +443,9 @@ static int scripted(const char *reply, bool evicts, bool hangup)
 		reply = NULL;
 	}
 	add_items(&f, 0, 10, 0, reply);
-	int code = f.p.exit_code;
+	int code = f.p.fault.err;
 	if (code)
-		fprintf(stderr, "expected: %s\n", f.p.error);
+		fprintf(stderr, "expected: %s\n", f.p.fault.msg);
 	fixture_close(&f);
 	return code;
 }
@@ -525,27 +456,25 @@ static void test_failures(void **state)
 	/* out of memory from a destination that does not evict: stopped at once */
 	assert_int_equal(
 	    scripted("SERVER_ERROR out of memory storing object\r\nMN\r\n", false, false),
-	    MCW_EXIT_TOO_SMALL);
+	    -MCW_ETOOSMALL);
+	assert_int_equal(mcw_exit_code(-MCW_ETOOSMALL), MCW_EXIT_TOO_SMALL);
 	/* one that evicts: counted, not stopped (below CAP_OOM_ERRORS_MAX) */
 	atomic_store(&oom_answers, 0);
 	assert_int_equal(
 	    scripted("SERVER_ERROR out of memory storing object\r\nMN\r\n", true, false), 0);
-	assert_int_equal(scripted("NS O999999\r\nMN\r\n", true, false), MCW_EXIT_PROTOCOL);
-	assert_int_equal(scripted("CLIENT_ERROR bad data chunk\r\nMN\r\n", true, false),
-			 MCW_EXIT_PROTOCOL);
-	assert_int_equal(scripted("MN\r\nMN\r\n", true, false), MCW_EXIT_PROTOCOL);
+	assert_int_equal(scripted("NS O999999\r\nMN\r\n", true, false), -EPROTO);
+	assert_int_equal(scripted("CLIENT_ERROR bad data chunk\r\nMN\r\n", true, false), -EPROTO);
+	assert_int_equal(scripted("MN\r\nMN\r\n", true, false), -EPROTO);
+	assert_int_equal(mcw_exit_code(-EPROTO), MCW_EXIT_PROTOCOL);
 	/* no reconnect hook: a lost connection fails */
-	assert_int_equal(scripted(NULL, true, true), MCW_EXIT_UNAVAILABLE);
+	assert_int_equal(scripted(NULL, true, true), -ECONNRESET);
+	assert_int_equal(mcw_exit_code(-ECONNRESET), MCW_EXIT_UNAVAILABLE);
 }
 
 static int mc_teardown(void **state)
 {
 	(void)state;
-	if (mc_pid > 0) {
-		kill(mc_pid, SIGTERM);
-		waitpid(mc_pid, NULL, 0);
-		mc_pid = -1;
-	}
+	mc_server_stop();
 	return 0;
 }
 

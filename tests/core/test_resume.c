@@ -403,7 +403,7 @@ static void test_refusals_touch_nothing(void **state)
 		r.c->e.src.pid = c[i].pid;
 		r.c->e.o.min_ttl_s = c[i].min_ttl_s;
 		assert_int_equal(hostport_parse(c[i].source, &r.c->e.o.source), 0);
-		assert_int_equal(resume_prepare(r.c), MCW_EXIT_USAGE);
+		assert_int_equal(resume_prepare(r.c), -EINVAL); /* exit 64 */
 		assert_false(r.c->e.resuming);
 		/* everything of the old run is still there for the operator to decide */
 		for (unsigned k = 0; k < kept.n; k++)
@@ -478,9 +478,10 @@ static void test_damaged_key_chunk_fails_load(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(pwrite(fd, "garbage", 7, 4096 + 10), 7);
 	close(fd);
-	assert_int_equal(resume_load_dedupe(r.c), MCW_EXIT_IO);
+	assert_int_equal(resume_load_dedupe(r.c), -EIO);
+	assert_int_equal(mcw_exit_code(-EIO), MCW_EXIT_IO);
 	assert_true(run_failed(&r.c->e.run));
-	assert_non_null(strstr(r.c->e.run.error, name));
+	assert_non_null(strstr(r.c->e.run.fault.msg, name));
 	rig_close(&r);
 }
 
