@@ -84,6 +84,12 @@ except (OSError, ValueError, IndexError):
     v = {}
 print("verify: %s items compared, %s equal, warm ratio %.6f" % (
     v.get("checked", "?"), v.get("equal", "?"), w["verify_ratio"]))
+if v.get("equal") != v.get("checked"):
+    # what the differences were, so that a failed demo says why before its files go
+    print("verify differences: %s" % ", ".join("%s %s" % (k, v.get(k, "?")) for k in (
+        "missing", "value_differs", "flags_differ", "ttl_differs", "expired")))
+    for kind, keys in (v.get("mismatches") or {}).items():
+        print("  %s, e.g.: %s" % (kind, str(keys)[:300]))
 print("timings: dump %.2f s; populate overlapped the dump by %.2f s; whole warm-up "
       "(volume, dump, populate, verify, teardown) %.2f s" % (
           w["dump_seconds"], w["overlap_seconds"], w["total_seconds"]))
