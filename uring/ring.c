@@ -287,6 +287,15 @@ static int64_t now_ms(void)
  * the timeout; so the deadline is kept here and the wait repeated until a completion is
  * ready or the deadline has passed.
  */
+/* What is left until deadline (now_ms clock), never negative, as the kernel takes it. */
+static struct __kernel_timespec time_left(int64_t deadline)
+{
+	int64_t left = deadline - now_ms();
+	left = left < 0 ? 0 : left;
+	return (struct __kernel_timespec){ .tv_sec = left / 1000,
+					   .tv_nsec = (long long)(left % 1000) * 1000000 };
+}
+
 int ur_submit_wait(struct ur_ring *r, unsigned wait_nr, int timeout_ms)
 {
 	int64_t deadline = timeout_ms < 0 ? 0 : now_ms() + timeout_ms;
@@ -300,13 +309,7 @@ int ur_submit_wait(struct ur_ring *r, unsigned wait_nr, int timeout_ms)
 		if (timeout_ms < 0) {
 			ret = io_uring_submit_and_wait(&r->ring, wait_nr);
 		} else {
-			int64_t left = deadline - now_ms();
-			if (left < 0)
-				left = 0;
-			struct __kernel_timespec ts = {
-				.tv_sec = left / 1000,
-				.tv_nsec = (long long)(left % 1000) * 1000000,
-			};
+			struct __kernel_timespec ts = time_left(deadline);
 			struct io_uring_cqe *cqe = NULL;
 			ret = io_uring_submit_and_wait_timeout(&r->ring, &cqe, wait_nr, &ts, NULL);
 		}
@@ -348,12 +351,7 @@ int ur_submit_wait_gather(struct ur_ring *r, unsigned gather_nr, unsigned gather
 		return ur_submit_wait(r, 1, timeout_ms);
 	int64_t deadline = now_ms() + timeout_ms;
 	for (;;) {
-		int64_t left = deadline - now_ms();
-		left = left < 0 ? 0 : left;
-		struct __kernel_timespec ts = {
-			.tv_sec = left / 1000,
-			.tv_nsec = (long long)(left % 1000) * 1000000,
-		};
+		struct __kernel_timespec ts = time_left(deadline);
 		struct ur_getevents_arg arg = {
 			.sigmask_sz = _NSIG / 8,
 			.min_wait_usec = gather_us,
