@@ -40,6 +40,14 @@ int dump_sink_worker_open(struct engine *e, struct engine_worker *w)
 	return 0;
 }
 
+/* The writer's failure ends the run: an I/O error, or the upload's class (dump_s3.c). */
+static void writer_failed(struct engine_worker *w)
+{
+	struct dump_worker *x = dw(w);
+	int code = x->d->s3.on ? dump_s3_worker_exit_code(x) : MCW_EXIT_IO;
+	engine_fail(&x->d->e, code, "%s", x->cw.error_msg);
+}
+
 static void on_file_done(void *arg, const struct chunk_file_done *done)
 {
 	struct dump_cmd *d = arg;
@@ -72,6 +80,12 @@ int dump_sink_worker_init(struct engine_worker *w)
 		.on_file_done = on_file_done,
 		.arg = d,
 	};
+	if (d->s3.on) {
+		ret = dump_s3_worker_init(d, dw(w), w);
+		if (ret < 0)
+			return ret;
+		wo.upload = &dw(w)->up;
+	}
 	ret = chunk_writer_init(&dw(w)->cw, &wo);
 	dw(w)->cw_ready = ret == 0;
 	return ret;
@@ -121,7 +135,7 @@ int dump_sink_on_value(struct engine_worker *w, enum mgpipe_next kind,
 	if (ret == -EAGAIN)
 		return ret; /* nothing about this reply is recorded yet */
 	if (ret < 0) {
-		engine_fail(&d->e, MCW_EXIT_IO, "%s", dw(w)->cw.error_msg);
+		writer_failed(w);
 		return ret;
 	}
 	atomic_fetch_add_explicit(&d->e.st.items, 1, memory_order_relaxed);
@@ -134,7 +148,7 @@ void dump_sink_on_cqe(struct engine_worker *w, const struct ur_cqe *cqe)
 {
 	ASSERT(chunk_writer_owns(cqe->user_data));
 	if (chunk_writer_complete(&dw(w)->cw, cqe) < 0)
-		engine_fail(&dw(w)->d->e, MCW_EXIT_IO, "%s", dw(w)->cw.error_msg);
+		writer_failed(w);
 }
 
 void dump_sink_job_end(struct engine_worker *w, uint32_t seq)
@@ -142,7 +156,7 @@ void dump_sink_job_end(struct engine_worker *w, uint32_t seq)
 	struct engine *e = &dw(w)->d->e;
 	int end = chunk_writer_end(&dw(w)->cw);
 	if (end < 0)
-		engine_fail(e, MCW_EXIT_IO, "%s", dw(w)->cw.error_msg);
+		writer_failed(w);
 	else if (end == 1) /* no file: complete now */
 		engine_job_done(e, seq);
 }
@@ -154,6 +168,7 @@ bool dump_sink_idle(struct engine_worker *w)
 
 void dump_sink_worker_fini(struct engine_worker *w, bool failed)
 {
+	dump_s3_worker_fini(dw(w), failed);
 	if (!dw(w)->cw_ready)
 		return;
 	if (failed)

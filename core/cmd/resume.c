@@ -16,6 +16,8 @@
  * is reported and the dump starts over in the same directory. A checkpoint of another
  * source, another source process (restarted since: its items are gone) or other options
  * is refused: the operator decides.
+ * With --out s3:// the checkpoint stays in --state DIR and the pruning happens in the
+ * prefix (dump_s3_prune), after the uploads the old run left unfinished are ended.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -157,7 +159,7 @@ static int count_kept(struct dump_cmd *d, char *err, size_t cap)
 {
 	for (unsigned g = 0; g < d->e.kf.ngroups; g++) {
 		struct manifest_entry *e = NULL;
-		long n = manifest_collect(d->group_fd[g], &e, err, cap);
+		long n = dump_collect(d, g, &e, err, cap);
 		if (n < 0)
 			return -1;
 		uint64_t records = 0, bytes = 0, vbytes = 0;
@@ -173,6 +175,20 @@ static int count_kept(struct dump_cmd *d, char *err, size_t cap)
 		atomic_fetch_add(&d->st.files, (uint64_t)n);
 		atomic_fetch_add(&d->st.file_bytes, bytes);
 		atomic_fetch_add(&d->e.st.value_bytes, vbytes);
+	}
+	return 0;
+}
+
+/* Removes what resuming does not keep from the output: each group's directory, or the
+ * prefix of --out s3:// (with the uploads a killed run left unfinished). 0 or an exit
+ * code. */
+static int prune_out(struct dump_cmd *d, const struct checkpoint *cp)
+{
+	if (d->s3.on)
+		return dump_s3_prune(d, cp);
+	for (unsigned g = 0; g < d->e.kf.ngroups; g++) {
+		if (prune_dir(d->group_fd[g], cp, d->group_path[g]) < 0)
+			return MCW_EXIT_IO;
 	}
 	return 0;
 }
@@ -205,13 +221,16 @@ int resume_prepare(struct dump_cmd *d)
 		checkpoint_close(cp);
 		return MCW_EXIT_USAGE;
 	}
-	for (unsigned g = 0; g < d->e.kf.ngroups; g++) {
-		if (prune_dir(d->group_fd[g], cp, d->group_path[g]) < 0)
-			return MCW_EXIT_IO;
-	}
+	int code = prune_out(d, cp);
+	if (code != 0)
+		return code;
 	if (prune_spool(&d->e, cp) < 0)
 		return MCW_EXIT_IO;
 	if (count_kept(d, err, sizeof(err)) < 0) {
+		if (d->s3.on && strstr(err, "footer") == NULL) {
+			log_error("%s", err); /* the store failed, not a file */
+			return objs_exit_code(objs_last_error(&d->s3.client)->cls);
+		}
 		log_warn("%s: a finished file of the unfinished dump is damaged: starting the "
 			 "dump over",
 			 err);
@@ -238,10 +257,9 @@ int resume_prepare(struct dump_cmd *d)
 
 int resume_wipe(struct dump_cmd *d)
 {
-	for (unsigned g = 0; g < d->e.kf.ngroups; g++) {
-		if (prune_dir(d->group_fd[g], NULL, d->group_path[g]) < 0)
-			return MCW_EXIT_IO;
-	}
+	int code = prune_out(d, NULL);
+	if (code != 0)
+		return code;
 	if (prune_spool(&d->e, NULL) < 0)
 		return MCW_EXIT_IO;
 	d->e.resuming = false;
