@@ -144,7 +144,8 @@ static int survey_one(void *arg, const char *key, uint64_t size, const char *eta
 static int survey_run(struct dump_cmd *d, struct survey *sv)
 {
 	sv->d = d;
-	int rc = objs_list(&d->s3.client, d->s3.url.bucket, d->s3.prefix, 0, survey_one, sv);
+	int rc = objs_list(&d->s3.client, d->s3.url.bucket, d->s3.prefix, MCW_S3_LIST_PAGE_KEYS,
+			   survey_one, sv);
 	return rc < 0 ? rc : sv->rc;
 }
 
@@ -175,6 +176,28 @@ struct journal_scan {
 	size_t n, cap;
 };
 
+static void pending_add(struct journal_scan *js, const char *id, const char *key)
+{
+	for (size_t i = 0; i < js->n; i++)
+		if (strcmp(js->v[i].id, id) == 0)
+			return;
+	if (js->n == js->cap) {
+		js->cap = js->cap ? 2 * js->cap : 16;
+		struct pending *nv = realloc(js->v, js->cap * sizeof(*nv));
+		ASSERT(nv != NULL);
+		js->v = nv;
+	}
+	snprintf(js->v[js->n].id, sizeof(js->v[js->n].id), "%s", id);
+	snprintf(js->v[js->n].key, sizeof(js->v[js->n].key), "%s", key);
+	js->n++;
+}
+
+static int listed_upload(void *arg, const char *key, const char *upload_id)
+{
+	pending_add(arg, upload_id, key); /* ended after the listing (complete uses scratch) */
+	return 0;
+}
+
 static bool journal_line(void *arg, char *line)
 {
 	struct journal_scan *js = arg;
@@ -188,20 +211,13 @@ static bool journal_line(void *arg, char *line)
 	}
 	if (sscanf(line, "upload %1023s %n", id, &at) != 1 || at == 0 || line[at] == 0)
 		return false;
-	if (js->n == js->cap) {
-		js->cap = js->cap ? 2 * js->cap : 16;
-		struct pending *nv = realloc(js->v, js->cap * sizeof(*nv));
-		ASSERT(nv != NULL);
-		js->v = nv;
-	}
-	snprintf(js->v[js->n].id, sizeof(js->v[js->n].id), "%s", id);
-	snprintf(js->v[js->n].key, sizeof(js->v[js->n].key), "%s", line + at);
-	js->n++;
+	pending_add(js, id, line + at);
 	return true;
 }
 
-/* Ends every upload the journals of an earlier run name as begun and not done, then
- * removes the journals. 0 or an exit code. */
+/* Ends every upload the journals of an earlier run name as begun and not done (and any
+ * other the store lists under PREFIX/.mcwarm/tmp/), then removes the journals. 0 or an
+ * exit code. */
 static int end_unfinished(struct dump_cmd *d)
 {
 	struct engine *e = &d->e;
@@ -222,6 +238,13 @@ static int end_unfinished(struct dump_cmd *d)
 			    "ends them)",
 			    e->spool_path, name, bad);
 	}
+	/* Where the store lists unfinished uploads (AWS, not s3rver), also those begun in the
+	 * moment between the store's answer and the journal line of a killed run. */
+	char tmp_prefix[OBJS_KEY_MAX_BYTES + 16];
+	snprintf(tmp_prefix, sizeof(tmp_prefix), "%s%s", d->s3.prefix, TMP_DIR);
+	if (objs_mpu_list(&d->s3.client, d->s3.url.bucket, tmp_prefix, listed_upload, &js) < 0 &&
+	    objs_last_error(&d->s3.client)->cls != OBJS_ERR_UNSUPPORTED)
+		code = s3_failed(d, "cannot list the unfinished uploads of");
 	for (size_t i = 0; i < js.n && code == 0; i++) {
 		log_info("ending the unfinished upload of s3://%s/%s", d->s3.url.bucket,
 			 js.v[i].key);
@@ -258,9 +281,9 @@ int dump_s3_prepare(struct dump_cmd *d, bool resume)
 			  "one per new owner: run one dump per owner with its own prefix");
 		return MCW_EXIT_USAGE;
 	}
-	s->scratch = malloc(MCW_S3_SCRATCH_BYTES); /* start-up only */
+	s->scratch = malloc(MCW_S3_LIST_SCRATCH_BYTES); /* start-up only */
 	if (s->scratch == NULL ||
-	    objs_client_init(&s->client, &s->cfg, s->scratch, MCW_S3_SCRATCH_BYTES) < 0) {
+	    objs_client_init(&s->client, &s->cfg, s->scratch, MCW_S3_LIST_SCRATCH_BYTES) < 0) {
 		log_error("cannot set up the S3 client (out of memory)");
 		return MCW_EXIT_SOFTWARE;
 	}

@@ -25,6 +25,8 @@
 
 static_assert(MCW_S3_PART_BYTES >= OBJS_PART_MIN_BYTES, "every part but the last is big enough");
 static_assert(MCW_S3_FILE_PARTS_MAX <= OBJS_PARTS_MAX, "a file fits S3's part count");
+static_assert(MCW_S3_SCRATCH_BYTES >= OBJS_SCRATCH_MIN_BYTES, "objstore takes the scratch");
+static_assert(MCW_S3_LIST_SCRATCH_BYTES >= OBJS_SCRATCH_MIN_BYTES, "objstore takes the scratch");
 
 static uint8_t *buf_mem(const struct chunk_upload *u, unsigned b)
 {

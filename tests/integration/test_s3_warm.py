@@ -232,6 +232,8 @@ class DumpToS3Test(S3WarmCase):
         p = self.mcwarm(*self.dump_args(mc, state, "--threads", "1"), check=75)
         self.assertEqual([], self.proxy.faults)
         self.assertIn("SlowDown", p.stderr)
+        self.assertEqual([], s3rver_uploads(self.s3.dir),
+                         "the failed run left its open upload to bill")
         p = self.mcwarm(*self.dump_args(mc, state, "--threads", "1"), check=0)
         self.assertEqual(last_json(p.stdout)["items"], len(items))
         self.assertEqual([], s3rver_uploads(self.s3.dir))
