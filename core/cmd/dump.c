@@ -505,13 +505,7 @@ static void summary(struct dump_cmd *d, int code, double secs)
 static void dump_need(const struct engine *e, uint64_t item_size_max, struct engine_sink_need *need)
 {
 	const struct dump_cmd *d = e->sink_ctx;
-	dump_sink_need(d->o.write_mode, item_size_max, need);
-	if (d->s3.on) { /* the part buffers of the worker's uploader */
-		unsigned i = need->nparts++;
-		need->part[i].name = "upload parts";
-		need->part[i].min_bytes = MCW_S3_PART_BUFS * (size_t)MCW_S3_PART_BYTES;
-		need->part[i].grow = false;
-	}
+	dump_sink_need(d->o.write_mode, item_size_max, d->s3.on, need);
 }
 
 static int dump_prepare(struct engine *e)

@@ -22,13 +22,14 @@ static struct dump_worker *dw(struct engine_worker *w)
 	return w->sink;
 }
 
-void dump_sink_need(enum chunk_write_mode mode, uint64_t item_size_max,
+void dump_sink_need(enum chunk_write_mode mode, uint64_t item_size_max, bool upload,
 		    struct engine_sink_need *need)
 {
 	*need = (struct engine_sink_need){
-		.nparts = 1,
+		.nparts = upload ? 2 : 1,
 		.part[0] = { "staging", chunk_writer_staging_min(mode, (uint32_t)item_size_max),
 			     true },
+		.part[1] = { "upload parts", MCW_S3_PART_BUFS * (size_t)MCW_S3_PART_BYTES, false },
 	};
 }
 
