@@ -373,6 +373,7 @@ int dump_s3_worker_exit_code(struct dump_worker *dw)
 	char text[8];
 	if (!dw->up_ready)
 		return MCW_EXIT_IO;
-	enum objs_class c = chunk_upload_error(&dw->up, text, sizeof(text));
-	return c == OBJS_OK ? MCW_EXIT_IO : objs_exit_code(c);
+	bool local;
+	enum objs_class c = chunk_upload_error(&dw->up, text, sizeof(text), &local);
+	return c == OBJS_OK || local ? MCW_EXIT_IO : objs_exit_code(c);
 }

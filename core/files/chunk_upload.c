@@ -87,7 +87,8 @@ static void journal_fail(struct chunk_upload *u, int rc, const char *what)
 {
 	pthread_mutex_lock(&u->mu);
 	if (u->err_cls == OBJS_OK) {
-		u->err_cls = OBJS_ERR_TOO_LARGE; /* a local fault: exit as software/IO */
+		u->err_cls = OBJS_ERR_TOO_LARGE; /* not the store's: err_local says so */
+		u->err_local = true;
 		snprintf(u->err_text, sizeof(u->err_text),
 			 "cannot write the upload journal (%s): %s", what, strerror(-rc));
 	}
@@ -320,10 +321,12 @@ unsigned chunk_upload_reap(struct chunk_upload *u, struct chunk_upload_event *ev
 	return n;
 }
 
-enum objs_class chunk_upload_error(struct chunk_upload *u, char *text, size_t cap)
+enum objs_class chunk_upload_error(struct chunk_upload *u, char *text, size_t cap, bool *local)
 {
 	pthread_mutex_lock(&u->mu);
 	enum objs_class c = u->err_cls;
+	if (local != NULL)
+		*local = u->err_local;
 	snprintf(text, cap, "%s", u->err_text);
 	pthread_mutex_unlock(&u->mu);
 	return c;

@@ -91,6 +91,7 @@ struct chunk_upload {
 
 	/* the first failure, for the worker (under mu) */
 	enum objs_class err_cls;
+	bool err_local; /* the upload journal failed, not the store */
 	char err_text[1200];
 
 	struct chunk_upload_stats {
@@ -116,8 +117,9 @@ void chunk_upload_close(struct chunk_upload *u, unsigned slot, const char *final
 /* Worker: takes the thread's answers (frees part buffers); fills at most max events
  * (ends and failures of files). Returns the count. */
 unsigned chunk_upload_reap(struct chunk_upload *u, struct chunk_upload_event *ev, unsigned max);
-/* The first failure's class and text (OBJS_OK when none). */
-enum objs_class chunk_upload_error(struct chunk_upload *u, char *text, size_t cap);
+/* The first failure's class and text (OBJS_OK when none); *local (may be NULL): a local
+ * file failed (the upload journal), not the store. */
+enum objs_class chunk_upload_error(struct chunk_upload *u, char *text, size_t cap, bool *local);
 
 /* Stops the thread; discard: the unfinished uploads are ended first (best effort;
  * the journal keeps what could not be). Safe on a never-started uploader (zeroed). */

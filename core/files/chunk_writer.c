@@ -748,7 +748,8 @@ static int obj_events(struct chunk_writer *w, const struct ur_cqe *c)
 		for (unsigned i = 0; i < n; i++) {
 			if (ev[i].res < 0 && w->error == 0) {
 				w->error = ev[i].res;
-				chunk_upload_error(w->o.upload, w->error_msg, sizeof(w->error_msg));
+				chunk_upload_error(w->o.upload, w->error_msg, sizeof(w->error_msg),
+						   NULL);
 			}
 			struct ur_cqe done = { .user_data = CW_UD(CW_OP_FSYNC, ev[i].slot, 0),
 					       .res = ev[i].res };
