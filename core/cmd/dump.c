@@ -261,7 +261,7 @@ static int prepare_state_dir(struct dump_cmd *d, char *first, size_t cap)
 	code = engine_make_spool(e, resume);
 	if (code != 0)
 		return code;
-	return resume ? resume_prepare(d) : 0;
+	return resume ? resume_prepare(d) : dump_s3_state_mark(d);
 }
 
 static int prepare_out_dir(struct engine *e)

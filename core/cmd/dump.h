@@ -98,6 +98,11 @@ int dump_s3_worker_init(struct dump_cmd *d, struct dump_worker *dw, struct engin
 void dump_s3_worker_fini(struct dump_worker *dw, bool failed);
 int dump_s3_worker_exit_code(struct dump_worker *dw); /* of a failed writer */
 void dump_s3_release(struct dump_cmd *d);
+/* The spool's record of where its chunks go (.mcwarm/s3-out: the s3:// URL): written when
+ * a dump to s3:// starts; on resume, why the spool belongs to another output (a dump
+ * directory used as --state, or the reverse), else NULL. */
+int dump_s3_state_mark(struct dump_cmd *d);
+const char *dump_s3_state_mismatch(struct dump_cmd *d);
 
 /* resume.c. The options that shape a dump's content, as a crc (the checkpoint's). */
 uint32_t dump_options_crc(const struct engine_opts *o);

@@ -271,6 +271,47 @@ int dump_s3_prune(struct dump_cmd *d, const struct checkpoint *cp)
 	return 0;
 }
 
+/* ---- which output the spool belongs to ------------------------------------------------ */
+
+#define OUT_MARK "s3-out"
+
+int dump_s3_state_mark(struct dump_cmd *d)
+{
+	int fd = openat(d->e.spool_fd, OUT_MARK, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	int ret = fd < 0 ? -errno : crcline_append(fd, "out %s", d->s3.out_text);
+	if (fd >= 0)
+		close(fd);
+	if (ret < 0) {
+		log_error("cannot write %s/%s: %s", d->e.spool_path, OUT_MARK, strerror(-ret));
+		return MCW_EXIT_IO;
+	}
+	return 0;
+}
+
+static bool mark_line(void *arg, char *line)
+{
+	snprintf(arg, OBJS_KEY_MAX_BYTES + 128, "%s", line);
+	return true;
+}
+
+const char *dump_s3_state_mismatch(struct dump_cmd *d)
+{
+	static char seen[OBJS_KEY_MAX_BYTES + 128], want[OBJS_KEY_MAX_BYTES + 128];
+	int fd = openat(d->e.spool_fd, OUT_MARK, O_RDWR | O_CLOEXEC);
+	seen[0] = 0;
+	if (fd >= 0) {
+		(void)crcline_load(fd, mark_line, seen);
+		close(fd);
+	}
+	if (!d->s3.on)
+		return fd >= 0 ? "it is the state of a dump to an object store (--out s3://)"
+			       : NULL;
+	snprintf(want, sizeof(want), "out %s", d->s3.out_text);
+	if (fd < 0)
+		return "it is a dump directory, not the state of a dump to s3://";
+	return strcmp(seen, want) == 0 ? NULL : "it is the state of a dump to another s3:// URL";
+}
+
 /* ---- the run ------------------------------------------------------------------------ */
 
 int dump_s3_prepare(struct dump_cmd *d, bool resume)
@@ -354,8 +395,9 @@ int dump_s3_publish(struct dump_cmd *d, struct manifest_info *mi, const struct m
 	char err[512];
 	if (manifest_publish_with(mi, e, n, put_object, d, err, sizeof(err)) < 0)
 		return s3_failed(d, "cannot put MANIFEST and DONE into");
-	/* the journals only name finished uploads now */
+	/* the journals only name finished uploads now; the spool goes after this */
 	end_unfinished(d);
+	unlinkat(d->e.spool_fd, OUT_MARK, 0);
 	return 0;
 }
 

@@ -214,6 +214,8 @@ int resume_prepare(struct dump_cmd *d)
 	else if (cp->source_pid != d->e.src.pid ||
 		 cp->source_started_s != d->e.src.time_s - (int64_t)d->e.src.uptime_s)
 		why = "the source has restarted since (its items then are gone)";
+	else
+		why = dump_s3_state_mismatch(d);
 	if (why != NULL) {
 		log_error("%s holds an unfinished dump of %s (dump %s) that cannot be continued: "
 			  "%s. Continue it with its own options, or dump into a new directory",

@@ -221,7 +221,9 @@ class DumpToS3Test(S3WarmCase):
         p = self.mcwarm(*self.dump_args(mc, self.tmp.sub("state"), "--threads", "1"), check=0)
         summary = last_json(p.stdout)
         self.assertEqual([], self.proxy.faults, "every fault was met")
-        self.assertGreaterEqual(summary["upload"]["retries"], 3)
+        # the two error answers are retries of ours; the dropped request may be resent by
+        # libcurl itself on a reused connection (test_s3.py says when), unseen by our count
+        self.assertGreaterEqual(summary["upload"]["retries"], 2)
         test_dump.DumpTest.assert_dump_matches(self, self.download(), items)
 
     def test_store_failing_past_the_retries_is_tempfail_and_resumable(self):
@@ -234,6 +236,12 @@ class DumpToS3Test(S3WarmCase):
         self.assertIn("SlowDown", p.stderr)
         self.assertEqual([], s3rver_uploads(self.s3.dir),
                          "the failed run left its open upload to bill")
+        # the state belongs to this URL: neither a directory dump nor another prefix takes it
+        p = self.mcwarm("dump", "--source", mc.addr, "--out", state, "-q", check=64)
+        self.assertIn("object store", p.stderr)
+        p = self.mcwarm("dump", "--source", mc.addr, "--out", self.url() + "-other", "--state",
+                        state, "-q", check=64)
+        self.assertIn("another s3:// URL", p.stderr)
         p = self.mcwarm(*self.dump_args(mc, state, "--threads", "1"), check=0)
         self.assertEqual(last_json(p.stdout)["items"], len(items))
         self.assertEqual([], s3rver_uploads(self.s3.dir))
