@@ -129,6 +129,25 @@
 /* mcwarm verify. */
 #define VERIFY_MISMATCHES_MAX 100 /* --mismatches: differing keys listed in the report */
 
+/* dump --out s3:// (chunk_upload.h). */
+#define MCW_S3_PART_BYTES (5 * MIB) /* S3's smallest part (OBJS_PART_MIN_BYTES) */
+#define MCW_S3_PART_BUFS  2	    /* per worker: one filling, one on its way up */
+#define MCW_S3_MEMORY_DEFAULT_BYTES                                                                \
+	(128 * MIB)		    /* --memory's default: parts take 10 MiB a worker              \
+				     */
+#define MCW_S3_JOBS_MAX		  8 /* hand-offs queued to one uploader thread */
+#define MCW_S3_FILE_PARTS_MAX	  ((MCW_CHUNK_BYTES_MAX + 2 * MCW_BLOCK_BYTES) / MCW_S3_PART_BYTES + 2)
+#define MCW_S3_SCRATCH_BYTES	  (64 * KIB)  /* an uploader's request bodies and answers */
+#define MCW_S3_LIST_SCRATCH_BYTES (256 * KIB) /* the main thread's: listing pages */
+#define MCW_S3_LIST_PAGE_KEYS	  150	      /* keys per listing page: fits the scratch above */
+static_assert(MCW_S3_PART_BYTES % MCW_ALIGN_BYTES == 0, "parts are whole pages");
+static_assert(MCW_S3_JOBS_MAX >= MCW_S3_PART_BUFS + 2 * 2,
+	      "every part buffer plus a create and a finish per file slot fit the hand-off");
+static_assert(MCW_S3_FILE_PARTS_MAX * 200 < MCW_S3_SCRATCH_BYTES,
+	      "the complete body of the largest file fits the scratch buffer");
+static_assert(MCW_S3_LIST_PAGE_KEYS * (1024 + 512) < MCW_S3_LIST_SCRATCH_BYTES,
+	      "a listing page of the longest keys (1024 bytes) and their XML fits");
+
 /* mcwarm watch. */
 #define WATCH_NODES_MAX		 1024  /* old and new clusters together */
 #define WATCH_SAMPLES_MAX	 121   /* per node: --window / --interval + 1 */

@@ -7,6 +7,7 @@
 
 #include "base.h"
 #include "core.h"
+#include "objstore.h"
 
 const char mcw_exit_codes_help[] =
     "exit codes:\n"
@@ -77,6 +78,8 @@ int mcw_exit_code(int err)
 	case EXDEV:
 		return MCW_EXIT_IO;
 	default:
+		if (-err > MCW_ESTORE_BASE && -err <= MCW_ESTORE_LAST)
+			return objs_exit_code((enum objs_class)(-err - MCW_ESTORE_BASE));
 		return MCW_EXIT_SOFTWARE;
 	}
 }

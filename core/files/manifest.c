@@ -24,6 +24,23 @@ static int cmp_entry(const void *a, const void *b)
 	return x->part < y->part ? -1 : x->part > y->part;
 }
 
+int manifest_entry_check(struct manifest_entry *e, const struct chunk_footer *ft, size_t n,
+			 uint64_t size, char *err, size_t cap)
+{
+	struct chunk_footer f;
+	enum chunk_status st = chunk_footer_check(ft, n, &f);
+	if (st != CHUNK_OK || f.f.file_crc != e->crc || f.f.file_bytes != size) {
+		snprintf(err, cap, "chunk %s: footer %s", e->name,
+			 st != CHUNK_OK ? chunk_status_name(st) : "does not match the file name");
+		return -EBADMSG;
+	}
+	e->records = f.f.record_count;
+	e->file_bytes = f.f.file_bytes;
+	e->value_bytes = f.f.value_bytes;
+	e->key_bytes = f.f.key_bytes;
+	return 0;
+}
+
 static int read_footer(int dir_fd, struct manifest_entry *e, char *err, size_t cap)
 {
 	struct chunk_footer ft;
@@ -39,17 +56,13 @@ static int read_footer(int dir_fd, struct manifest_entry *e, char *err, size_t c
 			? pread(fd, &ft, sizeof(ft), sb.st_size - (off_t)sizeof(ft))
 			: 0;
 	close(fd);
-	enum chunk_status st = chunk_footer_check(&ft, n < 0 ? 0 : (size_t)n, &ft);
-	if (st != CHUNK_OK || ft.f.file_crc != e->crc || ft.f.file_bytes != (uint64_t)sb.st_size) {
-		snprintf(err, cap, "chunk %s: footer %s", e->name,
-			 st != CHUNK_OK ? chunk_status_name(st) : "does not match the file name");
-		return -EBADMSG;
-	}
-	e->records = ft.f.record_count;
-	e->file_bytes = ft.f.file_bytes;
-	e->value_bytes = ft.f.value_bytes;
-	e->key_bytes = ft.f.key_bytes;
-	return 0;
+	return manifest_entry_check(e, &ft, n < 0 ? 0 : (size_t)n, (uint64_t)sb.st_size, err, cap);
+}
+
+void manifest_sort(struct manifest_entry *v, size_t n)
+{
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_entry);
 }
 
 long manifest_collect(int dir_fd, struct manifest_entry **out, char *err, size_t err_cap)
@@ -87,8 +100,7 @@ long manifest_collect(int dir_fd, struct manifest_entry **out, char *err, size_t
 			return ret;
 		}
 	}
-	if (n > 1)
-		qsort(v, n, sizeof(*v), cmp_entry);
+	manifest_sort(v, n);
 	*out = v;
 	return (long)n;
 }
@@ -140,8 +152,19 @@ static int write_atomic(int dir_fd, const char *name, const char *data, size_t l
 	return 0;
 }
 
+static int put_file(void *arg, const char *name, const char *data, size_t len)
+{
+	return write_atomic(*(const int *)arg, name, data, len);
+}
+
 int manifest_publish(int dir_fd, struct manifest_info *info, const struct manifest_entry *e,
 		     size_t n, char *err, size_t err_cap)
+{
+	return manifest_publish_with(info, e, n, put_file, &dir_fd, err, err_cap);
+}
+
+int manifest_publish_with(struct manifest_info *info, const struct manifest_entry *e, size_t n,
+			  manifest_put_fn put, void *arg, char *err, size_t err_cap)
 {
 	struct text t = { 0 };
 	info->files = n;
@@ -165,7 +188,7 @@ int manifest_publish(int dir_fd, struct manifest_info *info, const struct manife
 			 e[i].records, e[i].file_bytes, e[i].value_bytes);
 	info->crc = mcw_crc32c(0, t.buf, t.len); /* of the body, as the crc32c line says */
 	text_add(&t, "crc32c %08x\n", info->crc);
-	int ret = write_atomic(dir_fd, MANIFEST_NAME, t.buf, t.len);
+	int ret = put(arg, MANIFEST_NAME, t.buf, t.len);
 	if (ret == 0) {
 		t.len = 0;
 		text_add(&t,
@@ -173,7 +196,7 @@ int manifest_publish(int dir_fd, struct manifest_info *info, const struct manife
 			 "\nrecords %" PRIu64 "\n",
 			 info->dump_id_hex, info->crc, info->files, info->records);
 		text_add(&t, "crc32c %08x\n", mcw_crc32c(0, t.buf, t.len));
-		ret = write_atomic(dir_fd, DONE_NAME, t.buf, t.len);
+		ret = put(arg, DONE_NAME, t.buf, t.len);
 	}
 	free(t.buf);
 	if (ret < 0)

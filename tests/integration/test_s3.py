@@ -105,15 +105,21 @@ def retries_of(err):
     return int(line.split("retries=")[1])
 
 
+def s3_fixture_start():
+    """Skips without the probe or s3rver; else an s3rver and a signature-checking proxy in
+    front of it (shared by test_s3_warm.py)."""
+    if not BUILD or not os.path.exists(PROBE):
+        raise unittest.SkipTest("MCW_BUILD does not hold tests/mcw-s3-probe (run through ctest)")
+    if not S3RVER:
+        raise unittest.SkipTest("s3rver is not installed (scripts/setup.sh installs it)")
+    server = S3rver()
+    return server, S3Proxy(server.port, secret=SECRET)
+
+
 class S3Test(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        if not BUILD or not os.path.exists(PROBE):
-            raise unittest.SkipTest("MCW_BUILD does not hold tests/mcw-s3-probe (run through ctest)")
-        if not S3RVER:
-            raise unittest.SkipTest("s3rver is not installed (scripts/setup.sh installs it)")
-        cls.server = S3rver()
-        cls.proxy = S3Proxy(cls.server.port, secret=SECRET)
+        cls.server, cls.proxy = s3_fixture_start()
 
     @classmethod
     def tearDownClass(cls):
