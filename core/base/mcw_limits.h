@@ -106,6 +106,14 @@
 #define POP_DEST_RESTARTS_MAX 10   /* destination restarts survived in one run */
 #define POP_FILE_WARNINGS_MAX 8	   /* damaged blocks of one file listed; the rest counted */
 #define POP_ERRORS_LOGGED_MAX 5	   /* SERVER_ERROR answers logged per worker */
+#define POP_SHARDS_MAX	      4096 /* --shard I/N: N at most */
+#define POP_BACKLOG_WRITE_MS  2000 /* STATE/backlog rewritten at most this often in a pass */
+/* populate --from s3:// (populate_fetch.c, populate_s3.c) */
+#define POP_S3_FETCHES_MAX	  3 /* a worker's fetches handed to its fetch thread: its two
+				     * read windows and one header/footer fetch */
+#define POP_S3_LIST_PAGE_KEYS	  1000	       /* keys per ListObjectsV2 page */
+#define POP_S3_LIST_SCRATCH_BYTES (2 * 1024 * 1024) /* one page's answer */
+#define POP_S3_FETCH_SCRATCH_BYTES (64 * 1024) /* a fetch thread's: error answers only */
 #define MSPIPE_BATCHES_MAX    4	   /* ms batches in flight per pipe */
 #define MSPIPE_SENDMSG_IOV    1024 /* iovecs of one sendmsg */
 
@@ -164,6 +172,9 @@ static_assert((uint64_t)POP_REC_PIECES_MAX * (MCW_BLOCK_BYTES - MCW_BLOCK_HEADER
 static_assert(POP_BATCHES_INFLIGHT <= MSPIPE_BATCHES_MAX && MCW_STREAM_SLOTS <= MSPIPE_BATCHES_MAX,
 	      "populate's and stream's batches fit the pipe");
 static_assert(POP_RECONNECT_MIN_MS <= POP_RECONNECT_MAX_MS, "reconnect backoff grows");
+static_assert(POP_S3_FETCHES_MAX >= 3, "two read windows and a header/footer fetch at once");
+static_assert(POP_S3_LIST_SCRATCH_BYTES >= POP_S3_LIST_PAGE_KEYS * 2048,
+	      "a listing page fits: keys of up to 1024 bytes, their entry's XML around them");
 static_assert((uint64_t)POP_DEST_RESTARTS_MAX * POP_RECONNECT_MAX_MS < MCW_IO_TIMEOUT_MS * 10ull,
 	      "surviving destination restarts is bounded in time");
 

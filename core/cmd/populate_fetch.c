@@ -1,0 +1,153 @@
+/*
+ * populate_fetch.c: a populate worker's fetch thread for --from s3://. The worker's ring
+ * loop drives the ms pipe and must never block in libcurl, so every object read (a
+ * chunk's header and footer, a read window) is handed to this thread, which makes the
+ * blocking ranged GETs straight into the worker's buffers and wakes the ring through an
+ * eventfd whose read the worker keeps queued in its ring.
+ *
+ * The hand-off is bounded by POP_S3_FETCHES_MAX slots (the two read windows and one
+ * header/footer fetch); a slot goes FREE -> QUEUED (worker) -> DONE (this thread) -> FREE
+ * (worker, after taking the answer). A buffer named in a QUEUED or DONE slot belongs to
+ * this thread until the worker takes the answer. The thread owns one S3 client (its own
+ * connection); nothing here allocates after start-up beyond libcurl's own state.
+ */
+#include <errno.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "base.h"
+#include "populate_private.h"
+
+/* One request: the header and footer pages of an object, or one byte range. */
+static void fetch_one(struct pop_fetch *f, struct pop_fetch_req *r)
+{
+	const struct objs_error *e = objs_last_error(&f->cl);
+	r->res2 = 0;
+	r->res = objs_get_range(&f->cl, f->bucket, r->key, r->off, r->buf, r->len);
+	if (r->res >= 0 && r->kind == POP_FETCH_ENDS && r->foot_len > 0)
+		r->res2 = objs_get_range(&f->cl, f->bucket, r->key, r->foot_off, r->foot,
+					 r->foot_len);
+	if (r->res < 0 || r->res2 < 0) {
+		r->cls = e->cls;
+		snprintf(r->err, sizeof(r->err), "%s", e->text);
+		if (r->res >= 0)
+			r->res = r->res2;
+	} else {
+		r->cls = OBJS_OK;
+		r->err[0] = '\0';
+	}
+}
+
+static void *fetch_main(void *arg)
+{
+	struct pop_fetch *f = arg;
+	pthread_mutex_lock(&f->mu);
+	while (!f->stop) { /* on a stop, requests not yet made are dropped */
+		struct pop_fetch_req *r = NULL;
+		for (unsigned i = 0; i < POP_S3_FETCHES_MAX; i++)
+			if (f->req[i].state == POP_FETCH_QUEUED &&
+			    (r == NULL || f->req[i].seq < r->seq))
+				r = &f->req[i];
+		if (r == NULL) {
+			pthread_cond_wait(&f->cv, &f->mu);
+			continue;
+		}
+		r->state = POP_FETCH_RUNNING;
+		pthread_mutex_unlock(&f->mu);
+		fetch_one(f, r);
+		pthread_mutex_lock(&f->mu);
+		r->state = POP_FETCH_DONE;
+		uint64_t one = 1;
+		/* an eventfd write of 1 only fails when the counter would overflow */
+		ssize_t n = write(f->efd, &one, sizeof(one));
+		ASSERT(n == (ssize_t)sizeof(one));
+	}
+	pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+int pop_fetch_start(struct pop_fetch *f, const struct objs_config *cfg, const char *bucket,
+		    void *scratch, size_t scratch_bytes)
+{
+	memset(f, 0, sizeof(*f));
+	f->bucket = bucket;
+	f->efd = eventfd(0, EFD_CLOEXEC);
+	if (f->efd < 0)
+		return -errno;
+	int ret = objs_client_init(&f->cl, cfg, scratch, scratch_bytes);
+	if (ret < 0) {
+		close(f->efd);
+		f->efd = -1;
+		return ret;
+	}
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	ret = -pthread_create(&f->thread, NULL, fetch_main, f);
+	if (ret < 0) {
+		objs_client_fini(&f->cl);
+		close(f->efd);
+		f->efd = -1;
+		return ret;
+	}
+	f->running = true;
+	return 0;
+}
+
+struct pop_fetch_req *pop_fetch_slot(struct pop_fetch *f)
+{
+	pthread_mutex_lock(&f->mu);
+	struct pop_fetch_req *r = NULL;
+	for (unsigned i = 0; i < POP_S3_FETCHES_MAX && r == NULL; i++)
+		if (f->req[i].state == POP_FETCH_FREE)
+			r = &f->req[i];
+	pthread_mutex_unlock(&f->mu);
+	return r;
+}
+
+void pop_fetch_submit(struct pop_fetch *f, struct pop_fetch_req *r)
+{
+	pthread_mutex_lock(&f->mu);
+	ASSERT(r->state == POP_FETCH_FREE);
+	r->seq = ++f->seq;
+	r->state = POP_FETCH_QUEUED;
+	pthread_cond_signal(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+}
+
+struct pop_fetch_req *pop_fetch_answer(struct pop_fetch *f)
+{
+	pthread_mutex_lock(&f->mu);
+	struct pop_fetch_req *r = NULL;
+	for (unsigned i = 0; i < POP_S3_FETCHES_MAX; i++)
+		if (f->req[i].state == POP_FETCH_DONE && (r == NULL || f->req[i].seq < r->seq))
+			r = &f->req[i];
+	pthread_mutex_unlock(&f->mu);
+	return r;
+}
+
+void pop_fetch_release(struct pop_fetch *f, struct pop_fetch_req *r)
+{
+	pthread_mutex_lock(&f->mu);
+	ASSERT(r->state == POP_FETCH_DONE);
+	r->state = POP_FETCH_FREE;
+	pthread_mutex_unlock(&f->mu);
+}
+
+void pop_fetch_stop(struct pop_fetch *f)
+{
+	if (!f->running)
+		return;
+	pthread_mutex_lock(&f->mu);
+	f->stop = true;
+	pthread_cond_signal(&f->cv);
+	pthread_mutex_unlock(&f->mu);
+	/* a request under way ends within the client's own timeouts and retries */
+	pthread_join(f->thread, NULL);
+	f->running = false;
+	objs_client_fini(&f->cl);
+	close(f->efd);
+	f->efd = -1;
+	pthread_mutex_destroy(&f->mu);
+	pthread_cond_destroy(&f->cv);
+}
