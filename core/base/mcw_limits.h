@@ -109,13 +109,14 @@
 #define POP_SHARDS_MAX	      4096 /* --shard I/N: N at most */
 #define POP_BACKLOG_WRITE_MS  2000 /* STATE/backlog rewritten at most this often in a pass */
 /* populate --from s3:// (populate_fetch.c, populate_s3.c) */
-#define POP_S3_FETCHES_MAX	  3 /* a worker's fetches handed to its fetch thread: its two
-				     * read windows and one header/footer fetch */
-#define POP_S3_LIST_PAGE_KEYS	  1000	       /* keys per ListObjectsV2 page */
-#define POP_S3_LIST_SCRATCH_BYTES (2 * 1024 * 1024) /* one page's answer */
-#define POP_S3_FETCH_SCRATCH_BYTES (64 * 1024) /* a fetch thread's: error answers only */
-#define MSPIPE_BATCHES_MAX    4	   /* ms batches in flight per pipe */
-#define MSPIPE_SENDMSG_IOV    1024 /* iovecs of one sendmsg */
+#define POP_S3_FETCHES_MAX                                                                         \
+	3				/* a worker's fetches handed to its fetch thread: its two  \
+					 * read windows and one header/footer fetch */
+#define POP_S3_LIST_PAGE_KEYS	   1000 /* keys per ListObjectsV2 page */
+#define POP_S3_LIST_SCRATCH_BYTES  (2 * 1024 * 1024) /* one page's answer */
+#define POP_S3_FETCH_SCRATCH_BYTES (64 * 1024)	     /* a fetch thread's: error answers only */
+#define MSPIPE_BATCHES_MAX	   4		     /* ms batches in flight per pipe */
+#define MSPIPE_SENDMSG_IOV	   1024		     /* iovecs of one sendmsg */
 
 /* mcwarm watch. */
 #define WATCH_NODES_MAX		 1024  /* old and new clusters together */

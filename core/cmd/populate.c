@@ -245,8 +245,8 @@ static int parse_opts(int argc, char **argv, struct pop_opts *o)
 	if (o->dest.port == 0)
 		return cli_usage_error("populate", "--dest HOST:PORT is required");
 	if (o->from_dir == NULL || o->state_dir == NULL)
-		return cli_usage_error("populate",
-				       "--from DIR|s3://BUCKET/PREFIX and --state DIR are required");
+		return cli_usage_error(
+		    "populate", "--from DIR|s3://BUCKET/PREFIX and --state DIR are required");
 	int ret = cli_secure_finish("populate", &o->co, NULL, &o->dest);
 	if (ret == 0 && o->co.dst_sec.tls) /* refused: mspipe has no TLS (issue 16) */
 		return cli_usage_error("populate", "--tls: TLS to populate's destination is not "
@@ -329,9 +329,9 @@ static int budget_setup(struct pop_ctx *c)
 			w->fetch_scratch =
 			    budget_take(&c->budget, fetch, owners[i], "S3 fetch", node);
 	}
-	void *list_scratch = c->o.from_s3 ? budget_take(&c->budget, POP_S3_LIST_SCRATCH_BYTES,
-							"S3", "listing", -1)
-					  : NULL;
+	void *list_scratch =
+	    c->o.from_s3 ? budget_take(&c->budget, POP_S3_LIST_SCRATCH_BYTES, "S3", "listing", -1)
+			 : NULL;
 	void *jm = budget_take(&c->budget, journal_memory_bytes(), "journal", "entries", -1);
 	c->queue = budget_take(&c->budget, POP_QUEUE_MAX * sizeof(struct pop_task), "journal",
 			       "pass queue", -1);
@@ -407,20 +407,18 @@ static int cmp_task(const void *a, const void *b)
 }
 
 struct listing {
-	uint32_t n;	     /* queued */
-	uint64_t listed;     /* chunks of this shard listed */
-	uint64_t not_done;   /* of those, not applied yet (the backlog) */
+	uint32_t n;	   /* queued */
+	uint64_t listed;   /* chunks of this shard listed */
+	uint64_t not_done; /* of those, not applied yet (the backlog) */
 	bool full_reported;
 };
 
 /* One chunk file found by a listing: queued unless applied, of another shard, or damaged
  * and unchanged since the last look. now: its size and identity (seen). */
-static void list_candidate(struct pop_ctx *c, const char *name, struct seen *now,
-			   struct listing *l)
+static void list_candidate(struct pop_ctx *c, const char *name, struct seen *now, struct listing *l)
 {
 	struct pop_task t = { .size = now->size };
-	if (!chunk_name_parse(name, &t.job, &t.part, &t.crc) ||
-	    !pop_in_shard(&c->o, t.job, t.part))
+	if (!chunk_name_parse(name, &t.job, &t.part, &t.crc) || !pop_in_shard(&c->o, t.job, t.part))
 		return;
 	now->job = t.job;
 	now->part = t.part;
@@ -578,9 +576,8 @@ static void show_progress(struct pop_ctx *c, struct progress *pg)
 		      "populate: files %llu done, %u queued, backlog %llu; items %llu (%.0f/s), "
 		      "%.1f MiB (%.1f MiB/s), present %llu, expired %llu",
 		      (unsigned long long)atomic_load(&c->st.files_done), c->qlen - c->qnext,
-		      (unsigned long long)backlog,
-		      (unsigned long long)sent, secs > 0 ? (double)sent / secs : 0,
-		      (double)bytes / (double)MIB,
+		      (unsigned long long)backlog, (unsigned long long)sent,
+		      secs > 0 ? (double)sent / secs : 0, (double)bytes / (double)MIB,
 		      secs > 0 ? (double)bytes / (double)MIB / secs : 0,
 		      (unsigned long long)atomic_load(&c->st.already_present),
 		      (unsigned long long)atomic_load(&c->st.expired));

@@ -26,8 +26,8 @@ static void fetch_one(struct pop_fetch *f, struct pop_fetch_req *r)
 	r->res2 = 0;
 	r->res = objs_get_range(&f->cl, f->bucket, r->key, r->off, r->buf, r->len);
 	if (r->res >= 0 && r->kind == POP_FETCH_ENDS && r->foot_len > 0)
-		r->res2 = objs_get_range(&f->cl, f->bucket, r->key, r->foot_off, r->foot,
-					 r->foot_len);
+		r->res2 =
+		    objs_get_range(&f->cl, f->bucket, r->key, r->foot_off, r->foot, r->foot_len);
 	if (r->res < 0 || r->res2 < 0) {
 		r->cls = e->cls;
 		snprintf(r->err, sizeof(r->err), "%s", e->text);
@@ -39,16 +39,22 @@ static void fetch_one(struct pop_fetch *f, struct pop_fetch_req *r)
 	}
 }
 
+/* The oldest request in state st (any free one for FREE), or NULL; under f->mu. */
+static struct pop_fetch_req *oldest(struct pop_fetch *f, enum pop_fetch_state st)
+{
+	struct pop_fetch_req *r = NULL;
+	for (unsigned i = 0; i < POP_S3_FETCHES_MAX; i++)
+		if (f->req[i].state == st && (r == NULL || f->req[i].seq < r->seq))
+			r = &f->req[i];
+	return r;
+}
+
 static void *fetch_main(void *arg)
 {
 	struct pop_fetch *f = arg;
 	pthread_mutex_lock(&f->mu);
 	while (!f->stop) { /* on a stop, requests not yet made are dropped */
-		struct pop_fetch_req *r = NULL;
-		for (unsigned i = 0; i < POP_S3_FETCHES_MAX; i++)
-			if (f->req[i].state == POP_FETCH_QUEUED &&
-			    (r == NULL || f->req[i].seq < r->seq))
-				r = &f->req[i];
+		struct pop_fetch_req *r = oldest(f, POP_FETCH_QUEUED);
 		if (r == NULL) {
 			pthread_cond_wait(&f->cv, &f->mu);
 			continue;
@@ -94,43 +100,25 @@ int pop_fetch_start(struct pop_fetch *f, const struct objs_config *cfg, const ch
 	return 0;
 }
 
-struct pop_fetch_req *pop_fetch_slot(struct pop_fetch *f)
+struct pop_fetch_req *pop_fetch_find(struct pop_fetch *f, enum pop_fetch_state st)
 {
+	ASSERT(st == POP_FETCH_FREE || st == POP_FETCH_DONE);
 	pthread_mutex_lock(&f->mu);
-	struct pop_fetch_req *r = NULL;
-	for (unsigned i = 0; i < POP_S3_FETCHES_MAX && r == NULL; i++)
-		if (f->req[i].state == POP_FETCH_FREE)
-			r = &f->req[i];
+	struct pop_fetch_req *r = oldest(f, st);
 	pthread_mutex_unlock(&f->mu);
 	return r;
 }
 
-void pop_fetch_submit(struct pop_fetch *f, struct pop_fetch_req *r)
+void pop_fetch_move(struct pop_fetch *f, struct pop_fetch_req *r, enum pop_fetch_state to)
 {
 	pthread_mutex_lock(&f->mu);
-	ASSERT(r->state == POP_FETCH_FREE);
-	r->seq = ++f->seq;
-	r->state = POP_FETCH_QUEUED;
-	pthread_cond_signal(&f->cv);
-	pthread_mutex_unlock(&f->mu);
-}
-
-struct pop_fetch_req *pop_fetch_answer(struct pop_fetch *f)
-{
-	pthread_mutex_lock(&f->mu);
-	struct pop_fetch_req *r = NULL;
-	for (unsigned i = 0; i < POP_S3_FETCHES_MAX; i++)
-		if (f->req[i].state == POP_FETCH_DONE && (r == NULL || f->req[i].seq < r->seq))
-			r = &f->req[i];
-	pthread_mutex_unlock(&f->mu);
-	return r;
-}
-
-void pop_fetch_release(struct pop_fetch *f, struct pop_fetch_req *r)
-{
-	pthread_mutex_lock(&f->mu);
-	ASSERT(r->state == POP_FETCH_DONE);
-	r->state = POP_FETCH_FREE;
+	ASSERT(to == POP_FETCH_QUEUED ? r->state == POP_FETCH_FREE
+				      : to == POP_FETCH_FREE && r->state == POP_FETCH_DONE);
+	r->state = to;
+	if (to == POP_FETCH_QUEUED) {
+		r->seq = ++f->seq;
+		pthread_cond_signal(&f->cv);
+	}
 	pthread_mutex_unlock(&f->mu);
 }
 

@@ -116,12 +116,10 @@ struct pop_fetch {
 /* Starts the thread with its own client (scratch lent until pop_fetch_stop). 0 or -errno. */
 int pop_fetch_start(struct pop_fetch *f, const struct objs_config *cfg, const char *bucket,
 		    void *scratch, size_t scratch_bytes);
-/* A free slot to fill and submit, or NULL (all taken). */
-struct pop_fetch_req *pop_fetch_slot(struct pop_fetch *f);
-void pop_fetch_submit(struct pop_fetch *f, struct pop_fetch_req *r);
-/* The oldest answered request, or NULL; give it back with pop_fetch_release. */
-struct pop_fetch_req *pop_fetch_answer(struct pop_fetch *f);
-void pop_fetch_release(struct pop_fetch *f, struct pop_fetch_req *r);
+/* FREE: a slot to fill, then move to QUEUED (submitted); DONE: the oldest answer, then
+ * move to FREE once taken. NULL: none. */
+struct pop_fetch_req *pop_fetch_find(struct pop_fetch *f, enum pop_fetch_state st);
+void pop_fetch_move(struct pop_fetch *f, struct pop_fetch_req *r, enum pop_fetch_state to);
 /* Stops the thread (after the request under way) and frees what start took. */
 void pop_fetch_stop(struct pop_fetch *f);
 
@@ -148,10 +146,10 @@ struct pop_ctx {
 	char dump_id_hex[33];
 	uint8_t dump_id[16];
 	bool dump_id_known;
-	bool dump_finished;	/* DONE was there when this pass began */
-	bool manifest_checked;	/* the destination's capacity against the MANIFEST */
-	bool complete;		/* the MANIFEST is fully applied */
-	struct cap_watch watch; /* the destination's evictions */
+	bool dump_finished;	  /* DONE was there when this pass began */
+	bool manifest_checked;	  /* the destination's capacity against the MANIFEST */
+	bool complete;		  /* the MANIFEST is fully applied */
+	struct cap_watch watch;	  /* the destination's evictions */
 	struct objs_config s3cfg; /* from_s3: the AWS configuration */
 	struct objs_client s3;	  /* from_s3: the orchestrator's (listings, DONE, MANIFEST) */
 	/* the backlog (chunks of this shard listed, not applied yet), from each pass's listing

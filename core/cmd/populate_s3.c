@@ -114,8 +114,8 @@ static long get_small(struct pop_ctx *c, const char *name, char **out, char *err
 			s3_failed(c, "cannot read " DONE_NAME "/" MANIFEST_NAME " of");
 			return n;
 		}
-		snprintf(err, cap, "%s is shorter than listed (%lld of %llu bytes): damaged",
-			 name, (long long)n, (unsigned long long)size);
+		snprintf(err, cap, "%s is shorter than listed (%lld of %llu bytes): damaged", name,
+			 (long long)n, (unsigned long long)size);
 		return -EBADMSG;
 	}
 	*out = buf;

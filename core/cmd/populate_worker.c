@@ -42,7 +42,7 @@
 #include "populate_private.h"
 
 #define UD_READ(which) ur_ud(UR_OWNER_FILE_READ, 0, (which)) /* the ms pipe tags its own */
-#define UD_FETCH       ur_ud(UR_OWNER_FILE_READ, 1, 0)	   /* the fetch thread's eventfd */
+#define UD_FETCH       ur_ud(UR_OWNER_FILE_READ, 1, 0)	     /* the fetch thread's eventfd */
 
 enum buf_state { BUF_FREE, BUF_READING, BUF_READY, BUF_PROCESSED };
 
@@ -195,7 +195,7 @@ static bool read_window(struct pw *p, const struct pfile *f, unsigned which, uin
 		return ur_prep_read_fixed(p->ring, f->fd, p->w->read_buf[which], len, off, which,
 					  UD_READ(which)) == 0;
 	}
-	struct pop_fetch_req *r = pop_fetch_slot(&p->fetch);
+	struct pop_fetch_req *r = pop_fetch_find(&p->fetch, POP_FETCH_FREE);
 	if (r == NULL)
 		return false;
 	r->kind = POP_FETCH_RANGE;
@@ -205,7 +205,7 @@ static bool read_window(struct pw *p, const struct pfile *f, unsigned which, uin
 	r->buf = p->w->read_buf[which];
 	r->len = want;
 	r->foot_len = 0;
-	pop_fetch_submit(&p->fetch, r);
+	pop_fetch_move(&p->fetch, r, POP_FETCH_QUEUED);
 	return true;
 }
 
@@ -446,8 +446,7 @@ static bool file_skip(struct pfile *f)
 /* Checks a chunk file (size bytes) whose header page (head_n bytes read into page) and
  * footer page (foot_n bytes into foot) are read, and starts its walk. false: skipped
  * (reported). */
-static bool file_check(struct pw *p, struct pfile *f, uint64_t size, size_t head_n,
-		       size_t foot_n)
+static bool file_check(struct pw *p, struct pfile *f, uint64_t size, size_t head_n, size_t foot_n)
 {
 	struct pop_ctx *c = p->c;
 	struct chunk_header h;
@@ -560,7 +559,7 @@ static bool file_open_dir(struct pw *p, int slot, const struct pop_task *t)
 	uint64_t size = (uint64_t)sb.st_size;
 	ssize_t nh = pread(f->fd, p->rd.page, MCW_HEADER_BYTES, 0);
 	ssize_t nf = size >= 2 * MCW_ALIGN_BYTES ? pread(f->fd, p->rd.foot, MCW_FOOTER_BYTES,
-							(off_t)(size - MCW_FOOTER_BYTES))
+							 (off_t)(size - MCW_FOOTER_BYTES))
 						 : 0;
 	return file_check(p, f, size, nh < 0 ? 0 : (size_t)nh, nf < 0 ? 0 : (size_t)nf);
 }
@@ -572,7 +571,7 @@ static bool file_open_s3(struct pw *p, int slot, const struct pop_task *t)
 	struct pfile *f = file_init(p, slot, t);
 	if (t->size < MCW_HEADER_BYTES)
 		return file_check(p, f, t->size, 0, 0); /* reported as unreadable */
-	struct pop_fetch_req *r = pop_fetch_slot(&p->fetch);
+	struct pop_fetch_req *r = pop_fetch_find(&p->fetch, POP_FETCH_FREE);
 	ASSERT(r != NULL); /* one file opens at a time, and its reads wait for it */
 	r->kind = POP_FETCH_ENDS;
 	r->tag = (unsigned)slot;
@@ -584,7 +583,7 @@ static bool file_open_s3(struct pw *p, int slot, const struct pop_task *t)
 	r->foot_len = t->size >= 2 * MCW_ALIGN_BYTES ? MCW_FOOTER_BYTES : 0;
 	r->foot_off = t->size - MCW_FOOTER_BYTES;
 	r->size = t->size;
-	pop_fetch_submit(&p->fetch, r);
+	pop_fetch_move(&p->fetch, r, POP_FETCH_QUEUED);
 	f->state = FILE_OPENING;
 	return true;
 }
@@ -612,10 +611,11 @@ static bool arm_fetch_wake(struct pw *p)
 static void on_answer(struct pw *p, const struct pop_fetch_req *r)
 {
 	struct pop_ctx *c = p->c;
-	struct pfile *f = &p->rd.files[r->kind == POP_FETCH_ENDS ? r->tag : p->rd.bufs[r->tag].file];
+	struct pfile *f =
+	    &p->rd.files[r->kind == POP_FETCH_ENDS ? r->tag : p->rd.bufs[r->tag].file];
 	if (r->res < 0 && !(r->kind == POP_FETCH_ENDS && r->cls == OBJS_ERR_NO_KEY)) {
-		pop_fail(c, objs_exit_code(r->cls), "cannot read %s/%s: %s", c->o.from_dir,
-			 f->name, r->err);
+		pop_fail(c, objs_exit_code(r->cls), "cannot read %s/%s: %s", c->o.from_dir, f->name,
+			 r->err);
 		return;
 	}
 	if (r->kind == POP_FETCH_RANGE) {
@@ -639,9 +639,9 @@ static void on_fetched(struct pw *p, int res)
 		return;
 	}
 	struct pop_fetch_req *r;
-	while (!pop_failed(p->c) && (r = pop_fetch_answer(&p->fetch)) != NULL) {
+	while (!pop_failed(p->c) && (r = pop_fetch_find(&p->fetch, POP_FETCH_DONE)) != NULL) {
 		on_answer(p, r);
-		pop_fetch_release(&p->fetch, r);
+		pop_fetch_move(&p->fetch, r, POP_FETCH_FREE);
 	}
 	arm_fetch_wake(p);
 }
@@ -806,8 +806,8 @@ static int worker_setup(struct pw *p, struct pop_worker *w)
 	p->rd.rf = -1;
 	p->fetch.efd = -1;
 	if (p->c->o.from_s3) {
-		ret = pop_fetch_start(&p->fetch, &p->c->s3cfg, p->c->o.url.bucket,
-				      w->fetch_scratch, POP_S3_FETCH_SCRATCH_BYTES);
+		ret = pop_fetch_start(&p->fetch, &p->c->s3cfg, p->c->o.url.bucket, w->fetch_scratch,
+				      POP_S3_FETCH_SCRATCH_BYTES);
 		if (ret < 0)
 			return ret;
 	}
