@@ -6,21 +6,17 @@ PopulateFromS3Test makes its dumps with `mcwarm dump --out DIR` and uploads each
 its name (mcw-s3-probe put, signed and CRC-32C checked by the proxy), MANIFEST and DONE
 last, exactly the layout a dump to s3:// writes (docs/format.md).
 """
-import json
 import os
 import random
-import shutil
 import subprocess
-import tempfile
 import threading
 import time
 import unittest
 
-from mcwtest import MCWARM, ServerTestCase, chunk_files, inspect_records, last_json
+from mcwtest import MCWARM, chunk_files, inspect_records, last_json
 from test_dump import tricky_items
 from test_populate import PopulateTestCase
-from test_s3 import BUCKET, KEY_ID, PROBE, S3RVER, SECRET, BUILD, Probe, S3rver
-from s3proxy import S3Proxy
+from test_s3 import BUCKET, Probe, S3Fixture
 
 
 def journal_files(state):
@@ -39,30 +35,11 @@ def backlog_state(state):
         return dict(line.strip().split("=", 1) for line in f if "=" in line)
 
 
-class S3WarmCase(PopulateTestCase):
+class S3WarmCase(S3Fixture, PopulateTestCase):
     """A memcached test case with an S3 server and the signing, fault-injecting proxy."""
-
-    @classmethod
-    def setUpClass(cls):
-        super().setUpClass()
-        if not BUILD or not os.path.exists(PROBE):
-            raise unittest.SkipTest("MCW_BUILD does not hold tests/mcw-s3-probe (run through ctest)")
-        if not S3RVER:
-            raise unittest.SkipTest("s3rver is not installed (scripts/setup.sh installs it)")
-        cls.s3 = S3rver()
-        cls.proxy = S3Proxy(cls.s3.port, secret=SECRET)
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.proxy.close()
-        cls.s3.stop()
-        super().tearDownClass()
 
     def setUp(self):
         super().setUp()
-        self.proxy.faults = []
-        self.proxy.secret = SECRET
-        self.proxy.log.clear()
         self.home = self.tmp.sub("home")
         os.makedirs(self.home)
         self.probe = Probe(self.home, self.proxy.url)
@@ -100,6 +77,13 @@ class S3WarmCase(PopulateTestCase):
                         state, "--json", "-q", *args, check=check, env=env)
         return last_json(p.stdout), p.stderr
 
+    def dump_keys(self, src, letter, n, value, flags=0, chunk_size="2M"):
+        """n items letter000000... in src, dumped: (keys, dump directory, chunk names)."""
+        keys = [b"%s%06d" % (letter, i) for i in range(n)]
+        src.client().set_many([(k, value, 0, flags) for k in keys])
+        out = self.dump(src, "--chunk-size", chunk_size)
+        return keys, out, [os.path.basename(f) for f in chunk_files(out)]
+
     def present(self, client, keys):
         return {k for k in keys if client.get(k) is not None}
 
@@ -134,10 +118,7 @@ class PopulateFromS3Test(S3WarmCase):
 
     def test_follow_while_objects_are_uploaded_completes_exactly(self):
         src, dst = self.server(), self.server()
-        keys = [b"f%06d" % i for i in range(30000)]
-        src.client().set_many([(k, b"v" * 500, 0, 7) for k in keys])
-        out = self.dump(src, "--chunk-size", "2M")
-        chunks = [os.path.basename(f) for f in chunk_files(out)]
+        keys, out, chunks = self.dump_keys(src, b"f", 30000, b"v" * 500, flags=7)
         self.assertGreaterEqual(len(chunks), 4)
         state = self.tmp.sub("state")
         pop = self.mcwarm("populate", "--dest", dst.addr, "--from", self.url(), "--state",
@@ -162,10 +143,8 @@ class PopulateFromS3Test(S3WarmCase):
 
     def test_two_shards_share_one_dump_without_applying_a_file_twice(self):
         src, dst = self.server(), self.server()
-        keys = [b"s%06d" % i for i in range(30000)]
-        src.client().set_many([(k, b"w" * 400, 0, 3) for k in keys])
-        out = self.dump(src, "--chunk-size", "2M")
-        chunks = self.upload(out)
+        keys, out, chunks = self.dump_keys(src, b"s", 30000, b"w" * 400, flags=3)
+        self.upload(out)
         self.assertGreaterEqual(len(chunks), 4)
         states = [self.tmp.sub("state%d" % i) for i in range(2)]
         procs = [self.mcwarm("populate", "--dest", dst.addr, "--from", self.url(), "--state",
@@ -188,10 +167,7 @@ class PopulateFromS3Test(S3WarmCase):
 
     def test_shard_on_a_volume(self):
         src, dst = self.server(), self.server()
-        keys = [b"v%06d" % i for i in range(20000)]
-        src.client().set_many([(k, b"x" * 400, 0, 0) for k in keys])
-        out = self.dump(src, "--chunk-size", "2M")
-        names = [os.path.basename(f) for f in chunk_files(out)]
+        keys, out, names = self.dump_keys(src, b"v", 20000, b"x" * 400)
         self.assertGreaterEqual(len(names), 3)
         mine = [n for n in names if (int(n[6:12]) + int(n[13:16])) % 3 == 1]
         self.assertGreater(len(mine), 0)
@@ -253,9 +229,8 @@ class PopulateFromS3Test(S3WarmCase):
 
     def test_injected_503s_are_retried_and_complete(self):
         src, dst = self.server(), self.server()
-        keys = [b"r%05d" % i for i in range(5000)]
-        src.client().set_many([(k, b"z" * 300, 0, 0) for k in keys])
-        self.upload(self.dump(src))
+        keys, out, _ = self.dump_keys(src, b"r", 5000, b"z" * 300, chunk_size="64M")
+        self.upload(out)
         self.proxy.faults = [{"status": 503, "code": "SlowDown", "method": "GET"}] * 4 + [
             {"status": 500, "code": "InternalError", "method": "GET"}]
         summary, _ = self.populate_s3(dst, self.tmp.sub("state"))
