@@ -133,9 +133,13 @@ static int parse_from_s3(const char *arg, struct pop_opts *o)
 		return objs_exit_code(e.cls);
 	}
 	size_t n = strlen(o->url.prefix);
+	/* every key PREFIX/NAME within S3's key limit */
+	if (n + 1 + CHUNK_NAME_MAX > OBJS_KEY_MAX_BYTES)
+		return cli_usage_error("populate",
+				       "--from: the prefix is longer than %d bytes (S3 keys are at "
+				       "most %d bytes with the chunk names under it)",
+				       OBJS_KEY_MAX_BYTES - 1 - CHUNK_NAME_MAX, OBJS_KEY_MAX_BYTES);
 	if (n > 0 && o->url.prefix[n - 1] != '/') {
-		if (n + 1 >= sizeof(o->url.prefix))
-			return cli_usage_error("populate", "--from: the prefix is too long");
 		o->url.prefix[n] = '/';
 		o->url.prefix[n + 1] = '\0';
 	}

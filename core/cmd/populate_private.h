@@ -189,6 +189,8 @@ long pop_manifest_load(struct pop_ctx *c, struct manifest_info *mi, struct manif
 /* Reads the configuration and starts the orchestrator's client (scratch from the budget).
  * 0 or an exit code (logged). */
 int pop_s3_open(struct pop_ctx *c, void *scratch, size_t scratch_bytes);
+/* PREFIX/NAME, the key of a dump's object (NAME a chunk name, MANIFEST or DONE). */
+void pop_s3_key(const struct pop_opts *o, const char *name, char key[OBJS_KEY_MAX_BYTES + 1]);
 /* Lists the prefix: cb for every final chunk object, *done_out whether DONE is there.
  * 0, or the exit code of a failure (recorded with pop_fail). */
 typedef void (*pop_s3_chunk_cb)(struct pop_ctx *c, const char *name, uint64_t size,

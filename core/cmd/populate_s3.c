@@ -23,6 +23,12 @@
 
 static_assert(POP_S3_FETCH_SCRATCH_BYTES >= OBJS_SCRATCH_MIN_BYTES, "objstore's minimum");
 
+void pop_s3_key(const struct pop_opts *o, const char *name, char key[OBJS_KEY_MAX_BYTES + 1])
+{
+	int n = snprintf(key, OBJS_KEY_MAX_BYTES + 1, "%s%s", o->url.prefix, name);
+	ASSERT(n > 0 && n <= OBJS_KEY_MAX_BYTES); /* parse_from_s3 bounds the prefix */
+}
+
 static int s3_failed(struct pop_ctx *c, const char *what)
 {
 	const struct objs_error *e = objs_last_error(&c->s3);
@@ -87,7 +93,7 @@ static long get_small(struct pop_ctx *c, const char *name, char **out, char *err
 {
 	char key[OBJS_KEY_MAX_BYTES + 1];
 	uint64_t size;
-	snprintf(key, sizeof(key), "%s%s", c->o.url.prefix, name);
+	pop_s3_key(&c->o, name, key);
 	int ret = objs_head(&c->s3, c->o.url.bucket, key, &size, NULL);
 	if (ret == -ENOENT)
 		return -ENOENT;
@@ -164,7 +170,7 @@ bool pop_s3_first_header(struct pop_ctx *c, struct chunk_header *h)
 		return false;
 	char key[OBJS_KEY_MAX_BYTES + 1];
 	static uint8_t page[MCW_HEADER_BYTES]; /* the orchestrator's thread only */
-	snprintf(key, sizeof(key), "%s%s", c->o.url.prefix, f.name);
+	pop_s3_key(&c->o, f.name, key);
 	int64_t n = objs_get_range(&c->s3, c->o.url.bucket, key, 0, page, sizeof(page));
 	if (n < 0 && n != -ENOENT) {
 		s3_failed(c, "cannot read the first chunk of");

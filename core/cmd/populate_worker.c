@@ -180,12 +180,6 @@ static void buf_try_release(struct pw *p, struct rbuf *rb)
 		rb->state = BUF_FREE;
 }
 
-/* The object of a chunk in the store: PREFIX/NAME. */
-static void object_key(const struct pw *p, const struct pfile *f, char *key)
-{
-	snprintf(key, OBJS_KEY_MAX_BYTES + 1, "%s%s", p->c->o.url.prefix, f->name);
-}
-
 /* Queues the read of a window: an O_DIRECT read in the ring, or a ranged GET. */
 static bool read_window(struct pw *p, const struct pfile *f, unsigned which, uint64_t off,
 			size_t want)
@@ -200,7 +194,7 @@ static bool read_window(struct pw *p, const struct pfile *f, unsigned which, uin
 		return false;
 	r->kind = POP_FETCH_RANGE;
 	r->tag = which;
-	object_key(p, f, r->key);
+	pop_s3_key(&p->c->o, f->name, r->key);
 	r->off = off;
 	r->buf = p->w->read_buf[which];
 	r->len = want;
@@ -575,7 +569,7 @@ static bool file_open_s3(struct pw *p, int slot, const struct pop_task *t)
 	ASSERT(r != NULL); /* one file opens at a time, and its reads wait for it */
 	r->kind = POP_FETCH_ENDS;
 	r->tag = (unsigned)slot;
-	object_key(p, f, r->key);
+	pop_s3_key(&p->c->o, f->name, r->key);
 	r->off = 0;
 	r->buf = p->rd.page;
 	r->len = MCW_HEADER_BYTES;

@@ -185,7 +185,7 @@ class PopulateFromS3Test(S3WarmCase):
                         self.tmp.sub("x"), "--shard", "3/3", check=64)
         self.assertIn("--shard", p.stderr)
 
-    def test_corrupted_object_reports_the_block_and_applies_every_other(self):
+    def test_corrupted_and_short_objects_report_blocks_and_apply_every_other(self):
         src, dst = self.server(memory_mb=512), self.server(memory_mb=512)
         keys = [b"d%06d" % i for i in range(30000)]
         src.client().set_many([(k, (b"%06d" % i) * 200, 0, i) for i, k in enumerate(keys)])
@@ -197,13 +197,17 @@ class PopulateFromS3Test(S3WarmCase):
             b = f.read(1)
             f.seek(4096 + 2 * block + 777)
             f.write(bytes([b[0] ^ 0x01]))
+        # a short object: cut in block 3 (an upload that lost its end)
+        os.truncate(os.path.join(out, names[2]), 4096 + 3 * block + 100)
         self.upload(out)
         summary, err = self.populate_s3(dst, self.tmp.sub("state"), check=65)
         self.assertIn("%s/%s: block 2 at offset %d: checksum mismatch" % (
             self.url(), names[1], 4096 + 2 * block), err)
-        self.assertEqual(1, summary["blocks_bad"])
-        self.assertEqual(1, summary["files_partial"])
-        self.assertEqual(1, summary["backlog_chunks"])  # listed, not (fully) applied
+        self.assertIn("%s/%s: no valid footer" % (self.url(), names[2]), err)
+        self.assertEqual(1, summary["blocks_bad"])  # the flipped byte
+        self.assertEqual(1, summary["blocks_missing"])  # the short object's cut block
+        self.assertEqual(2, summary["files_partial"])
+        self.assertEqual(2, summary["backlog_chunks"])  # listed, not (fully) applied
         readable = {r["key"] for r in inspect_records(chunk_files(out), allow_damage=True)}
         present = self.present(dst.client(), keys)
         self.assertEqual(readable, present)
