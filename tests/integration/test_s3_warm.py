@@ -95,9 +95,12 @@ class PopulateFromS3Test(S3WarmCase):
         out = self.dump(src)
         chunks = self.upload(out)
         state = self.tmp.sub("state")
-        summary, _ = self.populate_s3(dst, state)
+        prom = self.tmp.sub("populate.prom")
+        summary, _ = self.populate_s3(dst, state, "--metrics-file", prom)
         self.assertTrue(summary["ok"], summary)
         self.assertEqual("s3", summary["source_kind"])
+        with open(prom) as f:
+            self.assertIn('\nmcwarm_backlog_chunks{command="populate"} 0\n', f.read())
         self.assertEqual(len(items), summary["items_sent"])
         self.assertEqual(len(chunks), summary["manifest_files_applied"])
         self.assertEqual(0, summary["backlog_chunks"])
