@@ -143,6 +143,12 @@ static int parse_from_s3(const char *arg, struct pop_opts *o)
 		o->url.prefix[n] = '/';
 		o->url.prefix[n + 1] = '\0';
 	}
+	/* messages name objects as FROM/NAME: FROM without its trailing '/' */
+	static char shown[8 + OBJS_BUCKET_MAX_BYTES + OBJS_KEY_MAX_BYTES];
+	int len = snprintf(shown, sizeof(shown), "%s", arg);
+	while (len > 5 && shown[len - 1] == '/')
+		shown[--len] = '\0';
+	o->from_dir = shown;
 	o->from_s3 = true;
 	return 0;
 }
@@ -291,7 +297,8 @@ static int budget_setup(struct pop_ctx *c)
 	size_t block = MCW_BLOCK_BYTES;
 	size_t read_min = ROUND_UP(c->dst.item_size_max + 512, block) + 3 * block;
 	size_t send = ROUND_UP(pop_send_area_bytes(), MCW_ALIGN_BYTES);
-	size_t fetch = c->o.from_s3 ? POP_S3_FETCH_SCRATCH_BYTES : 0;
+	/* from a store: the footer page, then the fetch thread's client scratch */
+	size_t fetch = c->o.from_s3 ? MCW_ALIGN_BYTES + POP_S3_FETCH_SCRATCH_BYTES : 0;
 	size_t fixed = ROUND_UP(journal_memory_bytes(), MCW_ALIGN_BYTES) +
 		       ROUND_UP(POP_QUEUE_MAX * sizeof(struct pop_task), MCW_ALIGN_BYTES) +
 		       (c->o.from_s3 ? POP_S3_LIST_SCRATCH_BYTES : 0) +
@@ -417,22 +424,30 @@ struct listing {
 	bool full_reported;
 };
 
-/* One chunk file found by a listing: queued unless applied, of another shard, or damaged
- * and unchanged since the last look. now: its size and identity (seen). */
-static void list_candidate(struct pop_ctx *c, const char *name, struct seen *now, struct listing *l)
+/* A name found by a listing: counted if it is a chunk of this shard; true if it is not
+ * applied yet (then list_queue decides, with its size and identity). */
+static bool list_wanted(struct pop_ctx *c, const char *name, struct pop_task *t, struct listing *l)
 {
-	struct pop_task t = { .size = now->size };
-	if (!chunk_name_parse(name, &t.job, &t.part, &t.crc) || !pop_in_shard(&c->o, t.job, t.part))
-		return;
-	now->job = t.job;
-	now->part = t.part;
+	if (!chunk_name_parse(name, &t->job, &t->part, &t->crc) ||
+	    !pop_in_shard(&c->o, t->job, t->part))
+		return false;
 	l->listed++;
-	const struct journal_entry *e = journal_find(&c->journal, t.job, t.part);
-	if (e != NULL && e->state == JOURNAL_DONE && e->crc == t.crc)
-		return;
+	const struct journal_entry *e = journal_find(&c->journal, t->job, t->part);
+	if (e != NULL && e->state == JOURNAL_DONE && e->crc == t->crc)
+		return false;
 	l->not_done++;
-	bool unchanged = unchanged_since_seen(&t, now, true);
-	if (e != NULL && e->crc == t.crc && unchanged)
+	return true;
+}
+
+/* Queues a wanted file unless it is damaged and unchanged since the last look (now: its
+ * size and identity). */
+static void list_queue(struct pop_ctx *c, struct pop_task *t, struct seen *now, struct listing *l)
+{
+	now->job = t->job;
+	now->part = t->part;
+	const struct journal_entry *e = journal_find(&c->journal, t->job, t->part);
+	bool unchanged = unchanged_since_seen(t, now, true);
+	if (e != NULL && e->crc == t->crc && unchanged)
 		return; /* damaged, and not repaired since the last look */
 	if (l->n == POP_QUEUE_MAX) {
 		if (!l->full_reported)
@@ -441,7 +456,7 @@ static void list_candidate(struct pop_ctx *c, const char *name, struct seen *now
 		l->full_reported = true;
 		return;
 	}
-	c->queue[l->n++] = t;
+	c->queue[l->n++] = *t;
 }
 
 static void list_dir(struct pop_ctx *c, struct listing *l)
@@ -454,7 +469,10 @@ static void list_dir(struct pop_ctx *c, struct listing *l)
 		return;
 	rewinddir(d);
 	while ((de = readdir(d)) != NULL) {
+		struct pop_task t;
 		struct stat sb;
+		if (!list_wanted(c, de->d_name, &t, l))
+			continue;
 		if (fstatat(c->from_fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
 			memset(&sb, 0, sizeof(sb));
 		struct seen now = {
@@ -462,7 +480,7 @@ static void list_dir(struct pop_ctx *c, struct listing *l)
 			.id = sb.st_ino,
 			.mtime_ns = (int64_t)sb.st_mtim.tv_sec * NS_PER_SEC + sb.st_mtim.tv_nsec,
 		};
-		list_candidate(c, de->d_name, &now, l);
+		list_queue(c, &t, &now, l);
 	}
 	closedir(d);
 }
@@ -470,8 +488,11 @@ static void list_dir(struct pop_ctx *c, struct listing *l)
 static void list_s3_one(struct pop_ctx *c, const char *name, uint64_t size, const char *etag,
 			void *arg)
 {
+	struct pop_task t;
+	if (!list_wanted(c, name, &t, arg))
+		return;
 	struct seen now = { .size = size, .id = mcw_crc32c(0, etag, strlen(etag)) };
-	list_candidate(c, name, &now, arg);
+	list_queue(c, &t, &now, arg);
 }
 
 /* Lists the dump and queues what is left to apply. Returns the count. */

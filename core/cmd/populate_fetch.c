@@ -19,15 +19,28 @@
 #include "base.h"
 #include "populate_private.h"
 
-/* One request: the header and footer pages of an object, or one byte range. */
+/* An object's size (HEAD), header page and footer page: res and res2 are the bytes of
+ * each (0 for a part the object is too short to hold), or -errno. */
+static void fetch_ends(struct pop_fetch *f, struct pop_fetch_req *r)
+{
+	r->size = 0;
+	r->res = objs_head(&f->cl, f->bucket, r->key, &r->size, NULL);
+	if (r->res == 0 && r->size >= MCW_HEADER_BYTES)
+		r->res = objs_get_range(&f->cl, f->bucket, r->key, 0, r->buf, MCW_HEADER_BYTES);
+	if (r->res >= 0 && r->size >= 2 * MCW_ALIGN_BYTES)
+		r->res2 = objs_get_range(&f->cl, f->bucket, r->key, r->size - MCW_FOOTER_BYTES,
+					 r->foot, MCW_FOOTER_BYTES);
+}
+
+/* One request: an object's ends, or one byte range. */
 static void fetch_one(struct pop_fetch *f, struct pop_fetch_req *r)
 {
 	const struct objs_error *e = objs_last_error(&f->cl);
 	r->res2 = 0;
-	r->res = objs_get_range(&f->cl, f->bucket, r->key, r->off, r->buf, r->len);
-	if (r->res >= 0 && r->kind == POP_FETCH_ENDS && r->foot_len > 0)
-		r->res2 =
-		    objs_get_range(&f->cl, f->bucket, r->key, r->foot_off, r->foot, r->foot_len);
+	if (r->kind == POP_FETCH_ENDS)
+		fetch_ends(f, r);
+	else
+		r->res = objs_get_range(&f->cl, f->bucket, r->key, r->off, r->buf, r->len);
 	if (r->res < 0 || r->res2 < 0) {
 		r->cls = e->cls;
 		snprintf(r->err, sizeof(r->err), "%s", e->text);

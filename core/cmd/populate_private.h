@@ -66,8 +66,7 @@ struct pop_stats {
 };
 
 struct pop_task {
-	uint32_t job, part, crc;
-	uint64_t size; /* from_s3: the object's size in the listing */
+	uint32_t job, part, crc; /* 12 bytes: POP_QUEUE_MAX of them are in the budget */
 };
 
 /* --shard: the file's number j (its job plus its part) modulo N. Both are in the chunk's
@@ -88,13 +87,11 @@ struct pop_fetch_req {
 	unsigned tag; /* the worker's: a read buffer, or a file slot */
 	uint64_t seq; /* order of submission: answers are taken in it */
 	char key[OBJS_KEY_MAX_BYTES + 1];
-	uint64_t size; /* ENDS: the object's size in the listing */
-	uint64_t off;  /* RANGE: the window; ENDS: the header (0) */
-	void *buf;
-	size_t len;
-	uint64_t foot_off; /* ENDS: the footer page (foot_len 0: none) */
-	void *foot;
-	size_t foot_len;
+	uint64_t size; /* ENDS: the object's size (a HEAD first), the footer page at its end */
+	uint64_t off;  /* RANGE: the window's offset */
+	void *buf;     /* RANGE: the window; ENDS: the header page */
+	size_t len;    /* RANGE */
+	void *foot;    /* ENDS: the footer page */
 	/* the answer */
 	int64_t res, res2; /* bytes (of buf, of foot) or -errno */
 	enum objs_class cls;
@@ -134,7 +131,7 @@ struct pop_worker {
 	uint8_t *send_area; /* batches: records, pieces, headers, iovecs */
 	size_t send_bytes;
 	uint8_t *recv_area;
-	uint8_t *fetch_scratch; /* from_s3: its fetch thread's client */
+	uint8_t *fetch_scratch; /* from_s3: the footer page, then its fetch thread's client's */
 };
 
 struct pop_ctx {

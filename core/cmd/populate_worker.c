@@ -198,7 +198,6 @@ static bool read_window(struct pw *p, const struct pfile *f, unsigned which, uin
 	r->off = off;
 	r->buf = p->w->read_buf[which];
 	r->len = want;
-	r->foot_len = 0;
 	pop_fetch_move(&p->fetch, r, POP_FETCH_QUEUED);
 	return true;
 }
@@ -437,17 +436,15 @@ static bool file_skip(struct pfile *f)
 	return false;
 }
 
-/* Checks a chunk file (size bytes) whose header page (head_n bytes read into page) and
- * footer page (foot_n bytes into foot) are read, and starts its walk. false: skipped
- * (reported). */
-static bool file_check(struct pw *p, struct pfile *f, uint64_t size, size_t head_n, size_t foot_n)
+/* Checks a chunk file (size bytes) whose header was checked (st, h) and whose footer page
+ * is read (foot_n bytes into foot), and starts its walk. false: skipped (reported). */
+static bool file_check(struct pw *p, struct pfile *f, uint64_t size, enum chunk_status st,
+		       const struct chunk_header *h, size_t foot_n)
 {
 	struct pop_ctx *c = p->c;
-	struct chunk_header h;
 	struct chunk_footer ft;
-	enum chunk_status st = chunk_header_check(p->rd.page, head_n, &h);
-	if (st != CHUNK_OK || memcmp(h.f.dump_id, c->dump_id, 16) != 0 ||
-	    h.f.block_bytes > p->w->read_bytes / 4) {
+	if (st != CHUNK_OK || memcmp(h->f.dump_id, c->dump_id, 16) != 0 ||
+	    h->f.block_bytes > p->w->read_bytes / 4) {
 		log_warn("%s/%s: %s; skipped", c->o.from_dir, f->name,
 			 st != CHUNK_OK
 			     ? "header unreadable (not a chunk file, or damaged)"
@@ -456,7 +453,7 @@ static bool file_check(struct pw *p, struct pfile *f, uint64_t size, size_t head
 		return file_skip(f);
 	}
 	bool footer = chunk_footer_check(p->rd.foot, foot_n, &ft) == CHUNK_OK &&
-		      ft.f.file_bytes == size && memcmp(ft.f.dump_id, h.f.dump_id, 16) == 0;
+		      ft.f.file_bytes == size && memcmp(ft.f.dump_id, h->f.dump_id, 16) == 0;
 	f->complete = footer && ft.f.file_crc == f->crc;
 	if (!f->complete && !c->dump_finished) {
 		/* still being written, or not yet wholly visible to a read-only mount: a
@@ -464,7 +461,7 @@ static bool file_check(struct pw *p, struct pfile *f, uint64_t size, size_t head
 		atomic_fetch_add(&c->st.files_not_whole, 1);
 		return file_skip(f);
 	}
-	f->block_bytes = h.f.block_bytes;
+	f->block_bytes = h->f.block_bytes;
 	f->window_blocks = (uint32_t)(p->w->read_bytes / f->block_bytes);
 	f->blocks_end = footer ? size - MCW_FOOTER_BYTES : size;
 	/* the blocks are what the file holds, whatever the footer says */
@@ -551,32 +548,28 @@ static bool file_open_dir(struct pw *p, int slot, const struct pop_task *t)
 		return file_skip(f);
 	}
 	uint64_t size = (uint64_t)sb.st_size;
-	ssize_t nh = pread(f->fd, p->rd.page, MCW_HEADER_BYTES, 0);
-	ssize_t nf = size >= 2 * MCW_ALIGN_BYTES ? pread(f->fd, p->rd.foot, MCW_FOOTER_BYTES,
-							 (off_t)(size - MCW_FOOTER_BYTES))
-						 : 0;
-	return file_check(p, f, size, nh < 0 ? 0 : (size_t)nh, nf < 0 ? 0 : (size_t)nf);
+	struct chunk_header h;
+	ssize_t n = pread(f->fd, p->rd.page, MCW_HEADER_BYTES, 0);
+	enum chunk_status st = chunk_header_check(p->rd.page, n < 0 ? 0 : (size_t)n, &h);
+	/* on a volume the footer is read into the same page, after the header's check */
+	n = size >= 2 * MCW_ALIGN_BYTES
+		? pread(f->fd, p->rd.foot, MCW_FOOTER_BYTES, (off_t)(size - MCW_FOOTER_BYTES))
+		: 0;
+	return file_check(p, f, size, st, &h, n < 0 ? 0 : (size_t)n);
 }
 
-/* Asks the fetch thread for the header and footer pages of a chunk object (its size from
- * the listing); the file is OPENING until the answer (on_fetched). false: skipped. */
+/* Asks the fetch thread for the size and the header and footer pages of a chunk object;
+ * the file is OPENING until the answer (on_answer). Always true. */
 static bool file_open_s3(struct pw *p, int slot, const struct pop_task *t)
 {
 	struct pfile *f = file_init(p, slot, t);
-	if (t->size < MCW_HEADER_BYTES)
-		return file_check(p, f, t->size, 0, 0); /* reported as unreadable */
 	struct pop_fetch_req *r = pop_fetch_find(&p->fetch, POP_FETCH_FREE);
 	ASSERT(r != NULL); /* one file opens at a time, and its reads wait for it */
 	r->kind = POP_FETCH_ENDS;
 	r->tag = (unsigned)slot;
 	pop_s3_key(&p->c->o, f->name, r->key);
-	r->off = 0;
 	r->buf = p->rd.page;
-	r->len = MCW_HEADER_BYTES;
 	r->foot = p->rd.foot;
-	r->foot_len = t->size >= 2 * MCW_ALIGN_BYTES ? MCW_FOOTER_BYTES : 0;
-	r->foot_off = t->size - MCW_FOOTER_BYTES;
-	r->size = t->size;
 	pop_fetch_move(&p->fetch, r, POP_FETCH_QUEUED);
 	f->state = FILE_OPENING;
 	return true;
@@ -618,7 +611,9 @@ static void on_answer(struct pw *p, const struct pop_fetch_req *r)
 	}
 	ASSERT(f->state == FILE_OPENING && p->rd.rf == (int)r->tag);
 	/* a chunk deleted since the listing is looked for again next pass */
-	if (r->res < 0 || !file_check(p, f, r->size, (size_t)r->res, (size_t)r->res2)) {
+	struct chunk_header h;
+	enum chunk_status st = chunk_header_check(p->rd.page, r->res < 0 ? 0 : (size_t)r->res, &h);
+	if (r->res < 0 || !file_check(p, f, r->size, st, &h, (size_t)r->res2)) {
 		file_skip(f);
 		p->rd.rf = -1;
 		task_done(c);
@@ -794,14 +789,16 @@ static int worker_setup(struct pw *p, struct pop_worker *w)
 	ret = ur_buffers_register(p->ring, iov, 2);
 	if (ret < 0)
 		return ret;
-	/* the send area: the header and footer pages, then the pipe's batches */
+	/* the send area: the header/footer page, then the pipe's batches; from a store the
+	 * header and the footer are fetched at once, the footer into the fetch area's page */
 	p->rd.page = w->send_area;
-	p->rd.foot = w->send_area + MCW_ALIGN_BYTES;
+	p->rd.foot = p->c->o.from_s3 ? w->fetch_scratch : w->send_area;
 	p->rd.rf = -1;
 	p->fetch.efd = -1;
 	if (p->c->o.from_s3) {
-		ret = pop_fetch_start(&p->fetch, &p->c->s3cfg, p->c->o.url.bucket, w->fetch_scratch,
-				      POP_S3_FETCH_SCRATCH_BYTES);
+		ret =
+		    pop_fetch_start(&p->fetch, &p->c->s3cfg, p->c->o.url.bucket,
+				    w->fetch_scratch + MCW_ALIGN_BYTES, POP_S3_FETCH_SCRATCH_BYTES);
 		if (ret < 0)
 			return ret;
 	}
@@ -810,8 +807,8 @@ static int worker_setup(struct pw *p, struct pop_worker *w)
 		.fd = w->fd,
 		.id = 0,
 		.what = p->c->o.dest.text,
-		.area = w->send_area + 2 * MCW_ALIGN_BYTES,
-		.area_bytes = w->send_bytes - 2 * MCW_ALIGN_BYTES,
+		.area = w->send_area + MCW_ALIGN_BYTES,
+		.area_bytes = w->send_bytes - MCW_ALIGN_BYTES,
 		.batches = POP_BATCHES_INFLIGHT,
 		.batch_records = POP_BATCH_RECORDS,
 		.batch_pieces = POP_BATCH_PIECES,
@@ -838,7 +835,7 @@ size_t pop_send_area_bytes(void)
 {
 	static_assert(MCW_HEADER_BYTES <= MCW_ALIGN_BYTES && MCW_FOOTER_BYTES <= MCW_ALIGN_BYTES,
 		      "the header and the footer each fit a page");
-	return 2 * MCW_ALIGN_BYTES + /* the header and footer pages */
+	return MCW_ALIGN_BYTES + /* the header/footer page */
 	       mspipe_area_bytes(POP_BATCHES_INFLIGHT, POP_BATCH_RECORDS, POP_BATCH_PIECES, 0);
 }
 

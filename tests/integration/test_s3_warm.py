@@ -150,9 +150,10 @@ class PopulateFromS3Test(S3WarmCase):
         self.upload(out)
         self.assertGreaterEqual(len(chunks), 4)
         states = [self.tmp.sub("state%d" % i) for i in range(2)]
-        procs = [self.mcwarm("populate", "--dest", dst.addr, "--from", self.url(), "--state",
-                             states[i], "--shard", "%d/2" % i, "--follow", "--json", "-q",
-                             background=True) for i in range(2)]
+        # the second names the prefix with its trailing '/': the same objects
+        procs = [self.mcwarm("populate", "--dest", dst.addr, "--from", self.url() + "/" * i,
+                             "--state", states[i], "--shard", "%d/2" % i, "--follow", "--json",
+                             "-q", background=True) for i in range(2)]
         results = [p.communicate(timeout=300) for p in procs]
         for p, (stdout, stderr) in zip(procs, results):
             self.assertEqual(0, p.returncode, stderr[-3000:])
