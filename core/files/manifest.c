@@ -204,9 +204,27 @@ int manifest_publish_with(struct manifest_info *info, const struct manifest_entr
 	return ret;
 }
 
-/* Reads a whole small file; checks its last line "crc32c X" covers the rest. */
-static long read_checked(int dir_fd, const char *name, char **out, uint32_t *crc_out, char *err,
+/* Checks that the last line of text (n bytes, text[n] writable) is "crc32c X" covering the
+ * rest; cuts it off. Returns the body's length or -EBADMSG with err set. */
+static long text_checked(char *text, size_t n, const char *name, uint32_t *crc_out, char *err,
 			 size_t cap)
+{
+	text[n] = '\0';
+	char *last = n > 0 ? memrchr(text, '\n', n - 1) : NULL;
+	size_t body = last ? (size_t)(last - text) + 1 : 0;
+	unsigned crc;
+	if (last == NULL || sscanf(last + 1, "crc32c %8x", &crc) != 1 ||
+	    !mcw_crc_matches(crc, mcw_crc32c(0, text, body))) {
+		snprintf(err, cap, "%s is damaged (checksum mismatch)", name);
+		return -EBADMSG;
+	}
+	text[body] = '\0';
+	*crc_out = crc;
+	return (long)body;
+}
+
+/* Reads a whole small file into a new buffer (one byte more than the file). */
+static long read_small(int dir_fd, const char *name, char **out, char *err, size_t cap)
 {
 	struct stat sb;
 	int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -221,29 +239,43 @@ static long read_checked(int dir_fd, const char *name, char **out, uint32_t *crc
 	ASSERT(buf != NULL);
 	ssize_t n = pread(fd, buf, (size_t)sb.st_size, 0);
 	close(fd);
-	buf[n < 0 ? 0 : n] = '\0';
-	char *last = n > 0 ? memrchr(buf, '\n', (size_t)n - 1) : NULL;
-	size_t body = last ? (size_t)(last - buf) + 1 : 0;
-	unsigned crc;
-	if (n != sb.st_size || last == NULL || sscanf(last + 1, "crc32c %8x", &crc) != 1 ||
-	    !mcw_crc_matches(crc, mcw_crc32c(0, buf, body))) {
+	if (n != sb.st_size) {
 		free(buf);
 		snprintf(err, cap, "%s is damaged (checksum mismatch)", name);
 		return -EBADMSG;
 	}
-	buf[body] = '\0';
 	*out = buf;
-	*crc_out = crc;
-	return (long)body;
+	return (long)n;
 }
 
 long manifest_load(int dir_fd, struct manifest_info *info, struct manifest_entry **out, char *err,
 		   size_t err_cap)
 {
 	char *done = NULL, *man = NULL;
+	long nd = read_small(dir_fd, DONE_NAME, &done, err, err_cap);
+	if (nd < 0)
+		return nd;
+	long nm = read_small(dir_fd, MANIFEST_NAME, &man, err, err_cap);
+	if (nm == -ENOENT) {
+		man = NULL;
+		nm = 0;
+	} else if (nm < 0) {
+		free(done);
+		return nm;
+	}
+	long ret = manifest_parse(done, (size_t)nd, man, (size_t)nm, info, out, err, err_cap);
+	free(done);
+	free(man);
+	return ret;
+}
+
+long manifest_parse(char *done, size_t done_len, char *man, size_t man_len,
+		    struct manifest_info *info, struct manifest_entry **out, char *err,
+		    size_t err_cap)
+{
 	unsigned man_crc = 0;
 	uint32_t crc_done, crc_man;
-	long ret = read_checked(dir_fd, DONE_NAME, &done, &crc_done, err, err_cap);
+	long ret = text_checked(done, done_len, DONE_NAME, &crc_done, err, err_cap);
 	if (ret < 0)
 		return ret;
 	memset(info, 0, sizeof(*info));
@@ -251,21 +283,20 @@ long manifest_load(int dir_fd, struct manifest_info *info, struct manifest_entry
 		   &man_crc) != 2 ||
 	    strspn(info->dump_id_hex, "0123456789abcdef") != 32) {
 		snprintf(err, err_cap, "DONE has an unknown layout");
-		free(done);
 		return -EBADMSG;
 	}
-	free(done);
-	long body = read_checked(dir_fd, MANIFEST_NAME, &man, &crc_man, err, err_cap);
-	if (body == -ENOENT)
+	if (man == NULL) {
 		snprintf(err, err_cap, "DONE is there but %s is missing: the dump is damaged",
 			 MANIFEST_NAME);
+		return -EBADMSG;
+	}
+	long body = text_checked(man, man_len, MANIFEST_NAME, &crc_man, err, err_cap);
 	if (body < 0)
-		return body == -ENOENT ? -EBADMSG : body;
+		return body;
 	if (crc_man != man_crc) {
 		snprintf(err, err_cap,
 			 "DONE and MANIFEST disagree (manifest crc %08x, DONE says %08x)", crc_man,
 			 man_crc);
-		free(man);
 		return -EBADMSG;
 	}
 	size_t n = 0, cap = 0;
@@ -297,7 +328,6 @@ long manifest_load(int dir_fd, struct manifest_info *info, struct manifest_entry
 			sscanf(line, "finished_unix_ns %" SCNd64, &info->finished_unix_ns);
 		}
 	}
-	free(man);
 	info->crc = man_crc;
 	if (!same_dump) {
 		snprintf(err, err_cap, "MANIFEST is not for dump %s, as DONE says",

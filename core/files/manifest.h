@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "chunk_format.h"
+#include "mcw_limits.h" /* MANIFEST_TEXT_MAX */
 
 #define MANIFEST_NAME "MANIFEST"
 #define DONE_NAME     "DONE"
@@ -58,5 +59,13 @@ void manifest_sort(struct manifest_entry *v, size_t n);
  * entry count (entries allocated into *out), -ENOENT if DONE is absent, or -EBADMSG. */
 long manifest_load(int dir_fd, struct manifest_info *info, struct manifest_entry **out, char *err,
 		   size_t err_cap);
+
+/* manifest_load's checks and parsing over DONE's and MANIFEST's bytes held by the caller
+ * (populate reads them from an object store): done and man each need one writable byte
+ * past their length, and man is changed (parsed in place); man NULL: MANIFEST is absent
+ * (-EBADMSG, err says the dump is damaged). Returns as manifest_load. */
+long manifest_parse(char *done, size_t done_len, char *man, size_t man_len,
+		    struct manifest_info *info, struct manifest_entry **out, char *err,
+		    size_t err_cap);
 
 #endif
