@@ -92,6 +92,34 @@ int objs_delete(struct objs_client *c, const char *bucket, const char *key)
 						   .sink_cap = sizeof(none) });
 }
 
+int objs_copy(struct objs_client *c, const char *bucket, const char *src_key, const char *dst_key)
+{
+	char src[OBJS_KEY_MAX_BYTES * 3 + 1],
+	    hdr[OBJS_KEY_MAX_BYTES * 3 + OBJS_BUCKET_MAX_BYTES + 32];
+	size_t len;
+
+	if (objs_uri_encode(src_key, true, src, sizeof(src)) < 0)
+		return objs_fail(c, OBJS_ERR_TOO_LARGE, E2BIG, "copy source key too long");
+	snprintf(hdr, sizeof(hdr), "x-amz-copy-source: /%s/%s", bucket, src);
+	int rc = objs_request(c, &(struct objs_req){ .method = "PUT",
+						     .bucket = bucket,
+						     .key = dst_key,
+						     .body = "",
+						     .body_len = 0,
+						     .header = hdr });
+	if (rc < 0)
+		return rc;
+	const char *a = c->scratch, *end = a + c->resp_len;
+	if (objs_xml_find(a, end, "Error", &len, NULL)) { /* S3 may fail after a 200 */
+		objs_xml_get(a, end, "Code", c->err.code, sizeof(c->err.code));
+		objs_xml_get(a, end, "Message", c->err.message, sizeof(c->err.message));
+		return objs_fail(c, OBJS_ERR_TEMPFAIL, EAGAIN,
+				 "CopyObject s3://%s/%s to %s: %s: %s (run again)", bucket, src_key,
+				 dst_key, c->err.code, c->err.message);
+	}
+	return 0;
+}
+
 /* A paged listing (ListObjectsV2, ListMultipartUploads): query, markers and entries are
  * the operation's, the walk is shared. w is the first member of the operation's state. */
 struct page_walk {

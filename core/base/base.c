@@ -181,6 +181,8 @@ const char *mcw_strerror(int err)
 	case MCW_EBUG:
 		return "internal error";
 	default:
+		if (err > MCW_ESTORE_BASE && err <= MCW_ESTORE_LAST)
+			return "object store failure";
 		return strerror(err);
 	}
 }

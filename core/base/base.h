@@ -76,7 +76,16 @@ void hex_encode(char *out, const uint8_t *in, size_t n);
 enum mcw_errno {
 	MCW_ETOOSMALL = 4096, /* the destination cannot hold what is sent (it is full) */
 	MCW_EBUG,	      /* a step that cannot fail did: our bug */
+	/* -(MCW_ESTORE_BASE + cls): the object store failed with enum objs_class cls
+	 * (objstore.h, cls > 0); mcw_exit_code maps it to objs_exit_code(cls). */
+	MCW_ESTORE_BASE = 4352,
+	MCW_ESTORE_LAST = MCW_ESTORE_BASE + 255,
 };
+/* The cause for an object store failure of class cls (enum objs_class, > 0). */
+static inline int mcw_store_cause(int cls)
+{
+	return -(MCW_ESTORE_BASE + cls);
+}
 /* strerror for errno values and mcw_errno (err > 0). */
 const char *mcw_strerror(int err);
 

@@ -109,25 +109,53 @@
 	    * not evict stops us at one */
 
 /* populate (populate_private.h, pop_walk.h) and the ms pipe (mspipe.h). */
-#define POP_QUEUE_MAX	       65536 /* chunk files queued in one pass */
-#define POP_BATCH_RECORDS      512   /* ms requests per batch, closed by mn */
-#define POP_BATCHES_INFLIGHT   4
-#define POP_BATCH_PIECES       2048 /* value pieces of one batch */
-#define POP_REC_PIECES_MAX     2048 /* value pieces of one record (pop_walk.h) */
-#define POP_BATCH_HDR_BYTES    (POP_BATCH_RECORDS * MCP_REQ_MAX)
-#define POP_RECV_BYTES	       (64 * 1024)
-#define POP_RECONNECT_MIN_MS   100
-#define POP_RECONNECT_MAX_MS   5000
-#define POP_INTERVAL_MS	       500	   /* between --follow passes */
-#define POP_DEST_RESTARTS_MAX  10	   /* destination restarts survived in one run */
-#define POP_FILE_WARNINGS_MAX  8	   /* damaged blocks of one file listed; the rest counted */
-#define MSPIPE_BATCHES_MAX     4	   /* ms batches in flight per pipe */
-#define MSPIPE_SENDMSG_IOV     1024	   /* iovecs of one sendmsg */
-#define MSPIPE_TLS_STAGE_BYTES (256 * KIB) /* TLS: plaintext sealed at once (one burst) */
-#define MSPIPE_RECV_MIN	       (MCP_META_LINE_MAX * 2) /* a pipe's receive area at least */
+#define POP_QUEUE_MAX	      65536 /* chunk files queued in one pass */
+#define POP_BATCH_RECORDS     512   /* ms requests per batch, closed by mn */
+#define POP_BATCHES_INFLIGHT  4
+#define POP_BATCH_PIECES      2048 /* value pieces of one batch */
+#define POP_REC_PIECES_MAX    2048 /* value pieces of one record (pop_walk.h) */
+#define POP_BATCH_HDR_BYTES   (POP_BATCH_RECORDS * MCP_REQ_MAX)
+#define POP_RECV_BYTES	      (64 * 1024)
+#define POP_RECONNECT_MIN_MS  100
+#define POP_RECONNECT_MAX_MS  5000
+#define POP_INTERVAL_MS	      500  /* between --follow passes */
+#define POP_DEST_RESTARTS_MAX 10   /* destination restarts survived in one run */
+#define POP_FILE_WARNINGS_MAX 8	   /* damaged blocks of one file listed; the rest counted */
+#define POP_SHARDS_MAX	      4096 /* --shard I/N: N at most */
+#define POP_BACKLOG_WRITE_MS  2000 /* STATE/backlog rewritten at most this often in a pass */
+/* populate --from s3:// (populate_fetch.c, populate_s3.c) */
+#define POP_S3_FETCHES_MAX                                                                         \
+	3				/* a worker's fetches handed to its fetch thread: its two  \
+					 * read windows and one header/footer fetch */
+#define POP_S3_LIST_PAGE_KEYS	   1000 /* keys per ListObjectsV2 page */
+#define POP_S3_LIST_SCRATCH_BYTES  (2 * 1024 * 1024) /* one page's answer */
+#define POP_S3_FETCH_SCRATCH_BYTES (64 * 1024)	     /* a fetch thread's: error answers only */
+#define MSPIPE_BATCHES_MAX	   4		     /* ms batches in flight per pipe */
+#define MSPIPE_SENDMSG_IOV	   1024		     /* iovecs of one sendmsg */
+#define MSPIPE_TLS_STAGE_BYTES	   (256 * KIB)	     /* TLS: plaintext sealed at once (one burst) */
+#define MSPIPE_RECV_MIN		   (MCP_META_LINE_MAX * 2) /* a pipe's receive area at least */
 
 /* mcwarm verify. */
 #define VERIFY_MISMATCHES_MAX 100 /* --mismatches: differing keys listed in the report */
+
+/* dump --out s3:// (chunk_upload.h). */
+#define MCW_S3_PART_BYTES (5 * MIB) /* S3's smallest part (OBJS_PART_MIN_BYTES) */
+#define MCW_S3_PART_BUFS  2	    /* per worker: one filling, one on its way up */
+#define MCW_S3_MEMORY_DEFAULT_BYTES                                                                \
+	(128 * MIB)		    /* --memory's default: parts take 10 MiB a worker              \
+				     */
+#define MCW_S3_JOBS_MAX		  8 /* hand-offs queued to one uploader thread */
+#define MCW_S3_FILE_PARTS_MAX	  ((MCW_CHUNK_BYTES_MAX + 2 * MCW_BLOCK_BYTES) / MCW_S3_PART_BYTES + 2)
+#define MCW_S3_SCRATCH_BYTES	  (64 * KIB)  /* an uploader's request bodies and answers */
+#define MCW_S3_LIST_SCRATCH_BYTES (256 * KIB) /* the main thread's: listing pages */
+#define MCW_S3_LIST_PAGE_KEYS	  150	      /* keys per listing page: fits the scratch above */
+static_assert(MCW_S3_PART_BYTES % MCW_ALIGN_BYTES == 0, "parts are whole pages");
+static_assert(MCW_S3_JOBS_MAX >= MCW_S3_PART_BUFS + 2 * 2,
+	      "every part buffer plus a create and a finish per file slot fit the hand-off");
+static_assert(MCW_S3_FILE_PARTS_MAX * 200 < MCW_S3_SCRATCH_BYTES,
+	      "the complete body of the largest file fits the scratch buffer");
+static_assert(MCW_S3_LIST_PAGE_KEYS * (1024 + 512) < MCW_S3_LIST_SCRATCH_BYTES,
+	      "a listing page of the longest keys (1024 bytes) and their XML fits");
 
 /* mcwarm watch. */
 #define WATCH_NODES_MAX		 1024  /* old and new clusters together */
@@ -208,6 +236,9 @@ static_assert(MCW_TLS_PIPE_BYTES % MCW_ALIGN_BYTES == 0, "a TLS pipe's area keep
 static_assert(MCW_TLS_SEAL_BYTES(MCW_TLS_RECORD_BYTES) >=
 		  MCW_TLS_RECORD_BYTES + MCW_TLS_RECORD_OVERHEAD_MAX,
 	      "a sealed record has room for its overhead");
+static_assert(POP_S3_FETCHES_MAX >= 3, "two read windows and a header/footer fetch at once");
+static_assert(POP_S3_LIST_SCRATCH_BYTES >= POP_S3_LIST_PAGE_KEYS * 2048,
+	      "a listing page fits: keys of up to 1024 bytes, their entry's XML around them");
 static_assert((uint64_t)POP_DEST_RESTARTS_MAX * POP_RECONNECT_MAX_MS < MCW_IO_TIMEOUT_MS * 10ull,
 	      "surviving destination restarts is bounded in time");
 

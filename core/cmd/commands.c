@@ -7,6 +7,7 @@
 
 #include "base.h"
 #include "core.h"
+#include "objstore.h"
 
 const char mcw_exit_codes_help[] =
     "exit codes:\n"
@@ -25,7 +26,11 @@ const char mcw_exit_codes_help[] =
     "  75  temporary: e.g. the source crawler stayed busy; run again later\n"
     "  76  protocol: a server sent something malformed\n"
     "  77  refused: a server's TLS certificate failed verification, or the server\n"
-    "      refused the TLS client certificate or the --auth-file credentials\n";
+    "      refused the TLS client certificate or the --auth-file credentials; an object\n"
+    "      store (s3://) refused the credentials\n"
+    "  78  object store configuration: no credentials, no region or a bad s3:// URL\n"
+    "  with s3://, the store's failures exit by class: 69 no such bucket, 75 retries\n"
+    "  exhausted, 65 damaged data, 76 a malformed answer\n";
 
 int mcw_exit_code(int err)
 {
@@ -77,6 +82,8 @@ int mcw_exit_code(int err)
 	case EXDEV:
 		return MCW_EXIT_IO;
 	default:
+		if (-err > MCW_ESTORE_BASE && -err <= MCW_ESTORE_LAST)
+			return objs_exit_code((enum objs_class)(-err - MCW_ESTORE_BASE));
 		return MCW_EXIT_SOFTWARE;
 	}
 }

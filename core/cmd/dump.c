@@ -29,16 +29,30 @@
 #define SPOOL_DIR ".mcwarm"
 
 static const char dump_usage[] =
-    "usage: mcwarm dump --source HOST:PORT --out DIR [options]\n"
+    "usage: mcwarm dump --source HOST:PORT --out DIR|s3://BUCKET/PREFIX [--state DIR] "
+    "[options]\n"
     "\n"
     "Reads every item (key, value, client flags, remaining TTL) of a live memcached into\n"
     "checksummed chunk files in DIR, inside a fixed memory budget. Keys come from\n"
     "'lru_crawler metadump' on one dedicated connection, values from pipelined meta 'mg'\n"
-    "(no LRU bump on the source). The dump ends with DIR/MANIFEST and DIR/DONE.\n"
+    "(no LRU bump on the source). The dump ends with DIR/MANIFEST and DIR/DONE. With\n"
+    "s3://, the same files are objects under PREFIX/, uploaded as they are written; the\n"
+    "checkpoint stays in --state DIR.\n"
     "\n"
     "  -s, --source HOST:PORT   the memcached to dump (required)\n"
     "  -o, --out DIR            output directory: new or empty (required)\n"
-    "  -m, --memory SIZE        memory budget for all buffers (default 64M)\n"
+    "  -o, --out s3://BUCKET/PREFIX  upload each chunk file while it is written, as a\n"
+    "                           multipart upload with a CRC-32C per part (no local copy),\n"
+    "                           then PREFIX/MANIFEST and PREFIX/DONE; the prefix must be\n"
+    "                           new or empty. Credentials, region and endpoint the AWS way\n"
+    "                           (AWS_ACCESS_KEY_ID..., ~/.aws, instance role,\n"
+    "                           AWS_ENDPOINT_URL_S3). Needs 2 x 5M of --memory per thread\n"
+    "                           for the parts on their way up (--memory defaults to 128M\n"
+    "                           here); --max-bytes paces the uploads too\n"
+    "      --state DIR          with s3://: local directory for the checkpoint and key\n"
+    "                           chunks (new, or the one of the dump to continue)\n"
+    "  -m, --memory SIZE        memory budget for all buffers (default 64M; 128M with\n"
+    "                           s3://)\n"
     "  -t, --threads N          value workers, one io_uring each (default: online CPUs)\n"
     "      --crawl hash|all     key walk: hash lists every item once (default); all walks\n"
     "                           the LRUs, which the server reshuffles meanwhile: items\n"
@@ -69,7 +83,8 @@ enum {
 	OPT_NO_DIRECT,
 	OPT_CHUNK,
 	OPT_KEEP_SPOOL,
-	OPT_SYNCFS
+	OPT_SYNCFS,
+	OPT_STATE
 };
 
 /* Options of dump only; the common ones go to cli_common_option. 0, or an exit code. */
@@ -84,7 +99,13 @@ static int dump_option(int ch, const char *arg, struct dump_cmd *d)
 			return cli_usage_error("dump", "--source: '%s' is not HOST:PORT", arg);
 		return 0;
 	case 'o':
-		eo->dir = arg;
+		if (strncmp(arg, "s3://", 5) == 0)
+			d->s3.out_text = arg; /* checked once every option is known */
+		else
+			eo->dir = arg;
+		return 0;
+	case OPT_STATE:
+		d->state_dir = arg;
 		return 0;
 	case OPT_CRAWL:
 		return crawl_option("dump", arg, &eo->crawl);
@@ -136,6 +157,7 @@ static int parse_opts(int argc, char **argv, struct dump_cmd *d)
 		{ "chunk-size", required_argument, NULL, OPT_CHUNK },
 		{ "keep-spool", no_argument, NULL, OPT_KEEP_SPOOL },
 		{ "syncfs-interval", required_argument, NULL, OPT_SYNCFS },
+		{ "state", required_argument, NULL, OPT_STATE },
 		KEYFILTER_LONGOPTS,
 		CLI_COMMON_LONGOPTS,
 		{ 0 },
@@ -148,6 +170,7 @@ static int parse_opts(int argc, char **argv, struct dump_cmd *d)
 		.chunk_bytes = MCW_CHUNK_BYTES_DEFAULT,
 	};
 	cli_common_defaults(&o->co);
+	o->co.memory_bytes = 0; /* not given: the default depends on --out */
 	int ch;
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "s:o:" CLI_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
@@ -164,6 +187,18 @@ static int parse_opts(int argc, char **argv, struct dump_cmd *d)
 		return cli_usage_error("dump", "unexpected argument '%s'", argv[optind]);
 	if (o->source.port == 0)
 		return cli_usage_error("dump", "--source HOST:PORT is required");
+	if (o->co.memory_bytes == 0)
+		o->co.memory_bytes =
+		    d->s3.out_text ? MCW_S3_MEMORY_DEFAULT_BYTES : MCW_MEMORY_DEFAULT_BYTES;
+	if (d->s3.out_text != NULL) {
+		o->dir = d->state_dir;
+		int code = dump_s3_option(d, d->s3.out_text);
+		if (code != 0)
+			return code;
+	} else if (d->state_dir != NULL) {
+		return cli_usage_error("dump", "--state is for --out s3://; a dump directory "
+					       "keeps its checkpoint inside");
+	}
 	if (o->dir == NULL)
 		return cli_usage_error("dump", "--out DIR is required");
 	return cli_secure_finish("dump", &o->co, &o->source, NULL);
@@ -204,6 +239,31 @@ static bool dump_is_complete(struct dump_cmd *d, int dir_fd)
 	return faccessat(dir_fd, SPOOL_DIR "/" CHECKPOINT_NAME, F_OK, 0) < 0;
 }
 
+/* --out s3://: the state directory holds a checkpoint to continue, or nothing; the
+ * prefix is checked against it (dump_s3_prepare). */
+static int prepare_state_dir(struct dump_cmd *d, char *first, size_t cap)
+{
+	struct engine *e = &d->e;
+	bool resume =
+	    e->dir_fd >= 0 && faccessat(e->dir_fd, SPOOL_DIR "/" CHECKPOINT_NAME, F_OK, 0) == 0;
+	if (!resume && !dir_is_empty(e->o.dir, first, cap)) {
+		log_error("the state directory %s is not empty (it holds '%s') and holds no "
+			  "checkpoint: give a new or empty directory, or the one of the dump to "
+			  "continue",
+			  e->o.dir, first);
+		return -EINVAL;
+	}
+	d->group_fd[0] = e->dir_fd;
+	snprintf(d->group_path[0], sizeof(d->group_path[0]), "%s", d->s3.out_text);
+	int ret = dump_s3_prepare(d, resume);
+	if (ret != 0 || d->already_complete)
+		return ret;
+	ret = engine_make_spool(e, resume);
+	if (ret != 0)
+		return ret;
+	return resume ? resume_prepare(d) : dump_s3_state_mark(d);
+}
+
 static int prepare_out_dir(struct engine *e)
 {
 	struct dump_cmd *d = e->sink_ctx;
@@ -216,6 +276,8 @@ static int prepare_out_dir(struct engine *e)
 		return ret;
 	}
 	e->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (d->s3.on)
+		return prepare_state_dir(d, first, sizeof(first));
 	if (!dir_is_empty(dir, first, sizeof(first))) {
 		if (e->dir_fd >= 0 && dump_is_complete(d, e->dir_fd)) {
 			log_info("%s already holds a complete dump (DONE): nothing to do", dir);
@@ -277,17 +339,26 @@ static int start_checkpoint(struct engine *e)
 	return 0;
 }
 
-/* MANIFEST and DONE in each group's directory (the output directory without groups). */
+long dump_collect(struct dump_cmd *d, unsigned g, struct manifest_entry **out, char *err,
+		  size_t cap)
+{
+	if (d->s3.on)
+		return dump_s3_collect(d, out, err, cap);
+	return manifest_collect(d->group_fd[g], out, err, cap);
+}
+
+/* MANIFEST and DONE in each group's directory (the output directory without groups), or
+ * the prefix. 0 or a cause (reported). */
 static int publish(struct dump_cmd *d)
 {
 	char err[512];
 	for (unsigned g = 0; g < d->e.kf.ngroups; g++) {
 		struct manifest_entry *entries = NULL;
 		struct manifest_info mi;
-		long n = manifest_collect(d->group_fd[g], &entries, err, sizeof(err));
+		long n = dump_collect(d, g, &entries, err, sizeof(err));
 		if (n < 0) {
 			log_error("%s", err);
-			return MCW_EXIT_IO;
+			return d->s3.on && n != -EBADMSG ? dump_s3_store_cause(d) : -EIO;
 		}
 		memset(&mi, 0, sizeof(mi));
 		memcpy(mi.dump_id_hex, d->e.dump_id_hex, sizeof(mi.dump_id_hex));
@@ -296,12 +367,19 @@ static int publish(struct dump_cmd *d)
 		mi.started_unix_ns = d->e.id.dump_started_unix_ns;
 		mi.finished_unix_ns = wall_ns();
 		mi.source_item_size_max = d->e.src.item_size_max;
-		int ret =
-		    manifest_publish(d->group_fd[g], &mi, entries, (size_t)n, err, sizeof(err));
-		free(entries);
-		if (ret < 0) {
-			log_error("%s", err);
-			return MCW_EXIT_IO;
+		if (d->s3.on) {
+			int ret = dump_s3_publish(d, &mi, entries, (size_t)n);
+			free(entries);
+			if (ret != 0)
+				return ret;
+		} else {
+			int ret = manifest_publish(d->group_fd[g], &mi, entries, (size_t)n, err,
+						   sizeof(err));
+			free(entries);
+			if (ret < 0) {
+				log_error("%s", err);
+				return -EIO;
+			}
 		}
 		if (mi.records != atomic_load(&d->st.group_items[g])) {
 			log_error(
@@ -309,10 +387,30 @@ static int publish(struct dump_cmd *d)
 			    "changed during the dump",
 			    d->group_path[g], (unsigned long long)mi.records,
 			    (unsigned long long)atomic_load(&d->st.group_items[g]));
-			return MCW_EXIT_SOFTWARE;
+			return -MCW_EBUG;
 		}
 	}
 	return 0;
+}
+
+/* --out s3://: the uploaders' counts, summed. */
+static void summary_upload(struct dump_cmd *d, struct json *j)
+{
+	uint64_t parts = 0, bytes = 0, retries = 0, wait_ns = 0;
+	for (unsigned i = 0; i < MCW_THREADS_MAX; i++) {
+		struct chunk_upload_stats *st = &d->workers[i].up.st;
+		parts += atomic_load(&st->parts);
+		bytes += atomic_load(&st->bytes);
+		retries += atomic_load(&st->retries);
+		wait_ns += atomic_load(&st->rate_wait_ns);
+	}
+	json_str(j, "state", d->e.o.dir);
+	json_obj(j, "upload");
+	json_u64(j, "parts", parts);
+	json_u64(j, "bytes", bytes);
+	json_u64(j, "retries", retries);
+	json_f64(j, "rate_wait_seconds", (double)wait_ns / 1e9);
+	json_obj_end(j);
 }
 
 static void summary(struct dump_cmd *d, int code, double secs)
@@ -357,7 +455,9 @@ static void summary(struct dump_cmd *d, int code, double secs)
 		json_str(&j, "error", c->run.fault.msg);
 	json_str(&j, "source", c->o.source.text);
 	json_str(&j, "source_version", c->src.version);
-	json_str(&j, "out", c->o.dir);
+	json_str(&j, "out", d->s3.on ? d->s3.out_text : c->o.dir);
+	if (d->s3.on)
+		summary_upload(d, &j);
 	json_str(&j, "dump_id", c->dump_id_hex);
 	json_bool(&j, "already_complete", d->already_complete);
 	json_bool(&j, "resumed", c->resuming);
@@ -406,12 +506,13 @@ static void summary(struct dump_cmd *d, int code, double secs)
 static void dump_need(const struct engine *e, uint64_t item_size_max, struct engine_sink_need *need)
 {
 	const struct dump_cmd *d = e->sink_ctx;
-	dump_sink_need(d->o.write_mode, item_size_max, need);
+	dump_sink_need(d->o.write_mode, item_size_max, d->s3.on, need);
 }
 
 static int dump_prepare(struct engine *e)
 {
-	e->target = e->o.dir;
+	struct dump_cmd *d = e->sink_ctx;
+	e->target = d->s3.on ? d->s3.out_text : e->o.dir;
 	return prepare_out_dir(e);
 }
 
@@ -473,6 +574,7 @@ void dump_cmd_init(struct dump_cmd *d)
 void dump_cmd_release(struct dump_cmd *d)
 {
 	engine_release(&d->e);
+	dump_s3_release(d);
 }
 
 static int dump_run(struct dump_cmd *d)
@@ -480,11 +582,13 @@ static int dump_run(struct dump_cmd *d)
 	struct engine *e = &d->e;
 	int code = mcw_exit_code(engine_run(e));
 	if (code != 0 && e->run.fault.err)
-		log_error("finished chunk files are kept in %s; the dump is not complete (no DONE)",
-			  e->o.dir);
+		log_error(
+		    "finished chunk files are kept in %s; the dump is not complete (no DONE)%s",
+		    e->target ? e->target : e->o.dir,
+		    d->s3.on ? ": run the same command again to continue it" : "");
 	if (code != 0 || d->already_complete)
 		return code;
-	code = publish(d);
+	code = mcw_exit_code(publish(d));
 	if (code == 0 && !d->o.keep_spool)
 		engine_remove_spool(e);
 	if (code == 0 && d->o.syncfs_interval_s > 0 && syncfs(e->dir_fd) < 0)

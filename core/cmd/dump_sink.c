@@ -22,13 +22,14 @@ static struct dump_worker *dw(struct engine_worker *w)
 	return w->sink;
 }
 
-void dump_sink_need(enum chunk_write_mode mode, uint64_t item_size_max,
+void dump_sink_need(enum chunk_write_mode mode, uint64_t item_size_max, bool upload,
 		    struct engine_sink_need *need)
 {
 	*need = (struct engine_sink_need){
-		.nparts = 1,
+		.nparts = upload ? 2 : 1,
 		.part[0] = { "staging", chunk_writer_staging_min(mode, (uint32_t)item_size_max),
 			     true },
+		.part[1] = { "upload parts", MCW_S3_PART_BUFS * (size_t)MCW_S3_PART_BYTES, false },
 	};
 }
 
@@ -40,10 +41,13 @@ int dump_sink_worker_open(struct engine *e, struct engine_worker *w)
 	return 0;
 }
 
-/* The worker's chunk writer failed: its sticky -errno and message fail the run. */
+/* The worker's chunk writer failed: its sticky -errno, or the upload's cause (dump_s3.c),
+ * and its message fail the run. */
 static void writer_failed(struct engine_worker *w)
 {
-	engine_fail(&dw(w)->d->e, dw(w)->cw.error, "%s", dw(w)->cw.error_msg);
+	struct dump_worker *x = dw(w);
+	int err = x->d->s3.on ? dump_s3_worker_cause(x) : x->cw.error;
+	engine_fail(&x->d->e, err, "%s", x->cw.error_msg);
 }
 
 static void on_file_done(void *arg, const struct chunk_file_done *done)
@@ -78,6 +82,12 @@ int dump_sink_worker_init(struct engine_worker *w)
 		.on_file_done = on_file_done,
 		.arg = d,
 	};
+	if (d->s3.on) {
+		ret = dump_s3_worker_init(d, dw(w), w);
+		if (ret < 0)
+			return ret;
+		wo.upload = &dw(w)->up;
+	}
 	ret = chunk_writer_init(&dw(w)->cw, &wo);
 	dw(w)->cw_ready = ret == 0;
 	return ret;
@@ -160,6 +170,7 @@ bool dump_sink_idle(struct engine_worker *w)
 
 void dump_sink_worker_fini(struct engine_worker *w, bool failed)
 {
+	dump_s3_worker_fini(dw(w), failed);
 	if (!dw(w)->cw_ready)
 		return;
 	if (failed)

@@ -3,11 +3,15 @@
  * journal, plans the memory budget, starts the workers, and runs passes over the dump
  * directory until the dump's MANIFEST is fully applied (--follow) or once (--once).
  *
- * A pass: list the directory; queue every final chunk file the journal does not mark
- * done (in job/part order; a damaged file again only if it changed since); wait until
- * the workers have finished them; then check DONE and MANIFEST against the journal.
+ * A pass: list the directory or the s3:// prefix (the listing is the queue: no queue
+ * service, docs/architecture.md); queue every final chunk file of this --shard the
+ * journal does not mark done (in job/part order; a damaged file again only if it changed
+ * since); wait until the workers have finished them; then check DONE and MANIFEST against
+ * the journal. The backlog (chunks listed, not applied yet) goes to the progress line,
+ * the metrics, the JSON summary and STATE/backlog for an autoscaler.
  */
 #include <dirent.h>
+#include <inttypes.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -27,8 +31,8 @@
 #include "populate_private.h"
 
 static const char populate_usage[] =
-    "usage: mcwarm populate --dest HOST:PORT --from DIR --state DIR [--once|--follow] "
-    "[options]\n"
+    "usage: mcwarm populate --dest HOST:PORT --from DIR|s3://BUCKET/PREFIX --state DIR\n"
+    "                       [--once|--follow] [--shard I/N] [options]\n"
     "\n"
     "Writes the items of a dump's chunk files into a live memcached with pipelined meta\n"
     "'ms', in add mode by default (a key that live traffic already wrote is kept: counted\n"
@@ -39,10 +43,16 @@ static const char populate_usage[] =
     "twice and a killed populate continues where it stopped.\n"
     "\n"
     "  -d, --dest HOST:PORT     the memcached to fill (required)\n"
-    "  -f, --from DIR           the dump directory (may be a read-only mount) (required)\n"
+    "  -f, --from DIR|s3://BUCKET/PREFIX  the dump: a directory (may be a read-only\n"
+    "                           mount), or the objects a dump wrote under PREFIX/ in S3 or\n"
+    "                           an S3-compatible store, read in ranged GETs straight into\n"
+    "                           the read buffers (no local copy) (required)\n"
     "  -s, --state DIR          where the journal lives, outside DIR (required)\n"
     "      --once               one pass over what is there (default)\n"
     "      --follow             pass again until the dump's MANIFEST is fully applied\n"
+    "      --shard I/N          apply only the files of shard I (0..N-1) of N populators\n"
+    "                           sharing one dump: file j (its job plus its part number,\n"
+    "                           from its name) goes to populator j mod N\n"
     "      --idle-timeout SECONDS  --follow gives up after this long without a new file\n"
     "                           (default 600)\n"
     "      --mode add|set       add (default): never overwrite; set: overwrite\n"
@@ -63,6 +73,17 @@ static const char populate_usage[] =
     "\n"
     "--once exits 0 when DONE and MANIFEST were seen and every listed file is applied,\n"
     "1 when the dump is not (yet) fully applied, 65 when only damaged files are missing.\n"
+    "With --shard, 'fully applied' means every file of this shard in the MANIFEST.\n"
+    "\n"
+    "The backlog (chunk files of this shard listed but not applied yet) is shown in the\n"
+    "progress line, the JSON summary (backlog_chunks), --metrics-file\n"
+    "(mcwarm_backlog_chunks) and STATE/backlog (backlog_chunks=N), for an autoscaler.\n"
+    "\n"
+    "s3:// takes the AWS configuration: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,\n"
+    "AWS_SESSION_TOKEN, the shared credentials file and AWS_PROFILE, the instance role\n"
+    "(IMDSv2), AWS_REGION, AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL for S3-compatible\n"
+    "stores. Store failures exit 77 (credentials refused), 69 (no such bucket), 75\n"
+    "(503/500/timeouts past the retries), 78 (bad URL, no credentials).\n"
     "\n"
     "Before sending, the destination is checked against the dump's MANIFEST: its memory\n"
     "(items with memcached's per-item overhead, rounded to slab chunks, against\n"
@@ -82,7 +103,53 @@ enum {
 	OPT_MIN_TTL,
 	OPT_RECONNECT,
 	OPT_NO_DIRECT,
+	OPT_SHARD,
 };
+
+/* --shard I/N */
+static int parse_shard(const char *arg, struct pop_opts *o)
+{
+	unsigned i, n;
+	int end = 0;
+	if (sscanf(arg, "%u/%u%n", &i, &n, &end) != 2 || arg[end] != '\0' || n == 0 ||
+	    n > POP_SHARDS_MAX || i >= n)
+		return cli_usage_error("populate",
+				       "--shard: '%s' is not I/N with 0 <= I < N <= %d (e.g. 0/2 "
+				       "and 1/2 for two populators)",
+				       arg, POP_SHARDS_MAX);
+	o->shard_i = i;
+	o->shard_n = n;
+	return 0;
+}
+
+/* --from s3://BUCKET/PREFIX: the prefix gets its '/' (the dump's layout is PREFIX/NAME) */
+static int parse_from_s3(const char *arg, struct pop_opts *o)
+{
+	struct objs_error e = { 0 };
+	if (objs_url_parse(arg, &o->url, &e) < 0) {
+		log_error("populate: --from: %s", e.text);
+		return mcw_exit_code(mcw_store_cause(e.cls));
+	}
+	size_t n = strlen(o->url.prefix);
+	/* every key PREFIX/NAME within S3's key limit */
+	if (n + 1 + CHUNK_NAME_MAX > OBJS_KEY_MAX_BYTES)
+		return cli_usage_error("populate",
+				       "--from: the prefix is longer than %d bytes (S3 keys are at "
+				       "most %d bytes with the chunk names under it)",
+				       OBJS_KEY_MAX_BYTES - 1 - CHUNK_NAME_MAX, OBJS_KEY_MAX_BYTES);
+	if (n > 0 && o->url.prefix[n - 1] != '/') {
+		o->url.prefix[n] = '/';
+		o->url.prefix[n + 1] = '\0';
+	}
+	/* messages name objects as FROM/NAME: FROM without its trailing '/' */
+	static char shown[8 + OBJS_BUCKET_MAX_BYTES + OBJS_KEY_MAX_BYTES];
+	int len = snprintf(shown, sizeof(shown), "%s", arg);
+	while (len > 5 && shown[len - 1] == '/')
+		shown[--len] = '\0';
+	o->from_dir = shown;
+	o->from_s3 = true;
+	return 0;
+}
 
 /* Options of populate only; the common ones go to cli_common_option. 0, or an exit code. */
 static int pop_option(int ch, const char *arg, struct pop_opts *o)
@@ -95,7 +162,10 @@ static int pop_option(int ch, const char *arg, struct pop_opts *o)
 		return 0;
 	case 'f':
 		o->from_dir = arg;
-		return 0;
+		o->from_s3 = false;
+		return strncmp(arg, "s3://", 5) == 0 ? parse_from_s3(arg, o) : 0;
+	case OPT_SHARD:
+		return parse_shard(arg, o);
 	case 's':
 		o->state_dir = arg;
 		return 0;
@@ -141,6 +211,7 @@ static int parse_opts(int argc, char **argv, struct pop_opts *o)
 		{ "reconnect-timeout", required_argument, NULL, OPT_RECONNECT },
 		{ "no-direct", no_argument, NULL, OPT_NO_DIRECT },
 		CAP_COPY_LONGOPTS,
+		{ "shard", required_argument, NULL, OPT_SHARD },
 		CLI_COMMON_LONGOPTS,
 		{ 0 },
 	};
@@ -150,6 +221,7 @@ static int parse_opts(int argc, char **argv, struct pop_opts *o)
 		.reconnect_timeout_ms = 60000,
 		.idle_timeout_s = 600,
 		.direct = true,
+		.shard_n = 1,
 	};
 	cli_common_defaults(&o->co);
 	int ch;
@@ -170,7 +242,8 @@ static int parse_opts(int argc, char **argv, struct pop_opts *o)
 	if (o->dest.port == 0)
 		return cli_usage_error("populate", "--dest HOST:PORT is required");
 	if (o->from_dir == NULL || o->state_dir == NULL)
-		return cli_usage_error("populate", "--from DIR and --state DIR are required");
+		return cli_usage_error(
+		    "populate", "--from DIR|s3://BUCKET/PREFIX and --state DIR are required");
 	return cli_secure_finish("populate", &o->co, NULL, &o->dest);
 }
 
@@ -209,9 +282,12 @@ static int budget_setup(struct pop_ctx *c)
 	size_t send = ROUND_UP(pop_send_area_bytes(), MCW_ALIGN_BYTES);
 	/* the answers, and for TLS the ms pipe's stage and ciphertext areas after them */
 	size_t recv = POP_RECV_BYTES + (c->o.co.dst_sec.tls ? MSPIPE_TLS_BYTES : 0);
+	/* from a store: the footer page, then the fetch thread's client scratch */
+	size_t fetch = c->o.from_s3 ? MCW_ALIGN_BYTES + POP_S3_FETCH_SCRATCH_BYTES : 0;
 	size_t fixed = ROUND_UP(journal_memory_bytes(), MCW_ALIGN_BYTES) +
 		       ROUND_UP(POP_QUEUE_MAX * sizeof(struct pop_task), MCW_ALIGN_BYTES) +
-		       c->o.co.threads * (send + recv);
+		       (c->o.from_s3 ? POP_S3_LIST_SCRATCH_BYTES : 0) +
+		       c->o.co.threads * (send + recv + fetch);
 	size_t per = c->o.co.memory_bytes > fixed
 			 ? (c->o.co.memory_bytes - fixed) / (2 * c->o.co.threads)
 			 : 0;
@@ -246,7 +322,13 @@ static int budget_setup(struct pop_ctx *c)
 		w->send_bytes = send;
 		w->recv_area = budget_take(&c->budget, recv, owners[i], "receive", node);
 		w->recv_bytes = recv;
+		if (fetch > 0)
+			w->fetch_scratch =
+			    budget_take(&c->budget, fetch, owners[i], "S3 fetch", node);
 	}
+	void *list_scratch =
+	    c->o.from_s3 ? budget_take(&c->budget, POP_S3_LIST_SCRATCH_BYTES, "S3", "listing", -1)
+			 : NULL;
 	void *jm = budget_take(&c->budget, journal_memory_bytes(), "journal", "entries", -1);
 	c->queue = budget_take(&c->budget, POP_QUEUE_MAX * sizeof(struct pop_task), "journal",
 			       "pass queue", -1);
@@ -258,7 +340,8 @@ static int budget_setup(struct pop_ctx *c)
 		log_error("%s", err);
 		return MCW_EXIT_IO;
 	}
-	return 0;
+	return list_scratch ? mcw_exit_code(pop_s3_open(c, list_scratch, POP_S3_LIST_SCRATCH_BYTES))
+			    : 0;
 }
 
 /* The dump this directory holds: from DONE, else from the first chunk file's header. */
@@ -267,12 +350,12 @@ static bool find_dump_id(struct pop_ctx *c)
 	struct manifest_info mi;
 	struct manifest_entry *e = NULL;
 	char err[256];
-	if (manifest_load(c->from_fd, &mi, &e, err, sizeof(err)) >= 0) {
+	if (pop_manifest_load(c, &mi, &e, err, sizeof(err)) >= 0) {
 		free(e);
 		snprintf(c->dump_id_hex, sizeof(c->dump_id_hex), "%s", mi.dump_id_hex);
 	} else {
 		struct chunk_header h;
-		if (!pop_first_header(c->from_fd, &h))
+		if (!pop_first_header(c, &h))
 			return false;
 		hex_encode(c->dump_id_hex, h.f.dump_id, 16);
 	}
@@ -287,31 +370,29 @@ static bool find_dump_id(struct pop_ctx *c)
 
 /* ---- passes -------------------------------------------------------------------------- */
 
-/* Damaged files seen this run, so an unchanged one is not read again every pass. */
+/* Damaged files seen this run, so an unchanged one is not read again every pass: by size,
+ * inode and mtime on a volume, by size and ETag in a store. */
 struct seen {
 	uint32_t job, part;
-	uint64_t size, ino;
+	uint64_t size, id;
 	int64_t mtime_ns;
 };
 static struct seen seen[JOURNAL_PARTIALS_MAX];
 static unsigned nseen;
 
-static bool unchanged_since_seen(const struct pop_task *t, const struct stat *sb, bool record)
+static bool unchanged_since_seen(const struct pop_task *t, const struct seen *now, bool record)
 {
-	int64_t mt = (int64_t)sb->st_mtim.tv_sec * NS_PER_SEC + sb->st_mtim.tv_nsec;
 	for (unsigned i = 0; i < nseen; i++) {
 		if (seen[i].job != t->job || seen[i].part != t->part)
 			continue;
-		bool same = seen[i].size == (uint64_t)sb->st_size && seen[i].ino == sb->st_ino &&
-			    seen[i].mtime_ns == mt;
+		bool same = seen[i].size == now->size && seen[i].id == now->id &&
+			    seen[i].mtime_ns == now->mtime_ns;
 		if (record)
-			seen[i] =
-			    (struct seen){ t->job, t->part, (uint64_t)sb->st_size, sb->st_ino, mt };
+			seen[i] = *now;
 		return same;
 	}
 	if (record && nseen < JOURNAL_PARTIALS_MAX)
-		seen[nseen++] =
-		    (struct seen){ t->job, t->part, (uint64_t)sb->st_size, sb->st_ino, mt };
+		seen[nseen++] = *now;
 	return false;
 }
 
@@ -323,34 +404,128 @@ static int cmp_task(const void *a, const void *b)
 	return x->part < y->part ? -1 : x->part > y->part;
 }
 
-/* Lists the directory and queues what is left to apply. Returns the count. */
-static uint32_t list_pass(struct pop_ctx *c)
+struct listing {
+	uint32_t n;	   /* queued */
+	uint64_t listed;   /* chunks of this shard listed */
+	uint64_t not_done; /* of those, not applied yet (the backlog) */
+	bool full_reported;
+};
+
+/* A name found by a listing: counted if it is a chunk of this shard; true if it is not
+ * applied yet (then list_queue decides, with its size and identity). */
+static bool list_wanted(struct pop_ctx *c, const char *name, struct pop_task *t, struct listing *l)
 {
+	if (!chunk_name_parse(name, &t->job, &t->part, &t->crc) ||
+	    !pop_in_shard(&c->o, t->job, t->part))
+		return false;
+	l->listed++;
+	const struct journal_entry *e = journal_find(&c->journal, t->job, t->part);
+	if (e != NULL && e->state == JOURNAL_DONE && e->crc == t->crc)
+		return false;
+	l->not_done++;
+	return true;
+}
+
+/* Queues a wanted file unless it is damaged and unchanged since the last look (now: its
+ * size and identity). */
+static void list_queue(struct pop_ctx *c, struct pop_task *t, struct seen *now, struct listing *l)
+{
+	now->job = t->job;
+	now->part = t->part;
+	const struct journal_entry *e = journal_find(&c->journal, t->job, t->part);
+	bool unchanged = unchanged_since_seen(t, now, true);
+	if (e != NULL && e->crc == t->crc && unchanged)
+		return; /* damaged, and not repaired since the last look */
+	if (l->n == POP_QUEUE_MAX) {
+		if (!l->full_reported)
+			log_info("more than %d chunk files to apply: the rest go in the next pass",
+				 POP_QUEUE_MAX);
+		l->full_reported = true;
+		return;
+	}
+	c->queue[l->n++] = *t;
+}
+
+static void list_dir(struct pop_ctx *c, struct listing *l)
+{
+	/* before the listing: a file listed after DONE appeared is one the dump finished */
+	c->done_listed = faccessat(c->from_fd, "DONE", F_OK, 0) == 0;
 	DIR *d = fdopendir(dup(c->from_fd));
 	struct dirent *de;
-	uint32_t n = 0;
 	if (d == NULL)
-		return 0;
+		return;
 	rewinddir(d);
-	while ((de = readdir(d)) != NULL && n < POP_QUEUE_MAX) {
+	while ((de = readdir(d)) != NULL) {
 		struct pop_task t;
-		if (!chunk_name_parse(de->d_name, &t.job, &t.part, &t.crc))
-			continue;
-		const struct journal_entry *e = journal_find(&c->journal, t.job, t.part);
-		if (e != NULL && e->state == JOURNAL_DONE && e->crc == t.crc)
-			continue;
 		struct stat sb;
-		if (e != NULL && e->crc == t.crc &&
-		    fstatat(c->from_fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
-		    unchanged_since_seen(&t, &sb, false))
-			continue; /* damaged, and not repaired since the last look */
-		if (fstatat(c->from_fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) == 0)
-			unchanged_since_seen(&t, &sb, true);
-		c->queue[n++] = t;
+		if (!list_wanted(c, de->d_name, &t, l))
+			continue;
+		if (fstatat(c->from_fd, de->d_name, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+			memset(&sb, 0, sizeof(sb));
+		struct seen now = {
+			.size = (uint64_t)sb.st_size,
+			.id = sb.st_ino,
+			.mtime_ns = (int64_t)sb.st_mtim.tv_sec * NS_PER_SEC + sb.st_mtim.tv_nsec,
+		};
+		list_queue(c, &t, &now, l);
 	}
 	closedir(d);
-	qsort(c->queue, n, sizeof(c->queue[0]), cmp_task);
-	return n;
+}
+
+static void list_s3_one(struct pop_ctx *c, const char *name, uint64_t size, const char *etag,
+			void *arg)
+{
+	struct pop_task t;
+	if (!list_wanted(c, name, &t, arg))
+		return;
+	struct seen now = { .size = size, .id = mcw_crc32c(0, etag, strlen(etag)) };
+	list_queue(c, &t, &now, arg);
+}
+
+/* Lists the dump and queues what is left to apply. Returns the count. */
+static uint32_t list_pass(struct pop_ctx *c)
+{
+	struct listing l = { 0 };
+	if (c->o.from_s3) {
+		if (pop_s3_list(c, list_s3_one, &l, &c->done_listed) != 0)
+			return 0;
+	} else {
+		list_dir(c, &l);
+	}
+	qsort(c->queue, l.n, sizeof(c->queue[0]), cmp_task);
+	pthread_mutex_lock(&c->run.mu);
+	c->chunks_listed = l.listed;
+	c->backlog = l.not_done;
+	pthread_mutex_unlock(&c->run.mu);
+	return l.n;
+}
+
+/* STATE/backlog, for an autoscaler (mcwarm-ctl status --json reads it): key=value lines,
+ * written to a temporary name and renamed. */
+static void write_backlog(struct pop_ctx *c, bool force)
+{
+	int64_t now = mono_ns();
+	if (!force && now - c->backlog_written_ns < (int64_t)POP_BACKLOG_WRITE_MS * 1000000)
+		return;
+	c->backlog_written_ns = now;
+	char path[4200], tmp[4210];
+	snprintf(path, sizeof(path), "%s/backlog", c->o.state_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	pthread_mutex_lock(&c->run.mu);
+	uint64_t listed = c->chunks_listed, backlog = c->backlog;
+	pthread_mutex_unlock(&c->run.mu);
+	FILE *f = fopen(tmp, "we");
+	if (f == NULL)
+		return;
+	fprintf(f,
+		"backlog_chunks=%" PRIu64 "\nchunks_listed=%" PRIu64 "\ndump_done=%d\ncomplete=%d\n"
+		"shard=%u/%u\nfrom=%s\ndump_id=%s\npid=%d\nupdated_unix_ms=%" PRId64 "\n",
+		backlog, listed, c->done_listed, c->complete, c->o.shard_i, c->o.shard_n,
+		c->o.from_dir, c->dump_id_hex, (int)getpid(), wall_ns() / 1000000);
+	if (fclose(f) != 0 || rename(tmp, path) != 0) {
+		log_warn("cannot write %s: %s", path, strerror(errno));
+		unlink(tmp);
+	}
 }
 
 /* A --metrics-file snapshot (metrics.h). */
@@ -364,6 +539,7 @@ static void pop_metrics(struct pop_ctx *c, const char *phase)
 	uint64_t sent = atomic_load(&st->records_sent);
 	pthread_mutex_lock(&c->run.mu);
 	uint32_t lag = c->qlen - c->qnext + c->busy;
+	uint64_t backlog = c->backlog;
 	pthread_mutex_unlock(&c->run.mu);
 	metrics_begin(m, phase);
 	metrics_add(m, METRICS_COUNTER, "mcwarm_items_total", "items sent to the destination", "",
@@ -376,6 +552,8 @@ static void pop_metrics(struct pop_ctx *c, const char *phase)
 		    (double)atomic_load(&st->files_done));
 	metrics_add(m, METRICS_GAUGE, "mcwarm_lag_files",
 		    "chunk files of this pass not applied yet", "", (double)lag);
+	metrics_add(m, METRICS_GAUGE, "mcwarm_backlog_chunks",
+		    "chunk files of this shard listed, not applied yet", "", (double)backlog);
 	static const char *const kinds[] = { "already_present", "expired", "too_large",
 					     "lost_in_damage" };
 	uint64_t skipped[] = { atomic_load(&st->already_present), atomic_load(&st->expired),
@@ -403,12 +581,15 @@ static void show_progress(struct pop_ctx *c, struct progress *pg)
 	double secs = (double)(mono_ns() - c->start_mono_ns) / 1e9;
 	uint64_t sent = atomic_load(&c->st.records_sent);
 	uint64_t bytes = atomic_load(&c->st.value_bytes);
+	pthread_mutex_lock(&c->run.mu);
+	uint64_t backlog = c->backlog;
+	pthread_mutex_unlock(&c->run.mu);
 	progress_draw(pg,
-		      "populate: files %llu done, %u queued; items %llu (%.0f/s), %.1f MiB "
-		      "(%.1f MiB/s), present %llu, expired %llu",
+		      "populate: files %llu done, %u queued, backlog %llu; items %llu (%.0f/s), "
+		      "%.1f MiB (%.1f MiB/s), present %llu, expired %llu",
 		      (unsigned long long)atomic_load(&c->st.files_done), c->qlen - c->qnext,
-		      (unsigned long long)sent, secs > 0 ? (double)sent / secs : 0,
-		      (double)bytes / (double)MIB,
+		      (unsigned long long)backlog, (unsigned long long)sent,
+		      secs > 0 ? (double)sent / secs : 0, (double)bytes / (double)MIB,
 		      secs > 0 ? (double)bytes / (double)MIB / secs : 0,
 		      (unsigned long long)atomic_load(&c->st.already_present),
 		      (unsigned long long)atomic_load(&c->st.expired));
@@ -417,9 +598,9 @@ static void show_progress(struct pop_ctx *c, struct progress *pg)
 /* Runs one pass to its end. */
 static void run_pass(struct pop_ctx *c, struct progress *pg)
 {
-	/* before the listing: a file listed after DONE appeared is one the dump finished */
-	c->dump_finished = faccessat(c->from_fd, "DONE", F_OK, 0) == 0;
 	uint32_t n = list_pass(c);
+	c->dump_finished = c->done_listed;
+	write_backlog(c, true);
 	pthread_mutex_lock(&c->run.mu);
 	c->qlen = n;
 	c->qnext = 0;
@@ -432,6 +613,7 @@ static void run_pass(struct pop_ctx *c, struct progress *pg)
 		cap_watch_poll(&c->watch, false);
 		if (metrics_due(&c->metrics))
 			pop_metrics(c, "running");
+		write_backlog(c, false);
 		pthread_mutex_lock(&c->run.mu);
 	}
 	c->qlen = c->qnext = 0;
@@ -465,10 +647,10 @@ static enum completion completion(struct pop_ctx *c, uint64_t *listed, uint64_t 
 	struct manifest_info mi;
 	struct manifest_entry *e = NULL;
 	char err[512];
-	long n = manifest_load(c->from_fd, &mi, &e, err, sizeof(err));
+	long n = pop_manifest_load(c, &mi, &e, err, sizeof(err));
 	*listed = *applied = 0;
 	if (n < 0) {
-		if (n != -ENOENT)
+		if (n != -ENOENT && !pop_failed(c))
 			log_warn("%s: %s", c->o.from_dir, err);
 		return NOT_DONE;
 	}
@@ -483,8 +665,10 @@ static enum completion completion(struct pop_ctx *c, uint64_t *listed, uint64_t 
 		return NOT_DONE;
 	}
 	bool damaged = false, missing = false;
-	*listed = (uint64_t)n;
 	for (long i = 0; i < n; i++) {
+		if (!pop_in_shard(&c->o, e[i].job, e[i].part))
+			continue; /* another populator's (--shard) */
+		(*listed)++;
 		const struct journal_entry *j = journal_find(&c->journal, e[i].job, e[i].part);
 		if (j != NULL && j->crc == e[i].crc && j->state == JOURNAL_DONE)
 			(*applied)++;
@@ -601,6 +785,11 @@ static void summary(struct pop_ctx *c, int code, double secs, uint64_t listed, u
 	json_u64(&j, "manifest_files", listed);
 	json_u64(&j, "manifest_files_applied", applied);
 	json_bool(&j, "complete", c->complete);
+	json_str(&j, "source_kind", c->o.from_s3 ? "s3" : "dir");
+	json_u64(&j, "shard_index", c->o.shard_i);
+	json_u64(&j, "shard_count", c->o.shard_n);
+	json_u64(&j, "chunks_listed", c->chunks_listed);
+	json_u64(&j, "backlog_chunks", c->backlog);
 	json_u64(&j, "files_done", atomic_load(&s->files_done));
 	json_u64(&j, "files_partial", atomic_load(&s->files_partial));
 	json_u64(&j, "files_skipped", atomic_load(&s->files_skipped));
@@ -665,6 +854,10 @@ static int await_dump(struct pop_ctx *c)
 {
 	int64_t start = mono_ns();
 	while (!find_dump_id(c)) {
+		if (pop_failed(c)) {
+			log_error("%s", c->run.fault.msg);
+			return mcw_exit_code(c->run.fault.err);
+		}
 		if (!c->o.follow) {
 			log_info("%s holds no chunk file yet: nothing to apply", c->o.from_dir);
 			return MCW_EXIT_INCOMPLETE;
@@ -692,8 +885,9 @@ static int populate_run(struct pop_ctx *c, uint64_t *listed, uint64_t *applied)
 	int code = probe_dest(c, &fd);
 	if (code != 0)
 		return code;
-	c->from_fd = open(c->o.from_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (c->from_fd < 0) {
+	if (!c->o.from_s3)
+		c->from_fd = open(c->o.from_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (!c->o.from_s3 && c->from_fd < 0) {
 		log_error("cannot open the dump directory %s: %s", c->o.from_dir, strerror(errno));
 		close(fd);
 		return MCW_EXIT_IO;
@@ -758,6 +952,10 @@ int mcw_cmd_populate(int argc, char **argv)
 	code = populate_run(c, &listed, &applied);
 	summary(c, code, (double)(mono_ns() - t0) / 1e9, listed, applied);
 	pop_metrics(c, metrics_phase_of(code));
+	if (c->dump_id_known)
+		write_backlog(c, true);
+	if (c->o.from_s3)
+		objs_client_fini(&c->s3);
 	journal_close(&c->journal);
 	if (c->from_fd >= 0)
 		close(c->from_fd);

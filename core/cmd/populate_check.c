@@ -20,7 +20,7 @@
 #include "manifest.h"
 #include "populate_private.h"
 
-bool pop_first_header(int dir_fd, struct chunk_header *h)
+static bool dir_first_header(int dir_fd, struct chunk_header *h)
 {
 	int dfd = dup(dir_fd);
 	DIR *d = dfd >= 0 ? fdopendir(dfd) : NULL;
@@ -47,6 +47,18 @@ bool pop_first_header(int dir_fd, struct chunk_header *h)
 	return found;
 }
 
+bool pop_first_header(struct pop_ctx *c, struct chunk_header *h)
+{
+	return c->o.from_s3 ? pop_s3_first_header(c, h) : dir_first_header(c->from_fd, h);
+}
+
+long pop_manifest_load(struct pop_ctx *c, struct manifest_info *mi, struct manifest_entry **e,
+		       char *err, size_t cap)
+{
+	return c->o.from_s3 ? pop_s3_manifest_load(c, mi, e, err, cap)
+			    : manifest_load(c->from_fd, mi, e, err, cap);
+}
+
 /* Populating the very process the dump came from warms nothing (its items are there);
  * the same address with a new process is fine: a restart refilled from its own dump. */
 static int check_not_source(struct pop_ctx *c)
@@ -54,7 +66,7 @@ static int check_not_source(struct pop_ctx *c)
 	struct chunk_header h;
 	struct hostport hp;
 	char addr[sizeof(h.f.source_addr) + 1];
-	if (!pop_first_header(c->from_fd, &h))
+	if (!pop_first_header(c, &h))
 		return 0;
 	snprintf(addr, sizeof(addr), "%.*s", (int)sizeof(h.f.source_addr), h.f.source_addr);
 	uint32_t port = hostport_parse(addr, &hp) == 0 ? hp.port : 0;
@@ -92,7 +104,7 @@ int pop_preflight(struct pop_ctx *c)
 	int code = check_not_source(c);
 	if (code != 0)
 		return code;
-	long n = manifest_load(c->from_fd, &mi, &e, err, sizeof(err));
+	long n = pop_manifest_load(c, &mi, &e, err, sizeof(err));
 	if (n < 0) { /* damaged: completion() says so on every pass */
 		if (n == -ENOENT && !c->o.co.quiet)
 			log_info("%s has no MANIFEST yet: the destination's memory and item size "

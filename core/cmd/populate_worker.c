@@ -4,13 +4,17 @@
  *
  * A file is read in windows (a read buffer's worth of whole blocks) with O_DIRECT
  * read_fixed, alternating between the two buffers so the next window is read while the
- * current one is being sent. Every block of a window is checked (crc32c, structure)
+ * current one is being sent. From s3:// the same windows (and a chunk's header and footer
+ * pages) come from ranged GETs made by the worker's fetch thread (populate_fetch.c), whose
+ * answers wake the ring through an eventfd read kept queued in it: libcurl never blocks
+ * this loop. Every block of a window is checked (crc32c, structure)
  * before anything in it is used; records come out of a resumable cursor (pop_walk) and go
  * into the ms pipe (mspipe: batches, encoding, replies, reconnect and resend), the values
  * lent to it as iovecs straight into the read buffer, never copied.
  *
  *   window: FREE --read--> READING --cqe--> READY --cursor--> PROCESSED --acks--> FREE
- *   file:   FREE --open--> READING --last window walked--> FINISHING --acks--> journal
+ *   file:   FREE --open--> [OPENING --header/footer fetched-->] READING
+ *           --last window walked--> FINISHING --acks--> journal
  *
  * Two file slots: the next file is read and sent while the previous one's last batches
  * are still being answered, so the pipeline does not drain at file boundaries; window
@@ -38,6 +42,7 @@
 #include "populate_private.h"
 
 #define UD_READ(which) ur_ud(UR_OWNER_FILE_READ, 0, (which)) /* the ms pipe tags its own */
+#define UD_FETCH       ur_ud(UR_OWNER_FILE_READ, 1, 0)	     /* the fetch thread's eventfd */
 
 enum buf_state { BUF_FREE, BUF_READING, BUF_READY, BUF_PROCESSED };
 
@@ -52,7 +57,7 @@ struct rbuf {
 	bool pend_hold; /* a record in assembly points into it */
 };
 
-enum file_state { FILE_FREE, FILE_READING, FILE_FINISHING };
+enum file_state { FILE_FREE, FILE_OPENING, FILE_READING, FILE_FINISHING };
 
 struct pfile {
 	enum file_state state;
@@ -75,7 +80,8 @@ struct pop_reader {
 	struct pfile files[2]; /* one being read and sent (rf), one finishing */
 	int rf;		       /* slot being read, or -1 */
 	struct pfile *pf;      /* the file of the window being processed */
-	uint8_t *page;	       /* 4096 aligned bytes for header and footer reads */
+	uint8_t *page;	       /* 4096 aligned bytes for the header */
+	uint8_t *foot;	       /* and 4096 for the footer */
 	struct rbuf bufs[2];
 	uint64_t read_window, proc_window;
 	bool in_window;
@@ -95,6 +101,8 @@ struct pw {
 	struct mspipe ms;
 	struct pop_reader rd;
 	struct pop_pending pend;
+	struct pop_fetch fetch; /* from_s3 */
+	uint64_t fetch_wake;	/* the eventfd read's target */
 };
 
 /* ---- connection ----------------------------------------------------------------------- */
@@ -172,9 +180,31 @@ static void buf_try_release(struct pw *p, struct rbuf *rb)
 		rb->state = BUF_FREE;
 }
 
+/* Queues the read of a window: an O_DIRECT read in the ring, or a ranged GET. */
+static bool read_window(struct pw *p, const struct pfile *f, unsigned which, uint64_t off,
+			size_t want)
+{
+	if (!p->c->o.from_s3) {
+		size_t len = ROUND_UP(want, MCW_ALIGN_BYTES); /* a truncated file ends unaligned */
+		return ur_prep_read_fixed(p->ring, f->fd, p->w->read_buf[which], len, off, which,
+					  UD_READ(which)) == 0;
+	}
+	struct pop_fetch_req *r = pop_fetch_find(&p->fetch, POP_FETCH_FREE);
+	if (r == NULL)
+		return false;
+	r->kind = POP_FETCH_RANGE;
+	r->tag = which;
+	pop_s3_key(&p->c->o, f->name, r->key);
+	r->off = off;
+	r->buf = p->w->read_buf[which];
+	r->len = want;
+	pop_fetch_move(&p->fetch, r, POP_FETCH_QUEUED);
+	return true;
+}
+
 static void schedule_reads(struct pw *p)
 {
-	if (p->rd.rf < 0)
+	if (p->rd.rf < 0 || p->rd.files[p->rd.rf].state != FILE_READING)
 		return;
 	struct pfile *f = &p->rd.files[p->rd.rf];
 	while (p->rd.read_window < f->first_window + f->nwindows) {
@@ -185,15 +215,12 @@ static void schedule_reads(struct pw *p)
 			return;
 		uint64_t fw = p->rd.read_window - f->first_window;
 		uint64_t off = MCW_HEADER_BYTES + fw * f->window_blocks * f->block_bytes;
-		uint64_t len =
-		    MIN((uint64_t)f->window_blocks * f->block_bytes, f->blocks_end - off);
-		len = ROUND_UP(len, MCW_ALIGN_BYTES); /* a truncated file ends unaligned */
-		if (ur_prep_read_fixed(p->ring, f->fd, p->w->read_buf[which], len, off, which,
-				       UD_READ(which)) < 0)
+		size_t want =
+		    (size_t)MIN((uint64_t)f->window_blocks * f->block_bytes, f->blocks_end - off);
+		if (!read_window(p, f, which, off, want))
 			return;
 		rb->state = BUF_READING;
-		rb->want =
-		    (size_t)MIN((uint64_t)f->window_blocks * f->block_bytes, f->blocks_end - off);
+		rb->want = want;
 		rb->window = p->rd.read_window++;
 		rb->file = (unsigned)p->rd.rf;
 		rb->has_ref = rb->pend_hold = false;
@@ -359,6 +386,8 @@ static void flush_pipe(struct pw *p)
 		pop_fail(p->c, p->ms.fault.err, "%s", p->ms.fault.msg);
 }
 
+static void on_fetched(struct pw *p, int res);
+
 static void on_cqe(struct pw *p, const struct ur_cqe *c)
 {
 	if (mspipe_owns(&p->ms, c->user_data)) {
@@ -366,7 +395,10 @@ static void on_cqe(struct pw *p, const struct ur_cqe *c)
 		return;
 	}
 	ASSERT(ur_ud_owner(c->user_data) == UR_OWNER_FILE_READ);
-	on_read(p, (unsigned)(c->user_data & 0xf), c->res);
+	if (c->user_data == UD_FETCH)
+		on_fetched(p, c->res);
+	else
+		on_read(p, (unsigned)(c->user_data & 0xf), c->res);
 }
 
 static bool pump(struct pw *p)
@@ -394,66 +426,42 @@ static bool pump(struct pw *p)
 
 /* ---- files --------------------------------------------------------------------------- */
 
-/* Opens and checks a chunk file into slot. false: skipped (reported) or failed. */
-static bool file_open(struct pw *p, int slot, const struct pop_task *t)
+/* A file skipped at its opening (reported by the caller). */
+static bool file_skip(struct pfile *f)
+{
+	if (f->fd >= 0)
+		close(f->fd);
+	f->fd = -1;
+	f->state = FILE_FREE;
+	return false;
+}
+
+/* Checks a chunk file (size bytes) whose header was checked (st, h) and whose footer page
+ * is read (foot_n bytes into foot), and starts its walk. false: skipped (reported). */
+static bool file_check(struct pw *p, struct pfile *f, uint64_t size, enum chunk_status st,
+		       const struct chunk_header *h, size_t foot_n)
 {
 	struct pop_ctx *c = p->c;
-	struct pfile *f = &p->rd.files[slot];
-	struct stat sb;
-	memset(f, 0, sizeof(*f));
-	f->job = t->job;
-	f->part = t->part;
-	f->crc = t->crc;
-	chunk_name_final(f->name, t->job, t->part, t->crc);
-	int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW;
-	f->fd = openat(c->from_fd, f->name, flags | (c->o.direct ? O_DIRECT : 0));
-	if (f->fd < 0 && errno == EINVAL)
-		f->fd = openat(c->from_fd, f->name, flags);
-	if (f->fd < 0 || fstat(f->fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
-		int e = f->fd < 0 || errno != 0 ? errno : EINVAL;
-		if (e == EBADMSG || e == EUCLEAN || e == EIO)
-			/* EBADMSG is ext4's metadata checksum error */
-			log_warn("%s/%s: %s: a read-only view of a volume that is being written "
-				 "can show metadata mid-update; skipped, looked at again next pass",
-				 c->o.from_dir, f->name, strerror(e));
-		else if (e != ENOENT) /* a file that vanished is looked for again next pass */
-			log_warn("%s/%s: %s; skipped", c->o.from_dir, f->name,
-				 f->fd < 0 ? strerror(e) : "not a regular file (refused)");
-		if (e != ENOENT)
-			atomic_fetch_add(&c->st.files_skipped, 1);
-		if (f->fd >= 0)
-			close(f->fd);
-		return false;
-	}
-	struct chunk_header h;
 	struct chunk_footer ft;
-	ssize_t n = pread(f->fd, p->rd.page, MCW_HEADER_BYTES, 0);
-	enum chunk_status st = chunk_header_check(p->rd.page, n < 0 ? 0 : (size_t)n, &h);
-	if (st != CHUNK_OK || memcmp(h.f.dump_id, c->dump_id, 16) != 0 ||
-	    h.f.block_bytes > p->w->read_bytes / 4) {
+	if (st != CHUNK_OK || memcmp(h->f.dump_id, c->dump_id, 16) != 0 ||
+	    h->f.block_bytes > p->w->read_bytes / 4) {
 		log_warn("%s/%s: %s; skipped", c->o.from_dir, f->name,
 			 st != CHUNK_OK
 			     ? "header unreadable (not a chunk file, or damaged)"
 			     : "belongs to another dump or has an unsupported block size");
 		atomic_fetch_add(&c->st.files_skipped, 1);
-		close(f->fd);
-		return false;
+		return file_skip(f);
 	}
-	uint64_t size = (uint64_t)sb.st_size;
-	n = size >= 2 * MCW_ALIGN_BYTES
-		? pread(f->fd, p->rd.page, MCW_FOOTER_BYTES, (off_t)(size - MCW_FOOTER_BYTES))
-		: 0;
-	bool footer = chunk_footer_check(p->rd.page, n < 0 ? 0 : (size_t)n, &ft) == CHUNK_OK &&
-		      ft.f.file_bytes == size && memcmp(ft.f.dump_id, h.f.dump_id, 16) == 0;
-	f->complete = footer && ft.f.file_crc == t->crc;
+	bool footer = chunk_footer_check(p->rd.foot, foot_n, &ft) == CHUNK_OK &&
+		      ft.f.file_bytes == size && memcmp(ft.f.dump_id, h->f.dump_id, 16) == 0;
+	f->complete = footer && ft.f.file_crc == f->crc;
 	if (!f->complete && !c->dump_finished) {
 		/* still being written, or not yet wholly visible to a read-only mount: a
 		 * file is applied only once it is whole (or once DONE says it never will be) */
 		atomic_fetch_add(&c->st.files_not_whole, 1);
-		close(f->fd);
-		return false;
+		return file_skip(f);
 	}
-	f->block_bytes = h.f.block_bytes;
+	f->block_bytes = h->f.block_bytes;
 	f->window_blocks = (uint32_t)(p->w->read_bytes / f->block_bytes);
 	f->blocks_end = footer ? size - MCW_FOOTER_BYTES : size;
 	/* the blocks are what the file holds, whatever the footer says */
@@ -464,8 +472,7 @@ static bool file_open(struct pw *p, int slot, const struct pop_task *t)
 		log_warn("%s/%s: %llu blocks, more than %d: skipped", c->o.from_dir, f->name,
 			 (unsigned long long)nblocks, JOURNAL_BLOCKS_MAX);
 		atomic_fetch_add(&c->st.files_skipped, 1);
-		close(f->fd);
-		return false;
+		return file_skip(f);
 	}
 	f->nblocks = (uint32_t)nblocks;
 	f->nwindows = (f->nblocks + f->window_blocks - 1) / f->window_blocks;
@@ -502,6 +509,131 @@ static bool file_open(struct pw *p, int slot, const struct pop_task *t)
 	return true;
 }
 
+/* A slot for the task's file. */
+static struct pfile *file_init(struct pw *p, int slot, const struct pop_task *t)
+{
+	struct pfile *f = &p->rd.files[slot];
+	memset(f, 0, sizeof(*f));
+	f->fd = -1;
+	f->job = t->job;
+	f->part = t->part;
+	f->crc = t->crc;
+	chunk_name_final(f->name, t->job, t->part, t->crc);
+	return f;
+}
+
+/* Opens a chunk file of the directory into slot, reads its header and footer and checks
+ * it. false: skipped (reported). */
+static bool file_open_dir(struct pw *p, int slot, const struct pop_task *t)
+{
+	struct pop_ctx *c = p->c;
+	struct pfile *f = file_init(p, slot, t);
+	struct stat sb;
+	int flags = O_RDONLY | O_CLOEXEC | O_NOFOLLOW;
+	f->fd = openat(c->from_fd, f->name, flags | (c->o.direct ? O_DIRECT : 0));
+	if (f->fd < 0 && errno == EINVAL)
+		f->fd = openat(c->from_fd, f->name, flags);
+	if (f->fd < 0 || fstat(f->fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		int e = f->fd < 0 || errno != 0 ? errno : EINVAL;
+		if (e == EBADMSG || e == EUCLEAN || e == EIO)
+			/* EBADMSG is ext4's metadata checksum error */
+			log_warn("%s/%s: %s: a read-only view of a volume that is being written "
+				 "can show metadata mid-update; skipped, looked at again next pass",
+				 c->o.from_dir, f->name, strerror(e));
+		else if (e != ENOENT) /* a file that vanished is looked for again next pass */
+			log_warn("%s/%s: %s; skipped", c->o.from_dir, f->name,
+				 f->fd < 0 ? strerror(e) : "not a regular file (refused)");
+		if (e != ENOENT)
+			atomic_fetch_add(&c->st.files_skipped, 1);
+		return file_skip(f);
+	}
+	uint64_t size = (uint64_t)sb.st_size;
+	struct chunk_header h;
+	ssize_t n = pread(f->fd, p->rd.page, MCW_HEADER_BYTES, 0);
+	enum chunk_status st = chunk_header_check(p->rd.page, n < 0 ? 0 : (size_t)n, &h);
+	/* on a volume the footer is read into the same page, after the header's check */
+	n = size >= 2 * MCW_ALIGN_BYTES
+		? pread(f->fd, p->rd.foot, MCW_FOOTER_BYTES, (off_t)(size - MCW_FOOTER_BYTES))
+		: 0;
+	return file_check(p, f, size, st, &h, n < 0 ? 0 : (size_t)n);
+}
+
+/* Asks the fetch thread for the size and the header and footer pages of a chunk object;
+ * the file is OPENING until the answer (on_answer). Always true. */
+static bool file_open_s3(struct pw *p, int slot, const struct pop_task *t)
+{
+	struct pfile *f = file_init(p, slot, t);
+	struct pop_fetch_req *r = pop_fetch_find(&p->fetch, POP_FETCH_FREE);
+	ASSERT(r != NULL); /* one file opens at a time, and its reads wait for it */
+	r->kind = POP_FETCH_ENDS;
+	r->tag = (unsigned)slot;
+	pop_s3_key(&p->c->o, f->name, r->key);
+	r->buf = p->rd.page;
+	r->foot = p->rd.foot;
+	pop_fetch_move(&p->fetch, r, POP_FETCH_QUEUED);
+	f->state = FILE_OPENING;
+	return true;
+}
+
+static bool file_open(struct pw *p, int slot, const struct pop_task *t)
+{
+	return p->c->o.from_s3 ? file_open_s3(p, slot, t) : file_open_dir(p, slot, t);
+}
+
+static void task_done(struct pop_ctx *c);
+
+/* The fetch thread's eventfd read stays queued in the ring while the worker runs. */
+static bool arm_fetch_wake(struct pw *p)
+{
+	if (ur_prep_read(p->ring, p->fetch.efd, &p->fetch_wake, sizeof(p->fetch_wake), 0,
+			 UD_FETCH) == 0)
+		return true;
+	pop_fail(p->c, -MCW_EBUG, "worker %u: cannot queue the fetch thread's wake-up", p->w->id);
+	return false;
+}
+
+/* One answer of the fetch thread: a window (as a file read's completion), or a chunk's
+ * header and footer (its check, then its walk). */
+static void on_answer(struct pw *p, const struct pop_fetch_req *r)
+{
+	struct pop_ctx *c = p->c;
+	struct pfile *f =
+	    &p->rd.files[r->kind == POP_FETCH_ENDS ? r->tag : p->rd.bufs[r->tag].file];
+	if (r->res < 0 && !(r->kind == POP_FETCH_ENDS && r->cls == OBJS_ERR_NO_KEY)) {
+		pop_fail(c, r->cls != OBJS_OK ? mcw_store_cause(r->cls) : (int)r->res,
+			 "cannot read %s/%s: %s", c->o.from_dir, f->name, r->err);
+		return;
+	}
+	if (r->kind == POP_FETCH_RANGE) {
+		on_read(p, r->tag, (int)r->res);
+		return;
+	}
+	ASSERT(f->state == FILE_OPENING && p->rd.rf == (int)r->tag);
+	/* a chunk deleted since the listing is looked for again next pass */
+	struct chunk_header h;
+	enum chunk_status st = chunk_header_check(p->rd.page, r->res < 0 ? 0 : (size_t)r->res, &h);
+	if (r->res < 0 || !file_check(p, f, r->size, st, &h, (size_t)r->res2)) {
+		file_skip(f);
+		p->rd.rf = -1;
+		task_done(c);
+	}
+}
+
+static void on_fetched(struct pw *p, int res)
+{
+	if (res < 0) {
+		pop_fail(p->c, -MCW_EBUG, "worker %u: fetch thread wake-up: %s", p->w->id,
+			 strerror(-res));
+		return;
+	}
+	struct pop_fetch_req *r;
+	while (!pop_failed(p->c) && (r = pop_fetch_find(&p->fetch, POP_FETCH_DONE)) != NULL) {
+		on_answer(p, r);
+		pop_fetch_move(&p->fetch, r, POP_FETCH_FREE);
+	}
+	arm_fetch_wake(p);
+}
+
 /* Records the file in the journal: done if every block is applied and it is whole. */
 static void file_finish(struct pw *p, struct pfile *f)
 {
@@ -513,6 +645,8 @@ static void file_finish(struct pw *p, struct pfile *f)
 	int ret = all ? journal_done(&c->journal, f->job, f->part, f->crc, f->records)
 		      : journal_partial(&c->journal, f->job, f->part, f->crc, f->nblocks, f->good);
 	c->progress++;
+	if (all && c->backlog > 0)
+		c->backlog--;
 	pthread_mutex_unlock(&c->run.mu);
 	if (ret < 0)
 		pop_fail(c, ret, "cannot update the journal %s: %s", c->journal.path,
@@ -522,8 +656,7 @@ static void file_finish(struct pw *p, struct pfile *f)
 		log_warn("%s/%s: applied except %u damaged and %u missing block(s); a later pass "
 			 "completes it once the file is repaired",
 			 c->o.from_dir, f->name, f->bad, f->missing);
-	close(f->fd);
-	f->state = FILE_FREE;
+	file_skip(f); /* closes it */
 }
 
 static bool take_task(struct pop_ctx *c, struct pop_task *t, bool wait)
@@ -551,7 +684,7 @@ static void task_done(struct pop_ctx *c)
 /* The file being read is read and walked to its end: it finishes in the background. */
 static void end_of_reading(struct pw *p)
 {
-	if (p->rd.rf < 0)
+	if (p->rd.rf < 0 || p->rd.files[p->rd.rf].state != FILE_READING)
 		return;
 	struct pfile *f = &p->rd.files[p->rd.rf];
 	if (p->rd.proc_window < f->first_window + f->nwindows || p->rd.in_window ||
@@ -655,9 +788,19 @@ static int worker_setup(struct pw *p, struct pop_worker *w)
 	ret = ur_buffers_register(p->ring, iov, 2);
 	if (ret < 0)
 		return ret;
-	/* the send area: the header/footer page, then the pipe's batches */
+	/* the send area: the header/footer page, then the pipe's batches; from a store the
+	 * header and the footer are fetched at once, the footer into the fetch area's page */
 	p->rd.page = w->send_area;
+	p->rd.foot = p->c->o.from_s3 ? w->fetch_scratch : w->send_area;
 	p->rd.rf = -1;
+	p->fetch.efd = -1;
+	if (p->c->o.from_s3) {
+		ret =
+		    pop_fetch_start(&p->fetch, &p->c->s3cfg, p->c->o.url.bucket,
+				    w->fetch_scratch + MCW_ALIGN_BYTES, POP_S3_FETCH_SCRATCH_BYTES);
+		if (ret < 0)
+			return ret;
+	}
 	const struct mspipe_opts mo = {
 		.ring = p->ring,
 		.fd = w->fd,
@@ -682,11 +825,15 @@ static int worker_setup(struct pw *p, struct pop_worker *w)
 		.limits = rate_limits_active(&p->c->limits) ? &p->c->limits : NULL,
 	};
 	mspipe_init(&p->ms, &mo);
+	if (p->c->o.from_s3 && !arm_fetch_wake(p))
+		return -EBUSY;
 	return 0;
 }
 
 size_t pop_send_area_bytes(void)
 {
+	static_assert(MCW_HEADER_BYTES <= MCW_ALIGN_BYTES && MCW_FOOTER_BYTES <= MCW_ALIGN_BYTES,
+		      "the header and the footer each fit a page");
 	return MCW_ALIGN_BYTES + /* the header/footer page */
 	       mspipe_area_bytes(POP_BATCHES_INFLIGHT, POP_BATCH_RECORDS, POP_BATCH_PIECES, 0);
 }
@@ -701,10 +848,11 @@ void *pop_worker_main(void *arg)
 		pop_fail(c, -MCW_EBUG, "worker %u cannot start: %s", w->id, strerror(-ret));
 	else
 		worker_loop(&p);
+	/* the fetch thread writes into our buffers until it is stopped */
+	pop_fetch_stop(&p.fetch);
 	for (unsigned i = 0; i < 2; i++) { /* stopped by a failure midway */
 		if (p.rd.files[i].state != FILE_FREE) {
-			close(p.rd.files[i].fd);
-			p.rd.files[i].state = FILE_FREE;
+			file_skip(&p.rd.files[i]);
 			task_done(c);
 		}
 	}

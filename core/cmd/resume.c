@@ -16,6 +16,8 @@
  * is reported and the dump starts over in the same directory. A checkpoint of another
  * source, another source process (restarted since: its items are gone) or other options
  * is refused: the operator decides.
+ * With --out s3:// the checkpoint stays in --state DIR and the pruning happens in the
+ * prefix (dump_s3_prune), after the uploads the old run left unfinished are ended.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -157,7 +159,7 @@ static int count_kept(struct dump_cmd *d, char *err, size_t cap)
 {
 	for (unsigned g = 0; g < d->e.kf.ngroups; g++) {
 		struct manifest_entry *e = NULL;
-		long n = manifest_collect(d->group_fd[g], &e, err, cap);
+		long n = dump_collect(d, g, &e, err, cap);
 		if (n < 0)
 			return (int)n;
 		uint64_t records = 0, bytes = 0, vbytes = 0;
@@ -173,6 +175,20 @@ static int count_kept(struct dump_cmd *d, char *err, size_t cap)
 		atomic_fetch_add(&d->st.files, (uint64_t)n);
 		atomic_fetch_add(&d->st.file_bytes, bytes);
 		atomic_fetch_add(&d->e.st.value_bytes, vbytes);
+	}
+	return 0;
+}
+
+/* Removes what resuming does not keep from the output: each group's directory, or the
+ * prefix of --out s3:// (with the uploads a killed run left unfinished). 0 or a cause. */
+static int prune_out(struct dump_cmd *d, const struct checkpoint *cp)
+{
+	if (d->s3.on)
+		return dump_s3_prune(d, cp);
+	for (unsigned g = 0; g < d->e.kf.ngroups; g++) {
+		int ret = prune_dir(d->group_fd[g], cp, d->group_path[g]);
+		if (ret < 0)
+			return ret;
 	}
 	return 0;
 }
@@ -198,6 +214,8 @@ int resume_prepare(struct dump_cmd *d)
 	else if (cp->source_pid != d->e.src.pid ||
 		 cp->source_started_s != d->e.src.time_s - (int64_t)d->e.src.uptime_s)
 		why = "the source has restarted since (its items then are gone)";
+	else
+		why = dump_s3_state_mismatch(d);
 	if (why != NULL) {
 		log_error("%s holds an unfinished dump of %s (dump %s) that cannot be continued: "
 			  "%s. Continue it with its own options, or dump into a new directory",
@@ -205,15 +223,18 @@ int resume_prepare(struct dump_cmd *d)
 		checkpoint_close(cp);
 		return -EINVAL;
 	}
-	for (unsigned g = 0; g < d->e.kf.ngroups; g++) {
-		ret = prune_dir(d->group_fd[g], cp, d->group_path[g]);
-		if (ret < 0)
-			return ret;
-	}
+	ret = prune_out(d, cp);
+	if (ret < 0)
+		return ret;
 	ret = prune_spool(&d->e, cp);
 	if (ret < 0)
 		return ret;
-	if (count_kept(d, err, sizeof(err)) < 0) {
+	ret = count_kept(d, err, sizeof(err));
+	if (ret < 0) {
+		if (d->s3.on && ret != -EBADMSG) {
+			log_error("%s", err); /* the store failed, not a file */
+			return dump_s3_store_cause(d);
+		}
 		log_warn("%s: a finished file of the unfinished dump is damaged: starting the "
 			 "dump over",
 			 err);
@@ -240,12 +261,10 @@ int resume_prepare(struct dump_cmd *d)
 
 int resume_wipe(struct dump_cmd *d)
 {
-	for (unsigned g = 0; g < d->e.kf.ngroups; g++) {
-		int ret = prune_dir(d->group_fd[g], NULL, d->group_path[g]);
-		if (ret < 0)
-			return ret;
-	}
-	int ret = prune_spool(&d->e, NULL);
+	int ret = prune_out(d, NULL);
+	if (ret < 0)
+		return ret;
+	ret = prune_spool(&d->e, NULL);
 	if (ret < 0)
 		return ret;
 	d->e.resuming = false;

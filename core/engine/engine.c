@@ -107,14 +107,25 @@ int engine_plan_compute(const struct engine_plan_in *in, struct engine_plan *p, 
 	per_buf = MIN(per_buf, buf_cap) / (64 * KIB) * (64 * KIB);
 	if (per_buf < buf_min) {
 		uint64_t need = fixed + 2ull * threads * buf_min;
-		snprintf(err, cap,
-			 "memory budget %s is too small for %u worker(s) with item_size_max %s%s: "
-			 "each worker needs 2 x %s; use --memory %lluM or more, or fewer --threads",
-			 size_format(s1, sizeof(s1), budget_bytes), threads,
-			 size_format(s2, sizeof(s2), in->item_size_max),
-			 in->filter_bytes ? " and the key filter's rings" : "",
-			 size_format(s3, sizeof(s3), buf_min),
-			 (unsigned long long)((need + MIB - 1) / MIB));
+		char parts[160] = "";
+		for (unsigned i = 0, n = 0; i < in->sink.nparts; i++) {
+			char sz[32];
+			n += (unsigned)snprintf(
+			    parts + n, n < sizeof(parts) ? sizeof(parts) - n : 0, "%s%s %s",
+			    i ? ", " : " (of which ", in->sink.part[i].name,
+			    size_format(sz, sizeof(sz), in->sink.part[i].min_bytes));
+			if (i + 1 == in->sink.nparts && n + 2 < sizeof(parts))
+				strcat(parts, ")");
+		}
+		snprintf(
+		    err, cap,
+		    "memory budget %s is too small for %u worker(s) with item_size_max %s%s: "
+		    "each worker needs 2 x %s%s; use --memory %lluM or more, or fewer --threads",
+		    size_format(s1, sizeof(s1), budget_bytes), threads,
+		    size_format(s2, sizeof(s2), in->item_size_max),
+		    in->filter_bytes ? " and the key filter's rings" : "",
+		    size_format(s3, sizeof(s3), buf_min), parts,
+		    (unsigned long long)((need + MIB - 1) / MIB));
 		return -ENOMEM;
 	}
 	layout_cut(&in->sink, per_buf, &p->worker);

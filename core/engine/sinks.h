@@ -8,7 +8,8 @@
 
 #include "engine.h"
 
-void dump_sink_need(enum chunk_write_mode mode, uint64_t item_size_max,
+/* upload: --out s3://, the uploader's part buffers too ("upload parts"). */
+void dump_sink_need(enum chunk_write_mode mode, uint64_t item_size_max, bool upload,
 		    struct engine_sink_need *need);
 void verify_sink_need(uint64_t item_size_max, struct engine_sink_need *need);
 void stream_sink_need(uint64_t item_size_max, struct engine_sink_need *need);

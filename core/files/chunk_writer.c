@@ -29,7 +29,9 @@
 
 enum cw_file_state { CWF_FREE, CWF_FILLING, CWF_DRAINING, CWF_SYNCING };
 
-enum cw_op { CW_OP_UNIT = 1, CW_OP_HEADER, CW_OP_FOOTER, CW_OP_FSYNC, CW_OP_WRITEV };
+enum cw_op { CW_OP_UNIT = 1, CW_OP_HEADER, CW_OP_FOOTER, CW_OP_FSYNC, CW_OP_WRITEV, CW_OP_UPLOAD };
+
+static_assert((int)CHUNK_WRITER_FILES == (int)CHUNK_UPLOAD_SLOTS, "an upload per open file");
 
 /* user_data (uring.h's scheme): the instance bits carry the operation, the payload the
  * file slot (8 bits) and an index or byte count (48 bits) */
@@ -60,6 +62,8 @@ static int fail(struct chunk_writer *w, int err, const char *what, const struct 
 	}
 	return w->error;
 }
+
+static int obj_init(struct chunk_writer *w);
 
 size_t chunk_writer_staging_min(enum chunk_write_mode mode, uint32_t value_max)
 {
@@ -96,6 +100,8 @@ int chunk_writer_init(struct chunk_writer *w, const struct chunk_writer_opts *o)
 		w->units = calloc(w->nunits, sizeof(*w->units)); /* start-up only */
 		if (w->units == NULL)
 			return -ENOMEM;
+		if (o->upload != NULL)
+			return obj_init(w);
 	} else {
 		size_t iov_bytes = rest_bytes / 8;
 		w->iov = (struct iovec *)rest;
@@ -104,6 +110,62 @@ int chunk_writer_init(struct chunk_writer *w, const struct chunk_writer_opts *o)
 		w->meta_cap = rest_bytes - ROUND_UP(iov_bytes, 64);
 	}
 	return 0;
+}
+
+/* ---- object backend ------------------------------------------------------------------ */
+
+static int obj_arm(struct chunk_writer *w)
+{
+	int ret = ur_prep_read(w->o.ring, chunk_upload_fd(w->o.upload), &w->obj_wake,
+			       sizeof(w->obj_wake), 0, CW_UD(CW_OP_UPLOAD, 0, 0));
+	w->obj_armed = ret == 0;
+	return ret;
+}
+
+static int obj_init(struct chunk_writer *w)
+{
+	/* every unit, and a header and a footer per file, can wait at once */
+	w->obj_cap = w->nunits + 2 * CHUNK_WRITER_FILES;
+	w->obj_ops = calloc(w->obj_cap, sizeof(*w->obj_ops)); /* start-up only */
+	if (w->obj_ops == NULL)
+		return -ENOMEM;
+	return obj_arm(w);
+}
+
+static void obj_queue(struct chunk_writer *w, const void *p, size_t len, unsigned slot, uint64_t ud)
+{
+	ASSERT(w->obj_n < w->obj_cap && len <= UINT32_MAX);
+	w->obj_ops[(w->obj_head + w->obj_n++) % w->obj_cap] =
+	    (struct cw_obj_op){ p, (uint32_t)len, slot, ud };
+}
+
+/* Copies waiting writes into part buffers while there is room; each write taken whole
+ * completes as its ring write would have. */
+static void obj_pump(struct chunk_writer *w)
+{
+	while (w->obj_n > 0 && w->error == 0) {
+		struct cw_obj_op *op = &w->obj_ops[w->obj_head];
+		w->obj_off += (uint32_t)chunk_upload_write(
+		    w->o.upload, op->slot, op->p + w->obj_off, op->len - w->obj_off);
+		if (w->obj_off < op->len)
+			return; /* both part buffers are on their way up: an event follows */
+		struct ur_cqe c = { .user_data = op->ud, .res = (int32_t)op->len };
+		w->obj_head = (w->obj_head + 1) % w->obj_cap;
+		w->obj_n--;
+		w->obj_off = 0;
+		chunk_writer_complete(w, &c);
+	}
+}
+
+/* A write of the file's bytes at offset: to the file through the ring, or to its object. */
+static int queue_write(struct chunk_writer *w, struct cw_file *f, const void *p, size_t len,
+		       uint64_t offset, uint64_t ud)
+{
+	if (w->o.upload != NULL) {
+		obj_queue(w, p, len, slot_of(w, f), ud);
+		return 0;
+	}
+	return ur_prep_write_fixed(w->o.ring, f->fd, p, len, offset, w->o.buf_index, ud);
 }
 
 /* ---- file lifecycle ------------------------------------------------------------------ */
@@ -178,15 +240,20 @@ static int file_open(struct chunk_writer *w)
 	f->records = f->key_bytes = f->value_bytes = 0;
 	f->inflight = 0;
 	chunk_name_temp(f->temp_name, f->job, f->part);
-	int fd = open_temp(w, f);
-	if (fd < 0)
-		return fail(w, fd, "cannot create chunk file", f);
-	f->fd = fd;
+	if (w->o.upload != NULL) {
+		f->fd = -1;
+		chunk_upload_open(w->o.upload, slot_of(w, f), f->temp_name);
+	} else {
+		int fd = open_temp(w, f);
+		if (fd < 0)
+			return fail(w, fd, "cannot create chunk file", f);
+		f->fd = fd;
+	}
 	header_fill(w, f);
 	f->crc = mcw_crc32c(0, f->header_page, MCW_HEADER_BYTES);
 	/* Header and footer pages live in the registered staging region in both modes. */
-	int ret = ur_prep_write_fixed(w->o.ring, fd, f->header_page, MCW_HEADER_BYTES, 0,
-				      w->o.buf_index, CW_UD(CW_OP_HEADER, slot_of(w, f), 0));
+	int ret = queue_write(w, f, f->header_page, MCW_HEADER_BYTES, 0,
+			      CW_UD(CW_OP_HEADER, slot_of(w, f), 0));
 	if (ret < 0)
 		return fail(w, ret, "cannot queue write of", f);
 	f->inflight++;
@@ -241,8 +308,8 @@ static int file_finish(struct chunk_writer *w)
 	ft->f.job = f->job;
 	ft->f.part = f->part;
 	ft->crc = mcw_crc32c(0, ft, offsetof(struct chunk_footer, crc));
-	int ret = ur_prep_write_fixed(w->o.ring, f->fd, ft, MCW_FOOTER_BYTES, f->end_offset,
-				      w->o.buf_index, CW_UD(CW_OP_FOOTER, slot_of(w, f), 0));
+	int ret = queue_write(w, f, ft, MCW_FOOTER_BYTES, f->end_offset,
+			      CW_UD(CW_OP_FOOTER, slot_of(w, f), 0));
 	if (ret < 0)
 		return fail(w, ret, "cannot queue footer write of", f);
 	f->inflight++;
@@ -254,6 +321,14 @@ static int file_finish(struct chunk_writer *w)
 static void file_sync(struct chunk_writer *w, struct cw_file *f)
 {
 	ASSERT(f->state == CWF_DRAINING && f->inflight == 0);
+	if (w->o.upload != NULL) { /* the upload's end stands for the sync */
+		char final[CHUNK_NAME_MAX];
+		chunk_name_final(final, f->job, f->part, f->crc);
+		chunk_upload_close(w->o.upload, slot_of(w, f), final);
+		f->inflight++;
+		f->state = CWF_SYNCING;
+		return;
+	}
 	if (ftruncate(f->fd, (off_t)(f->end_offset + MCW_FOOTER_BYTES)) < 0) {
 		fail(w, -errno, "cannot set the size of", f);
 		return;
@@ -278,15 +353,16 @@ static void file_publish(struct chunk_writer *w, struct cw_file *f)
 		.crc = f->crc,
 	};
 	chunk_name_final(done.name, f->job, f->part, f->crc);
-	if (renameat(f->dir_fd, f->temp_name, f->dir_fd, done.name) < 0) {
+	if (w->o.upload == NULL && renameat(f->dir_fd, f->temp_name, f->dir_fd, done.name) < 0) {
 		fail(w, -errno, "cannot rename", f);
 		return;
 	}
-	if (fsync(f->dir_fd) < 0) {
+	if (w->o.upload == NULL && fsync(f->dir_fd) < 0) {
 		fail(w, -errno, "cannot sync the directory of", f);
 		return;
 	}
-	close(f->fd);
+	if (f->fd >= 0)
+		close(f->fd);
 	f->fd = -1;
 	f->state = CWF_FREE;
 	if (f->ends_job) { /* the job is complete once none of its files is still finishing */
@@ -431,9 +507,8 @@ static void stage_submit_unit(struct chunk_writer *w, uint64_t unit_abs)
 	struct cw_unit *u = &w->units[unit_abs % w->nunits];
 	ASSERT(!u->busy && u->nblocks > 0);
 	uint8_t *mem = stage_block_mem(w, unit_abs * MCW_WRITE_UNIT_BLOCKS);
-	int ret = ur_prep_write_fixed(w->o.ring, u->file->fd, mem, u->len,
-				      block_offset(u->first_block), w->o.buf_index,
-				      CW_UD(CW_OP_UNIT, slot_of(w, u->file), unit_abs % w->nunits));
+	int ret = queue_write(w, u->file, mem, u->len, block_offset(u->first_block),
+			      CW_UD(CW_OP_UNIT, slot_of(w, u->file), unit_abs % w->nunits));
 	if (ret < 0) {
 		fail(w, ret, "cannot queue write of", u->file);
 		return;
@@ -510,6 +585,8 @@ bool chunk_writer_holds_refs(const struct chunk_writer *w)
 
 /* ---- records ------------------------------------------------------------------------- */
 
+static int add_record(struct chunk_writer *w, const struct chunk_rec *r);
+
 /* Blocks this record opens, given the open block's state (invariant 2). */
 static uint32_t record_new_blocks(const struct chunk_writer *w, size_t rec, size_t head)
 {
@@ -548,6 +625,16 @@ static void next_block(struct chunk_writer *w, uint32_t cont_bytes, bool continu
 
 int chunk_writer_add(struct chunk_writer *w, const struct chunk_rec *r)
 {
+	int ret = add_record(w, r);
+	if (w->o.upload != NULL)
+		obj_pump(w);
+	return ret == 0 ? w->error : ret;
+}
+
+static int add_record(struct chunk_writer *w, const struct chunk_rec *r)
+{
+	if (w->o.upload != NULL)
+		obj_pump(w); /* units copied free room for this record */
 	if (w->error)
 		return w->error;
 	ASSERT(r->key_len >= 1 && r->key_len <= MCP_KEY_MAX);
@@ -625,7 +712,10 @@ int chunk_writer_end(struct chunk_writer *w)
 	if (w->cur == NULL)
 		return 1; /* no record arrived for this job: no file */
 	w->cur->ends_job = true;
-	return file_finish(w);
+	int ret = file_finish(w);
+	if (ret == 0 && w->o.upload != NULL)
+		obj_pump(w);
+	return ret < 0 ? ret : w->error;
 }
 
 bool chunk_writer_owns(uint64_t user_data)
@@ -644,9 +734,40 @@ static int unit_done(struct chunk_writer *w, struct cw_unit *u, const struct ur_
 	return 0;
 }
 
+/* The uploader's answers: ends of objects (the syncs of the object backend) and failures;
+ * freed part buffers let the waiting writes go on. */
+static int obj_events(struct chunk_writer *w, const struct ur_cqe *c)
+{
+	struct chunk_upload_event ev[MCW_S3_JOBS_MAX];
+	unsigned n;
+	w->obj_armed = false;
+	if (c->res < 0 && c->res != -EAGAIN && c->res != -EINTR)
+		log_debug("uploader wake-up read: %s", strerror(-c->res));
+	while ((n = chunk_upload_reap(w->o.upload, ev, ARRAY_LEN(ev))) > 0) {
+		for (unsigned i = 0; i < n; i++) {
+			if (ev[i].res < 0 && w->error == 0) {
+				w->error = ev[i].res;
+				chunk_upload_error(w->o.upload, w->error_msg, sizeof(w->error_msg),
+						   NULL);
+			}
+			struct ur_cqe done = { .user_data = CW_UD(CW_OP_FSYNC, ev[i].slot, 0),
+					       .res = ev[i].res };
+			if (ev[i].res == 0)
+				chunk_writer_complete(w, &done);
+		}
+	}
+	int ret = obj_arm(w);
+	if (ret < 0)
+		return fail(w, ret, "cannot wait for the uploader of", NULL);
+	obj_pump(w);
+	return w->error;
+}
+
 int chunk_writer_complete(struct chunk_writer *w, const struct ur_cqe *c)
 {
 	ASSERT(chunk_writer_owns(c->user_data));
+	if (CW_UD_OP(c->user_data) == CW_OP_UPLOAD)
+		return obj_events(w, c);
 	unsigned slot = CW_UD_SLOT(c->user_data);
 	ASSERT(slot < CHUNK_WRITER_FILES);
 	struct cw_file *f = &w->files[slot];
@@ -715,4 +836,6 @@ void chunk_writer_release(struct chunk_writer *w)
 {
 	free(w->units);
 	w->units = NULL;
+	free(w->obj_ops);
+	w->obj_ops = NULL;
 }

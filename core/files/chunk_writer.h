@@ -13,6 +13,11 @@
  * Files are written under a temporary name, fdatasync'ed, renamed to their final name
  * (which carries the whole-file crc32c) and the directory is fsync'ed. Up to two files per
  * writer are open at once: one being filled, one finishing.
+ *
+ * Two backends for stage mode: files through the ring (above), or objects (opts.upload
+ * set, dump --out s3://): the same header, units and footer, in the same order, go to
+ * the uploader (chunk_upload.h) instead of write_fixed; its answers come back through
+ * an eventfd read kept armed in the ring, so the caller sees one kind of completion.
  */
 #ifndef MCW_CHUNK_WRITER_H
 #define MCW_CHUNK_WRITER_H
@@ -22,6 +27,7 @@
 #include <sys/uio.h>
 
 #include "chunk_format.h"
+#include "chunk_upload.h"
 #include "uring.h"
 
 enum chunk_write_mode {
@@ -70,9 +76,10 @@ struct chunk_writer_opts {
 	const struct chunk_identity *id;
 	uint8_t *staging; /* 4096-aligned; see chunk_writer_staging_min */
 	size_t staging_bytes;
-	uint64_t chunk_bytes_max;  /* rotate to a new part beyond this much block data */
-	uint32_t record_value_max; /* largest value that can arrive */
-	bool direct;		   /* use O_DIRECT (stage mode); falls back if refused */
+	uint64_t chunk_bytes_max;    /* rotate to a new part beyond this much block data */
+	uint32_t record_value_max;   /* largest value that can arrive */
+	bool direct;		     /* use O_DIRECT (stage mode); falls back if refused */
+	struct chunk_upload *upload; /* stage mode: objects instead of files (started) */
 	void (*on_file_done)(void *arg, const struct chunk_file_done *done);
 	void *arg;
 };
@@ -124,6 +131,18 @@ struct chunk_writer {
 		uint32_t first_block, nblocks;
 		uint64_t len;
 	} * units;
+
+	/* object backend: the writes waiting to be copied into part buffers, in order */
+	struct cw_obj_op {
+		const uint8_t *p;
+		uint32_t len;
+		unsigned slot;
+		uint64_t ud; /* the completion it stands for (CW_UD) */
+	} * obj_ops;
+	uint32_t obj_cap, obj_head, obj_n;
+	uint32_t obj_off;  /* bytes of the first op already taken */
+	uint64_t obj_wake; /* the eventfd's read lands here */
+	bool obj_armed;
 
 	/* writev mode: one epoch of iovecs and copied metadata, flushed as a whole */
 	struct iovec *iov;

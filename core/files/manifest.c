@@ -24,6 +24,23 @@ static int cmp_entry(const void *a, const void *b)
 	return x->part < y->part ? -1 : x->part > y->part;
 }
 
+int manifest_entry_check(struct manifest_entry *e, const struct chunk_footer *ft, size_t n,
+			 uint64_t size, char *err, size_t cap)
+{
+	struct chunk_footer f;
+	enum chunk_status st = chunk_footer_check(ft, n, &f);
+	if (st != CHUNK_OK || f.f.file_crc != e->crc || f.f.file_bytes != size) {
+		snprintf(err, cap, "chunk %s: footer %s", e->name,
+			 st != CHUNK_OK ? chunk_status_name(st) : "does not match the file name");
+		return -EBADMSG;
+	}
+	e->records = f.f.record_count;
+	e->file_bytes = f.f.file_bytes;
+	e->value_bytes = f.f.value_bytes;
+	e->key_bytes = f.f.key_bytes;
+	return 0;
+}
+
 static int read_footer(int dir_fd, struct manifest_entry *e, char *err, size_t cap)
 {
 	struct chunk_footer ft;
@@ -39,17 +56,13 @@ static int read_footer(int dir_fd, struct manifest_entry *e, char *err, size_t c
 			? pread(fd, &ft, sizeof(ft), sb.st_size - (off_t)sizeof(ft))
 			: 0;
 	close(fd);
-	enum chunk_status st = chunk_footer_check(&ft, n < 0 ? 0 : (size_t)n, &ft);
-	if (st != CHUNK_OK || ft.f.file_crc != e->crc || ft.f.file_bytes != (uint64_t)sb.st_size) {
-		snprintf(err, cap, "chunk %s: footer %s", e->name,
-			 st != CHUNK_OK ? chunk_status_name(st) : "does not match the file name");
-		return -EBADMSG;
-	}
-	e->records = ft.f.record_count;
-	e->file_bytes = ft.f.file_bytes;
-	e->value_bytes = ft.f.value_bytes;
-	e->key_bytes = ft.f.key_bytes;
-	return 0;
+	return manifest_entry_check(e, &ft, n < 0 ? 0 : (size_t)n, (uint64_t)sb.st_size, err, cap);
+}
+
+void manifest_sort(struct manifest_entry *v, size_t n)
+{
+	if (n > 1)
+		qsort(v, n, sizeof(*v), cmp_entry);
 }
 
 long manifest_collect(int dir_fd, struct manifest_entry **out, char *err, size_t err_cap)
@@ -87,8 +100,7 @@ long manifest_collect(int dir_fd, struct manifest_entry **out, char *err, size_t
 			return ret;
 		}
 	}
-	if (n > 1)
-		qsort(v, n, sizeof(*v), cmp_entry);
+	manifest_sort(v, n);
 	*out = v;
 	return (long)n;
 }
@@ -140,8 +152,19 @@ static int write_atomic(int dir_fd, const char *name, const char *data, size_t l
 	return 0;
 }
 
+static int put_file(void *arg, const char *name, const char *data, size_t len)
+{
+	return write_atomic(*(const int *)arg, name, data, len);
+}
+
 int manifest_publish(int dir_fd, struct manifest_info *info, const struct manifest_entry *e,
 		     size_t n, char *err, size_t err_cap)
+{
+	return manifest_publish_with(info, e, n, put_file, &dir_fd, err, err_cap);
+}
+
+int manifest_publish_with(struct manifest_info *info, const struct manifest_entry *e, size_t n,
+			  manifest_put_fn put, void *arg, char *err, size_t err_cap)
 {
 	struct text t = { 0 };
 	info->files = n;
@@ -165,7 +188,7 @@ int manifest_publish(int dir_fd, struct manifest_info *info, const struct manife
 			 e[i].records, e[i].file_bytes, e[i].value_bytes);
 	info->crc = mcw_crc32c(0, t.buf, t.len); /* of the body, as the crc32c line says */
 	text_add(&t, "crc32c %08x\n", info->crc);
-	int ret = write_atomic(dir_fd, MANIFEST_NAME, t.buf, t.len);
+	int ret = put(arg, MANIFEST_NAME, t.buf, t.len);
 	if (ret == 0) {
 		t.len = 0;
 		text_add(&t,
@@ -173,7 +196,7 @@ int manifest_publish(int dir_fd, struct manifest_info *info, const struct manife
 			 "\nrecords %" PRIu64 "\n",
 			 info->dump_id_hex, info->crc, info->files, info->records);
 		text_add(&t, "crc32c %08x\n", mcw_crc32c(0, t.buf, t.len));
-		ret = write_atomic(dir_fd, DONE_NAME, t.buf, t.len);
+		ret = put(arg, DONE_NAME, t.buf, t.len);
 	}
 	free(t.buf);
 	if (ret < 0)
@@ -181,9 +204,27 @@ int manifest_publish(int dir_fd, struct manifest_info *info, const struct manife
 	return ret;
 }
 
-/* Reads a whole small file; checks its last line "crc32c X" covers the rest. */
-static long read_checked(int dir_fd, const char *name, char **out, uint32_t *crc_out, char *err,
+/* Checks that the last line of text (n bytes, text[n] writable) is "crc32c X" covering the
+ * rest; cuts it off. Returns the body's length or -EBADMSG with err set. */
+static long text_checked(char *text, size_t n, const char *name, uint32_t *crc_out, char *err,
 			 size_t cap)
+{
+	text[n] = '\0';
+	char *last = n > 0 ? memrchr(text, '\n', n - 1) : NULL;
+	size_t body = last ? (size_t)(last - text) + 1 : 0;
+	unsigned crc;
+	if (last == NULL || sscanf(last + 1, "crc32c %8x", &crc) != 1 ||
+	    !mcw_crc_matches(crc, mcw_crc32c(0, text, body))) {
+		snprintf(err, cap, "%s is damaged (checksum mismatch)", name);
+		return -EBADMSG;
+	}
+	text[body] = '\0';
+	*crc_out = crc;
+	return (long)body;
+}
+
+/* Reads a whole small file into a new buffer (one byte more than the file). */
+static long read_small(int dir_fd, const char *name, char **out, char *err, size_t cap)
 {
 	struct stat sb;
 	int fd = openat(dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -198,29 +239,43 @@ static long read_checked(int dir_fd, const char *name, char **out, uint32_t *crc
 	ASSERT(buf != NULL);
 	ssize_t n = pread(fd, buf, (size_t)sb.st_size, 0);
 	close(fd);
-	buf[n < 0 ? 0 : n] = '\0';
-	char *last = n > 0 ? memrchr(buf, '\n', (size_t)n - 1) : NULL;
-	size_t body = last ? (size_t)(last - buf) + 1 : 0;
-	unsigned crc;
-	if (n != sb.st_size || last == NULL || sscanf(last + 1, "crc32c %8x", &crc) != 1 ||
-	    !mcw_crc_matches(crc, mcw_crc32c(0, buf, body))) {
+	if (n != sb.st_size) {
 		free(buf);
 		snprintf(err, cap, "%s is damaged (checksum mismatch)", name);
 		return -EBADMSG;
 	}
-	buf[body] = '\0';
 	*out = buf;
-	*crc_out = crc;
-	return (long)body;
+	return (long)n;
 }
 
 long manifest_load(int dir_fd, struct manifest_info *info, struct manifest_entry **out, char *err,
 		   size_t err_cap)
 {
 	char *done = NULL, *man = NULL;
+	long nd = read_small(dir_fd, DONE_NAME, &done, err, err_cap);
+	if (nd < 0)
+		return nd;
+	long nm = read_small(dir_fd, MANIFEST_NAME, &man, err, err_cap);
+	if (nm == -ENOENT) {
+		man = NULL;
+		nm = 0;
+	} else if (nm < 0) {
+		free(done);
+		return nm;
+	}
+	long ret = manifest_parse(done, (size_t)nd, man, (size_t)nm, info, out, err, err_cap);
+	free(done);
+	free(man);
+	return ret;
+}
+
+long manifest_parse(char *done, size_t done_len, char *man, size_t man_len,
+		    struct manifest_info *info, struct manifest_entry **out, char *err,
+		    size_t err_cap)
+{
 	unsigned man_crc = 0;
 	uint32_t crc_done, crc_man;
-	long ret = read_checked(dir_fd, DONE_NAME, &done, &crc_done, err, err_cap);
+	long ret = text_checked(done, done_len, DONE_NAME, &crc_done, err, err_cap);
 	if (ret < 0)
 		return ret;
 	memset(info, 0, sizeof(*info));
@@ -228,21 +283,20 @@ long manifest_load(int dir_fd, struct manifest_info *info, struct manifest_entry
 		   &man_crc) != 2 ||
 	    strspn(info->dump_id_hex, "0123456789abcdef") != 32) {
 		snprintf(err, err_cap, "DONE has an unknown layout");
-		free(done);
 		return -EBADMSG;
 	}
-	free(done);
-	long body = read_checked(dir_fd, MANIFEST_NAME, &man, &crc_man, err, err_cap);
-	if (body == -ENOENT)
+	if (man == NULL) {
 		snprintf(err, err_cap, "DONE is there but %s is missing: the dump is damaged",
 			 MANIFEST_NAME);
+		return -EBADMSG;
+	}
+	long body = text_checked(man, man_len, MANIFEST_NAME, &crc_man, err, err_cap);
 	if (body < 0)
-		return body == -ENOENT ? -EBADMSG : body;
+		return body;
 	if (crc_man != man_crc) {
 		snprintf(err, err_cap,
 			 "DONE and MANIFEST disagree (manifest crc %08x, DONE says %08x)", crc_man,
 			 man_crc);
-		free(man);
 		return -EBADMSG;
 	}
 	size_t n = 0, cap = 0;
@@ -274,7 +328,6 @@ long manifest_load(int dir_fd, struct manifest_info *info, struct manifest_entry
 			sscanf(line, "finished_unix_ns %" SCNd64, &info->finished_unix_ns);
 		}
 	}
-	free(man);
 	info->crc = man_crc;
 	if (!same_dump) {
 		snprintf(err, err_cap, "MANIFEST is not for dump %s, as DONE says",

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "chunk_format.h"
+#include "mcw_limits.h" /* MANIFEST_TEXT_MAX */
 
 #define MANIFEST_NAME "MANIFEST"
 #define DONE_NAME     "DONE"
@@ -41,9 +42,30 @@ long manifest_collect(int dir_fd, struct manifest_entry **out, char *err, size_t
 int manifest_publish(int dir_fd, struct manifest_info *info, const struct manifest_entry *e,
 		     size_t n, char *err, size_t err_cap);
 
+/* The same, through put (called for MANIFEST, then for DONE once MANIFEST is stored; 0 or
+ * -errno): dump to an object store puts them as objects. */
+typedef int (*manifest_put_fn)(void *arg, const char *name, const char *data, size_t len);
+int manifest_publish_with(struct manifest_info *info, const struct manifest_entry *e, size_t n,
+			  manifest_put_fn put, void *arg, char *err, size_t err_cap);
+
+/* Checks a chunk's footer (the last n bytes read, up to one footer page) against e's name
+ * (e->crc) and the object's size; fills e's counts. 0 or -EBADMSG with err set. */
+int manifest_entry_check(struct manifest_entry *e, const struct chunk_footer *ft, size_t n,
+			 uint64_t size, char *err, size_t cap);
+/* Sorts entries by job, then part (the order of a MANIFEST). */
+void manifest_sort(struct manifest_entry *v, size_t n);
+
 /* Reads DONE and MANIFEST and checks both checksums and that they agree. Returns the
  * entry count (entries allocated into *out), -ENOENT if DONE is absent, or -EBADMSG. */
 long manifest_load(int dir_fd, struct manifest_info *info, struct manifest_entry **out, char *err,
 		   size_t err_cap);
+
+/* manifest_load's checks and parsing over DONE's and MANIFEST's bytes held by the caller
+ * (populate reads them from an object store): done and man each need one writable byte
+ * past their length, and man is changed (parsed in place); man NULL: MANIFEST is absent
+ * (-EBADMSG, err says the dump is damaged). Returns as manifest_load. */
+long manifest_parse(char *done, size_t done_len, char *man, size_t man_len,
+		    struct manifest_info *info, struct manifest_entry **out, char *err,
+		    size_t err_cap);
 
 #endif

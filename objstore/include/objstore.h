@@ -172,6 +172,10 @@ int objs_head(struct objs_client *c, const char *bucket, const char *key, uint64
 
 int objs_delete(struct objs_client *c, const char *bucket, const char *key);
 
+/* Server-side copy of src_key to dst_key in one bucket (CopyObject, objects up to 5 GiB):
+ * how a chunk object gets its final name, which carries a crc known only at its end. */
+int objs_copy(struct objs_client *c, const char *bucket, const char *src_key, const char *dst_key);
+
 /* ListObjectsV2 under prefix, page by page (page_keys 0: OBJS_LIST_KEYS_MAX), one callback
  * per key in S3's order (UTF-8 binary). The key points into the scratch buffer and is
  * valid during the call; the callback may call objs_delete, objs_head, objs_abort (they do

@@ -14,11 +14,12 @@
 
 #include "base.h"
 #include "core.h"
+#include "objstore.h"
 
 static void test_classes(void **state)
 {
 	(void)state;
-	static const struct {
+	const struct {
 		int err, exit;
 	} cases[] = {
 		{ 0, MCW_EXIT_OK },
@@ -44,6 +45,17 @@ static void test_classes(void **state)
 		{ -MCW_EBUG, MCW_EXIT_SOFTWARE },
 		{ -ENOMEM, MCW_EXIT_SOFTWARE },
 		{ -ECANCELED, MCW_EXIT_SOFTWARE },
+		/* the object store's classes (dump --out, populate --from s3://) */
+		{ mcw_store_cause(OBJS_ERR_CREDENTIALS), 77 },
+		{ mcw_store_cause(OBJS_ERR_NO_BUCKET), 69 },
+		{ mcw_store_cause(OBJS_ERR_UNSUPPORTED), 69 },
+		{ mcw_store_cause(OBJS_ERR_TEMPFAIL), 75 },
+		{ mcw_store_cause(OBJS_ERR_CHECKSUM), 65 },
+		{ mcw_store_cause(OBJS_ERR_PROTOCOL), 76 },
+		{ mcw_store_cause(OBJS_ERR_CONFIG), 78 },
+		{ mcw_store_cause(OBJS_ERR_NO_KEY), 66 },
+		{ mcw_store_cause(OBJS_OK),
+		  MCW_EXIT_SOFTWARE }, /* a store "failure" with no class */
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		if (mcw_exit_code(cases[i].err) != cases[i].exit)
@@ -62,6 +74,8 @@ static void test_fault_first_wins(void **state)
 	assert_int_equal(f.err, -ECONNRESET);
 	assert_string_equal(f.msg, "lost the source");
 	assert_string_equal(mcw_strerror(MCW_ETOOSMALL), "destination too small");
+	assert_string_equal(mcw_strerror(-mcw_store_cause(OBJS_ERR_TEMPFAIL)),
+			    "object store failure");
 }
 
 int main(void)

@@ -1,5 +1,5 @@
 /*
- * test_dump_plan.c: the memory budget split of dump, verify and stream
+ * test_dump_plan.c: the memory budget split of dump (into a directory or s3://), verify and stream
  * (engine_plan_compute in core/engine/engine.c) for 1 to MCW_THREADS_MAX workers: every accepted
  * plan fits the budget and gives each buffer room for what it holds; every worker's layout
  * (the slices of its two buffers) has slices that do not overlap, stay inside their
@@ -28,8 +28,8 @@
 static const unsigned thread_counts[] = { 1, 2, 3, 4, 7, 8, 16, 31, 64 };
 static const uint64_t item_sizes[] = { 1 * KIB, 512 * KIB, 1 * MIB, 2 * MIB };
 /* The three sinks; the test's own input (kind, mode) becomes the plan's sink need. */
-enum kind { DUMP, VERIFY, STREAM };
-static const enum kind kinds[] = { DUMP, VERIFY, STREAM };
+enum kind { DUMP, VERIFY, STREAM, DUMP_S3 };
+static const enum kind kinds[] = { DUMP, VERIFY, STREAM, DUMP_S3 };
 
 struct dump_plan_in {
 	enum kind kind;
@@ -45,7 +45,7 @@ struct dump_plan_in {
 
 static const char *kind_name(enum kind k)
 {
-	return k == DUMP ? "dump" : k == VERIFY ? "verify" : "stream";
+	return k == DUMP ? "dump" : k == VERIFY ? "verify" : k == STREAM ? "stream" : "dump s3";
 }
 
 static int dump_plan_compute(const struct dump_plan_in *t, struct engine_plan *p, char *err,
@@ -59,8 +59,8 @@ static int dump_plan_compute(const struct dump_plan_in *t, struct engine_plan *p
 		.filter_bytes = t->filter_bytes,
 		.dedupe = !t->no_dedupe,
 	};
-	if (t->kind == DUMP)
-		dump_sink_need(t->mode, t->item_size_max, &in.sink);
+	if (t->kind == DUMP || t->kind == DUMP_S3)
+		dump_sink_need(t->mode, t->item_size_max, t->kind == DUMP_S3, &in.sink);
 	else if (t->kind == VERIFY)
 		verify_sink_need(t->item_size_max, &in.sink);
 	else
@@ -85,6 +85,9 @@ static size_t disk_need(const struct dump_plan_in *in)
 	size_t keyin = MCW_KEYCHUNK_KEYS_MAX * sizeof(uint32_t) + MCW_KEYCHUNK_BYTES;
 	if (in->kind == DUMP)
 		return keyin + chunk_writer_staging_min(in->mode, (uint32_t)in->item_size_max);
+	if (in->kind == DUMP_S3) /* staging, then two parts for the uploader */
+		return keyin + chunk_writer_staging_min(in->mode, (uint32_t)in->item_size_max) +
+		       MCW_S3_PART_BUFS * (size_t)MCW_S3_PART_BYTES;
 	if (in->kind == VERIFY)
 		return keyin + net_need(in);
 	/* the ms pipe's batches, each with a largest value copied in, then the answers */
@@ -119,8 +122,8 @@ static void check_layout(const struct dump_plan_in *in, const struct engine_layo
 	check_slice("key offsets", &l->key_off, MCW_KEYCHUNK_KEYS_MAX * sizeof(uint32_t), &end,
 		    l->disk_bytes);
 	check_slice("key input", &l->key_in, MCW_KEYCHUNK_BYTES, &end, l->disk_bytes);
-	if (in->kind == DUMP)
-		dump_sink_need(in->mode, in->item_size_max, &need);
+	if (in->kind == DUMP || in->kind == DUMP_S3)
+		dump_sink_need(in->mode, in->item_size_max, in->kind == DUMP_S3, &need);
 	else if (in->kind == VERIFY)
 		verify_sink_need(in->item_size_max, &need);
 	else
@@ -135,9 +138,11 @@ static void check_layout(const struct dump_plan_in *in, const struct engine_layo
 	assert_true(sum <= l->disk_bytes);
 	assert_true(l->send_slots.bytes + l->recv.bytes <= l->net_bytes);
 	/* what each holder itself requires of its slice */
-	if (in->kind == DUMP)
+	if (in->kind == DUMP || in->kind == DUMP_S3)
 		assert_true(l->sink[0].bytes >=
 			    chunk_writer_staging_min(in->mode, (uint32_t)in->item_size_max));
+	if (in->kind == DUMP_S3)
+		assert_true(l->sink[1].bytes >= MCW_S3_PART_BUFS * (size_t)MCW_S3_PART_BYTES);
 	if (in->kind == VERIFY)
 		assert_true(l->sink[1].bytes >= reply_max(in));
 	if (in->kind == STREAM) {
@@ -233,7 +238,25 @@ static void check_shape(struct dump_plan_in *in)
 		assert_true(p.worker.net_bytes >= last_net); /* more budget, never less */
 		last_net = p.worker.net_bytes;
 	}
-	assert_int_equal(last_net, MCW_WORKER_BUF_MAX_BYTES); /* far more: capped */
+	/* far more: capped, unless what a buffer must hold is more than the cap */
+	size_t buf_min = ROUND_UP(MAX(net_need(in), disk_need(in)), 64 * KIB);
+	assert_int_equal(last_net, MAX((size_t)MCW_WORKER_BUF_MAX_BYTES, buf_min));
+}
+
+/* dump --out s3://: a budget too small says so and names the uploader's part buffers. */
+static void test_s3_refusal_names_the_upload_parts(void **state)
+{
+	(void)state;
+	struct dump_plan_in in = {
+		.kind = DUMP_S3, .threads = 2, .item_size_max = MIB, .groups = 1
+	};
+	char err[ERR_BYTES];
+	struct dump_plan p;
+	assert_int_equal(plan(&in, 64 * MIB, &p, err), -ENOMEM);
+	assert_non_null(strstr(err, "upload parts"));
+	assert_non_null(strstr(err, "--memory"));
+	assert_int_equal(plan(&in, named_size(err), &p, err), 0);
+	assert_true(p.worker.sink[1].bytes >= MCW_S3_PART_BUFS * (size_t)MCW_S3_PART_BYTES);
 }
 
 static void test_every_shape(void **state)
@@ -394,8 +417,11 @@ static void test_large_items(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_shape), cmocka_unit_test(test_groups_and_rings),
-		cmocka_unit_test(test_exact_edges), cmocka_unit_test(test_no_dedupe),
+		cmocka_unit_test(test_every_shape),
+		cmocka_unit_test(test_s3_refusal_names_the_upload_parts),
+		cmocka_unit_test(test_groups_and_rings),
+		cmocka_unit_test(test_exact_edges),
+		cmocka_unit_test(test_no_dedupe),
 		cmocka_unit_test(test_large_items),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

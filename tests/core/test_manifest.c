@@ -321,6 +321,57 @@ static void test_missing_manifest_said(void **state)
 	assert_non_null(strstr(err, MANIFEST_NAME));
 }
 
+/* Reads a whole file of the test directory into a new buffer with one spare byte. */
+static char *slurp(const char *name, size_t *len)
+{
+	int fd = openat(dir_fd, name, O_RDONLY);
+	assert_true(fd >= 0);
+	off_t size = lseek(fd, 0, SEEK_END);
+	char *buf = malloc((size_t)size + 1);
+	assert_non_null(buf);
+	assert_int_equal(pread(fd, buf, (size_t)size, 0), size);
+	close(fd);
+	*len = (size_t)size;
+	return buf;
+}
+
+/* manifest_parse over bytes held by the caller (populate --from s3://) decides exactly as
+ * manifest_load over the files, and a changed byte is refused. */
+static void test_parse_from_buffers(void **state)
+{
+	(void)state;
+	fresh_dir();
+	publish_two();
+	char err[ERR_BYTES] = "";
+	struct manifest_info want, got;
+	struct manifest_entry *we = NULL, *ge = NULL;
+	assert_int_equal(manifest_load(dir_fd, &want, &we, err, sizeof(err)), 2);
+	size_t nd, nm;
+	/* parsing changes both buffers: fresh copies for each call */
+	char *done = slurp(DONE_NAME, &nd), *man = slurp(MANIFEST_NAME, &nm);
+	assert_int_equal(manifest_parse(done, nd, man, nm, &got, &ge, err, sizeof(err)), 2);
+	assert_string_equal(got.dump_id_hex, want.dump_id_hex);
+	assert_int_equal(got.records, want.records);
+	assert_int_equal(got.crc, want.crc);
+	assert_memory_equal(ge, we, 2 * sizeof(*ge));
+	free(ge);
+	free(done);
+	free(man);
+	done = slurp(DONE_NAME, &nd);
+	man = slurp(MANIFEST_NAME, &nm);
+	man[nm / 2] ^= 0x04;
+	assert_int_equal(manifest_parse(done, nd, man, nm, &got, &ge, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, MANIFEST_NAME " is damaged"));
+	free(done);
+	done = slurp(DONE_NAME, &nd);
+	assert_int_equal(manifest_parse(done, nd, NULL, 0, &got, &ge, err, sizeof(err)), -EBADMSG);
+	assert_non_null(strstr(err, "DONE is there but " MANIFEST_NAME " is missing"));
+	free(we);
+	free(done);
+	free(man);
+	cleanup_dir();
+}
+
 static void test_empty_dump(void **state)
 {
 	(void)state;
@@ -532,6 +583,7 @@ int main(void)
 		cmocka_unit_test(test_empty_dump),
 		cmocka_unit_test(test_damaged_files),
 		cmocka_unit_test(test_missing_manifest_said),
+		cmocka_unit_test(test_parse_from_buffers),
 		cmocka_unit_test(test_done_of_another_dump),
 		cmocka_unit_test(test_chunk_footer_mismatch),
 	};

@@ -15,7 +15,8 @@ signature of a known key id and ignores x-amz-checksum-* headers):
       {"drop": "request"}                    read half the request body, then close
       {"delay": SECONDS}                     wait before forwarding (a stalled server)
     with optional "method": "PUT" (only requests of that method take the fault).
-Every request is recorded in `log` (method, path, query, headers) for assertions.
+Every request is recorded in `log` (method, path, query, headers, body size, arrival time
+on time.monotonic()) for assertions.
 """
 import base64
 import hashlib
@@ -146,7 +147,8 @@ class S3Proxy:
         body = h.rfile.read(length) if length else b""
         with self.lock:
             self.log.append({"method": h.command, "path": path, "query": query,
-                             "headers": headers, "body_bytes": len(body)})
+                             "headers": headers, "body_bytes": len(body),
+                             "time": time.monotonic()})
         if fault and "delay" in fault:
             time.sleep(fault["delay"])
         if fault and "status" in fault:

@@ -105,26 +105,38 @@ def retries_of(err):
     return int(line.split("retries=")[1])
 
 
-class S3Test(unittest.TestCase):
+class S3Fixture:
+    """A test class's s3rver (cls.s3) behind the checking, fault-injecting proxy
+    (cls.proxy), reset before each test; mixed in before unittest.TestCase (test_s3_warm
+    uses it too)."""
+
     @classmethod
     def setUpClass(cls):
+        super().setUpClass()
         if not BUILD or not os.path.exists(PROBE):
             raise unittest.SkipTest("MCW_BUILD does not hold tests/mcw-s3-probe (run through ctest)")
         if not S3RVER:
             raise unittest.SkipTest("s3rver is not installed (scripts/setup.sh installs it)")
-        cls.server = S3rver()
-        cls.proxy = S3Proxy(cls.server.port, secret=SECRET)
+        cls.s3 = S3rver()
+        cls.proxy = S3Proxy(cls.s3.port, secret=SECRET)
 
     @classmethod
     def tearDownClass(cls):
         cls.proxy.close()
-        cls.server.stop()
+        cls.s3.stop()
+        super().tearDownClass()
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="mcw-s3-")
+        super().setUp()
         self.proxy.faults = []
         self.proxy.secret = SECRET
         self.proxy.log.clear()
+
+
+class S3Test(S3Fixture, unittest.TestCase):
+    def setUp(self):
+        super().setUp()
+        self.tmp = tempfile.mkdtemp(prefix="mcw-s3-")
         self.probe = Probe(self.tmp, self.proxy.url)
 
     def tearDown(self):
