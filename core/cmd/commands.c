@@ -30,7 +30,7 @@ const char mcw_exit_codes_help[] =
     "      store (s3://) refused the credentials\n"
     "  78  object store configuration: no credentials, no region or a bad s3:// URL\n"
     "  with s3://, the store's failures exit by class: 69 no such bucket, 75 retries\n"
-    "  exhausted, 65 damaged data, 76 a malformed answer\n";
+    "  exhausted, 65 damaged data, 66 an expected object gone, 76 a malformed answer\n";
 
 int mcw_exit_code(int err)
 {

@@ -9,6 +9,8 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 
 #include <cmocka.h>
 
@@ -58,6 +60,11 @@ static void test_classes(void **state)
 		  MCW_EXIT_SOFTWARE }, /* a store "failure" with no class */
 	};
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char token[8];
+		snprintf(token, sizeof(token), " %d ", cases[i].exit);
+		if (!strstr(mcw_exit_codes_help, token))
+			fail_msg("exit %d (cause %d) is not explained by --help", cases[i].exit,
+				 cases[i].err);
 		if (mcw_exit_code(cases[i].err) != cases[i].exit)
 			fail_msg("cause %d (%s): exit %d, want %d", cases[i].err,
 				 mcw_strerror(-cases[i].err), mcw_exit_code(cases[i].err),
