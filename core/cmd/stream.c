@@ -200,6 +200,7 @@ static int take_item(struct sjob *j, const struct mcp_meta_reply *rep, uint32_t 
 		.key = key, /* the key chunk stays loaded until the job is answered */
 		.key_len = klen,
 		.key_b64 = (kflags & KEYCHUNK_F_B64) != 0,
+		.key_b64_decided = true, /* the key reader scanned the key */
 		.client_flags = rep->client_flags,
 		.value_len = (uint32_t)rep->value_len,
 		.expires_at_ms = rep->ttl < 0 ? 0 : j->w->pipe.recv_ms + rep->ttl * 1000,

@@ -182,7 +182,8 @@ int64_t mspipe_add(struct mspipe *p, const struct mspipe_item *it)
 		.piece0 = b->npieces,
 		.npieces = p->o.copy_bytes ? 1 : it->npieces,
 		.key_len = it->key_len,
-		.key_b64 = it->key_b64,
+		.key_b64 = it->key_b64 ||
+			   (!it->key_b64_decided && mcp_key_needs_b64(it->key, it->key_len)),
 	};
 	put_pieces(p, b, it);
 	b->value_bytes += it->value_len;
@@ -206,9 +207,8 @@ static void encode(struct mspipe *p, struct mspipe_batch *b)
 			b->expired++; /* counted once, when the batch is answered */
 			continue;
 		}
-		bool b64 = r->key_b64 || mcp_key_needs_b64(r->key, r->key_len);
 		size_t n =
-		    mcp_ms_encode(b->hdr + hdr_used, MCP_REQ_MAX, r->key, r->key_len, b64,
+		    mcp_ms_encode(b->hdr + hdr_used, MCP_REQ_MAX, r->key, r->key_len, r->key_b64,
 				  r->value_len, t, r->client_flags, p->o.mode, b->opaque_base + i);
 		ASSERT(n > 0); /* lengths were checked when the item was read */
 		b->iov[b->niov++] = (struct iovec){ b->hdr + hdr_used, n };

@@ -78,7 +78,9 @@ struct mspipe_opts {
 struct mspipe_item {
 	const uint8_t *key; /* lent until its batch is answered */
 	uint16_t key_len;
-	bool key_b64;
+	bool key_b64;	      /* send it base64-encoded (the source said it is binary) */
+	bool key_b64_decided; /* key_b64 came from scanning this key (the key reader did): not
+			       * scanned again; otherwise (a key read from a file) it is */
 	uint32_t client_flags;
 	uint32_t value_len;
 	int64_t expires_at_ms; /* on the mover's wall clock; 0: never */
