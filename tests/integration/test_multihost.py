@@ -150,6 +150,24 @@ class PlanTest(unittest.TestCase):
         self.assertIn("--dest-auth-file /etc/mcwarm/b.auth", joined(plan["pairs"][0]["ro_argv"]))
         self.assertNotIn("--dest-tls", joined(plan["pairs"][0]["ro_argv"]))
 
+    def test_backend_s3_gives_each_pair_its_prefix_and_no_volume(self):
+        plan = mcwarm_fleet.mcwarm_plan(self.replica(
+            backend="s3", volume_dir=None, s3=dict(url="s3://warm-bucket/fleet/"), keep=True))
+        v, p = plan["volumes"][0], plan["pairs"][0]
+        words = ["--backend", "s3", "--volume", "s3://warm-bucket/fleet/c7"]
+        joined = lambda argv: " ".join(argv)
+        self.assertIn(joined(words), joined(v["rw_argv"]))
+        self.assertIn(joined(words), joined(p["ro_argv"]))
+        # mcwarm-ctl adds the source's host_port: the pair's prefix, the same on both hosts
+        self.assertEqual(v["volume"], "s3://warm-bucket/fleet/c7/10.0.0.1_11211")
+        self.assertEqual(p["volume"], v["volume"])
+        self.assertEqual(len({x["volume"] for x in plan["volumes"]}), 3)
+        self.assertEqual(v["release_argv"], ["release", "--work", "/w/c7/rw-10.0.0.1_11211",
+                                             "--keep"])
+        plan = mcwarm_fleet.mcwarm_plan(self.replica())
+        self.assertEqual(plan["volumes"][0]["release_argv"],
+                         ["release", "--work", "/w/c7/rw-10.0.0.1_11211"])
+
     def test_bad_replica_files_are_refused_with_the_reason(self):
         cases = [
             (dict(shape="mirror"), "shape: one of replica, replace, resize"),
@@ -168,6 +186,10 @@ class PlanTest(unittest.TestCase):
             (dict(source_security=dict(tls=True, ca="ca.pem")),
              "source_security.ca: an absolute path"),
             (dict(dest_security=dict(ca="/etc/ca.pem")), "need tls: true"),
+            (dict(backend="s3"), "s3: {url: s3://BUCKET/PREFIX} is missing"),
+            (dict(backend="s3", s3=dict(url="http://x/y")), "is not s3://BUCKET/PREFIX"),
+            (dict(backend="s3", s3=dict(url="s3://b/p", secret_access_key="x")),
+             "a secret never goes in the replica file"),
         ]
         for change, msg in cases:
             with self.subTest(change=change):
