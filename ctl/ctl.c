@@ -20,7 +20,8 @@
 #include "ctl_private.h"
 
 #define DEFAULT_WORK   "/var/tmp/mcwarm-ctl"
-#define DEFAULT_MEMORY (64ull << 20)
+#define DEFAULT_MEMORY	  (64ull << 20)
+#define DEFAULT_MEMORY_S3 (128ull << 20) /* as mcwarm dump's with s3://: upload parts */
 
 static const char usage_text[] =
     "usage: mcwarm-ctl COMMAND [options]\n"
@@ -82,7 +83,8 @@ static const char usage_text[] =
     "      --size SIZE          the volume's size (default: what the source holds x 1.25\n"
     "                           + 256M, at least 512M)\n"
     "      --fs ext4|xfs        filesystem (default ext4)\n"
-    "  -m, --memory SIZE        memory budget of dump and of populate (default 64M)\n"
+    "  -m, --memory SIZE        memory budget of dump and of populate (default 64M; 128M\n"
+    "                           with --backend s3, as mcwarm dump's with s3://)\n"
     "  -t, --threads N          their worker threads (default: online CPUs)\n"
     "      --cycle-ms N         pause between populate passes during the dump (default 200)\n"
     "      --min-ratio R        verify: fraction of items that must be equal (default 0.99)\n"
@@ -627,7 +629,6 @@ static int parse(int argc, char **argv, struct ctl_opts *o)
 	memset(o, 0, sizeof(*o));
 	struct ctl_plan *p = &o->plan;
 	p->vol.kind = EBS_LOOP;
-	p->memory_bytes = DEFAULT_MEMORY;
 	p->cycle_ms = CTL_CYCLE_MS_DEFAULT;
 	p->min_ratio = 0.99;
 	/* the plan file first, so the command line wins */
@@ -646,6 +647,8 @@ static int parse(int argc, char **argv, struct ctl_opts *o)
 		code = command_line(argc, argv, o);
 	if (code != 0 || o->help)
 		return code;
+	if (p->memory_bytes == 0)
+		p->memory_bytes = p->s3 ? DEFAULT_MEMORY_S3 : DEFAULT_MEMORY;
 	if (p->work[0] == '\0')
 		snprintf(p->work, sizeof(p->work), "%s", DEFAULT_WORK);
 	char real[PATH_MAX];

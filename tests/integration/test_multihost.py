@@ -19,6 +19,7 @@ import time
 import unittest
 
 import nshosts
+import test_s3  # its s3rver, not its tests
 from mcwtest import MCWARM, Client, TempDir
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -298,8 +299,8 @@ class FleetTestCase(unittest.TestCase):
         argv = ["ansible-playbook", "-i", inv, PLAYBOOK, "-e", "mcwarm_replica_file=" + replica,
                 "-e", "mcwarm_ctl=" + CTL, "-e", "mcwarm_bin=" + MCWARM,
                 "-e", "mcwarm_report_file=" + report, "-e", "mcwarm_timeout_s=400"]
-        for k, v in extra.items():
-            argv += ["-e", "%s=%s" % (k, v)]
+        for k, v in extra.items():  # a mapping as JSON: Ansible reads k=v as a string
+            argv += ["-e", json.dumps({k: v}) if isinstance(v, dict) else "%s=%s" % (k, v)]
         return self.fleet.ctl_argv(argv)
 
     def playbook(self, replica, during=None, **extra):
@@ -536,6 +537,37 @@ class ReplicaTest(FleetTestCase):
         code, report, out = self.playbook(replica)
         self.assert_whole(code, report, out)
         self.assert_replicas_equal(data)
+
+    def test_replica_through_s3_three_to_three(self):
+        """backend s3: no volume, s3rver on the control host's address (reachable from
+        every host), credentials and endpoint passed to the halves in mcwarm_environment;
+        every pair's prefix is gone after release."""
+        if not test_s3.S3RVER or not os.path.exists(test_s3.PROBE):
+            self.skipTest("s3rver or mcw-s3-probe is missing (scripts/setup.sh, ctest)")
+        s3 = test_s3.S3rver(nshosts.CTL_ADDR, self.fleet.ctl, self.fleet.ctl_netns)
+        self.addCleanup(s3.stop)
+        env = dict(AWS_ENDPOINT_URL_S3=s3.url, AWS_ACCESS_KEY_ID=test_s3.KEY_ID,
+                   AWS_SECRET_ACCESS_KEY=test_s3.SECRET, AWS_EC2_METADATA_DISABLED="true")
+        data = self.fill_sources()
+        # memory: a dump to s3:// holds two 5 MiB upload parts per worker besides staging
+        replica = self.replica_plan("r33s3", backend="s3", memory="64M",
+                                    s3=dict(url="s3://%s/fleet" % test_s3.BUCKET))
+        code, report, out = self.playbook(replica, mcwarm_environment=env)
+        self.assert_whole(code, report, out)
+        self.assertIn("3 of 3 pairs warmed", out)
+        self.assertEqual({r["volume"] for r in report["pairs"]},
+                         {"s3://%s/fleet/r33s3/%s" % (test_s3.BUCKET,
+                                                      self.hosts[s].mc_addr.replace(":", "_"))
+                          for s in SOURCES})
+        self.assert_replicas_equal(data)
+        listing = subprocess.run(
+            self.fleet.ctl_argv([test_s3.PROBE, "list", test_s3.BUCKET, "fleet/"]),
+            env=dict(os.environ, HOME=self.tmp.path, **env), capture_output=True, text=True,
+            timeout=60)
+        self.assertEqual(listing.returncode, 0, listing.stderr)
+        self.assertEqual([ln for ln in listing.stdout.splitlines() if ln.startswith("key ")],
+                         [], "the pairs' prefixes were not deleted")
+        self.assert_nothing_left()
 
     def assert_replicas_equal(self, data):
         for s, d in zip(SOURCES, REPLICAS):
