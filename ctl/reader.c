@@ -372,9 +372,11 @@ static int follow_wait(const struct ctl_plan *p, struct ctl_state *s, pid_t pid,
 		if (w < 0)
 			return snprintf(err, cap, "lost the populate child: %s", strerror(errno)),
 			       MCW_EXIT_SOFTWARE;
-		if (p->side != SIDE_RO) /* our own dumper: a failure ends the reading too */
+		unsigned n = s->dump_n;
+		if (p->side != SIDE_RO) { /* our own dumper: a failure ends the reading too */
 			code = ctl_dump_check(p, s, err, cap);
-		else if (ctl_wall_ns() > look_ns) {
+			moved = s->dump_n != n; /* it began a new attempt (no checkpoint) */
+		} else if (ctl_wall_ns() > look_ns) {
 			code = s3_newer_attempt(p, s, &moved, err, cap);
 			look_ns = ctl_wall_ns() + (int64_t)CTL_S3_ATTEMPT_POLL_MS * 1000000;
 		}

@@ -625,6 +625,30 @@ class CtlS3Test(S3WarmCase):
                                           "1", *common))
         self.assertTrue(again["ok"])
 
+    def test_each_half_killed_then_run_again_continues(self):
+        src, dst = self.server(memory_mb=256), self.server(memory_mb=256)
+        items = self.fill(src, 15000)
+        rw, ro = self.tmp.sub("rw"), self.tmp.sub("ro")
+        common = ["--backend", "s3", "--volume", self.url(), "--threads", "2", "--json"]
+        rw_argv = ["warm", "--side", "rw", "--source", src.addr, "--work", rw] + common
+        ro_argv = ["warm", "--side", "ro", "--source", src.addr, "--dest", dst.addr, "--work",
+                   ro, "--min-ratio", "1", "--idle-timeout", "120"] + common
+        # each controller killed as a crash would (its children go on)
+        p = self.ctl(*rw_argv, check=None, env={"MCW_CTL_CRASH_AT": "dumping"})
+        self.assertEqual(p.returncode, -signal.SIGKILL, p.stderr[-2000:])
+        p = self.ctl(*ro_argv, check=None, env={"MCW_CTL_CRASH_AT": "pass"})
+        self.assertEqual(p.returncode, -signal.SIGKILL, p.stderr[-2000:])
+        reader, writer = self.start(*ro_argv), self.start(*rw_argv)
+        wreport, werr = self.finish(writer)
+        self.assertIn("continuing the warm-up", werr)
+        self.assertEqual(wreport["dump_attempt"], 1, "the dump was continued, not redone")
+        rreport, rerr = self.finish(reader)
+        self.assertIn("continuing the warm-up", rerr)
+        self.assertEqual(rreport["verify_ratio"], 1.0)
+        self.assert_all_equal(dst, items)
+        self.ctl("release", "--work", rw)
+        self.assertEqual([], self.under(self.prefix))
+
     def test_backlog_in_status_while_the_reader_waits(self):
         """A reader whose dump is half uploaded: status --json shows what populate listed
         and has not applied (STATE/backlog), for an autoscaler; the metrics file too."""
