@@ -19,7 +19,7 @@
 #include "ctl.h"
 #include "ctl_private.h"
 
-#define DEFAULT_WORK   "/var/tmp/mcwarm-ctl"
+#define DEFAULT_WORK	  "/var/tmp/mcwarm-ctl"
 #define DEFAULT_MEMORY	  (64ull << 20)
 #define DEFAULT_MEMORY_S3 (128ull << 20) /* as mcwarm dump's with s3://: upload parts */
 
