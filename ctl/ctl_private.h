@@ -244,6 +244,7 @@ bool ctl_backlog(const struct ctl_plan *p, const struct ctl_state *s, uint64_t *
  * pair_url: s3://BUCKET/PREFIX/<source host_port>/name; dump_url: of attempt n.
  * check: the bucket answers the listing of the pair's prefix with these credentials.
  * has: *yes when an object's key starts with the pair's prefix + name.
+ * count: *n objects whose key starts with the pair's prefix + name.
  * reader_mark: this reader's mark ("reading", "done", NULL: none) under the prefix.
  * readers_gone: MCW_EXIT_TEMPFAIL naming a reader whose mark says reading.
  * delete: every object under the pair's prefix. */
@@ -251,6 +252,7 @@ void ctl_s3_pair_url(char *out, size_t cap, const struct ctl_plan *p, const char
 void ctl_s3_dump_url(char *out, size_t cap, const struct ctl_plan *p, unsigned n);
 int ctl_s3_check(const struct ctl_plan *p, char *err, size_t cap);
 int ctl_s3_has(const struct ctl_plan *p, const char *name, bool *yes, char *err, size_t cap);
+int ctl_s3_count(const struct ctl_plan *p, const char *name, unsigned *n, char *err, size_t cap);
 int ctl_s3_reader_mark(const struct ctl_plan *p, const char *mark, char *err, size_t cap);
 int ctl_s3_readers_gone(const struct ctl_plan *p, char *err, size_t cap);
 int ctl_s3_delete(const struct ctl_plan *p, char *err, size_t cap);

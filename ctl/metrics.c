@@ -108,7 +108,10 @@ static void snapshot(const struct ctl_plan *p, const struct ctl_state *s, const 
 	uint64_t listed, backlog; /* populate's STATE/backlog: the store's view (s3) */
 	bool has_backlog = ctl_backlog(p, s, &listed, &backlog);
 	ctl_dump_dir(dir, sizeof(dir), p, p->side == SIDE_RO ? EBS_RO : EBS_RW, s->dump_n);
-	unsigned written = p->s3 ? (unsigned)listed : s->dump_n ? ctl_count_chunks(dir) : 0;
+	/* s3: what populate listed; the writer's, once its summary says (no listing here) */
+	unsigned written = !p->s3		? (s->dump_n ? ctl_count_chunks(dir) : 0)
+			   : p->side == SIDE_RW ? (unsigned)ctl_json_num(dump_json, "files")
+						: (unsigned)listed;
 	add(METRICS_GAUGE, "mcwarm_warm_chunk_files",
 	    "chunk files of the dump as this host sees it", side, written);
 	if (p->side == SIDE_RW)

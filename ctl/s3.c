@@ -158,6 +158,14 @@ int ctl_s3_has(const struct ctl_plan *p, const char *name, bool *yes, char *err,
 	return code;
 }
 
+int ctl_s3_count(const struct ctl_plan *p, const char *name, unsigned *n, char *err, size_t cap)
+{
+	struct first_key f;
+	int code = list_under(p, name, true, &f, err, cap);
+	*n = code == 0 ? f.found : 0;
+	return code;
+}
+
 int ctl_s3_reader_mark(const struct ctl_plan *p, const char *mark, char *err, size_t cap)
 {
 	struct objs_url u;

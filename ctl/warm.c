@@ -451,8 +451,12 @@ int ctl_status(const struct ctl_plan *p, bool json)
 	bool has_backlog = ctl_backlog(p, &s, &listed, &backlog);
 	ctl_dump_dir(dir, sizeof(dir), p, s.side == SIDE_RO ? EBS_RO : EBS_RW, s.dump_n);
 	ctl_dump_out(to, sizeof(to), p, s.dump_n);
-	/* s3: what populate listed (the writer's own count is in its dump-<n>.json) */
+	/* s3: what populate listed; the writer's side counts its objects in the store */
 	unsigned written = p->s3 ? (unsigned)listed : ctl_count_chunks(dir);
+	char chunks[48];
+	snprintf(chunks, sizeof(chunks), "dump-%u/chunk-", s.dump_n);
+	if (p->s3 && s.side == SIDE_RW && ctl_s3_count(p, chunks, &written, err, sizeof(err)))
+		fprintf(stderr, "mcwarm-ctl: cannot count the dump's chunk files: %s\n", err);
 	/* files written but not applied yet; the reader's mount may be gone (done) */
 	long long lag = p->s3			    ? (long long)backlog
 			: written > s.files_applied ? (long long)(written - s.files_applied)

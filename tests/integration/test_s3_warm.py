@@ -607,6 +607,9 @@ class CtlS3Test(S3WarmCase):
         self.assertEqual(status["backlog_chunks"], 0)
         self.assertEqual(status["chunks_listed"],
                          len([n for n in self.under(self.pair(src)) if n.endswith(".mcw")]))
+        wstatus = json.loads(self.ctl("status", "--work", rw, "--json").stdout)
+        self.assertEqual((wstatus["side"], wstatus["phase"]), ("rw", "dumped"))
+        self.assertEqual(wstatus["chunk_files_written"], status["chunks_listed"])
         marks = [n for n in self.under(self.pair(src)) if n.startswith(".mcwarm/readers/")]
         self.assertEqual([".mcwarm/readers/done-" + dst.addr.replace(":", "_")], marks)
         # a reader still reading holds the release back (exit 75, naming it)
