@@ -122,7 +122,7 @@ static const char usage_text[] =
     "      --group NAME         --side ro: read the resize group OUT/NAME (<host>_<port>\n"
     "                           of a --ring-to node) of the dump; verify takes its keys\n"
     "      --wait-volume S      --side ro: wait at most S seconds for the volume and its\n"
-    "                           filesystem (default 300)\n"
+    "                           filesystem (default 300; s3 has no volume to wait for)\n"
     "      --idle-timeout S     --side ro: give up (exit 75) after S seconds without a new\n"
     "                           chunk file or DONE from the source host (default 600;\n"
     "                           s3: populate --follow's --idle-timeout)\n"
