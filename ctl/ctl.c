@@ -19,16 +19,19 @@
 #include "ctl.h"
 #include "ctl_private.h"
 
-#define DEFAULT_WORK   "/var/tmp/mcwarm-ctl"
-#define DEFAULT_MEMORY (64ull << 20)
+#define DEFAULT_WORK	  "/var/tmp/mcwarm-ctl"
+#define DEFAULT_MEMORY	  (64ull << 20)
+#define DEFAULT_MEMORY_S3 (128ull << 20) /* as mcwarm dump's with s3://: upload parts */
 
 static const char usage_text[] =
     "usage: mcwarm-ctl COMMAND [options]\n"
     "\n"
     "Sequences a warm-up: a volume the dumper writes (mounted read-write) and the populator\n"
     "reads (mounted read-only without journal recovery, remounted to see new files).\n"
-    "Every step is idempotent and recorded in WORK/ctl.state, so a killed controller run\n"
-    "again with the same plan continues where it stopped.\n"
+    "Or, with --backend s3, no volume: the dump goes through an object store (S3 or an\n"
+    "S3-compatible store) that both sides reach. Every step is idempotent and recorded in\n"
+    "WORK/ctl.state, so a killed controller run again with the same plan continues where\n"
+    "it stopped.\n"
     "\n"
     "commands:\n"
     "  warm      the whole warm-up on this host: create, attach, mkfs, mount, dump,\n"
@@ -42,10 +45,16 @@ static const char usage_text[] =
     "                cycles and populate passes until the dump's MANIFEST is applied,\n"
     "                verify against the source, unmount and detach; exit 2 when verify\n"
     "                is below --min-ratio\n"
-    "            each half continues after a kill and returns 0 at once when done\n"
+    "            each half continues after a kill and returns 0 at once when done.\n"
+    "            --backend s3: no volume steps; both halves run mcwarm dump --out s3://\n"
+    "            and mcwarm populate --from s3:// --follow at the same time; --side rw is\n"
+    "            done when DONE is in the store, --side ro marks itself reading (then\n"
+    "            done) under PREFIX/<source>/.mcwarm/readers/; teardown (both) deletes\n"
+    "            the pair's prefix after a good run unless --keep\n"
     "  release   source host, after every reader is done: unmount and detach the\n"
     "            read-write side, delete the volume it created (unless --keep); exit 75\n"
-    "            naming the reader while one is still attached\n"
+    "            naming the reader while one is still attached (s3: deletes the pair's\n"
+    "            prefix; exit 75 while a reader's mark says reading)\n"
     "  create    create the volume (loop: a preallocated image; ec2: an io2 volume with\n"
     "            multi-attach; dir: the directory)\n"
     "  attach    attach it read-write and/or read-only (--side)\n"
@@ -55,27 +64,32 @@ static const char usage_text[] =
     "  umount    unmount (--side)\n"
     "  detach    unmount and detach (--side)\n"
     "  destroy   unmount, detach, and delete the volume\n"
-    "  status    the warm-up's side, phase, counts, rate, lag, error (--json for tools)\n"
+    "  status    the warm-up's side, phase, counts, rate, lag, error (--json for tools:\n"
+    "            also backlog_chunks and chunks_listed, populate's STATE/backlog: chunk\n"
+    "            files listed and not applied yet, for an autoscaler)\n"
     "\n"
     "plan:\n"
     "  -s, --source HOST:PORT   the memcached to dump (warm; --side ro: to verify against)\n"
     "  -d, --dest HOST:PORT     the memcached to warm (warm, not --side rw)\n"
     "  -w, --work DIR           state, logs, mountpoints WORK/rw and WORK/ro, and the loop\n"
     "                           image (default " DEFAULT_WORK ")\n"
-    "  -b, --backend loop|dir|ec2  the volume (default loop)\n"
+    "  -b, --backend loop|dir|ec2|s3  the volume, or s3: an object store (default loop)\n"
     "      --volume PATH        loop: the image file (default WORK/volume.img); dir: the\n"
     "                           directory (default WORK/volume); ec2: the volume's tag\n"
-    "                           (as --tag). --side rw|ro: required for loop and dir, the\n"
-    "                           same on both hosts\n"
+    "                           (as --tag); s3: s3://BUCKET/PREFIX (required), the dump\n"
+    "                           goes under PREFIX/<source host_port>/dump-<n>/. --side\n"
+    "                           rw|ro: required for loop, dir and s3, the same on both\n"
+    "                           hosts\n"
     "      --size SIZE          the volume's size (default: what the source holds x 1.25\n"
     "                           + 256M, at least 512M)\n"
     "      --fs ext4|xfs        filesystem (default ext4)\n"
-    "  -m, --memory SIZE        memory budget of dump and of populate (default 64M)\n"
+    "  -m, --memory SIZE        memory budget of dump and of populate (default 64M; 128M\n"
+    "                           with --backend s3, as mcwarm dump's with s3://)\n"
     "  -t, --threads N          their worker threads (default: online CPUs)\n"
     "      --cycle-ms N         pause between populate passes during the dump (default 200)\n"
     "      --min-ratio R        verify: fraction of items that must be equal (default 0.99)\n"
-    "      --keep               keep the volume (and so the dump) after a good warm-up\n"
-    "                           (warm) or at release\n"
+    "      --keep               keep the volume or the s3 prefix (and so the dump) after a\n"
+    "                           good warm-up (warm) or at release\n"
     "      --allow-shrink       warm even when the destination's memory clearly cannot\n"
     "                           hold what the source holds (a shrinking resize: it evicts\n"
     "                           the rest; populate passes then exit 3, which warm accepts)\n"
@@ -95,15 +109,23 @@ static const char usage_text[] =
     "                           --source, so both hosts name the same volume)\n"
     "      --attach-timeout S   give up waiting for a volume or attachment state after S\n"
     "                           seconds (default 300)\n"
+    "  s3: credentials and endpoint the AWS way, from the environment, which the mcwarm\n"
+    "      children inherit (never on a command line): AWS_ACCESS_KEY_ID,\n"
+    "      AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_SHARED_CREDENTIALS_FILE and\n"
+    "      AWS_PROFILE, the instance role (IMDSv2), AWS_REGION, AWS_ENDPOINT_URL_S3 or\n"
+    "      AWS_ENDPOINT_URL (S3-compatible stores); warm lists the prefix before it starts\n"
+    "      anything: exit 77 credentials refused, 69 no such bucket, 78 no credentials or\n"
+    "      a bad URL, 75 the store failing past its retries\n"
     "  one host's half:\n"
     "      --side rw|ro|both    warm: which half runs here (default both); attach, mount,\n"
     "                           umount, detach: which attachment they act on\n"
     "      --group NAME         --side ro: read the resize group OUT/NAME (<host>_<port>\n"
     "                           of a --ring-to node) of the dump; verify takes its keys\n"
     "      --wait-volume S      --side ro: wait at most S seconds for the volume and its\n"
-    "                           filesystem (default 300)\n"
+    "                           filesystem (default 300; s3 has no volume to wait for)\n"
     "      --idle-timeout S     --side ro: give up (exit 75) after S seconds without a new\n"
-    "                           chunk file or DONE from the source host (default 600)\n"
+    "                           chunk file or DONE from the source host (default 600;\n"
+    "                           s3: populate --follow's --idle-timeout)\n"
     "  TLS and authentication (memcached -Z, -Y; each side on its own, as mcwarm's options):\n"
     "      --tls  --tls-ca FILE  --tls-cert FILE  --tls-key FILE  --tls-server-name NAME\n"
     "      --auth-file FILE     the source's: passed to the dump and to verify\n"
@@ -144,7 +166,8 @@ static const char usage_text[] =
     "   anything is created); 65 corrupt data; 69 a server unreachable or unsuitable;\n"
     "   70 internal error; 74 local I/O; 75 try later (release while a reader is attached,\n"
     "   a reader that waited too long); 76 protocol error; 77 a certificate or password\n"
-    "   refused (TLS verification, client certificate, authentication).\n";
+    "   refused (TLS verification, client certificate, authentication), or (s3) the\n"
+    "   store's credentials; 78 (s3) no credentials found or a bad s3:// URL.\n";
 
 enum {
 	OPT_VOLUME = 256,
@@ -335,8 +358,9 @@ static int option(int ch, const char *name, const char *arg, struct ctl_opts *o)
 	case 'w':
 		return copy(p->work, sizeof(p->work), "work", arg);
 	case 'b':
-		if (ebs_kind_parse(arg, &v->kind) < 0)
-			return usage_error("--backend: use loop, dir or ec2, not '%s'", arg);
+		p->s3 = strcmp(arg, "s3") == 0;
+		if (!p->s3 && ebs_kind_parse(arg, &v->kind) < 0)
+			return usage_error("--backend: use loop, dir, ec2 or s3, not '%s'", arg);
 		return 0;
 	case OPT_VOLUME:
 		return copy(v->path, sizeof(v->path), "volume", arg);
@@ -586,7 +610,7 @@ static int side_defaults(struct ctl_plan *p)
 		return usage_error("--side %s needs --volume PATH: the %s both hosts use",
 				   ctl_side_name(p->side),
 				   p->vol.kind == EBS_LOOP ? "image file" : "directory");
-	if (p->vol.kind == EBS_EC2 && p->vol.tag[0] == '\0') {
+	if (p->vol.kind == EBS_EC2 && !p->s3 && p->vol.tag[0] == '\0') {
 		if (p->vol.path[0] != '\0')
 			return copy(p->vol.tag, sizeof(p->vol.tag), "volume", p->vol.path);
 		/* one volume per source node: both hosts derive the same name from it */
@@ -605,7 +629,6 @@ static int parse(int argc, char **argv, struct ctl_opts *o)
 	memset(o, 0, sizeof(*o));
 	struct ctl_plan *p = &o->plan;
 	p->vol.kind = EBS_LOOP;
-	p->memory_bytes = DEFAULT_MEMORY;
 	p->cycle_ms = CTL_CYCLE_MS_DEFAULT;
 	p->min_ratio = 0.99;
 	/* the plan file first, so the command line wins */
@@ -624,6 +647,8 @@ static int parse(int argc, char **argv, struct ctl_opts *o)
 		code = command_line(argc, argv, o);
 	if (code != 0 || o->help)
 		return code;
+	if (p->memory_bytes == 0)
+		p->memory_bytes = p->s3 ? DEFAULT_MEMORY_S3 : DEFAULT_MEMORY;
 	if (p->work[0] == '\0')
 		snprintf(p->work, sizeof(p->work), "%s", DEFAULT_WORK);
 	char real[PATH_MAX];
@@ -634,6 +659,10 @@ static int parse(int argc, char **argv, struct ctl_opts *o)
 		return usage_error("--work: cannot create %s: %s", p->work, strerror(-ret));
 	if (copy(p->work, sizeof(p->work), "work", real) != 0)
 		return MCW_EXIT_USAGE;
+	if (p->s3 && strncmp(p->vol.path, "s3://", 5) != 0)
+		return usage_error("--backend s3 needs --volume s3://BUCKET/PREFIX (the dump goes "
+				   "under PREFIX/<source host_port>/), not '%s'",
+				   p->vol.path);
 	code = strcmp(argv[0], "warm") == 0 ? side_defaults(p) : 0;
 	if (code != 0)
 		return code;
@@ -645,7 +674,7 @@ static int parse(int argc, char **argv, struct ctl_opts *o)
 	}
 	if (p->vol.fs[0] == '\0')
 		snprintf(p->vol.fs, sizeof(p->vol.fs), "ext4");
-	if (p->vol.kind == EBS_EC2 && p->vol.tag[0] == '\0') {
+	if (p->vol.kind == EBS_EC2 && !p->s3 && p->vol.tag[0] == '\0') {
 		char key[700];
 		int n = snprintf(key, sizeof(key), "%s|%s|%s", p->source, p->dest, p->work);
 		snprintf(p->vol.tag, sizeof(p->vol.tag), "mcwarm-%08x",
@@ -656,6 +685,20 @@ static int parse(int argc, char **argv, struct ctl_opts *o)
 }
 
 /* Loads the state of this work directory, or starts one; refuses another plan's. */
+/* A warm-up refused by a preflight (before it creates or starts anything): said, and in
+ * --json; returns code. */
+static int refused(const struct ctl_plan *p, int code, const char *err, bool json)
+{
+	fprintf(stderr, "mcwarm-ctl: warm refused before creating anything: %s\n", err);
+	if (json) {
+		char esc[2048];
+		printf("{\"command\":\"warm\",\"side\":\"%s\",\"ok\":false,\"exit_code\":%d,"
+		       "\"phase\":\"preflight\",\"error\":\"%s\"}\n",
+		       ctl_side_name(p->side), code, ctl_json_escape(esc, sizeof(esc), err));
+	}
+	return code;
+}
+
 /* Both servers checked before a warm-up (or its populator half) creates or attaches
  * anything (mcw_copy_preflight). */
 static int warm_preflight(const struct ctl_plan *p, const struct ctl_state *s, bool json)
@@ -671,16 +714,7 @@ static int warm_preflight(const struct ctl_plan *p, const struct ctl_state *s, b
 		.n = ctl_secure_args(p, CTL_BOTH, words, 0, MCW_SECURE_WORDS_MAX), .words = words
 	};
 	int code = mcw_copy_preflight(p->source, p->dest, &sec, &allow, resumed, err, sizeof(err));
-	if (code == 0)
-		return 0;
-	fprintf(stderr, "mcwarm-ctl: warm refused before creating anything: %s\n", err);
-	if (json) {
-		char esc[2 * sizeof(err)];
-		printf("{\"command\":\"warm\",\"side\":\"%s\",\"ok\":false,\"exit_code\":%d,"
-		       "\"phase\":\"preflight\",\"error\":\"%s\"}\n",
-		       ctl_side_name(p->side), code, ctl_json_escape(esc, sizeof(esc), err));
-	}
-	return code;
+	return code == 0 ? 0 : refused(p, code, err, json);
 }
 
 static int load_state(const struct ctl_plan *p, struct ctl_state *s)
@@ -741,6 +775,9 @@ static int warm_usage(const struct ctl_plan *p)
 		return usage_error("--source and --dest are the same server");
 	if (p->group[0] != '\0' && p->side != SIDE_RO)
 		return usage_error("--group is for --side ro (the rw side writes every group)");
+	if (p->group[0] != '\0' && p->s3)
+		return usage_error("--group: a dump to s3:// holds one group; a resize through "
+				   "the store is one dump per new owner (see mcwarm dump --help)");
 	if (p->mcwarm[0] == '\0' || access(p->mcwarm, X_OK) != 0)
 		return usage_error("cannot find the mcwarm binary%s%s: give --mcwarm PATH",
 				   p->mcwarm[0] ? " at " : "", p->mcwarm);
@@ -749,9 +786,13 @@ static int warm_usage(const struct ctl_plan *p)
 
 /* The backend's constraints, before anything is created: ec2 fills in the zone from the
  * source instance when the plan names none. */
-static int check_plan(struct ctl_plan *p)
+static int check_plan(struct ctl_plan *p, bool json)
 {
 	char err[1024] = "";
+	if (p->s3) { /* the bucket answers with these credentials */
+		int code = ctl_s3_check(p, err, sizeof(err));
+		return code == 0 ? 0 : refused(p, code, err, json);
+	}
 	int ret = ebs_check(&p->vol, p->side != SIDE_RO, p->side != SIDE_RW, err, sizeof(err));
 	if (ret == 0)
 		return 0;
@@ -769,7 +810,11 @@ static int status_command(const struct ctl_plan *p, bool json)
 	int code = ctl_status(p, json);
 	struct ctl_state s;
 	char err[512];
-	if (code == 0 && !json && ctl_state_load(p->work, &s, err, sizeof(err)) == 0) {
+	if (code == 0 && !json && p->s3) {
+		char url[CTL_PATH_MAX + OBJS_KEY_MAX_BYTES];
+		ctl_s3_pair_url(url, sizeof(url), p, "");
+		printf("store: %s\n", url);
+	} else if (code == 0 && !json && ctl_state_load(p->work, &s, err, sizeof(err)) == 0) {
 		if (s.plan_crc == ctl_plan_crc(p))
 			print_volume(p, &s);
 		else
@@ -830,7 +875,7 @@ static bool is_command(const char *cmd)
 	return commands[ci] != NULL;
 }
 
-int ctl_main(int argc, char **argv)
+static int command(int argc, char **argv)
 {
 	if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
 		printf("mcwarm-ctl %s\n", MCW_VERSION);
@@ -864,7 +909,11 @@ int ctl_main(int argc, char **argv)
 	ctl_metrics_init(p->metrics_file);
 	if (strcmp(cmd, "release") == 0)
 		return ctl_release(p, p->keep, o.json);
-	if ((warm || create) && (code = check_plan(p)) != 0)
+	if (p->s3 && !warm && strcmp(cmd, "status") != 0)
+		return usage_error("%s: --backend s3 has no volume steps: warm, release and "
+				   "status are its commands",
+				   cmd);
+	if ((warm || create) && (code = check_plan(p, o.json)) != 0)
 		return code;
 	if (strcmp(cmd, "status") == 0)
 		return status_command(p, o.json);
@@ -879,8 +928,15 @@ int ctl_main(int argc, char **argv)
 	/* the size: the option, what an earlier step recorded, or the source's stats */
 	if (!o.size_given && s.volume_bytes > 0)
 		p->vol.size_bytes = s.volume_bytes;
-	if (p->vol.size_bytes == 0 && p->vol.kind != EBS_DIR && p->source[0] &&
+	if (p->vol.size_bytes == 0 && p->vol.kind != EBS_DIR && !p->s3 && p->source[0] &&
 	    p->side != SIDE_RO && (warm || create) && (code = size_from_source(p)) != 0)
 		return code;
 	return warm ? ctl_warm(p, o.json) : step_command(cmd, p, &s, side, o.json);
+}
+
+int ctl_main(int argc, char **argv)
+{
+	int code = command(argc, argv);
+	ctl_s3_close();
+	return code;
 }

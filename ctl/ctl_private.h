@@ -18,6 +18,7 @@
 #include "core.h"
 #include "ebs.h"
 #include "metrics.h"
+#include "objstore.h"
 
 #define CTL_PATH_MAX		  512
 #define CTL_FILTER_ARGS_MAX	  32	/* dump filter words passed on: option, value, ... */
@@ -48,7 +49,11 @@ static_assert(CTL_RUN_ARGS_MAX < CTL_MCWARM_ARGS_MAX, "a command line fits, filt
 #define CTL_AFTER_DUMP_PAUSE_MAX_MS 1000 /* up to this (a reader's view that lags, ~15 s) */
 #define CTL_JSON_REPORT_MAX	    8192 /* the part of a JSON summary searched for a number */
 #define CTL_STOP_WAIT_MS	    10000 /* a leftover mcwarm gets this long after SIGTERM, then SIGKILL */
-#define CTL_VOLUME_POLL_MS	    500 /* ro: between looks for the writer's volume */
+#define CTL_VOLUME_POLL_MS	    500	 /* ro: between looks for the writer's volume */
+#define CTL_S3_ATTEMPT_POLL_MS	    2000 /* ro, s3: between looks for the writer's next attempt */
+/* The longest name the controller puts under a pair's prefix: .mcwarm/readers/reading-<dest>
+ * (dest: 300 bytes), or dump-<n>/ and a chunk name. */
+#define CTL_S3_NAME_MAX 400
 static_assert(CTL_AFTER_DUMP_PAUSE_MIN_MS <= CTL_AFTER_DUMP_PAUSE_MAX_MS, "the pause grows");
 /* After the dump ended the reader passes at most CTL_CYCLES_AFTER_DUMP_MAX more times; each
  * pause at most CTL_AFTER_DUMP_PAUSE_MAX_MS: that wait stays within a minute. */
@@ -63,8 +68,9 @@ enum ctl_side { SIDE_BOTH, SIDE_RW, SIDE_RO };
 struct ctl_plan {
 	char source[300];
 	char dest[300];
-	char work[CTL_PATH_MAX]; /* state, image, mountpoints, logs */
-	struct ebs_volume vol;
+	char work[CTL_PATH_MAX];  /* state, image, mountpoints, logs */
+	struct ebs_volume vol;	  /* --backend s3: vol.path is s3://BUCKET/PREFIX (s3.c) */
+	bool s3;		  /* --backend s3: no volume, the dump goes through the store */
 	uint64_t memory_bytes;	  /* for dump and populate */
 	unsigned threads;	  /* 0: their default */
 	unsigned cycle_ms;	  /* pause between populate passes */
@@ -127,6 +133,8 @@ struct ctl_state {
 };
 
 const char *ctl_phase_name(enum ctl_phase p);
+/* loop, dir, ec2 or s3 */
+const char *ctl_backend_name(const struct ctl_plan *p);
 const char *ctl_side_name(enum ctl_side side);
 int ctl_side_parse(const char *name, enum ctl_side *out);
 
@@ -151,6 +159,10 @@ void ctl_path(char *out, size_t cap, const struct ctl_plan *p, const char *fmt, 
  * is the plan's group directory in it, if the plan names one. */
 void ctl_dump_dir(char *out, size_t cap, const struct ctl_plan *p, enum ebs_access side,
 		  unsigned n);
+
+/* What attempt n's dumper gets as --out: the directory ctl_dump_dir names (rw), or with
+ * --backend s3 the attempt's URL (its checkpoint then goes to --state ctl_dump_dir). */
+void ctl_dump_out(char *out, size_t cap, const struct ctl_plan *p, unsigned n);
 
 /* The plan as a plan file (WORK/ctl.plan), so release and status find the volume from
  * --work alone. 0 or -errno. */
@@ -221,6 +233,30 @@ const char *ctl_json_escape(char *out, size_t cap, const char *text);
 const char *ctl_log_error(const char *log_path, char *out, size_t cap);
 /* A true from a flat JSON object: false if absent. */
 bool ctl_json_true(const char *path, const char *key);
+
+/* populate's STATE/backlog of the current attempt (WORK/pop-<n>/backlog): chunk files
+ * listed and, of those, not applied yet. false when there is none (no pass yet). */
+bool ctl_backlog(const struct ctl_plan *p, const struct ctl_state *s, uint64_t *listed,
+		 uint64_t *backlog);
+
+/* s3.c: --backend s3 (see there). Each returns 0 or an exit code (objs_exit_code of the
+ * store's failure class) with err naming the cause and the fix.
+ * pair_url: s3://BUCKET/PREFIX/<source host_port>/name; dump_url: of attempt n.
+ * check: the bucket answers the listing of the pair's prefix with these credentials.
+ * has: *yes when an object's key starts with the pair's prefix + name.
+ * count: *n objects whose key starts with the pair's prefix + name.
+ * reader_mark: this reader's mark ("reading", "done", NULL: none) under the prefix.
+ * readers_gone: MCW_EXIT_TEMPFAIL naming a reader whose mark says reading.
+ * delete: every object under the pair's prefix. */
+void ctl_s3_pair_url(char *out, size_t cap, const struct ctl_plan *p, const char *name);
+void ctl_s3_dump_url(char *out, size_t cap, const struct ctl_plan *p, unsigned n);
+int ctl_s3_check(const struct ctl_plan *p, char *err, size_t cap);
+int ctl_s3_has(const struct ctl_plan *p, const char *name, bool *yes, char *err, size_t cap);
+int ctl_s3_count(const struct ctl_plan *p, const char *name, unsigned *n, char *err, size_t cap);
+int ctl_s3_reader_mark(const struct ctl_plan *p, const char *mark, char *err, size_t cap);
+int ctl_s3_readers_gone(const struct ctl_plan *p, char *err, size_t cap);
+int ctl_s3_delete(const struct ctl_plan *p, char *err, size_t cap);
+void ctl_s3_close(void);
 
 /* metrics.c: --metrics-file (see there). init with the path ("" or NULL: off); tick
  * writes the file when MCW_METRICS_INTERVAL_MS passed, final once at the end with the

@@ -10,6 +10,9 @@
  * directory, where it continues from its checkpoint (without one: a new attempt,
  * dump-<n+1>, and the readers follow to it). The dumper itself keeps the dump's
  * invariants; this file only decides which directory and whether one runs.
+ *
+ * --backend s3: the same with the attempt's URL as --out (ctl_dump_out) and its
+ * checkpoint in WORK/dump-<n> (--state); DONE is looked for in the store.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -97,26 +100,43 @@ static int next_attempt(const struct ctl_plan *p, struct ctl_state *s, const cha
 	return 1;
 }
 
+/* Is attempt n's dump complete: DONE in its directory, or in the store? 0 (*done set) or
+ * an exit code. */
+static int dump_done(const struct ctl_plan *p, unsigned n, const char *dir, bool *done, char *err,
+		     size_t cap)
+{
+	char name[32];
+	if (!p->s3)
+		return *done = ctl_dump_is_done(dir), 0;
+	snprintf(name, sizeof(name), "dump-%u/DONE", n);
+	return ctl_s3_has(p, name, done, err, cap);
+}
+
 static int spawn_dump(const struct ctl_plan *p, struct ctl_state *s, const char *dir, char *err,
 		      size_t cap)
 {
 	char out[CTL_PATH_MAX + 32], log[CTL_PATH_MAX + 32], mem[32], thr[16], sync[16];
+	char to[CTL_PATH_MAX + OBJS_KEY_MAX_BYTES];
 	ctl_path(out, sizeof(out), p, "dump-%u.json", s->dump_n);
 	ctl_path(log, sizeof(log), p, "dump-%u.log", s->dump_n);
 	snprintf(mem, sizeof(mem), "%llu", (unsigned long long)p->memory_bytes);
 	snprintf(thr, sizeof(thr), "%u", p->threads);
 	snprintf(sync, sizeof(sync), "%u", CTL_SYNCFS_INTERVAL_S);
-	char *args[CTL_RUN_ARGS_MAX] = { "dump",  "--source",  (char *)p->source,
-					 "--out", (char *)dir, "--json",
-					 "-q",	  "--memory",  mem };
+	ctl_dump_out(to, sizeof(to), p, s->dump_n);
+	char *args[CTL_RUN_ARGS_MAX] = { "dump",   "--source", (char *)p->source, "--out", to,
+					 "--json", "-q",       "--memory",	  mem };
 	int n = 9;
+	if (p->s3) { /* the checkpoint stays here */
+		args[n++] = "--state";
+		args[n++] = (char *)dir;
+	}
 	char prom[CTL_PATH_MAX + 32];
 	if (ctl_metrics_on()) { /* its live figures, for ours */
 		ctl_metrics_child(prom, sizeof(prom), p, "dump", s->dump_n);
 		args[n++] = "--metrics-file";
 		args[n++] = prom;
 	}
-	if (p->side == SIDE_RW) { /* the reader is on another host: the dumper syncs */
+	if (p->side == SIDE_RW && !p->s3) { /* the reader is on another host: the dumper syncs */
 		args[n++] = "--syncfs-interval";
 		args[n++] = sync;
 	}
@@ -141,20 +161,25 @@ static int spawn_dump(const struct ctl_plan *p, struct ctl_state *s, const char 
 
 int ctl_dump_ensure(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap)
 {
-	char dir[CTL_PATH_MAX + 32];
+	char dir[CTL_PATH_MAX + 32], to[CTL_PATH_MAX + OBJS_KEY_MAX_BYTES];
 	if (s->dump_exit == 0)
 		return 0;
 	if (s->dump_n == 0)
 		s->dump_n = 1;
 	for (;;) {
+		bool done;
 		ctl_dump_dir(dir, sizeof(dir), p, EBS_RW, s->dump_n);
-		pid_t pid = ctl_find_mcwarm("dump", "--out", dir);
+		ctl_dump_out(to, sizeof(to), p, s->dump_n);
+		pid_t pid = ctl_find_mcwarm("dump", "--out", to);
 		if (pid > 0) { /* still running, maybe started by a controller that was killed */
 			s->dump_pid = pid;
 			s->dump_exit = -1;
 			return 0;
 		}
-		if (ctl_dump_is_done(dir)) { /* it finished while nobody watched */
+		int code = dump_done(p, s->dump_n, dir, &done, err, cap);
+		if (code != 0)
+			return code;
+		if (done) { /* it finished while nobody watched */
 			s->dump_exit = 0;
 			if (s->dump_done_ns == 0)
 				s->dump_done_ns = ctl_wall_ns();
@@ -162,7 +187,7 @@ int ctl_dump_ensure(const struct ctl_plan *p, struct ctl_state *s, char *err, si
 		}
 		if (access(dir, F_OK) != 0 || dir_is_empty(dir))
 			break;
-		int code = next_attempt(p, s, dir, err, cap);
+		code = next_attempt(p, s, dir, err, cap);
 		if (code == 0)
 			break;
 		if (code != 1)
@@ -202,10 +227,10 @@ int ctl_dump_check(const struct ctl_plan *p, struct ctl_state *s, char *err, siz
 
 void ctl_dump_stop(const struct ctl_plan *p, const struct ctl_state *s)
 {
-	char dir[CTL_PATH_MAX + 32];
+	char to[CTL_PATH_MAX + OBJS_KEY_MAX_BYTES];
 	if (p->side == SIDE_RO)
 		return; /* the dumper is on another host */
-	ctl_dump_dir(dir, sizeof(dir), p, EBS_RW, s->dump_n);
+	ctl_dump_out(to, sizeof(to), p, s->dump_n);
 	if (s->dump_exit == -1)
-		ctl_stop_pid(ctl_find_mcwarm("dump", "--out", dir));
+		ctl_stop_pid(ctl_find_mcwarm("dump", "--out", to));
 }

@@ -105,8 +105,13 @@ static void snapshot(const struct ctl_plan *p, const struct ctl_state *s, const 
 		    live ? child_sample(t, "mcwarm_value_bytes_total")
 			 : ctl_json_num(dump_json, "value_bytes"));
 	}
+	uint64_t listed, backlog; /* populate's STATE/backlog: the store's view (s3) */
+	bool has_backlog = ctl_backlog(p, s, &listed, &backlog);
 	ctl_dump_dir(dir, sizeof(dir), p, p->side == SIDE_RO ? EBS_RO : EBS_RW, s->dump_n);
-	unsigned written = s->dump_n ? ctl_count_chunks(dir) : 0;
+	/* s3: what populate listed; the writer's, once its summary says (no listing here) */
+	unsigned written = !p->s3		? (s->dump_n ? ctl_count_chunks(dir) : 0)
+			   : p->side == SIDE_RW ? (unsigned)ctl_json_num(dump_json, "files")
+						: (unsigned)listed;
 	add(METRICS_GAUGE, "mcwarm_warm_chunk_files",
 	    "chunk files of the dump as this host sees it", side, written);
 	if (p->side == SIDE_RW)
@@ -117,7 +122,9 @@ static void snapshot(const struct ctl_plan *p, const struct ctl_state *s, const 
 	    "chunk files applied to the destination", side, applied);
 	add(METRICS_GAUGE, "mcwarm_warm_backlog_files",
 	    "chunk files seen but not applied yet (for an autoscaler)", side,
-	    written > applied ? written - applied : 0);
+	    p->s3 && has_backlog ? (double)backlog
+	    : written > applied	 ? written - applied
+				 : 0);
 	add(METRICS_COUNTER, "mcwarm_warm_items_sent_total", "items sent to the destination", side,
 	    (double)s->items_sent + child_sample(t, "mcwarm_items_total"));
 	add(METRICS_COUNTER, "mcwarm_warm_value_bytes_sent_total",

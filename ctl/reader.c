@@ -10,12 +10,18 @@
  * writer made, takes DONE (or every group's DONE) as the end, and gives up after
  * plan->idle_s without a new file. Populate passes are journaled (WORK/pop-<n>), so a
  * repeated cycle, or a reader killed and started again, never applies a file twice.
+ *
+ * --backend s3 has no remounts: one `mcwarm populate --follow` on the attempt's URL
+ * (read_follow), watched until it ends; a reader on its own host looks for a newer
+ * attempt in the store every CTL_S3_ATTEMPT_POLL_MS.
  */
 #include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -108,8 +114,10 @@ static void progress(const struct ctl_plan *p, const struct ctl_state *s, bool t
 	if (!tty)
 		return;
 	char dir[CTL_PATH_MAX + 32];
+	uint64_t listed = 0, backlog = 0;
 	ctl_dump_dir(dir, sizeof(dir), p, p->side == SIDE_RO ? EBS_RO : EBS_RW, s->dump_n);
-	unsigned written = ctl_count_chunks(dir);
+	unsigned written = p->s3 ? (ctl_backlog(p, s, &listed, &backlog), (unsigned)listed)
+				 : ctl_count_chunks(dir);
 	fprintf(stderr,
 		"\r\033[Kwarm: %s | dump %s: %u chunk files | populate: %llu applied (lag %lld), "
 		"%llu items | cycle %u",
@@ -151,46 +159,67 @@ static void follow_attempt(const struct ctl_plan *p, struct ctl_state *s)
 	}
 }
 
-/* One populate pass over what the reader sees now. 0: complete; 1: not yet; else fail. */
-static int populate_pass(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap)
+/* One populate command line for the current attempt: --once over what the reader sees
+ * now, or (--backend s3) --follow on the attempt's URL until its MANIFEST is applied. */
+struct pop_cmd {
+	char from[CTL_PATH_MAX + OBJS_KEY_MAX_BYTES], state[CTL_PATH_MAX + 32],
+	    out[CTL_PATH_MAX + 32], log[CTL_PATH_MAX + 32], mem[32], thr[16], idle[16],
+	    prom[CTL_PATH_MAX + 32];
+	char *args[CTL_MCWARM_ARGS_MAX];
+};
+
+static void populate_cmd(const struct ctl_plan *p, const struct ctl_state *s, struct pop_cmd *c)
 {
-	char from[CTL_PATH_MAX + 32 + CTL_GROUP_MAX], state[CTL_PATH_MAX + 32],
-	    out[CTL_PATH_MAX + 32], log[CTL_PATH_MAX + 32], mem[32], thr[16];
-	ctl_dump_dir(from, sizeof(from), p, EBS_RO, s->dump_n);
-	ctl_path(state, sizeof(state), p, "pop-%u", s->dump_n);
-	ctl_path(out, sizeof(out), p, "populate-%u.json", s->dump_n);
-	ctl_path(log, sizeof(log), p, "populate-%u.log", s->dump_n);
-	struct stat sb;
-	if (s->dump_n == 0 || stat(from, &sb) < 0)
-		return 1; /* the dumper has not made its directory visible yet */
-	snprintf(mem, sizeof(mem), "%llu", (unsigned long long)p->memory_bytes);
-	snprintf(thr, sizeof(thr), "%u", p->threads);
-	char *args[CTL_MCWARM_ARGS_MAX] = { "populate", "--dest",  (char *)p->dest, "--from",
-					    from,	"--state", state,	    "--once",
-					    "--json",	"-q",	   "--memory",	    mem };
-	unsigned n = 12;
-	char prom[CTL_PATH_MAX + 32];
+	if (p->s3)
+		ctl_s3_dump_url(c->from, sizeof(c->from), p, s->dump_n);
+	else
+		ctl_dump_dir(c->from, sizeof(c->from), p, EBS_RO, s->dump_n);
+	ctl_path(c->state, sizeof(c->state), p, "pop-%u", s->dump_n);
+	ctl_path(c->out, sizeof(c->out), p, "populate-%u.json", s->dump_n);
+	ctl_path(c->log, sizeof(c->log), p, "populate-%u.log", s->dump_n);
+	snprintf(c->mem, sizeof(c->mem), "%llu", (unsigned long long)p->memory_bytes);
+	snprintf(c->thr, sizeof(c->thr), "%u", p->threads);
+	/* both halves here: our own dumper's end is watched, populate need not give up */
+	snprintf(c->idle, sizeof(c->idle), "%u", p->idle_s ? p->idle_s : CTL_IDLE_S_DEFAULT);
+	char *const first[] = {
+		"populate", "--dest",  (char *)p->dest, "--from",
+		c->from,    "--state", c->state,	p->s3 ? "--follow" : "--once",
+		"--json",   "-q",      "--memory",	c->mem
+	};
+	unsigned n = sizeof(first) / sizeof(first[0]);
+	memcpy(c->args, first, sizeof(first));
+	if (p->s3) {
+		c->args[n++] = "--idle-timeout";
+		c->args[n++] = c->idle;
+	}
 	if (ctl_metrics_on()) { /* its live figures, for ours */
-		ctl_metrics_child(prom, sizeof(prom), p, "populate", s->dump_n);
-		args[n++] = "--metrics-file";
-		args[n++] = prom;
+		ctl_metrics_child(c->prom, sizeof(c->prom), p, "populate", s->dump_n);
+		c->args[n++] = "--metrics-file";
+		c->args[n++] = c->prom;
 	}
 	if (p->allow_shrink)
-		args[n++] = "--allow-shrink";
+		c->args[n++] = "--allow-shrink";
 	if (p->allow_smaller_items)
-		args[n++] = "--allow-smaller-items";
+		c->args[n++] = "--allow-smaller-items";
 	if (p->threads) {
-		args[n++] = "--threads";
-		args[n++] = thr;
+		c->args[n++] = "--threads";
+		c->args[n++] = c->thr;
 	}
-	n = (unsigned)ctl_secure_args(p, CTL_DEST, args, (int)n, CTL_MCWARM_ARGS_MAX - 1);
-	int code = ctl_run_mcwarm(p, args, out, log, &s->populate_pid, s);
-	uint64_t applied = (uint64_t)ctl_json_num(out, "files_done");
+	n = (unsigned)ctl_secure_args(p, CTL_DEST, c->args, (int)n, CTL_MCWARM_ARGS_MAX - 1);
+	c->args[n] = NULL;
+}
+
+/* What a populate run that ended with code did: counts into the state. 0: the attempt's
+ * MANIFEST is fully applied; 1: not yet; else an exit code (err says why). */
+static int populate_result(const struct ctl_plan *p, struct ctl_state *s, const struct pop_cmd *c,
+			   int code, char *err, size_t cap)
+{
+	uint64_t applied = (uint64_t)ctl_json_num(c->out, "files_done");
 	s->files_applied += applied;
-	s->items_sent += (uint64_t)ctl_json_num(out, "items_sent");
-	s->already_present += (uint64_t)ctl_json_num(out, "already_present");
-	s->bytes_sent += (uint64_t)ctl_json_num(out, "value_bytes");
-	s->evictions += (uint64_t)ctl_json_num(out, "evictions");
+	s->items_sent += (uint64_t)ctl_json_num(c->out, "items_sent");
+	s->already_present += (uint64_t)ctl_json_num(c->out, "already_present");
+	s->bytes_sent += (uint64_t)ctl_json_num(c->out, "value_bytes");
+	s->evictions += (uint64_t)ctl_json_num(c->out, "evictions");
 	if (applied > 0 && s->first_apply_ns == 0)
 		s->first_apply_ns = ctl_wall_ns();
 	s->cycles++;
@@ -198,25 +227,37 @@ static int populate_pass(const struct ctl_plan *p, struct ctl_state *s, char *er
 	ctl_state_save(p->work, s);
 	/* evictions were accepted; refused items (out of memory: -M) never are */
 	if (code == MCW_EXIT_TOO_SMALL && p->allow_shrink &&
-	    ctl_json_num(out, "out_of_memory") == 0)
-		code = ctl_json_true(out, "complete") ? MCW_EXIT_OK : MCW_EXIT_INCOMPLETE;
-	if (code == MCW_EXIT_OK || code == MCW_EXIT_INCOMPLETE)
+	    ctl_json_num(c->out, "out_of_memory") == 0)
+		code = ctl_json_true(c->out, "complete") ? MCW_EXIT_OK : MCW_EXIT_INCOMPLETE;
+	if (code == MCW_EXIT_OK || (code == MCW_EXIT_INCOMPLETE && !p->s3))
 		return code;
 	if (code == MCW_EXIT_TOO_SMALL) {
 		snprintf(err, cap,
 			 "the destination is too small: it evicted or refused items (populate exit "
 			 "3, see %s). Fix: give it more memory, or accept a shrinking resize with "
 			 "--allow-shrink",
-			 log);
+			 c->log);
 		return code;
 	}
-	if (code == MCW_EXIT_DATA && s->dump_exit != 0)
+	if (code == MCW_EXIT_DATA && s->dump_exit != 0 && !p->s3)
 		return 1; /* a file seen damaged while the dump runs: it may be rewritten */
 	char why[512];
-	ctl_log_error(log, why, sizeof(why));
+	ctl_log_error(c->log, why, sizeof(why));
 	snprintf(err, cap, "populate failed (exit %d)%s%s: see %s", code, why[0] ? ": " : "", why,
-		 log);
-	return code;
+		 c->log);
+	return code == MCW_EXIT_INCOMPLETE ? MCW_EXIT_SOFTWARE : code;
+}
+
+/* One populate pass over what the reader sees now. 0: complete; 1: not yet; else fail. */
+static int populate_pass(const struct ctl_plan *p, struct ctl_state *s, char *err, size_t cap)
+{
+	struct pop_cmd c;
+	struct stat sb;
+	populate_cmd(p, s, &c);
+	if (s->dump_n == 0 || stat(c.from, &sb) < 0)
+		return 1; /* the dumper has not made its directory visible yet */
+	int code = ctl_run_mcwarm(p, c.args, c.out, c.log, &s->populate_pid, s);
+	return populate_result(p, s, &c, code, err, cap);
 }
 
 /* Has the dump ended? Our own dumper tells; a reader on its own host reads DONE. */
@@ -254,8 +295,154 @@ static unsigned after_dump_pause_ms(unsigned passes)
 	return ms < CTL_AFTER_DUMP_PAUSE_MAX_MS ? (unsigned)ms : CTL_AFTER_DUMP_PAUSE_MAX_MS;
 }
 
+bool ctl_backlog(const struct ctl_plan *p, const struct ctl_state *s, uint64_t *listed,
+		 uint64_t *backlog)
+{
+	char path[CTL_PATH_MAX + 48], line[256];
+	ctl_path(path, sizeof(path), p, "pop-%u/backlog", s->dump_n);
+	*listed = *backlog = 0;
+	FILE *f = s->dump_n ? fopen(path, "r") : NULL;
+	if (f == NULL)
+		return false;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned long long v;
+		if (sscanf(line, "backlog_chunks=%llu", &v) == 1)
+			*backlog = v;
+		else if (sscanf(line, "chunks_listed=%llu", &v) == 1)
+			*listed = v;
+	}
+	fclose(f);
+	return true;
+}
+
+/* --backend s3, a reader on its own host: the writer's newest attempt, found in the store
+ * (something under dump-<n+1>/); a newer one than we read replaces it (and its journal).
+ * 0 (*moved when it did) or an exit code. */
+static int s3_newer_attempt(const struct ctl_plan *p, struct ctl_state *s, bool *moved, char *err,
+			    size_t cap)
+{
+	char name[32];
+	bool yes = true;
+	*moved = false;
+	while (yes && s->dump_n < CTL_DUMP_ATTEMPTS_MAX) { /* the writer makes no more */
+		snprintf(name, sizeof(name), "dump-%u/", s->dump_n + 1);
+		int code = ctl_s3_has(p, name, &yes, err, cap);
+		if (code != 0)
+			return code;
+		if (!yes)
+			break;
+		if (s->dump_n > 0)
+			fprintf(stderr,
+				"mcwarm-ctl: the source host started dump attempt %u: "
+				"reading it\n",
+				s->dump_n + 1);
+		s->dump_n++;
+		s->files_applied = 0;
+		s->dump_started_ns = ctl_wall_ns();
+		*moved = true;
+	}
+	if (s->dump_n == 0) /* nothing uploaded yet: populate --follow waits for it */
+		s->dump_n = 1;
+	ctl_state_save(p->work, s);
+	return 0;
+}
+
+/* Stops a populate child of ours and reaps it. */
+static void stop_child(pid_t pid)
+{
+	ctl_stop_pid(pid);
+	waitpid(pid, NULL, 0);
+}
+
+/* Watches the populate --follow child: 0 with *status its exit code once it ended; 1
+ * when the writer started a newer attempt (the child is stopped); else an exit code (our
+ * dumper failed, or the store did: the child is stopped). */
+static int follow_wait(const struct ctl_plan *p, struct ctl_state *s, pid_t pid, bool tty,
+		       int *status, char *err, size_t cap)
+{
+	int64_t look_ns = ctl_wall_ns() + (int64_t)CTL_S3_ATTEMPT_POLL_MS * 1000000;
+	for (;;) {
+		int st, code = 0;
+		bool moved = false;
+		pid_t w = waitpid(pid, &st, WNOHANG);
+		if (w == pid) {
+			*status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+			return 0;
+		}
+		if (w < 0)
+			return snprintf(err, cap, "lost the populate child: %s", strerror(errno)),
+			       MCW_EXIT_SOFTWARE;
+		unsigned n = s->dump_n;
+		if (p->side != SIDE_RO) { /* our own dumper: a failure ends the reading too */
+			code = ctl_dump_check(p, s, err, cap);
+			moved = s->dump_n != n; /* it began a new attempt (no checkpoint) */
+		} else if (ctl_wall_ns() > look_ns) {
+			code = s3_newer_attempt(p, s, &moved, err, cap);
+			look_ns = ctl_wall_ns() + (int64_t)CTL_S3_ATTEMPT_POLL_MS * 1000000;
+		}
+		if (code != 0 || moved) {
+			stop_child(pid);
+			return code != 0 ? code : 1;
+		}
+		progress(p, s, tty);
+		ctl_wait_ms(p, s, p->cycle_ms);
+	}
+}
+
+/* --backend s3: populate --follow on the attempt's URL until its MANIFEST is applied (a
+ * reader on its own host follows the writer to a newer attempt, and marks itself reading
+ * in the store for release). */
+static int read_follow(const struct ctl_plan *p, struct ctl_state *s, bool tty, char *err,
+		       size_t cap)
+{
+	bool moved;
+	int code = 0;
+	if (p->side == SIDE_RO) {
+		code = ctl_s3_reader_mark(p, "reading", err, cap);
+		if (code == 0)
+			code = s3_newer_attempt(p, s, &moved, err, cap);
+		if (code != 0)
+			return code;
+	}
+	for (;;) {
+		struct pop_cmd c;
+		int status;
+		populate_cmd(p, s, &c);
+		s->populate_pid = ctl_spawn_mcwarm(p, c.args, c.out, c.log);
+		if (s->populate_pid < 0)
+			return snprintf(err, cap, "cannot start populate: %s",
+					strerror((int)-s->populate_pid)),
+			       MCW_EXIT_SOFTWARE;
+		ctl_state_save(p->work, s);
+		ctl_crash_point("pass");
+		code = follow_wait(p, s, s->populate_pid, tty, &status, err, cap);
+		s->populate_pid = 0;
+		if (code == 1)
+			continue; /* a newer attempt: its own journal, from its start */
+		if (code == 0)
+			code = populate_result(p, s, &c, status, err, cap);
+		if (code != 0)
+			return code;
+		break;
+	}
+	/* the MANIFEST is applied, so DONE is in the store: a dumper of ours ends now */
+	for (unsigned ms = 0;
+	     p->side != SIDE_RO && s->dump_exit == -1 && code == 0 && ms < CTL_STOP_WAIT_MS;
+	     ms += CTL_AFTER_DUMP_PAUSE_MIN_MS) {
+		ctl_wait_ms(p, s, CTL_AFTER_DUMP_PAUSE_MIN_MS);
+		code = ctl_dump_check(p, s, err, cap);
+	}
+	if (p->side == SIDE_RO && code == 0) {
+		s->dump_exit = 0;
+		s->dump_done_ns = ctl_wall_ns();
+	}
+	return code;
+}
+
 int ctl_read_cycles(const struct ctl_plan *p, struct ctl_state *s, bool tty, char *err, size_t cap)
 {
+	if (p->s3)
+		return read_follow(p, s, tty, err, cap);
 	unsigned after_dump = 0;
 	uint64_t seen = s->files_applied;
 	unsigned seen_n = s->dump_n;

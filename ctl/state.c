@@ -49,15 +49,30 @@ void ctl_path(char *out, size_t cap, const struct ctl_plan *p, const char *fmt, 
 	va_end(ap);
 }
 
+const char *ctl_backend_name(const struct ctl_plan *p)
+{
+	return p->s3 ? "s3" : ebs_kind_name(p->vol.kind);
+}
+
 void ctl_dump_dir(char *out, size_t cap, const struct ctl_plan *p, enum ebs_access side, unsigned n)
 {
-	if (p->vol.kind == EBS_DIR)
+	if (p->s3) /* the dumper's local checkpoint (the dump itself is in the store) */
+		ctl_path(out, cap, p, "dump-%u", n);
+	else if (p->vol.kind == EBS_DIR)
 		snprintf(out, cap, "%s/dump-%u", p->vol.path, n);
 	else
 		ctl_path(out, cap, p, "%s/dump-%u", side == EBS_RW ? "rw" : "ro", n);
 	size_t len = strlen(out);
 	if (side == EBS_RO && p->group[0] != '\0')
 		snprintf(out + len, cap - len, "/%s", p->group);
+}
+
+void ctl_dump_out(char *out, size_t cap, const struct ctl_plan *p, unsigned n)
+{
+	if (p->s3)
+		ctl_s3_dump_url(out, cap, p, n);
+	else
+		ctl_dump_dir(out, cap, p, EBS_RW, n);
 }
 
 int ctl_secure_args(const struct ctl_plan *p, enum ctl_servers which, char **args, int n, int cap)
@@ -90,7 +105,7 @@ int ctl_plan_save(const struct ctl_plan *p)
 		{ "side", ctl_side_name(p->side) },
 		{ "source", p->source },
 		{ "dest", p->dest },
-		{ "backend", ebs_kind_name(v->kind) },
+		{ "backend", ctl_backend_name(p) },
 		{ "volume", v->path },
 		{ "fs", v->fs },
 		{ "region", v->region },
@@ -127,7 +142,7 @@ uint32_t ctl_plan_crc(const struct ctl_plan *p)
 	char key[1400];
 	/* what identifies the warm-up; not the size, which may come from the source's stats */
 	int n = snprintf(key, sizeof(key), "%s|%s|%s|%s|%s|%s", p->source, p->dest,
-			 ebs_kind_name(p->vol.kind), p->vol.path, p->vol.fs, p->vol.tag);
+			 ctl_backend_name(p), p->vol.path, p->vol.fs, p->vol.tag);
 	if (p->side != SIDE_BOTH) /* one host's half, and which keys it moves */
 		n += snprintf(key + n, sizeof(key) - (size_t)n, "|%s|%s", ctl_side_name(p->side),
 			      p->group);

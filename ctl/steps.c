@@ -8,6 +8,7 @@
  *   for the volume and its filesystem: ctl_step_volume returns MCW_EXIT_TEMPFAIL until then)
  *   cycle:    syncfs rw -> umount ro -> mount ro (ro, noload) again
  *   teardown: umount ro, rw -> detach ro, rw -> destroy (only a volume we created)
+ *   --backend s3: no volume; teardown deletes the pair's prefix in the store (s3.c)
  */
 #include <ctype.h>
 #include <dirent.h>
@@ -210,6 +211,8 @@ int ctl_step_umount(const struct ctl_plan *p, struct ctl_state *s, enum ctl_side
 int ctl_step_detach(const struct ctl_plan *p, struct ctl_state *s, enum ctl_side side, char *err,
 		    size_t cap)
 {
+	if (p->s3)
+		return 0; /* nothing attached */
 	/* a volume that is gone already: nothing to do */
 	return each_side(p, s, side, true, false, detach_one, err, cap);
 }
@@ -284,6 +287,12 @@ int ctl_step_volume(const struct ctl_plan *p, struct ctl_state *s, enum ctl_side
 		    size_t cap)
 {
 	int code = 0;
+	if (p->s3) { /* no volume: the store was checked before the warm-up started */
+		if (s->phase >= PHASE_VOLUME)
+			return 0;
+		s->phase = PHASE_VOLUME;
+		return save(p, s, err, cap);
+	}
 	if (side != SIDE_RO) {
 		code = ctl_step_create(p, s, err, cap);
 		if (code == 0)
@@ -332,6 +341,8 @@ int ctl_step_cycle(const struct ctl_plan *p, struct ctl_state *s, char *err, siz
 int ctl_step_teardown(const struct ctl_plan *p, struct ctl_state *s, bool destroy, char *err,
 		      size_t cap)
 {
+	if (p->s3) /* the pair's prefix: every attempt, the readers' marks */
+		return destroy ? ctl_s3_delete(p, err, cap) : 0;
 	int code = ctl_step_detach(p, s, SIDE_BOTH, err, cap);
 	if (code == 0 && destroy && s->created_volume)
 		code = ctl_step_destroy(p, s, err, cap);

@@ -12,6 +12,10 @@
  *   any failure: FAILED (both: torn down; rw: the volume stays for a run again and for
  *   its readers; ro: its own attachment detached, its journal kept)
  *
+ * --backend s3: the same phases without a volume (VOLUME only records that the store
+ * answered); the reader half marks itself reading, then done, in the store (s3.c), and
+ * teardown (both) and release (rw) delete the pair's prefix unless kept.
+ *
  * Run again, a half continues where it stopped (a finished one returns at once); a
  * whole warm-up that ended (done or failed) starts a new one.
  */
@@ -38,7 +42,12 @@ static void report_json(const struct ctl_plan *p, const struct ctl_state *s, int
 	char esc[2 * sizeof(s->error)];
 	double total = span_s(s->started_ns, s->finished_ns ? s->finished_ns : ctl_wall_ns());
 	char dump_json[CTL_PATH_MAX + 32]; /* the dumper's own summary: what it wrote */
+	char where[CTL_PATH_MAX + OBJS_KEY_MAX_BYTES];
 	ctl_path(dump_json, sizeof(dump_json), p, "dump-%u.json", s->dump_n);
+	if (p->s3)
+		ctl_s3_pair_url(where, sizeof(where), p, "");
+	else
+		snprintf(where, sizeof(where), "%s", s->volume_id[0] ? s->volume_id : p->vol.path);
 	bool ours = p->side != SIDE_RO;
 	printf("{\"command\":\"warm\",\"side\":\"%s\",\"ok\":%s,\"exit_code\":%d,\"phase\":\"%s\","
 	       "\"backend\":\"%s\",\"volume\":\"%s\",\"verify_ratio\":%.6f,\"verify_exit\":%d,"
@@ -49,8 +58,8 @@ static void report_json(const struct ctl_plan *p, const struct ctl_state *s, int
 	       "\"total_seconds\":%.3f,\"dump_attempt\":%u,\"evictions\":%llu,"
 	       "\"error\":\"%s\"}\n",
 	       ctl_side_name(p->side), code == 0 ? "true" : "false", code, ctl_phase_name(s->phase),
-	       ebs_kind_name(p->vol.kind), s->volume_id[0] ? s->volume_id : p->vol.path,
-	       s->verify_ratio, s->verify_exit, ours ? ctl_json_num(dump_json, "items") : 0,
+	       ctl_backend_name(p), where, s->verify_ratio, s->verify_exit,
+	       ours ? ctl_json_num(dump_json, "items") : 0,
 	       ours ? ctl_json_num(dump_json, "value_bytes") : 0, (unsigned long long)s->items_sent,
 	       (unsigned long long)s->bytes_sent, (unsigned long long)s->already_present,
 	       (unsigned long long)s->files_applied, s->cycles, span_s(s->started_ns, s->volume_ns),
@@ -82,8 +91,10 @@ static void report(const struct ctl_plan *p, const struct ctl_state *s, int code
 			"mcwarm-ctl: warm --side rw %s: dump attempt %u %s in %.1f s "
 			"(volume ready in %.1f s)%s%s\n",
 			code == 0 ? "complete" : "FAILED", s->dump_n,
-			s->dump_exit == 0 ? "is DONE on the volume" : "did not finish", dump,
-			volume, s->error[0] ? "; error: " : "", s->error);
+			s->dump_exit != 0 ? "did not finish"
+			: p->s3		  ? "is DONE in the store"
+					  : "is DONE on the volume",
+			dump, volume, s->error[0] ? "; error: " : "", s->error);
 	else
 		fprintf(stderr,
 			"mcwarm-ctl: warm%s %s: verify warm ratio %.6f; %llu items sent (%llu "
@@ -109,8 +120,9 @@ static int fail_cleanup(const struct ctl_plan *p, struct ctl_state *s, char *ter
 {
 	if (p->side == SIDE_RW) /* readers may still be attached: release tears down */
 		return 0;
-	if (p->side == SIDE_RO)
-		return ctl_step_detach(p, s, SIDE_RO, terr, cap);
+	if (p->side == SIDE_RO) /* s3: no longer reading, so release may go on */
+		return p->s3 ? ctl_s3_reader_mark(p, NULL, terr, cap)
+			     : ctl_step_detach(p, s, SIDE_RO, terr, cap);
 	return ctl_step_teardown(p, s, true, terr, cap);
 }
 
@@ -130,18 +142,22 @@ static int fail(const struct ctl_plan *p, struct ctl_state *s, int code, const c
 			s->ro_device);
 	else if (p->side == SIDE_RW)
 		fprintf(stderr,
-			"mcwarm-ctl: the volume stays as it is (%s): run this again to "
+			"mcwarm-ctl: the %s stays as it is (%s): run this again to "
 			"continue the dump, or mcwarm-ctl release --work %s to let it go\n",
-			p->vol.kind == EBS_DIR ? p->vol.path : "attached and mounted here",
+			p->s3 ? "dump" : "volume",
+			p->s3 || p->vol.kind == EBS_DIR ? p->vol.path : "attached and mounted here",
 			p->work);
 	else if (p->side == SIDE_RO)
 		fprintf(stderr,
-			"mcwarm-ctl: detached this host's read-only attachment; the "
-			"populate journal in %s is kept: run this again to continue\n",
+			"mcwarm-ctl: %s; the populate journal in %s is kept: run this again "
+			"to continue\n",
+			p->s3 ? "this reader's mark in the store is removed"
+			      : "detached this host's read-only attachment",
 			p->work);
 	else
 		fprintf(stderr, "mcwarm-ctl: cleaned up: nothing mounted or attached; %s\n",
-			s->volume_id[0] || p->vol.kind == EBS_DIR
+			p->s3 ? "the dump's prefix was deleted; logs are kept in the work directory"
+			: s->volume_id[0] || p->vol.kind == EBS_DIR
 			    ? "the volume and the dump's logs are kept in the work directory"
 			    : "the volume was removed; logs are kept in the work directory");
 	ctl_state_save(p->work, s);
@@ -307,8 +323,9 @@ static int finish(const struct ctl_plan *p, struct ctl_state *s, char *err, size
 {
 	if (p->side == SIDE_RW)
 		return 0; /* the volume stays for its readers until release */
-	int code = p->side == SIDE_RO ? ctl_step_detach(p, s, SIDE_RO, err, cap)
-				      : ctl_step_teardown(p, s, !p->keep, err, cap);
+	int code = p->side != SIDE_RO ? ctl_step_teardown(p, s, !p->keep, err, cap)
+		   : p->s3	      ? ctl_s3_reader_mark(p, "done", err, cap)
+				      : ctl_step_detach(p, s, SIDE_RO, err, cap);
 	if (code == 0) {
 		s->finished_ns = ctl_wall_ns();
 		mark(p, s, PHASE_DONE, NULL);
@@ -354,6 +371,8 @@ static int readers_gone(const struct ctl_plan *p, const struct ctl_state *s, cha
 {
 	struct ebs_volume v = p->vol;
 	struct ebs_status st;
+	if (p->s3) /* the readers' marks in the store */
+		return ctl_s3_readers_gone(p, err, cap);
 	if (v.volume_id[0] == '\0')
 		snprintf(v.volume_id, sizeof(v.volume_id), "%s", s->volume_id);
 	if (v.kind == EBS_DIR)
@@ -393,7 +412,9 @@ int ctl_release(const struct ctl_plan *p, bool keep, bool json)
 	if (code == 0 && s.phase != PHASE_DONE) {
 		ctl_dump_stop(p, &s); /* released before DONE: the dump is abandoned */
 		code = ctl_step_detach(p, &s, SIDE_RW, err, sizeof(err));
-		if (code == 0 && !keep && s.created_volume)
+		if (code == 0 && !keep && p->s3)
+			code = ctl_s3_delete(p, err, sizeof(err));
+		else if (code == 0 && !keep && s.created_volume)
 			code = ctl_step_destroy(p, &s, err, sizeof(err));
 		if (code == 0) {
 			s.finished_ns = ctl_wall_ns();
@@ -403,10 +424,10 @@ int ctl_release(const struct ctl_plan *p, bool keep, bool json)
 	if (code != 0)
 		fprintf(stderr, "mcwarm-ctl release: %s\n", err);
 	else
-		fprintf(stderr,
-			"mcwarm-ctl release: nothing mounted or attached here; the volume "
-			"%s\n",
-			keep || !s.created_volume ? "is kept" : "is deleted");
+		fprintf(stderr, "mcwarm-ctl release: nothing mounted or attached here; the %s\n",
+			p->s3 ? (keep ? "dump's prefix is kept" : "dump's prefix is deleted")
+			: keep || !s.created_volume ? "volume is kept"
+						    : "volume is deleted");
 	if (json)
 		printf("{\"command\":\"release\",\"ok\":%s,\"exit_code\":%d,\"error\":\"%s\"}\n",
 		       code == 0 ? "true" : "false", code,
@@ -425,19 +446,34 @@ int ctl_status(const struct ctl_plan *p, bool json)
 			ret == -ENOENT ? "no warm-up recorded in this work directory" : err);
 		return ret == -ENOENT ? MCW_EXIT_USAGE : MCW_EXIT_DATA;
 	}
+	char to[CTL_PATH_MAX + OBJS_KEY_MAX_BYTES];
+	uint64_t listed, backlog; /* populate's own view (STATE/backlog), for an autoscaler */
+	bool has_backlog = ctl_backlog(p, &s, &listed, &backlog);
 	ctl_dump_dir(dir, sizeof(dir), p, s.side == SIDE_RO ? EBS_RO : EBS_RW, s.dump_n);
-	unsigned written = ctl_count_chunks(dir);
+	ctl_dump_out(to, sizeof(to), p, s.dump_n);
+	/* s3: what populate listed; the writer's side counts its objects in the store */
+	unsigned written = p->s3 ? (unsigned)listed : ctl_count_chunks(dir);
+	char chunks[48];
+	snprintf(chunks, sizeof(chunks), "dump-%u/chunk-", s.dump_n);
+	if (p->s3 && s.side == SIDE_RW && ctl_s3_count(p, chunks, &written, err, sizeof(err)))
+		fprintf(stderr, "mcwarm-ctl: cannot count the dump's chunk files: %s\n", err);
 	/* files written but not applied yet; the reader's mount may be gone (done) */
-	long long lag = written > s.files_applied ? (long long)(written - s.files_applied) : 0;
+	long long lag = p->s3			    ? (long long)backlog
+			: written > s.files_applied ? (long long)(written - s.files_applied)
+						    : 0;
 	double secs =
 	    s.started_ns == 0
 		? 0
 		: (double)((s.finished_ns ? s.finished_ns : ctl_wall_ns()) - s.started_ns) / 1e9;
 	double rate = secs > 0 ? (double)s.items_sent / secs : 0;
 	bool dumper_alive =
-	    s.side != SIDE_RO && s.dump_exit == -1 && ctl_find_mcwarm("dump", "--out", dir) > 0;
+	    s.side != SIDE_RO && s.dump_exit == -1 && ctl_find_mcwarm("dump", "--out", to) > 0;
 	if (json) {
-		printf("{\"side\":\"%s\",\"phase\":\"%s\",\"dump_attempt\":%u,\"dump_running\":%s,"
+		printf("{\"backend\":\"%s\",\"backlog_known\":%s,\"backlog_chunks\":%llu,"
+		       "\"chunks_listed\":%llu,",
+		       ctl_backend_name(p), has_backlog ? "true" : "false",
+		       (unsigned long long)backlog, (unsigned long long)listed);
+		printf("\"side\":\"%s\",\"phase\":\"%s\",\"dump_attempt\":%u,\"dump_running\":%s,"
 		       "\"dump_exit\":%d,\"chunk_files_written\":%u,\"chunk_files_applied\":%llu,"
 		       "\"lag_files\":%lld,\"items_sent\":%llu,\"bytes_sent\":%llu,"
 		       "\"already_present\":%llu,"
@@ -458,8 +494,7 @@ int ctl_status(const struct ctl_plan *p, bool json)
 	       dumper_alive	  ? "running"
 	       : s.dump_exit == 0 ? "done"
 				  : "not running",
-	       written, (unsigned long long)s.files_applied,
-	       (long long)written - (long long)s.files_applied, (unsigned long long)s.items_sent,
+	       written, (unsigned long long)s.files_applied, lag, (unsigned long long)s.items_sent,
 	       rate, s.cycles, s.verify_ratio, secs, s.error[0] ? "; error: " : "", s.error);
 	return 0;
 }

@@ -159,7 +159,7 @@ class CliTest(ServerTestCase):
                       self.ctl("warm", "--work", work, check=64).stderr)
         self.assertIn("unknown option '--sauce'",
                       self.ctl("warm", "--sauce", "x", "--work", work, check=64).stderr)
-        self.assertIn("--backend: use loop, dir or ec2",
+        self.assertIn("--backend: use loop, dir, ec2 or s3",
                       self.ctl("create", "--backend", "nfs", "--work", work, check=64).stderr)
         self.assertIn("--size", self.ctl("create", "--size", "12Q", "--work", work,
                                          check=64).stderr)

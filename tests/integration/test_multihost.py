@@ -19,6 +19,7 @@ import time
 import unittest
 
 import nshosts
+import test_s3  # its s3rver, not its tests
 from mcwtest import MCWARM, Client, TempDir
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -150,6 +151,24 @@ class PlanTest(unittest.TestCase):
         self.assertIn("--dest-auth-file /etc/mcwarm/b.auth", joined(plan["pairs"][0]["ro_argv"]))
         self.assertNotIn("--dest-tls", joined(plan["pairs"][0]["ro_argv"]))
 
+    def test_backend_s3_gives_each_pair_its_prefix_and_no_volume(self):
+        plan = mcwarm_fleet.mcwarm_plan(self.replica(
+            backend="s3", volume_dir=None, s3=dict(url="s3://warm-bucket/fleet/"), keep=True))
+        v, p = plan["volumes"][0], plan["pairs"][0]
+        words = ["--backend", "s3", "--volume", "s3://warm-bucket/fleet/c7"]
+        joined = lambda argv: " ".join(argv)
+        self.assertIn(joined(words), joined(v["rw_argv"]))
+        self.assertIn(joined(words), joined(p["ro_argv"]))
+        # mcwarm-ctl adds the source's host_port: the pair's prefix, the same on both hosts
+        self.assertEqual(v["volume"], "s3://warm-bucket/fleet/c7/10.0.0.1_11211")
+        self.assertEqual(p["volume"], v["volume"])
+        self.assertEqual(len({x["volume"] for x in plan["volumes"]}), 3)
+        self.assertEqual(v["release_argv"], ["release", "--work", "/w/c7/rw-10.0.0.1_11211",
+                                             "--keep"])
+        plan = mcwarm_fleet.mcwarm_plan(self.replica())
+        self.assertEqual(plan["volumes"][0]["release_argv"],
+                         ["release", "--work", "/w/c7/rw-10.0.0.1_11211"])
+
     def test_bad_replica_files_are_refused_with_the_reason(self):
         cases = [
             (dict(shape="mirror"), "shape: one of replica, replace, resize"),
@@ -168,6 +187,10 @@ class PlanTest(unittest.TestCase):
             (dict(source_security=dict(tls=True, ca="ca.pem")),
              "source_security.ca: an absolute path"),
             (dict(dest_security=dict(ca="/etc/ca.pem")), "need tls: true"),
+            (dict(backend="s3"), "s3: {url: s3://BUCKET/PREFIX} is missing"),
+            (dict(backend="s3", s3=dict(url="http://x/y")), "is not s3://BUCKET/PREFIX"),
+            (dict(backend="s3", s3=dict(url="s3://b/p", secret_access_key="x")),
+             "a secret never goes in the replica file"),
         ]
         for change, msg in cases:
             with self.subTest(change=change):
@@ -276,8 +299,8 @@ class FleetTestCase(unittest.TestCase):
         argv = ["ansible-playbook", "-i", inv, PLAYBOOK, "-e", "mcwarm_replica_file=" + replica,
                 "-e", "mcwarm_ctl=" + CTL, "-e", "mcwarm_bin=" + MCWARM,
                 "-e", "mcwarm_report_file=" + report, "-e", "mcwarm_timeout_s=400"]
-        for k, v in extra.items():
-            argv += ["-e", "%s=%s" % (k, v)]
+        for k, v in extra.items():  # a mapping as JSON: Ansible reads k=v as a string
+            argv += ["-e", json.dumps({k: v}) if isinstance(v, dict) else "%s=%s" % (k, v)]
         return self.fleet.ctl_argv(argv)
 
     def playbook(self, replica, during=None, **extra):
@@ -514,6 +537,37 @@ class ReplicaTest(FleetTestCase):
         code, report, out = self.playbook(replica)
         self.assert_whole(code, report, out)
         self.assert_replicas_equal(data)
+
+    def test_replica_through_s3_three_to_three(self):
+        """backend s3: no volume, s3rver on the control host's address (reachable from
+        every host), credentials and endpoint passed to the halves in mcwarm_environment;
+        every pair's prefix is gone after release."""
+        if not test_s3.S3RVER or not os.path.exists(test_s3.PROBE):
+            self.skipTest("s3rver or mcw-s3-probe is missing (scripts/setup.sh, ctest)")
+        s3 = test_s3.S3rver(nshosts.CTL_ADDR, self.fleet.ctl, self.fleet.ctl_netns)
+        self.addCleanup(s3.stop)
+        env = dict(AWS_ENDPOINT_URL_S3=s3.url, AWS_ACCESS_KEY_ID=test_s3.KEY_ID,
+                   AWS_SECRET_ACCESS_KEY=test_s3.SECRET, AWS_EC2_METADATA_DISABLED="true")
+        data = self.fill_sources()
+        # memory: a dump to s3:// holds two 5 MiB upload parts per worker besides staging
+        replica = self.replica_plan("r33s3", backend="s3", memory="64M",
+                                    s3=dict(url="s3://%s/fleet" % test_s3.BUCKET))
+        code, report, out = self.playbook(replica, mcwarm_environment=env)
+        self.assert_whole(code, report, out)
+        self.assertIn("3 of 3 pairs warmed", out)
+        self.assertEqual({r["volume"] for r in report["pairs"]},
+                         {"s3://%s/fleet/r33s3/%s" % (test_s3.BUCKET,
+                                                      self.hosts[s].mc_addr.replace(":", "_"))
+                          for s in SOURCES})
+        self.assert_replicas_equal(data)
+        listing = subprocess.run(
+            self.fleet.ctl_argv([test_s3.PROBE, "list", test_s3.BUCKET, "fleet/"]),
+            env=dict(os.environ, HOME=self.tmp.path, **env), capture_output=True, text=True,
+            timeout=60)
+        self.assertEqual(listing.returncode, 0, listing.stderr)
+        self.assertEqual([ln for ln in listing.stdout.splitlines() if ln.startswith("key ")],
+                         [], "the pairs' prefixes were not deleted")
+        self.assert_nothing_left()
 
     def assert_replicas_equal(self, data):
         for s, d in zip(SOURCES, REPLICAS):

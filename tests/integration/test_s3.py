@@ -18,6 +18,7 @@ What s3rver 3.7.1 does and does not do, and how these tests make up for it:
     file for the request shape, the continuation markers and the answers' parsing.
 """
 import base64
+import contextlib
 import http.server
 import json
 import os
@@ -42,18 +43,25 @@ SECRET = "S3RVER"
 
 
 class S3rver:
-    def __init__(self):
+    """s3rver on address:port; with netns (a network namespace's name, and inside, a
+    context manager that makes sockets in it: nshosts.in_netns), run in that namespace
+    for the fleet tests' hosts to reach."""
+
+    def __init__(self, address="127.0.0.1", netns=None, inside=contextlib.nullcontext):
         self.dir = tempfile.mkdtemp(prefix="mcw-s3rver-")
         self.port = free_port()
+        self.url = "http://%s:%d" % (address, self.port)
         env = dict(os.environ, NODE_OPTIONS="--openssl-legacy-provider")
+        argv = [S3RVER, "-d", self.dir, "-a", address, "-p", str(self.port), "-s",
+                "--configure-bucket", BUCKET]
         self.proc = subprocess.Popen(
-            [S3RVER, "-d", self.dir, "-a", "127.0.0.1", "-p", str(self.port), "-s",
-             "--configure-bucket", BUCKET], env=env, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE)
+            (["ip", "netns", "exec", netns] if netns else []) + argv, env=env,
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 20
         while True:
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                with inside():
+                    socket.create_connection((address, self.port), timeout=1).close()
                 return
             except OSError:
                 if self.proc.poll() is not None or time.time() > deadline:

@@ -13,6 +13,7 @@ PopulateFromS3Test makes its dumps with `mcwarm dump --out DIR` and uploads each
 its name (mcw-s3-probe put, signed and CRC-32C checked by the proxy), MANIFEST and DONE
 last, exactly the layout a dump to s3:// writes (docs/format.md).
 """
+import json
 import os
 import random
 import signal
@@ -22,6 +23,7 @@ import time
 import unittest
 
 from mcwtest import MCWARM, chunk_files, inspect_records, last_json
+import test_ctl  # its checks, not its tests
 import test_dump  # its checks, not its tests: a module import keeps them out of this run
 from test_populate import PopulateTestCase
 from test_s3 import BUCKET, Probe, S3Fixture
@@ -477,3 +479,250 @@ class PopulateFromS3Test(S3WarmCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+CTL = os.environ.get("MCWARM_CTL", "")
+
+
+class CtlS3Test(S3WarmCase):
+    """`mcwarm-ctl warm --backend s3 --volume s3://BUCKET/PREFIX`: the whole warm-up and
+    each host's half through the store, no volume; the dump of a pair goes under
+    PREFIX/<source host_port>/dump-<n>/, teardown (or release) deletes PREFIX/<source>/."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not CTL or not os.path.exists(CTL):
+            raise unittest.SkipTest("MCWARM_CTL is not set to the mcwarm-ctl binary (run "
+                                    "through ctest)")
+        super().setUpClass()
+
+    def ctl(self, *args, check=0, env=None):
+        p = subprocess.run([CTL] + [str(a) for a in args], env=self.env(**(env or {})),
+                           capture_output=True, text=True, errors="replace", timeout=600)
+        if check is not None and p.returncode != check:
+            raise AssertionError("mcwarm-ctl %s exited %d (wanted %d)\nstdout:\n%s\n"
+                                 "stderr:\n%s" % (" ".join(map(str, args)), p.returncode,
+                                                  check, p.stdout[-3000:], p.stderr[-4000:]))
+        return p
+
+    def start(self, *args, env=None):
+        return subprocess.Popen([CTL] + [str(a) for a in args], env=self.env(**(env or {})),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                errors="replace")
+
+    def finish(self, proc, want=0):
+        out, err = proc.communicate(timeout=600)
+        self.assertEqual(proc.returncode, want, err[-4000:])
+        return last_json(out), err
+
+    def fill(self, mc, n, size=2000):
+        items = [(b"ctl:%06d" % i, (b"%06d" % i) * (size // 6 + i % 7), 0, i % 997)
+                 for i in range(n)]
+        c = mc.client()
+        c.set_many(items)
+        c.close()
+        return items
+
+    assert_all_equal = test_ctl.SidesTest.assert_all_equal
+
+    def pair(self, src):
+        """The pair's prefix under self.prefix, as mcwarm-ctl derives it."""
+        return "%s/%s" % (self.prefix, src.addr.replace(":", "_"))
+
+    def under(self, prefix):
+        out, _, _ = self.probe.run("list", BUCKET, prefix + "/")
+        return [line.split(" ")[1][len(prefix) + 1:] for line in out.splitlines()
+                if line.startswith("key ")]
+
+    def plan(self, src, dst, work, *extra):
+        return ["--source", src.addr, "--dest", dst.addr, "--work", work, "--backend", "s3",
+                "--volume", self.url(), "--threads", "2", "--min-ratio", "1"] + list(extra)
+
+    def warm(self, src, dst, work, *extra, check=0, env=None):
+        p = self.ctl("warm", *self.plan(src, dst, work, "--json", *extra), check=check,
+                     env=env)
+        return last_json(p.stdout), p.stderr
+
+    def test_warm_verifies_item_by_item_and_deletes_the_prefix(self):
+        src, dst = self.server(memory_mb=256), self.server(memory_mb=256)
+        items = self.fill(src, 20000)
+        work = self.tmp.sub("work")
+        report, err = self.warm(src, dst, work)
+        self.assertTrue(report["ok"], err)
+        self.assertEqual(report["backend"], "s3")
+        self.assertEqual(report["volume"], "s3://%s/%s/" % (BUCKET, self.pair(src)))
+        self.assertEqual(report["verify_ratio"], 1.0)
+        self.assertEqual(report["items_sent"], len(items))
+        self.assert_all_equal(dst, items)
+        self.assertEqual([], self.under(self.prefix), "the prefix was not deleted")
+        # the dump went through the store: its parts, then the listing, ranged GETs
+        self.assertTrue(any("partNumber=" in r["query"] for r in self.proxy.log))
+        self.assertTrue(any(r["method"] == "DELETE" for r in self.proxy.log))
+        status = json.loads(self.ctl("status", "--work", work, "--json").stdout)
+        self.assertEqual((status["backend"], status["phase"]), ("s3", "done"))
+        self.assertTrue(status["backlog_known"])
+        self.assertEqual(status["backlog_chunks"], 0)
+        self.assertGreater(status["chunks_listed"], 0)
+
+    def test_keep_keeps_the_dump_in_the_store(self):
+        src, dst = self.server(), self.server()
+        items = self.fill(src, 3000)
+        report, err = self.warm(src, dst, self.tmp.sub("work"), "--keep")
+        self.assertTrue(report["ok"], err)
+        self.assert_all_equal(dst, items)
+        names = self.under(self.pair(src))
+        self.assertIn("dump-1/DONE", names)
+        self.assertIn("dump-1/MANIFEST", names)
+        self.assertTrue(any(n.startswith("dump-1/chunk-") for n in names), names)
+
+    def test_killed_controller_run_again_converges(self):
+        src, dst = self.server(memory_mb=256), self.server(memory_mb=256)
+        items = self.fill(src, 20000)
+        work = self.tmp.sub("work")
+        for point in ("dumping", "pass", "populated"):
+            p = self.ctl("warm", *self.plan(src, dst, work), check=None,
+                         env={"MCW_CTL_CRASH_AT": point})
+            self.assertEqual(p.returncode, -signal.SIGKILL, p.stderr[-2000:])
+        report, err = self.warm(src, dst, work)
+        self.assertTrue(report["ok"], err)
+        self.assertIn("continuing the warm-up", err)
+        self.assertEqual(report["dump_attempt"], 1, "the dump was continued, not redone")
+        self.assertEqual(report["verify_ratio"], 1.0)
+        self.assert_all_equal(dst, items)
+        self.assertEqual([], self.under(self.prefix))
+
+    def test_halves_rw_and_ro_then_release(self):
+        src, dst = self.server(memory_mb=256), self.server(memory_mb=256)
+        items = self.fill(src, 15000)
+        rw, ro = self.tmp.sub("rw"), self.tmp.sub("ro")
+        common = ["--backend", "s3", "--volume", self.url(), "--threads", "2", "--json"]
+        # the reader first: it waits for the writer's objects
+        reader = self.start("warm", "--side", "ro", "--source", src.addr, "--dest", dst.addr,
+                            "--work", ro, "--min-ratio", "1", "--idle-timeout", "120",
+                            *common)
+        writer = self.start("warm", "--side", "rw", "--source", src.addr, "--work", rw,
+                            *common)
+        wreport, _ = self.finish(writer)
+        self.assertTrue(wreport["ok"])
+        self.assertIn("dump-1/DONE", self.under(self.pair(src)))
+        rreport, err = self.finish(reader)
+        self.assertEqual(rreport["verify_ratio"], 1.0, err)
+        self.assert_all_equal(dst, items)
+        status = json.loads(self.ctl("status", "--work", ro, "--json").stdout)
+        self.assertEqual((status["side"], status["phase"]), ("ro", "done"))
+        self.assertEqual(status["backlog_chunks"], 0)
+        self.assertEqual(status["chunks_listed"],
+                         len([n for n in self.under(self.pair(src)) if n.endswith(".mcw")]))
+        wstatus = json.loads(self.ctl("status", "--work", rw, "--json").stdout)
+        self.assertEqual((wstatus["side"], wstatus["phase"]), ("rw", "dumped"))
+        self.assertEqual(wstatus["chunk_files_written"], status["chunks_listed"])
+        marks = [n for n in self.under(self.pair(src)) if n.startswith(".mcwarm/readers/")]
+        self.assertEqual([".mcwarm/readers/done-" + dst.addr.replace(":", "_")], marks)
+        # a reader still reading holds the release back (exit 75, naming it)
+        self.probe.run("put", BUCKET, self.pair(src) + "/.mcwarm/readers/reading-other_1",
+                       __file__)
+        p = self.ctl("release", "--work", rw, check=75)
+        self.assertIn("other_1", p.stderr)
+        self.assertIn("dump-1/DONE", self.under(self.pair(src)))
+        self.probe.run("delete", BUCKET, self.pair(src) + "/.mcwarm/readers/reading-other_1")
+        self.ctl("release", "--work", rw)
+        self.assertEqual([], self.under(self.prefix))
+        self.ctl("release", "--work", rw)  # again: nothing to do
+        # run again, each finished half returns at once
+        again, _ = self.finish(self.start("warm", "--side", "ro", "--source", src.addr,
+                                          "--dest", dst.addr, "--work", ro, "--min-ratio",
+                                          "1", *common))
+        self.assertTrue(again["ok"])
+
+    def test_each_half_killed_then_run_again_continues(self):
+        src, dst = self.server(memory_mb=256), self.server(memory_mb=256)
+        items = self.fill(src, 15000)
+        rw, ro = self.tmp.sub("rw"), self.tmp.sub("ro")
+        common = ["--backend", "s3", "--volume", self.url(), "--threads", "2", "--json"]
+        rw_argv = ["warm", "--side", "rw", "--source", src.addr, "--work", rw] + common
+        ro_argv = ["warm", "--side", "ro", "--source", src.addr, "--dest", dst.addr, "--work",
+                   ro, "--min-ratio", "1", "--idle-timeout", "120"] + common
+        # each controller killed as a crash would (its children go on)
+        p = self.ctl(*rw_argv, check=None, env={"MCW_CTL_CRASH_AT": "dumping"})
+        self.assertEqual(p.returncode, -signal.SIGKILL, p.stderr[-2000:])
+        p = self.ctl(*ro_argv, check=None, env={"MCW_CTL_CRASH_AT": "pass"})
+        self.assertEqual(p.returncode, -signal.SIGKILL, p.stderr[-2000:])
+        reader, writer = self.start(*ro_argv), self.start(*rw_argv)
+        wreport, werr = self.finish(writer)
+        self.assertIn("continuing the warm-up", werr)
+        self.assertEqual(wreport["dump_attempt"], 1, "the dump was continued, not redone")
+        rreport, rerr = self.finish(reader)
+        self.assertIn("continuing the warm-up", rerr)
+        self.assertEqual(rreport["verify_ratio"], 1.0)
+        self.assert_all_equal(dst, items)
+        self.ctl("release", "--work", rw)
+        self.assertEqual([], self.under(self.prefix))
+
+    def test_backlog_in_status_while_the_reader_waits(self):
+        """A reader whose dump is half uploaded: status --json shows what populate listed
+        and has not applied (STATE/backlog), for an autoscaler; the metrics file too."""
+        src, dst = self.server(), self.server(memory_mb=256)
+        keys, out, chunks = self.dump_keys(src, b"b", 6000, b"v" * 3000, chunk_size="2M")
+        self.assertGreater(len(chunks), 2)
+        saved = self.prefix
+        self.prefix = self.pair(src) + "/dump-1"  # where the reader looks
+        self.upload(out, names=chunks)  # chunks only: no MANIFEST, no DONE yet
+        self.prefix = saved
+        ro = self.tmp.sub("ro")
+        metrics = self.tmp.sub("warm.prom")
+        reader = self.start("warm", "--side", "ro", "--source", src.addr, "--dest", dst.addr,
+                            "--work", ro, "--backend", "s3", "--volume", self.url(),
+                            "--threads", "1", "--idle-timeout", "120", "--metrics-file",
+                            metrics, "--json")
+        try:
+            deadline = time.time() + 60
+            status = {}
+            while time.time() < deadline:
+                p = self.ctl("status", "--work", ro, "--json", check=None)  # 64: no state yet
+                status = json.loads(p.stdout) if p.returncode == 0 else {}
+                if status.get("backlog_known") and status["chunks_listed"] == len(chunks) \
+                        and status["backlog_chunks"] == 0:
+                    break
+                time.sleep(0.2)
+            self.assertEqual(status.get("chunks_listed"), len(chunks), status)
+            self.assertEqual(status["backlog_chunks"], 0, status)
+            self.assertEqual(status["phase"], "dumping")
+        except BaseException:
+            reader.kill()
+            reader.communicate()
+            raise
+        finally:
+            self.prefix = self.pair(src) + "/dump-1"
+            self.upload(out, names=["MANIFEST", "DONE"])
+            self.prefix = saved
+        report, err = self.finish(reader)
+        self.assertEqual(report["verify_ratio"], 1.0, err)
+        self.assertEqual(report["files_applied"], len(chunks))
+        self.assertEqual(self.present(dst.client(), keys), set(keys))
+        with open(metrics) as f:
+            self.assertIn("mcwarm_warm_backlog_files", f.read())
+
+    def test_wrong_secret_is_exit_77_before_anything_is_created(self):
+        src, dst = self.server(), self.server()
+        self.fill(src, 100)
+        work = self.tmp.sub("work")
+        report, err = self.warm(src, dst, work, check=77,
+                                env={"AWS_SECRET_ACCESS_KEY": "wrong"})
+        self.assertFalse(report["ok"])
+        self.assertEqual(report["phase"], "preflight")
+        self.assertIn("SignatureDoesNotMatch", err)
+        self.assertFalse(os.path.exists(os.path.join(work, "ctl.state")))
+        self.assertEqual([], self.under(self.prefix))
+        self.assertEqual([], [r for r in self.proxy.log if r["method"] in ("PUT", "POST")])
+        # a bucket that does not exist: 69, also before anything
+        p = self.ctl("warm", "--source", src.addr, "--dest", dst.addr, "--work", work,
+                     "--backend", "s3", "--volume", "s3://no-such-bucket/x", check=69)
+        self.assertIn("no-such-bucket", p.stderr)
+        self.assertFalse(os.path.exists(os.path.join(work, "ctl.state")))
+        # no URL, or a volume step: usage errors
+        p = self.ctl("warm", "--source", src.addr, "--dest", dst.addr, "--work", work,
+                     "--backend", "s3", check=64)
+        self.assertIn("s3://BUCKET/PREFIX", p.stderr)
+        p = self.ctl("create", "--work", work, "--backend", "s3", "--volume", self.url(),
+                     check=64)
+        self.assertIn("no volume steps", p.stderr)

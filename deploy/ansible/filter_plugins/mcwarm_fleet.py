@@ -1,7 +1,8 @@
 """Filters for warm-replica.yml: the pairs of a replica file, and the report.
 
 A replica file names source nodes, destination nodes and a shape; this turns it into
-*volumes* (one per source node: the source host writes it with `mcwarm-ctl warm --side rw`)
+*volumes* (one per source node: the source host writes it with `mcwarm-ctl warm --side rw`;
+with backend s3, the prefix <s3.url>/<name>/<source host_port>/ in an object store)
 and *pairs* (one per reader of a volume: a populator host runs `mcwarm-ctl warm --side ro`
 into one destination). Every path, tag and option of both halves is decided here, from
 the file alone, so a run started again computes the same work directories and finds its
@@ -19,7 +20,8 @@ import json
 import re
 
 SHAPES = ("replica", "replace", "resize")
-BACKENDS = ("loop", "dir", "ec2")
+BACKENDS = ("loop", "dir", "ec2", "s3")
+S3_URL = re.compile(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^\s]*)?$")
 
 
 class ReplicaError(Exception):
@@ -62,6 +64,10 @@ def _volume_args(r, src_slug):
     """--backend/--volume (and ec2 options) naming source's volume on both sides."""
     backend = r.get("backend", "loop")
     name = "%s-%s" % (r["name"], src_slug)
+    if backend == "s3":
+        # mcwarm-ctl puts the dump of source S under <--volume>/<S's host_port>/
+        base = "%s/%s" % (_s3_url(r), r["name"])
+        return ["--backend", "s3", "--volume", base], "%s/%s" % (base, src_slug)
     if backend == "ec2":
         ec2 = r.get("ec2") or {}
         args = ["--backend", "ec2", "--tag", name]
@@ -75,6 +81,25 @@ def _volume_args(r, src_slug):
                            "source and every populator host) is missing" % backend)
     path = "%s/%s%s" % (where.rstrip("/"), name, ".img" if backend == "loop" else "")
     return ["--backend", backend, "--volume", path], path
+
+
+def _s3_url(r):
+    """backend s3: s3: {url: s3://BUCKET/PREFIX}, nothing else. Credentials and the
+    endpoint come from each host's environment the AWS way (the role passes
+    mcwarm_environment through), never from the replica file."""
+    s3 = r.get("s3")
+    if not isinstance(s3, dict) or not s3.get("url"):
+        raise ReplicaError("backend s3: s3: {url: s3://BUCKET/PREFIX} is missing")
+    extra = sorted(k for k in s3 if k != "url")
+    if extra:
+        raise ReplicaError("s3: only url, not %s (credentials, region and endpoint come "
+                           "from each host's environment the AWS way: the instance role, "
+                           "~/.aws, or the playbook's mcwarm_environment; a secret never "
+                           "goes in the replica file)" % ", ".join(extra))
+    url = str(s3["url"]).rstrip("/")
+    if not S3_URL.match(url):
+        raise ReplicaError("s3.url: '%s' is not s3://BUCKET/PREFIX" % url)
+    return url
 
 
 SECURITY_KEYS = (("ca", "tls-ca"), ("cert", "tls-cert"), ("key", "tls-key"),
@@ -178,6 +203,8 @@ def mcwarm_plan(r):
         rw_work = "%s/rw-%s" % (work, sslug)
         vol = dict(id=sslug, volume=vname, source=s["memcached"], host=s["host"],
                    work=rw_work, readers=[], vol_argv=vargs,
+                   release_argv=["release", "--work", rw_work] +
+                   (["--keep"] if r.get("keep") else []),
                    rw_argv=["warm", "--side", "rw", "--source", s["memcached"], "--work",
                             rw_work] + vargs + _instance(s, "instance", "--instance-rw") +
                    common + filters + src_sec + rw_extra + ["--json"])
