@@ -34,6 +34,25 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_listening(proc, port, seconds, what):
+    """Returns once proc (started with stderr=PIPE) accepts connections on
+    127.0.0.1:port; raises RuntimeError with its stderr if it exits first or seconds
+    pass (then it is killed)."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                raise RuntimeError("%s did not start: %s" % (
+                    what, proc.stderr.read().decode(errors="replace")))
+            time.sleep(0.05)
+
+
 class Memcached:
     """A memcached server of our own, on a free loopback port."""
 
@@ -57,16 +76,7 @@ class Memcached:
         self.clients = []
         self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
-        deadline = time.time() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("memcached did not start: %s" %
-                                       self.proc.stderr.read().decode(errors="replace"))
-                time.sleep(0.05)
+        wait_listening(self.proc, self.port, 10, "memcached")
 
     @property
     def addr(self):
