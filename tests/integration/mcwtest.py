@@ -5,6 +5,7 @@ Nothing here is shared with the C code under test: keys, base64 and the protocol
 handled with Python's standard library, so a bug in mcwarm's codecs cannot hide itself.
 """
 import base64
+import contextlib
 import json
 import os
 import re
@@ -34,6 +35,28 @@ def free_port():
         return s.getsockname()[1]
 
 
+def wait_listening(proc, port, seconds, what, address="127.0.0.1",
+                   inside=contextlib.nullcontext):
+    """Returns once proc (started with stderr=PIPE) accepts connections on
+    address:port (connecting from within the context inside() makes: a network
+    namespace's); raises RuntimeError with its stderr if it exits first or seconds pass
+    (then it is killed)."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            with inside():
+                socket.create_connection((address, port), timeout=1).close()
+            return
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+                raise RuntimeError("%s did not start: %s" % (
+                    what, proc.stderr.read().decode(errors="replace")))
+            time.sleep(0.05)
+
+
 class Memcached:
     """A memcached server of our own, on a free loopback port."""
 
@@ -57,16 +80,7 @@ class Memcached:
         self.clients = []
         self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
-        deadline = time.time() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                break
-            except OSError:
-                if self.proc.poll() is not None or time.time() > deadline:
-                    raise RuntimeError("memcached did not start: %s" %
-                                       self.proc.stderr.read().decode(errors="replace"))
-                time.sleep(0.05)
+        wait_listening(self.proc, self.port, 10, "memcached")
 
     @property
     def addr(self):

@@ -1,7 +1,8 @@
 """objstore/ (the S3 client) against a real S3 API server: s3rver (npm, pinned by
-scripts/setup.sh), started here on a free loopback port with a temporary directory, driven
-through mcw-s3-probe (tests/tools/s3_probe.c), behind s3proxy.py, which checks every
-request's SigV4 signature and x-amz-checksum-crc32c and injects faults.
+scripts/setup.sh), started by s3rver.py (shared with bench/run) on a free loopback port
+with a temporary directory, driven through mcw-s3-probe (tests/tools/s3_probe.c), behind
+s3proxy.py, which checks every request's SigV4 signature and x-amz-checksum-crc32c and
+injects faults.
 
 What s3rver 3.7.1 does and does not do, and how these tests make up for it:
   - does: PUT/GET/HEAD/DELETE, ranged GETs (206, 416 past the end), ListObjectsV2 with
@@ -18,67 +19,22 @@ What s3rver 3.7.1 does and does not do, and how these tests make up for it:
     file for the request shape, the continuation markers and the answers' parsing.
 """
 import base64
-import contextlib
 import http.server
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import threading
-import time
 import unittest
 
 from chunkcraft import crc32c
 from mcwtest import free_port
 from s3proxy import S3Proxy
+from s3rver import BUCKET, KEY_ID, S3RVER, SECRET, S3rver, aws_env
 
 BUILD = os.environ.get("MCW_BUILD", "")
 PROBE = os.path.join(BUILD, "tests", "mcw-s3-probe")
-S3RVER = shutil.which("s3rver")
-BUCKET = "mcw-test"
-KEY_ID = "S3RVER"  # the key id s3rver knows; the proxy checks secrets
-SECRET = "S3RVER"
-
-
-class S3rver:
-    """s3rver on address:port; with netns (a network namespace's name, and inside, a
-    context manager that makes sockets in it: nshosts.in_netns), run in that namespace
-    for the fleet tests' hosts to reach."""
-
-    def __init__(self, address="127.0.0.1", netns=None, inside=contextlib.nullcontext):
-        self.dir = tempfile.mkdtemp(prefix="mcw-s3rver-")
-        self.port = free_port()
-        self.url = "http://%s:%d" % (address, self.port)
-        env = dict(os.environ, NODE_OPTIONS="--openssl-legacy-provider")
-        argv = [S3RVER, "-d", self.dir, "-a", address, "-p", str(self.port), "-s",
-                "--configure-bucket", BUCKET]
-        self.proc = subprocess.Popen(
-            (["ip", "netns", "exec", netns] if netns else []) + argv, env=env,
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.time() + 20
-        while True:
-            try:
-                with inside():
-                    socket.create_connection((address, self.port), timeout=1).close()
-                return
-            except OSError:
-                if self.proc.poll() is not None or time.time() > deadline:
-                    err = self.proc.stderr.read().decode(errors="replace")
-                    self.stop()
-                    raise RuntimeError("s3rver did not start: " + err)
-                time.sleep(0.1)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class Probe:
@@ -86,11 +42,8 @@ class Probe:
 
     def __init__(self, home, endpoint):
         self.home = home
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-        self.env.update(HOME=home, AWS_EC2_METADATA_DISABLED="true",
-                        AWS_ENDPOINT_URL_S3=endpoint, AWS_ACCESS_KEY_ID=KEY_ID,
-                        AWS_SECRET_ACCESS_KEY=SECRET, MCW_S3_BACKOFF_MS="5",
-                        MCW_S3_RETRIES="4")
+        self.env = aws_env(home, endpoint)
+        self.env.update(MCW_S3_BACKOFF_MS="5", MCW_S3_RETRIES="4")
 
     def run(self, *args, env=None, expect=0, timeout=120):
         e = dict(self.env)
