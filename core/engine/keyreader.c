@@ -441,7 +441,8 @@ static int drain(struct kr *k)
 	unsigned busy_attempts = 0;
 	int ret = start_dump(k, &busy_attempts) ? 0 : -EIO;
 	while (ret == 0 && !engine_failed(c)) {
-		ssize_t n = net_recv(c->keys_fd, buf + len, c->kr_recv_bytes - len);
+		ssize_t n = net_recv_gather(c->keys_fd, buf + len, c->kr_recv_bytes - len,
+					    MCW_KEYS_GATHER_BYTES, MCW_KEYS_GATHER_US);
 		if (n <= 0) {
 			engine_fail(c, -ECONNRESET,
 				    "key dump from %s stopped before END: %s (the key list is "

@@ -12,6 +12,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -149,6 +150,19 @@ ssize_t net_recv(int fd, void *buf, size_t cap)
 			continue;
 		return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
 	}
+}
+
+ssize_t net_recv_gather(int fd, void *buf, size_t cap, size_t enough, unsigned gather_us)
+{
+	ssize_t n = net_recv(fd, buf, cap);
+	if (n <= 0 || (size_t)n >= enough || (size_t)n == cap || tls_conn_of(fd) != NULL)
+		return n;
+	struct timespec ts = { .tv_sec = gather_us / 1000000,
+			       .tv_nsec = (long)(gather_us % 1000000) * 1000 };
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	ssize_t more = recv(fd, (char *)buf + n, cap - (size_t)n, MSG_DONTWAIT);
+	return more > 0 ? n + more : n;
 }
 
 ssize_t net_exchange(int fd, const char *req, char *buf, size_t cap,

@@ -72,6 +72,10 @@ int net_set_recv_timeout(int fd, int timeout_ms);
 int net_send_all(int fd, const void *buf, size_t len);
 /* recv with the socket's timeout: bytes, 0 on EOF, -ETIMEDOUT, or -errno. */
 ssize_t net_recv(int fd, void *buf, size_t cap);
+/* net_recv for a stream that arrives in short writes: when a receive brings fewer than
+ * enough bytes, waits gather_us once and adds what arrived meanwhile (one wake-up instead
+ * of one per write). Same returns; a failure after the wait is left for the next call. */
+ssize_t net_recv_gather(int fd, void *buf, size_t cap, size_t enough, unsigned gather_us);
 
 /* Sends req and reads until is_complete(buf, len, &reply_len) says the reply is whole.
  * Returns the reply length, -ETIMEDOUT, -EPIPE on EOF, -EMSGSIZE if cap is too small. */
