@@ -180,6 +180,8 @@ struct kr_pending {
 	bool b64[KR_PREFETCH_KEYS];
 	uint16_t group[KR_PREFETCH_KEYS];
 	unsigned n;
+	uint64_t listed; /* keys parsed since the last flush, admitted or not */
+	int64_t now_s;	 /* the source's clock for this receive: read once, not per key */
 };
 
 /* Filters a freshly parsed key; true if it goes on to the duplicate check. */
@@ -187,10 +189,10 @@ static bool key_admit(struct kr *k, struct kr_pending *p)
 {
 	struct engine *c = k->c;
 	const struct mcp_dump_item *it = &p->it[p->n];
-	atomic_fetch_add_explicit(&c->st.keys_listed, 1, memory_order_relaxed);
+	p->listed++; /* counted at the flush: the workers' counters share its cache lines */
 	k->items_seen = true;
 	if (it->exp > 0) {
-		int64_t left = it->exp - server_now_s(&c->src);
+		int64_t left = it->exp - p->now_s;
 		if (left <= 0 || left < c->o.min_ttl_s) {
 			atomic_fetch_add_explicit(&c->st.keys_expired, 1, memory_order_relaxed);
 			return false;
@@ -254,6 +256,8 @@ static int pending_flush(struct kr *k, struct kr_pending *p)
 		queued++;
 	}
 	p->n = 0;
+	atomic_fetch_add_explicit(&c->st.keys_listed, p->listed, memory_order_relaxed);
+	p->listed = 0;
 	atomic_fetch_add_explicit(&c->st.keys_duplicate, dup, memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->st.keys_unchecked, unchecked, memory_order_relaxed);
 	atomic_fetch_add_explicit(&c->st.keys_queued, queued, memory_order_relaxed);
@@ -353,6 +357,8 @@ static size_t parse_lines(struct kr *k, const char *buf, size_t len, enum line_v
 	size_t pos = 0;
 	*v = LINE_GO_ON;
 	p.n = 0;
+	p.listed = 0;
+	p.now_s = server_now_s(&k->c->src);
 	while (pos < len) {
 		size_t used;
 		struct mcp_dump_item *it = &p.it[p.n];
