@@ -49,8 +49,9 @@
 #define MCW_REPLY_OVERHEAD_MAX	     (MCP_META_LINE_MAX + 2)
 #define MCW_RING_ENTRIES	     64
 #define MCW_IOWQ_WORKERS_MAX	     2
-#define MCW_SERVER_ERRORS_LOGGED_MAX 5	/* SERVER_ERROR answers logged per pipe (mg, ms) */
-#define KR_PREFETCH_KEYS	     32 /* keys whose dedupe slots the key reader prefetches */
+#define MCW_SERVER_ERRORS_LOGGED_MAX 5	 /* SERVER_ERROR answers logged per pipe (mg, ms) */
+#define KR_PREFETCH_KEYS	     32	 /* keys whose dedupe slots the key reader prefetches */
+#define DUMP_COUNTS_FLUSH_ITEMS	     256 /* items a dump worker counts before adding them up */
 
 /* TLS (tls.c) and authentication. */
 #define MCW_TLS_RECORD_BYTES	    16384      /* largest TLS plaintext record */

@@ -37,6 +37,10 @@ struct dump_worker {
 	bool up_ready;
 	int journal_fd; /* up's journal of uploads begun */
 	unsigned group; /* output group of the job's keys */
+	/* Items and value bytes written since the last flush into the shared counters
+	 * (dump_sink.c: every DUMP_COUNTS_FLUSH_ITEMS and at each job's end): an atomic add
+	 * per item on lines every worker writes cost more than the item's checksum. */
+	uint64_t items_unflushed, bytes_unflushed;
 };
 
 /* --out s3://BUCKET/PREFIX (dump_s3.c). */

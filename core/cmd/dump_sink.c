@@ -103,9 +103,23 @@ bool dump_sink_recv_reusable(void *sink_worker)
 	return false;
 }
 
+/* Adds the worker's unflushed counts to the shared ones (of its job's group). */
+static void counts_flush(struct dump_worker *x)
+{
+	struct dump_cmd *d = x->d;
+	if (x->items_unflushed == 0)
+		return;
+	atomic_fetch_add_explicit(&d->e.st.items, x->items_unflushed, memory_order_relaxed);
+	atomic_fetch_add_explicit(&d->st.group_items[x->group], x->items_unflushed,
+				  memory_order_relaxed);
+	atomic_fetch_add_explicit(&d->e.st.value_bytes, x->bytes_unflushed, memory_order_relaxed);
+	x->items_unflushed = x->bytes_unflushed = 0;
+}
+
 bool dump_sink_job_begin(struct engine_worker *w, uint32_t seq, unsigned group)
 {
 	struct dump_cmd *d = dw(w)->d;
+	counts_flush(dw(w)); /* they belong to the group of the job before */
 	dw(w)->group = group;
 	chunk_writer_set_dir(&dw(w)->cw, d->group_fd[group], d->group_path[group]);
 	return chunk_writer_begin(&dw(w)->cw, seq) >= 0;
@@ -140,9 +154,10 @@ int dump_sink_on_value(struct engine_worker *w, enum mgpipe_next kind,
 		writer_failed(w);
 		return ret;
 	}
-	atomic_fetch_add_explicit(&d->e.st.items, 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&d->st.group_items[dw(w)->group], 1, memory_order_relaxed);
-	atomic_fetch_add_explicit(&d->e.st.value_bytes, rep->value_len, memory_order_relaxed);
+	dw(w)->items_unflushed++;
+	dw(w)->bytes_unflushed += rep->value_len;
+	if (dw(w)->items_unflushed == DUMP_COUNTS_FLUSH_ITEMS)
+		counts_flush(dw(w));
 	return 0;
 }
 
@@ -156,6 +171,7 @@ void dump_sink_on_cqe(struct engine_worker *w, const struct ur_cqe *cqe)
 void dump_sink_job_end(struct engine_worker *w, uint32_t seq)
 {
 	struct engine *e = &dw(w)->d->e;
+	counts_flush(dw(w)); /* before the job can count as done */
 	int end = chunk_writer_end(&dw(w)->cw);
 	if (end < 0)
 		writer_failed(w);
@@ -170,6 +186,7 @@ bool dump_sink_idle(struct engine_worker *w)
 
 void dump_sink_worker_fini(struct engine_worker *w, bool failed)
 {
+	counts_flush(dw(w));
 	dump_s3_worker_fini(dw(w), failed);
 	if (!dw(w)->cw_ready)
 		return;
