@@ -140,10 +140,47 @@ static void test_dump_errors_and_replies(void **state)
 		"key=a novalue\n",		       /* token without = */
 		"mg k b\r\n",			       /* b with a key that is not base64 */
 		"mg k x\r\n",			       /* unknown flag */
+		/* memcached's own order (read in one pass), each field wrong */
+		"key=%zz exp=1 la=1 cas=1\n",
+		"key=a exp=-5 la=1 cas=1\n",
+		"key=a exp=x la=1 cas=1\n",
+		"key=a exp=1 la=1 cas=99999999999999999999999\n",
+		"key=a exp=1 la=1 cas=-1\n",
+		"key=a exp=1 la=1 cas=\n",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		enum mcp_status st = dump_parse(bad[i], strlen(bad[i]), &used, &it);
 		assert_true(st == MCP_ERR_SYNTAX || st == MCP_ERR_RANGE || st == MCP_ERR_TOO_LONG);
+	}
+}
+
+/* A line in memcached's order is read in one pass, any other order by the general loop:
+ * both decide the same. */
+static void test_metadump_field_orders_agree(void **state)
+{
+	(void)state;
+	const char *lines[][2] = {
+		{ "key=k%20x exp=1800000000 la=5 cas=77 fetch=no cls=1 size=3\n",
+		  "key=k%20x la=5 cas=77 fetch=no exp=1800000000 cls=1 size=3\n" },
+		{ "key=plain exp=-1 la=0 cas=0\n", "key=plain  exp=-1 cas=0 la=0\n" },
+		{ "key=a exp=0 la=1 cas=18446744073709551615 flags=5\n",
+		  "key=a cas=18446744073709551615 exp=0\n" },
+	};
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		struct mcp_dump_item a, b;
+		size_t ua, ub;
+		assert_int_equal(mcp_dump_line_parse(lines[i][0], strlen(lines[i][0]), &ua, &a),
+				 MCP_OK);
+		assert_int_equal(mcp_dump_line_parse(lines[i][1], strlen(lines[i][1]), &ub, &b),
+				 MCP_OK);
+		assert_int_equal(a.kind, MCP_DUMP_ITEM);
+		assert_int_equal(b.kind, MCP_DUMP_ITEM);
+		assert_int_equal(a.key_len, b.key_len);
+		assert_memory_equal(a.key, b.key, a.key_len);
+		assert_int_equal(a.key_needs_b64, b.key_needs_b64);
+		assert_int_equal(a.exp, b.exp);
+		assert_true(a.cas == b.cas);
+		assert_int_equal(ua, strlen(lines[i][0]));
 	}
 }
 
@@ -440,6 +477,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_metadump_line),
 		cmocka_unit_test(test_metadump_stream_boundaries),
+		cmocka_unit_test(test_metadump_field_orders_agree),
 		cmocka_unit_test(test_mgdump_lines),
 		cmocka_unit_test(test_dump_errors_and_replies),
 		cmocka_unit_test(test_dump_line_too_long),
