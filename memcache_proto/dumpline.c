@@ -18,22 +18,28 @@ static int hex_digit(char c)
 }
 
 /* Decodes a metadump key. A decoded byte needs base64 only if it came from an escape,
- * because metadump escapes everything outside [A-Za-z0-9._~-]: so the check is free. */
+ * because metadump escapes everything outside [A-Za-z0-9._~-]: so the check is free.
+ * Most keys hold no escape at all: runs between escapes are copied whole. */
 static enum mcp_status decode_key(const char *val, size_t val_len, struct mcp_dump_item *out)
 {
-	size_t o = 0;
+	size_t o = 0, i = 0;
 	bool needs_b64 = false;
 	if (val_len == 0)
 		return MCP_ERR_SYNTAX;
 	if (val_len > 3 * MCP_KEY_MAX)
 		return MCP_ERR_TOO_LONG;
-	for (size_t i = 0; i < val_len; i++) {
+	for (;;) {
+		const char *pct = memchr(val + i, '%', val_len - i);
+		size_t run = (pct != NULL ? (size_t)(pct - val) : val_len) - i;
+		if (o + run > MCP_KEY_MAX)
+			return MCP_ERR_TOO_LONG;
+		memcpy(out->key + o, val + i, run);
+		o += run;
+		i += run;
+		if (pct == NULL)
+			break;
 		if (o == MCP_KEY_MAX)
 			return MCP_ERR_TOO_LONG;
-		if (val[i] != '%') {
-			out->key[o++] = (uint8_t)val[i];
-			continue;
-		}
 		int hi = i + 2 < val_len ? hex_digit(val[i + 1]) : -1;
 		int lo = i + 2 < val_len ? hex_digit(val[i + 2]) : -1;
 		if (hi < 0 || lo < 0)
@@ -41,7 +47,9 @@ static enum mcp_status decode_key(const char *val, size_t val_len, struct mcp_du
 		uint8_t b = (uint8_t)(hi << 4 | lo);
 		needs_b64 |= b <= 0x20 || b == 0x7f;
 		out->key[o++] = b;
-		i += 2;
+		i += 3;
+		if (i == val_len)
+			break;
 	}
 	out->key_len = o;
 	out->key_needs_b64 = needs_b64;

@@ -242,6 +242,60 @@ static void test_meta_value_reply(void **state)
 	}
 }
 
+/* A VA in the order mcwarm's mg asks for is read in one pass, any other shape by the
+ * general loop: both decide the same, prefixes included. */
+static void test_meta_va_orders_agree(void **state)
+{
+	(void)state;
+	const char *pairs[][2] = {
+		{ "VA 5 kuser:1 f7 t299 O12\r\nhello\r\n",
+		  "VA 5 O12 t299 f7 kuser:1\r\nhello\r\n" },
+		{ "VA 0 ka b f4294967295 t-1 O0\r\n\r\n", "VA 0 b ka t-1 O0 f4294967295\r\n\r\n" },
+		{ "VA 3 kx f0 t0 O18446744073709551615\r\nabc\r\n",
+		  "VA 3 f0 kx O18446744073709551615 t0\r\nabc\r\n" },
+	};
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		struct mcp_meta_reply a, b;
+		char *pa, *pb;
+		size_t la = strlen(pairs[i][0]), lb = strlen(pairs[i][1]);
+		assert_int_equal(meta_parse(pairs[i][0], la, 1024, &a, &pa), MCP_OK);
+		assert_int_equal(meta_parse(pairs[i][1], lb, 1024, &b, &pb), MCP_OK);
+		assert_int_equal(a.code, MCP_RC_VA);
+		assert_int_equal(a.value_len, b.value_len);
+		assert_memory_equal(a.value, b.value, a.value_len);
+		assert_int_equal(a.total_len, la);
+		assert_true(a.has_key && b.has_key && a.has_client_flags && a.has_ttl);
+		assert_true(a.has_opaque && b.has_opaque && !a.has_cas);
+		assert_int_equal(a.key_len, b.key_len);
+		assert_memory_equal(a.key, b.key, a.key_len);
+		assert_int_equal(a.key_b64, b.key_b64);
+		assert_int_equal(a.client_flags, b.client_flags);
+		assert_int_equal(a.ttl, b.ttl);
+		assert_true(a.opaque == b.opaque);
+		free(pa);
+		free(pb);
+		for (size_t n = 0; n < la; n++) {
+			assert_int_equal(meta_parse(pairs[i][0], n, 1024, &a, &pa), MCP_NEED_MORE);
+			free(pa);
+		}
+	}
+	/* in mg's order and still wrong: the same errors as in any order */
+	const char *bad[] = {
+		"VA 2000 kx f1 t1 O1\r\n",	       /* above the caller's limit */
+		"VA 1 kx f99999999999 t1 O1\r\nx\r\n", /* flags above 32 bits */
+		"VA 1 kx f1 t-7 O1\r\nx\r\n",	       /* impossible ttl */
+		"VA 1 kx f1 t1 O1\r\nxYZ",	       /* value not followed by CRLF */
+		"VA 1 kx f1 t1 O1 \x01\r\nx\r\n",      /* garbage after the opaque */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct mcp_meta_reply rep;
+		char *p;
+		enum mcp_status st = meta_parse(bad[i], strlen(bad[i]), 1024, &rep, &p);
+		assert_true(st == MCP_ERR_SYNTAX || st == MCP_ERR_RANGE || st == MCP_ERR_TOO_LONG);
+		free(p);
+	}
+}
+
 static void test_meta_other_replies(void **state)
 {
 	(void)state;
@@ -482,6 +536,7 @@ int main(void)
 		cmocka_unit_test(test_dump_errors_and_replies),
 		cmocka_unit_test(test_dump_line_too_long),
 		cmocka_unit_test(test_meta_value_reply),
+		cmocka_unit_test(test_meta_va_orders_agree),
 		cmocka_unit_test(test_meta_other_replies),
 		cmocka_unit_test(test_meta_malformed),
 		cmocka_unit_test(test_base64_and_pct),
