@@ -17,33 +17,34 @@ static bool put(char *out, size_t cap, size_t *o, const char *s, size_t n)
 	return true;
 }
 
-/* Decimal digits of v, appended; false if they do not fit. Two digits per division:
- * every ms and mg carries three or four numbers. */
+/* Decimal digits of v, appended; false if they do not fit. The length first, then the
+ * digits written in place from the end, two per division: every ms and mg carries three
+ * or four numbers, and a copy through a scratch buffer cost as much as the digits. */
 static bool put_u64(char *out, size_t cap, size_t *o, uint64_t v)
 {
 	static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
 				       "25262728293031323334353637383940414243444546474849"
 				       "50515253545556575859606162636465666768697071727374"
 				       "75767778798081828384858687888990919293949596979899";
-	char tmp[20];
-	size_t n = sizeof(tmp);
+	size_t len = 1;
+	for (uint64_t ten = 10; len < 20 && v >= ten; ten *= 10) /* 10^19 is the last */
+		len++;
+	if (*o + len > cap)
+		return false;
+	char *p = out + *o + len;
+	*o += len;
 	while (v >= 100) {
 		unsigned d = (unsigned)(v % 100) * 2;
 		v /= 100;
-		tmp[--n] = pairs[d + 1];
-		tmp[--n] = pairs[d];
+		*--p = pairs[d + 1];
+		*--p = pairs[d];
 	}
 	if (v >= 10) {
-		tmp[--n] = pairs[v * 2 + 1];
-		tmp[--n] = pairs[v * 2];
+		*--p = pairs[v * 2 + 1];
+		*--p = pairs[v * 2];
 	} else {
-		tmp[--n] = (char)('0' + v);
+		*--p = (char)('0' + v);
 	}
-	size_t len = sizeof(tmp) - n;
-	if (*o + len > cap)
-		return false;
-	memcpy(out + *o, tmp + n, len);
-	*o += len;
 	return true;
 }
 
