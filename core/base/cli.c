@@ -62,6 +62,10 @@ const char cli_limits_help[] =
     "      --limits-file FILE   read the limits from FILE whenever it changes, to slow\n"
     "                           down or speed up while running: 'max-ops = N' and\n"
     "                           'max-bytes = SIZE' lines (a missing line: no limit)\n"
+    "      --nice N             run the workers (the threads that send the requests) at\n"
+    "                           nice N, 0-19 (default 10): on a shared host the servers'\n"
+    "                           own threads get the CPU first; 0 keeps the priority\n"
+    "                           mcwarm was started with, which is never lowered\n"
     "\n"
     "monitoring:\n"
     "      --metrics-file PATH  write metrics in the Prometheus text format to PATH every\n"
@@ -192,6 +196,7 @@ void cli_common_defaults(struct cli_common *co)
 		.memory_bytes = MCW_MEMORY_DEFAULT_BYTES,
 		.threads = (unsigned)MIN(MAX(ncpu, 1L), (long)MCW_THREADS_MAX),
 		.io_timeout_ms = MCW_IO_TIMEOUT_MS,
+		.nice = MCW_WORKER_NICE_DEFAULT,
 	};
 }
 
@@ -228,6 +233,11 @@ int cli_common_option(const char *cmd, int ch, const char *arg, uint64_t memory_
 		return 0;
 	case CLI_OPT_METRICS:
 		co->metrics_file = arg;
+		return 0;
+	case CLI_OPT_NICE:
+		if (!cli_uint(cmd, "nice", arg, 0, 19, &v))
+			return MCW_EXIT_USAGE;
+		co->nice = (int)v;
 		return 0;
 	case 'q':
 		co->quiet = true;

@@ -26,6 +26,7 @@ enum {
 	CLI_OPT_MAX_BYTES,
 	CLI_OPT_LIMITS,
 	CLI_OPT_METRICS,
+	CLI_OPT_NICE,
 	CLI_OPT_TLS, /* the source's TLS and authentication, then the destination's */
 	CLI_OPT_TLS_CA,
 	CLI_OPT_TLS_CERT,
@@ -47,7 +48,8 @@ enum {
 	    { "max-ops", required_argument, NULL, CLI_OPT_MAX_OPS },                               \
 	    { "max-bytes", required_argument, NULL, CLI_OPT_MAX_BYTES },                           \
 	    { "limits-file", required_argument, NULL, CLI_OPT_LIMITS },                            \
-	    { "metrics-file", required_argument, NULL, CLI_OPT_METRICS }, CLI_SECURE_LONGOPTS,     \
+	    { "metrics-file", required_argument, NULL, CLI_OPT_METRICS },                          \
+	    { "nice", required_argument, NULL, CLI_OPT_NICE }, CLI_SECURE_LONGOPTS,                \
 	{                                                                                          \
 		"help", no_argument, NULL, 'h'                                                     \
 	}
@@ -75,6 +77,7 @@ struct cli_common {
 	uint64_t max_ops, max_bytes; /* per second, whole process; 0: no limit */
 	const char *limits_file;
 	const char *metrics_file; /* --metrics-file: Prometheus text, rewritten while running */
+	int nice;		  /* --nice: the workers' nice value (run_thread_setup) */
 	bool json, quiet, help;
 	struct net_secure src_sec, dst_sec; /* --tls..., --dest-tls..., --auth-file... */
 };

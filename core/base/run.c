@@ -1,7 +1,10 @@
 /*
  * run.c: see run.h.
  */
+#include <errno.h>
 #include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <time.h>
@@ -56,8 +59,14 @@ void run_thread_done(struct run_state *r)
 	pthread_mutex_unlock(&r->mu);
 }
 
-int run_thread_setup(const char *name, int cpu, struct ur_ring **ring)
+int run_thread_setup(const char *name, int cpu, int nice, struct ur_ring **ring)
 {
+	/* this thread only (Linux: a nice value is a thread's); raising it needs no privilege */
+	id_t tid = (id_t)gettid();
+	errno = 0;
+	int cur = getpriority(PRIO_PROCESS, tid);
+	if (nice > 0 && errno == 0 && cur < nice)
+		(void)setpriority(PRIO_PROCESS, tid, nice);
 	pthread_setname_np(pthread_self(), name);
 	cpu_set_t set;
 	CPU_ZERO(&set);

@@ -30,6 +30,6 @@ void run_thread_done(struct run_state *r);
 
 /* In a new worker thread: names it (for top -H), pins it to cpu (best effort) and creates
  * its io_uring. 0 or -errno. */
-int run_thread_setup(const char *name, int cpu, struct ur_ring **ring);
+int run_thread_setup(const char *name, int cpu, int nice, struct ur_ring **ring);
 
 #endif

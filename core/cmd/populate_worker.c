@@ -780,7 +780,7 @@ static int worker_setup(struct pw *p, struct pop_worker *w)
 	memset(p, 0, sizeof(*p));
 	p->w = w;
 	p->c = w->ctx;
-	int ret = run_thread_setup(name, w->cpu, &p->ring);
+	int ret = run_thread_setup(name, w->cpu, p->c->o.co.nice, &p->ring);
 	if (ret < 0)
 		return ret;
 	struct iovec iov[2] = { { w->read_buf[0], w->read_bytes },

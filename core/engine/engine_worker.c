@@ -234,7 +234,7 @@ static int worker_setup(struct engine_worker *w)
 	const struct engine_layout *l = &e->plan.worker;
 	char name[16];
 	snprintf(name, sizeof(name), "%s-%u", e->sink->thread_name, w->id);
-	int ret = run_thread_setup(name, w->cpu, &w->ring);
+	int ret = run_thread_setup(name, w->cpu, e->o.co.nice, &w->ring);
 	if (ret < 0)
 		return ret;
 	ret = e->sink->worker_init ? e->sink->worker_init(w) : 0;

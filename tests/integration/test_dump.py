@@ -239,6 +239,54 @@ class DumpTest(ServerTestCase):
         self.assertTrue(os.path.exists(os.path.join(out, "DONE")))
 
 
+    @staticmethod
+    def thread_nice(pid):
+        """{thread name: nice value} of a running process, from /proc."""
+        out = {}
+        for tid in os.listdir("/proc/%d/task" % pid):
+            try:
+                with open("/proc/%d/task/%s/stat" % (pid, tid)) as f:
+                    stat = f.read()
+            except FileNotFoundError:
+                continue  # the thread ended meanwhile
+            name = stat[stat.index("(") + 1:stat.rindex(")")]
+            out.setdefault(name, set()).add(int(stat[stat.rindex(")") + 2:].split()[16]))
+        return out
+
+    def test_workers_run_at_the_nice_given_the_rest_does_not(self):
+        mc = self.server()
+        c = mc.client()
+        c.set_many([(b"nice:%06d" % i, b"v", 0, 0) for i in range(100000)])
+        c.close()
+        base = os.nice(0)
+        for nice, want in (("7", max(7, base)), (None, max(10, base)), ("0", base)):
+            args = ["--max-ops", "20000"] + (["--nice", nice] if nice else [])
+            p = subprocess.Popen([os.environ["MCWARM"], "dump", "--source", mc.addr, "--out",
+                                  self.tmp.sub("n%s" % nice), "-q"] + args,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            try:
+                deadline = time.monotonic() + 10
+                seen = {}
+                while time.monotonic() < deadline and not any(
+                        n.startswith("mcw-worker-") for n in seen):
+                    time.sleep(0.01)
+                    seen = self.thread_nice(p.pid)
+                time.sleep(0.2)  # every thread set up (a dump of 100,000 at 20,000/s: 5 s)
+                seen = self.thread_nice(p.pid)
+                workers = {n: v for n, v in seen.items() if n.startswith("mcw-worker-")}
+                self.assertTrue(workers, "no worker thread seen: %r" % seen)
+                for name, values in workers.items():
+                    self.assertEqual(values, {want}, "%s with --nice %s" % (name, nice))
+                # the main thread, and the key reader if it has not finished the listing
+                self.assertEqual(seen["mcwarm"], {base}, "the main thread keeps its priority")
+                self.assertEqual(seen.get("mcw-keys", {base}), {base})
+            finally:
+                p.kill()
+                p.communicate()
+        run_mcwarm("dump", "--source", mc.addr, "--out", self.tmp.sub("n20"), "--nice", "20",
+                   check=64)
+
+
 class DumpRefusalTest(ServerTestCase):
     """Every refusal names the cause and the fix, with the documented exit code."""
 
